@@ -1,0 +1,18 @@
+//! Durable Objects of the Adiuva Cloud API.
+//!
+//! Each class is a thin shell (compiled only for wasm32) over logic that is plain Rust and
+//! tested natively here:
+//! - `RateLimiter` — exact GCRA counters, one object per key ([`rate_limiter`]).
+//! - `ChatSession` — per-user WebSocket chat sessions (not built yet: answers 501).
+//! - `VectorIndex` — the local per-user vector store (not built yet: answers 501).
+//!
+//! The `workers` cdylib re-exports the classes; their names match `class_name` in
+//! `wrangler.toml` and its `[[migrations]]`.
+
+pub mod rate_limiter;
+
+#[cfg(target_arch = "wasm32")]
+mod classes;
+
+#[cfg(target_arch = "wasm32")]
+pub use classes::{ChatSession, RateLimiter, VectorIndex};

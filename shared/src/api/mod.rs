@@ -1,0 +1,38 @@
+//! Request and response bodies of the HTTP API (the wire contract).
+
+mod auth;
+
+pub use auth::{AuthTokens, Credentials, RefreshRequest, UserProfile, WsTicket};
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"` when the worker answers.
+    pub status: String,
+    /// The API's version (the crate version).
+    pub version: String,
+}
+
+impl Health {
+    /// The health of this build.
+    pub fn ok() -> Self {
+        Self {
+            status: "ok".to_owned(),
+            version: crate::VERSION.to_owned(),
+        }
+    }
+}
+
+/// `{"ok": true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ok {
+    /// Always true.
+    pub ok: bool,
+}
+
+impl Ok {
+    /// `{"ok": true}`.
+    pub const YES: Ok = Ok { ok: true };
+}

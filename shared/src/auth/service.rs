@@ -1,0 +1,684 @@
+//! The auth service: register, login, refresh, logout, profile, WebSocket tickets.
+//!
+//! ## Refresh-token rotation rule
+//! Every refresh token is single-use: presenting it yields a new pair and marks it rotated.
+//! Tokens of one login share a *family*. Presenting a token that was rotated **more than
+//! [`REFRESH_GRACE_MS`] ago** is treated as theft: the whole family is revoked and the caller
+//! gets 401 (so both the thief and the victim must sign in again). Presenting it **within the
+//! grace period** — two refreshes racing from one device — yields another fresh pair in the same
+//! family without revoking anything, so the device stays signed in whichever answer it keeps.
+//! Expired tokens and tokens of revoked families are 401. Refresh slides the expiry: each new
+//! token lives `REFRESH_TOKEN_TTL_SECS` from its issue.
+//!
+//! ## Login throttling
+//! Failed logins are counted per account (hash of the email) and per client IP with GCRA
+//! ([`LOGIN_ACCOUNT_RULE`], [`LOGIN_IP_RULE`]); while either counter is exhausted, login answers
+//! 429 with `Retry-After` before checking the password, so a locked-out guesser learns nothing.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::passwords;
+use super::tokens::AccessTokens;
+use crate::api::{AuthTokens, UserProfile, WsTicket};
+use crate::domain::{Email, Password, RefreshTokenHash, Role, Tier, User, UserId};
+use crate::error::AppError;
+use crate::ports::{
+    new_uuid, Clock, NewRefreshToken, Random, RateLimiter, RefreshTokenStore, RotateOutcome,
+    TicketStore, UserStore,
+};
+use crate::rate_limit::{RateDecision, RateOp, RateRule};
+
+/// How long after its rotation a refresh token may be presented again without counting as
+/// reuse (racing refreshes from one device).
+pub const REFRESH_GRACE_MS: i64 = 10_000;
+/// Failed logins allowed per account: 5 per 15 minutes.
+pub const LOGIN_ACCOUNT_RULE: RateRule = RateRule {
+    limit: 5,
+    window_ms: 15 * 60_000,
+};
+/// Failed logins allowed per client IP: 50 per 15 minutes.
+pub const LOGIN_IP_RULE: RateRule = RateRule {
+    limit: 50,
+    window_ms: 15 * 60_000,
+};
+/// WebSocket ticket lifetime.
+pub const WS_TICKET_TTL_MS: i64 = 30_000;
+/// Rate-limiter bucket of failed logins.
+const LOGIN_BUCKET: &str = "login_failures";
+
+/// Settings of the auth service, from configuration.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Refresh-token lifetime (ms).
+    pub refresh_ttl_ms: i64,
+    /// Lower-cased emails that become admins at registration.
+    pub admin_emails: Vec<String>,
+}
+
+/// The auth service over its ports.
+pub struct AuthService<'a> {
+    /// Accounts.
+    pub users: &'a dyn UserStore,
+    /// Refresh tokens.
+    pub refresh_tokens: &'a dyn RefreshTokenStore,
+    /// WebSocket tickets.
+    pub tickets: &'a dyn TicketStore,
+    /// Login throttling counters, keyed per account and per IP.
+    pub limiter: &'a dyn RateLimiter,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// Randomness.
+    pub rng: &'a dyn Random,
+    /// Access-token signer.
+    pub tokens: &'a AccessTokens,
+    /// Settings.
+    pub settings: &'a AuthSettings,
+}
+
+fn random_token(rng: &dyn Random) -> String {
+    let mut bytes = [0u8; 32];
+    rng.fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The rate-limiter key of an account: a hash, so emails never reach the limiter's storage.
+pub fn account_key(email: &Email) -> String {
+    format!(
+        "login:acct:{}",
+        hex::encode(&Sha256::digest(email.as_str().as_bytes())[..16])
+    )
+}
+
+impl AuthService<'_> {
+    /// Creates an account and signs it in.
+    ///
+    /// # Errors
+    /// 409 when the email is registered already.
+    pub async fn register(
+        &self,
+        email: Email,
+        password: &Password,
+    ) -> Result<AuthTokens, AppError> {
+        let now = self.clock.now_ms();
+        let mut salt = [0u8; 16];
+        self.rng.fill(&mut salt);
+        let role = if self
+            .settings
+            .admin_emails
+            .iter()
+            .any(|a| a == email.as_str())
+        {
+            Role::Admin
+        } else {
+            Role::User
+        };
+        let user = User {
+            id: UserId(new_uuid(self.rng)),
+            email,
+            password_hash: passwords::hash(password.expose(), &salt)?,
+            tier: Tier::Free,
+            role,
+            created_at: now,
+            updated_at: now,
+        };
+        self.users.insert(&user).await?;
+        tracing::info!(user_id = %user.id, role = role.as_str(), "account registered");
+        self.start_session(&user, now).await
+    }
+
+    /// Signs in with email and password.
+    ///
+    /// # Errors
+    /// 401 for an unknown email or a wrong password (same body), 429 while throttled.
+    pub async fn login(
+        &self,
+        email: &Email,
+        password: &[u8],
+        client_ip: Option<&str>,
+    ) -> Result<AuthTokens, AppError> {
+        let account = account_key(email);
+        let ip = client_ip.map(|ip| format!("login:ip:{ip}"));
+        let mut refusal: Option<RateDecision> = None;
+        for (key, rule) in [(Some(&account), LOGIN_ACCOUNT_RULE), (ip.as_ref(), LOGIN_IP_RULE)] {
+            if let Some(key) = key {
+                let d = self.throttle(key, rule, RateOp::Peek).await?;
+                if !d.allowed && refusal.is_none_or(|r| r.retry_after_ms < d.retry_after_ms) {
+                    refusal = Some(d);
+                }
+            }
+        }
+        if let Some(d) = refusal {
+            tracing::warn!("login throttled");
+            return Err(AppError::RateLimited {
+                retry_after_secs: d.retry_after_secs(),
+            });
+        }
+
+        let user = self.users.find_by_email(email).await?;
+        let ok = match &user {
+            Some(u) => passwords::verify(password, &u.password_hash),
+            None => {
+                // Same work as a real check, so timing does not reveal registered emails.
+                let _ = passwords::verify(password, passwords::DUMMY_PHC);
+                false
+            }
+        };
+        let (true, Some(user)) = (ok, user) else {
+            self.throttle(&account, LOGIN_ACCOUNT_RULE, RateOp::Penalize)
+                .await?;
+            if let Some(ip) = &ip {
+                self.throttle(ip, LOGIN_IP_RULE, RateOp::Penalize).await?;
+            }
+            tracing::info!("login failed");
+            return Err(AppError::Unauthorized);
+        };
+
+        let now = self.clock.now_ms();
+        if passwords::needs_rehash(&user.password_hash) {
+            let mut salt = [0u8; 16];
+            self.rng.fill(&mut salt);
+            let phc = passwords::hash(password, &salt)?;
+            self.users.update_password_hash(user.id, &phc, now).await?;
+            tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+        }
+        tracing::info!(user_id = %user.id, "login succeeded");
+        self.start_session(&user, now).await
+    }
+
+    async fn throttle(
+        &self,
+        key: &str,
+        rule: RateRule,
+        op: RateOp,
+    ) -> Result<RateDecision, AppError> {
+        let bucketed = format!("{key}#{LOGIN_BUCKET}");
+        Ok(self.limiter.check(&bucketed, rule, op).await?)
+    }
+
+    /// A new token family for `user`.
+    async fn start_session(&self, user: &User, now: i64) -> Result<AuthTokens, AppError> {
+        let family_id = new_uuid(self.rng);
+        let (refresh_token, row) = self.new_refresh(user.id, family_id, None, now);
+        self.refresh_tokens.start_family(&row).await?;
+        self.pair(user, refresh_token, now)
+    }
+
+    fn new_refresh(
+        &self,
+        user_id: UserId,
+        family_id: uuid::Uuid,
+        parent_id: Option<uuid::Uuid>,
+        now: i64,
+    ) -> (String, NewRefreshToken) {
+        let token = random_token(self.rng);
+        let row = NewRefreshToken {
+            id: new_uuid(self.rng),
+            user_id,
+            family_id,
+            token_hash: RefreshTokenHash::of(&token),
+            parent_id,
+            created_at: now,
+            expires_at: now + self.settings.refresh_ttl_ms,
+        };
+        (token, row)
+    }
+
+    fn pair(&self, user: &User, refresh_token: String, now: i64) -> Result<AuthTokens, AppError> {
+        let access = self
+            .tokens
+            .issue(user.id, user.tier, new_uuid(self.rng), now)?;
+        Ok(AuthTokens {
+            access_token: access.token,
+            refresh_token,
+            expires_at: access.expires_at,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair (see the module's rotation rule).
+    ///
+    /// # Errors
+    /// 401 for unknown, expired, revoked or reused tokens.
+    pub async fn refresh(&self, presented: &str) -> Result<AuthTokens, AppError> {
+        let now = self.clock.now_ms();
+        let Some(row) = self
+            .refresh_tokens
+            .find_by_hash(&RefreshTokenHash::of(presented))
+            .await?
+        else {
+            return Err(AppError::Unauthorized);
+        };
+        if row.family_revoked || row.expires_at <= now {
+            return Err(AppError::Unauthorized);
+        }
+        let Some(user) = self.users.find_by_id(row.user_id).await? else {
+            return Err(AppError::Unauthorized);
+        };
+        let (token, child) = self.new_refresh(row.user_id, row.family_id, Some(row.id), now);
+        let rotated_at = match row.rotated_at {
+            Some(at) => at,
+            None => match self.refresh_tokens.rotate(row.id, &child, now).await? {
+                RotateOutcome::Rotated => return self.pair(&user, token, now),
+                RotateOutcome::FamilyRevoked => return Err(AppError::Unauthorized),
+                // A racing request rotated it an instant ago: the grace rule applies.
+                RotateOutcome::AlreadyRotated => now,
+            },
+        };
+        if now - rotated_at <= REFRESH_GRACE_MS {
+            if self.refresh_tokens.add_sibling(&child).await? {
+                tracing::info!(user_id = %user.id, family_id = %row.family_id, "refresh within grace");
+                return self.pair(&user, token, now);
+            }
+            return Err(AppError::Unauthorized);
+        }
+        self.refresh_tokens
+            .revoke_family(row.family_id, "reuse", now)
+            .await?;
+        tracing::warn!(
+            user_id = %user.id,
+            family_id = %row.family_id,
+            "refresh token reused after rotation: family revoked"
+        );
+        Err(AppError::Unauthorized)
+    }
+
+    /// Revokes the family of `presented`. Unknown tokens are ignored (idempotent).
+    ///
+    /// # Errors
+    /// Storage failures only.
+    pub async fn logout(&self, presented: &str) -> Result<(), AppError> {
+        if let Some(row) = self
+            .refresh_tokens
+            .find_by_hash(&RefreshTokenHash::of(presented))
+            .await?
+        {
+            self.refresh_tokens
+                .revoke_family(row.family_id, "logout", self.clock.now_ms())
+                .await?;
+            tracing::info!(user_id = %row.user_id, family_id = %row.family_id, "logged out");
+        }
+        Ok(())
+    }
+
+    /// Revokes every family of `user`; returns how many.
+    ///
+    /// # Errors
+    /// Storage failures only.
+    pub async fn logout_all(&self, user: UserId) -> Result<u64, AppError> {
+        let n = self
+            .refresh_tokens
+            .revoke_all(user, self.clock.now_ms())
+            .await?;
+        tracing::info!(user_id = %user, families = n, "logged out everywhere");
+        Ok(n)
+    }
+
+    /// The caller's profile, tier from the store.
+    ///
+    /// # Errors
+    /// 401 when the account no longer exists.
+    pub async fn me(&self, user: UserId) -> Result<UserProfile, AppError> {
+        let u = self
+            .users
+            .find_by_id(user)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        Ok(UserProfile {
+            id: u.id.to_string(),
+            email: u.email.to_string(),
+            tier: u.tier,
+        })
+    }
+
+    /// A single-use ticket for the WebSocket endpoint.
+    ///
+    /// # Errors
+    /// Storage failures only.
+    pub async fn ws_ticket(&self, user: UserId) -> Result<WsTicket, AppError> {
+        let ticket = random_token(self.rng);
+        let expires_at = self.clock.now_ms() + WS_TICKET_TTL_MS;
+        let hash: [u8; 32] = Sha256::digest(ticket.as_bytes()).into();
+        self.tickets.insert(&hash, user, expires_at).await?;
+        Ok(WsTicket { ticket, expires_at })
+    }
+
+    /// Redeems a ticket once.
+    ///
+    /// # Errors
+    /// 401 for unknown, used or expired tickets.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<UserId, AppError> {
+        let hash: [u8; 32] = Sha256::digest(ticket.as_bytes()).into();
+        self.tickets
+            .consume(&hash, self.clock.now_ms())
+            .await?
+            .ok_or(AppError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{
+        FixedClock, InMemoryRateLimiter, InMemoryRefreshTokenStore, InMemoryTicketStore,
+        InMemoryUserStore, SeqRandom,
+    };
+
+    const T0: i64 = 1_800_000_000_000;
+
+    struct World {
+        users: InMemoryUserStore,
+        refresh: InMemoryRefreshTokenStore,
+        tickets: InMemoryTicketStore,
+        clock: &'static FixedClock,
+        limiter: InMemoryRateLimiter<'static>,
+        rng: SeqRandom,
+        tokens: AccessTokens,
+        settings: AuthSettings,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let clock: &'static FixedClock = Box::leak(Box::new(FixedClock::at(T0)));
+            Self {
+                users: InMemoryUserStore::default(),
+                refresh: InMemoryRefreshTokenStore::default(),
+                tickets: InMemoryTicketStore::default(),
+                clock,
+                limiter: InMemoryRateLimiter::new(clock),
+                rng: SeqRandom::new(1),
+                tokens: AccessTokens::new(b"0123456789abcdef0123456789abcdef", 900),
+                settings: AuthSettings {
+                    refresh_ttl_ms: 30 * 24 * 3_600_000,
+                    admin_emails: vec!["boss@example.com".into()],
+                },
+            }
+        }
+
+        fn svc(&self) -> AuthService<'_> {
+            AuthService {
+                users: &self.users,
+                refresh_tokens: &self.refresh,
+                tickets: &self.tickets,
+                limiter: &self.limiter,
+                clock: self.clock,
+                rng: &self.rng,
+                tokens: &self.tokens,
+                settings: &self.settings,
+            }
+        }
+    }
+
+    fn email(s: &str) -> Email {
+        Email::parse(s).unwrap()
+    }
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s).unwrap()
+    }
+
+    async fn registered(w: &World) -> AuthTokens {
+        w.svc()
+            .register(email("ada@example.com"), &pw("correct horse"))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn register_issues_a_verifiable_pair_and_stores_only_a_hash() {
+        let w = World::new();
+        let t = registered(&w).await;
+        let v = w.tokens.verify(&t.access_token, T0).unwrap();
+        assert_eq!(v.tier, Tier::Free);
+        assert_eq!(t.expires_at, T0 + 900_000);
+        let user = w.users.rows.borrow().values().next().unwrap().clone();
+        assert_eq!(user.role, Role::User);
+        assert!(user.password_hash.starts_with("$argon2id$"));
+        assert!(!user.password_hash.contains("correct horse"));
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_email_is_a_conflict() {
+        let w = World::new();
+        registered(&w).await;
+        let e = w
+            .svc()
+            .register(email("ADA@example.com "), &pw("another one"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "conflict");
+    }
+
+    #[tokio::test]
+    async fn admin_emails_get_the_admin_role() {
+        let w = World::new();
+        w.svc()
+            .register(email("Boss@Example.com"), &pw("12345678"))
+            .await
+            .unwrap();
+        let role = w.users.rows.borrow().values().next().unwrap().role;
+        assert_eq!(role, Role::Admin);
+    }
+
+    #[tokio::test]
+    async fn wrong_password_and_unknown_email_are_the_same_401() {
+        let w = World::new();
+        registered(&w).await;
+        let a = w
+            .svc()
+            .login(&email("ada@example.com"), b"wrong horse", None)
+            .await
+            .unwrap_err();
+        let b = w
+            .svc()
+            .login(&email("nobody@example.com"), b"correct horse", None)
+            .await
+            .unwrap_err();
+        assert_eq!(a.body("r"), b.body("r"));
+        assert_eq!(a.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn login_with_the_right_password_succeeds() {
+        let w = World::new();
+        registered(&w).await;
+        let t = w
+            .svc()
+            .login(&email(" ADA@example.com"), b"correct horse", Some("203.0.113.9"))
+            .await
+            .unwrap();
+        assert!(w.tokens.verify(&t.access_token, T0).is_ok());
+    }
+
+    #[tokio::test]
+    async fn login_rehashes_a_password_stored_with_old_parameters() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let w = World::new();
+        registered(&w).await;
+        let weak = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"correct horse", &SaltString::encode_b64(&[9; 16]).unwrap())
+        .unwrap()
+        .to_string();
+        let id = *w.users.rows.borrow().keys().next().unwrap();
+        w.users.rows.borrow_mut().get_mut(&id).unwrap().password_hash = weak.clone();
+        w.svc()
+            .login(&email("ada@example.com"), b"correct horse", None)
+            .await
+            .unwrap();
+        let now = w.users.rows.borrow()[&id].password_hash.clone();
+        assert_ne!(now, weak);
+        assert!(!passwords::needs_rehash(&now));
+    }
+
+    #[tokio::test]
+    async fn five_failures_lock_the_account_and_the_lock_wears_off() {
+        let w = World::new();
+        registered(&w).await;
+        for _ in 0..5 {
+            let e = w
+                .svc()
+                .login(&email("ada@example.com"), b"nope-nope", None)
+                .await
+                .unwrap_err();
+            assert_eq!(e.status(), 401);
+        }
+        // Even the right password is refused while locked.
+        let e = w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "rate_limited");
+        assert_eq!(e.headers(), vec![("Retry-After", "180".to_owned())]);
+        w.clock.advance(180_000);
+        assert!(w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", None)
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn failures_across_accounts_lock_the_ip() {
+        let w = World::new();
+        registered(&w).await;
+        for i in 0..50 {
+            let _ = w
+                .svc()
+                .login(&email(&format!("u{i}@example.com")), b"x", Some("198.51.100.7"))
+                .await;
+        }
+        let e = w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", Some("198.51.100.7"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "rate_limited");
+        // Another IP is not affected.
+        assert!(w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", Some("198.51.100.8"))
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn refresh_rotates_and_the_new_token_works() {
+        let w = World::new();
+        let t1 = registered(&w).await;
+        w.clock.advance(60_000);
+        let t2 = w.svc().refresh(&t1.refresh_token).await.unwrap();
+        assert_ne!(t2.refresh_token, t1.refresh_token);
+        w.clock.advance(60_000);
+        let t3 = w.svc().refresh(&t2.refresh_token).await.unwrap();
+        assert!(w.tokens.verify(&t3.access_token, w.clock.now_ms()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_racing_refresh_within_the_grace_keeps_the_family_alive() {
+        let w = World::new();
+        let t1 = registered(&w).await;
+        let a = w.svc().refresh(&t1.refresh_token).await.unwrap();
+        w.clock.advance(REFRESH_GRACE_MS);
+        let b = w.svc().refresh(&t1.refresh_token).await.unwrap();
+        // Both answers stay usable: whichever the device kept, it stays signed in.
+        w.clock.advance(60_000);
+        assert!(w.svc().refresh(&a.refresh_token).await.is_ok());
+        assert!(w.svc().refresh(&b.refresh_token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn reuse_after_the_grace_revokes_the_whole_family() {
+        let w = World::new();
+        let t1 = registered(&w).await;
+        let t2 = w.svc().refresh(&t1.refresh_token).await.unwrap();
+        w.clock.advance(REFRESH_GRACE_MS + 1);
+        let e = w.svc().refresh(&t1.refresh_token).await.unwrap_err();
+        assert_eq!(e.status(), 401);
+        // The legitimate successor dies with the family.
+        assert_eq!(
+            w.svc().refresh(&t2.refresh_token).await.unwrap_err().status(),
+            401
+        );
+    }
+
+    #[tokio::test]
+    async fn reuse_does_not_touch_other_families_of_the_user() {
+        let w = World::new();
+        let laptop = registered(&w).await;
+        let phone = w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", None)
+            .await
+            .unwrap();
+        w.svc().refresh(&laptop.refresh_token).await.unwrap();
+        w.clock.advance(REFRESH_GRACE_MS + 1);
+        assert!(w.svc().refresh(&laptop.refresh_token).await.is_err());
+        assert!(w.svc().refresh(&phone.refresh_token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn expired_and_unknown_refresh_tokens_are_401() {
+        let w = World::new();
+        let t1 = registered(&w).await;
+        assert!(w.svc().refresh("not-a-token").await.is_err());
+        w.clock.advance(w.settings.refresh_ttl_ms);
+        assert_eq!(
+            w.svc().refresh(&t1.refresh_token).await.unwrap_err().status(),
+            401
+        );
+    }
+
+    #[tokio::test]
+    async fn logout_revokes_only_that_family_and_logout_all_revokes_every_one() {
+        let w = World::new();
+        let a = registered(&w).await;
+        let b = w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", None)
+            .await
+            .unwrap();
+        let c = w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", None)
+            .await
+            .unwrap();
+        w.svc().logout(&a.refresh_token).await.unwrap();
+        assert!(w.svc().refresh(&a.refresh_token).await.is_err());
+        let b2 = w.svc().refresh(&b.refresh_token).await.unwrap();
+        let user = w.tokens.verify(&b2.access_token, T0).unwrap().user_id;
+        assert_eq!(w.svc().logout_all(user).await.unwrap(), 2);
+        assert!(w.svc().refresh(&b2.refresh_token).await.is_err());
+        assert!(w.svc().refresh(&c.refresh_token).await.is_err());
+        // Logging out an unknown token is a no-op, not an error.
+        assert!(w.svc().logout("nope").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn me_reads_the_tier_from_the_store_not_the_token() {
+        let w = World::new();
+        let t = registered(&w).await;
+        let id = w.tokens.verify(&t.access_token, T0).unwrap().user_id;
+        w.users.rows.borrow_mut().get_mut(&id).unwrap().tier = Tier::Power;
+        let me = w.svc().me(id).await.unwrap();
+        assert_eq!(me.tier, Tier::Power);
+        assert_eq!(me.email, "ada@example.com");
+    }
+
+    #[tokio::test]
+    async fn a_ws_ticket_works_once_and_only_before_it_expires() {
+        let w = World::new();
+        let id = UserId(uuid::Uuid::from_u128(5));
+        let t = w.svc().ws_ticket(id).await.unwrap();
+        assert_eq!(t.expires_at, T0 + WS_TICKET_TTL_MS);
+        assert_eq!(w.svc().redeem_ticket(&t.ticket).await.unwrap(), id);
+        assert!(w.svc().redeem_ticket(&t.ticket).await.is_err());
+        let late = w.svc().ws_ticket(id).await.unwrap();
+        w.clock.advance(WS_TICKET_TTL_MS);
+        assert!(w.svc().redeem_ticket(&late.ticket).await.is_err());
+    }
+}

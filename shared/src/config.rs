@@ -1,0 +1,432 @@
+//! Typed configuration, parsed once from a key lookup.
+//!
+//! [`Config::from_lookup`] is a pure function over `|key| Option<String>`, so every rule is
+//! tested natively; the worker passes a closure over its `Env` (vars and secrets). All problems
+//! are collected and reported together, each naming its key (never its value).
+
+use std::fmt;
+
+use secrecy::SecretString;
+use url::Url;
+
+/// Default access-token lifetime (15 minutes).
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 900;
+/// Default refresh-token lifetime (30 days).
+pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+/// The public OpenAI API.
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// The default chat model.
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
+/// The public Stripe API.
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+/// The shortest HS256 secret accepted (bytes): the hash output size.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// Which deployment this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local development and tests.
+    Dev,
+    /// Production.
+    Prod,
+}
+
+/// Which vector store backs `/storage/vectors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorBackend {
+    /// The `VectorIndex` Durable Object (local default).
+    DurableObject,
+    /// Cloudflare Vectorize (production).
+    Vectorize,
+}
+
+/// OpenAI-compatible LLM settings.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// API key; `None` means the LLM is not configured (`llm_not_configured`).
+    pub api_key: Option<SecretString>,
+    /// Base URL, e.g. `https://api.openai.com/v1`, without a trailing slash.
+    pub base_url: Url,
+    /// Model name.
+    pub model: String,
+}
+
+/// Stripe settings. Every part is optional: billing answers a clear error while unset.
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    /// Secret API key.
+    pub secret_key: Option<SecretString>,
+    /// Webhook signing secret (`whsec_…`).
+    pub webhook_secret: Option<SecretString>,
+    /// API base URL.
+    pub api_base: Url,
+    /// Price id of the Pro plan.
+    pub price_pro: Option<String>,
+    /// Price id of the Power plan.
+    pub price_power: Option<String>,
+    /// Price id of the Team plan (per seat).
+    pub price_team: Option<String>,
+}
+
+/// The whole configuration of the API.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Deployment kind.
+    pub env: Environment,
+    /// HS256 signing secret for access tokens (and other server-side MACs).
+    pub jwt_secret: SecretString,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// Extra allowed CORS origins (exact, or `scheme://host:*` for any port).
+    pub cors_origins: Vec<String>,
+    /// Lower-cased emails that get the admin role at registration.
+    pub admin_emails: Vec<String>,
+    /// LLM settings.
+    pub openai: OpenAiConfig,
+    /// Stripe settings.
+    pub stripe: StripeConfig,
+    /// Vector store backend.
+    pub vector_backend: VectorBackend,
+    /// Public base URL of this API, for signed links (`None`: derive from the request).
+    pub public_base_url: Option<Url>,
+}
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The setting's name.
+    pub key: &'static str,
+    /// What is wrong with it (never its value).
+    pub reason: String,
+}
+
+/// Every problem found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid configuration: ")?;
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", p.key, p.reason)?;
+        }
+        Ok(())
+    }
+}
+
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+    problems: Vec<ConfigProblem>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    /// The trimmed value, `None` when unset or blank.
+    fn get(&self, key: &str) -> Option<String> {
+        (self.lookup)(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn problem(&mut self, key: &'static str, reason: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            key,
+            reason: reason.into(),
+        });
+    }
+
+    fn secs(&mut self, key: &'static str, default: u64, max: u64) -> u64 {
+        match self.get(key) {
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    self.problem(key, format!("must be a whole number of seconds from 1 to {max}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn url(&mut self, key: &'static str, default: &str) -> Url {
+        let fallback = Url::parse(default).expect("default URLs are valid");
+        match self.get(key) {
+            None => fallback,
+            Some(v) => match Url::parse(v.trim_end_matches('/')) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
+                _ => {
+                    self.problem(key, "must be an absolute http(s) URL");
+                    fallback
+                }
+            },
+        }
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Config {
+    /// Parses the configuration from `lookup` (which returns a setting's raw value, if any).
+    ///
+    /// # Errors
+    /// Returns every invalid or missing required setting at once.
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+
+        let env = match r.get("ENV").as_deref() {
+            None | Some("dev") => Environment::Dev,
+            Some("prod") => Environment::Prod,
+            Some(_) => {
+                r.problem("ENV", "must be `dev` or `prod`");
+                Environment::Dev
+            }
+        };
+
+        let jwt_secret = match r.get("JWT_SECRET") {
+            Some(s) if s.len() >= MIN_JWT_SECRET_LEN => s,
+            Some(_) => {
+                r.problem(
+                    "JWT_SECRET",
+                    format!("must be at least {MIN_JWT_SECRET_LEN} bytes"),
+                );
+                String::new()
+            }
+            None => {
+                r.problem("JWT_SECRET", "is required");
+                String::new()
+            }
+        };
+
+        let access_token_ttl_secs =
+            r.secs("ACCESS_TOKEN_TTL_SECS", DEFAULT_ACCESS_TOKEN_TTL_SECS, 24 * 3600);
+        let refresh_token_ttl_secs = r.secs(
+            "REFRESH_TOKEN_TTL_SECS",
+            DEFAULT_REFRESH_TOKEN_TTL_SECS,
+            365 * 24 * 3600,
+        );
+
+        let cors_origins = r.list("CORS_ORIGINS");
+        for origin in &cors_origins {
+            let ok = match origin.strip_suffix(":*") {
+                Some(base) => Url::parse(base).is_ok_and(|u| u.host().is_some()),
+                None => Url::parse(origin).is_ok_and(|u| u.host().is_some()),
+            };
+            if !ok || origin.ends_with('/') {
+                r.problem(
+                    "CORS_ORIGINS",
+                    "each entry must be an origin like `https://app.example.com` or `http://host:*`",
+                );
+                break;
+            }
+        }
+
+        let admin_emails = r
+            .list("ADMIN_EMAILS")
+            .into_iter()
+            .map(|e| e.to_lowercase())
+            .collect();
+
+        let openai = OpenAiConfig {
+            api_key: r.get("OPENAI_API_KEY").map(SecretString::from),
+            base_url: r.url("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL),
+            model: r
+                .get("OPENAI_MODEL")
+                .unwrap_or_else(|| DEFAULT_OPENAI_MODEL.to_owned()),
+        };
+
+        let stripe = StripeConfig {
+            secret_key: r.get("STRIPE_SECRET_KEY").map(SecretString::from),
+            webhook_secret: r.get("STRIPE_WEBHOOK_SECRET").map(SecretString::from),
+            api_base: r.url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
+            price_pro: r.get("STRIPE_PRICE_PRO"),
+            price_power: r.get("STRIPE_PRICE_POWER"),
+            price_team: r.get("STRIPE_PRICE_TEAM"),
+        };
+
+        let vector_backend = match r.get("VECTOR_BACKEND").as_deref() {
+            None | Some("durable-object") => VectorBackend::DurableObject,
+            Some("vectorize") => VectorBackend::Vectorize,
+            Some(_) => {
+                r.problem("VECTOR_BACKEND", "must be `durable-object` or `vectorize`");
+                VectorBackend::DurableObject
+            }
+        };
+
+        let public_base_url = match r.get("PUBLIC_BASE_URL") {
+            None => None,
+            Some(_) => Some(r.url("PUBLIC_BASE_URL", "http://localhost")),
+        };
+
+        if env == Environment::Prod && openai.base_url.scheme() != "https" {
+            r.problem("OPENAI_BASE_URL", "must be https in prod");
+        }
+        if env == Environment::Prod && stripe.api_base.scheme() != "https" {
+            r.problem("STRIPE_API_BASE", "must be https in prod");
+        }
+
+        if !r.problems.is_empty() {
+            return Err(ConfigError(r.problems));
+        }
+        Ok(Self {
+            env,
+            jwt_secret: SecretString::from(jwt_secret),
+            access_token_ttl_secs,
+            refresh_token_ttl_secs,
+            cors_origins,
+            admin_emails,
+            openai,
+            stripe,
+            vector_backend,
+            public_base_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn keys(err: &ConfigError) -> Vec<&'static str> {
+        err.0.iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn a_secret_alone_yields_the_documented_defaults() {
+        let c = parse(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.env, Environment::Dev);
+        assert_eq!(c.access_token_ttl_secs, 900);
+        assert_eq!(c.refresh_token_ttl_secs, 2_592_000);
+        assert_eq!(c.openai.model, "gpt-4o-mini");
+        assert_eq!(c.openai.base_url.as_str(), "https://api.openai.com/v1");
+        assert!(c.openai.api_key.is_none());
+        assert_eq!(c.stripe.api_base.as_str(), "https://api.stripe.com/");
+        assert_eq!(c.vector_backend, VectorBackend::DurableObject);
+        assert!(c.cors_origins.is_empty());
+        assert!(c.public_base_url.is_none());
+        assert_eq!(c.jwt_secret.expose_secret(), SECRET);
+    }
+
+    #[test]
+    fn a_missing_jwt_secret_is_reported_by_name() {
+        let err = parse(&[]).unwrap_err();
+        assert_eq!(keys(&err), vec!["JWT_SECRET"]);
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_rejected_without_echoing_it() {
+        let err = parse(&[("JWT_SECRET", "short-secret-value")]).unwrap_err();
+        assert_eq!(keys(&err), vec!["JWT_SECRET"]);
+        assert!(!err.to_string().contains("short-secret-value"));
+    }
+
+    #[test]
+    fn every_invalid_setting_is_reported_together() {
+        let err = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("ENV", "staging"),
+            ("ACCESS_TOKEN_TTL_SECS", "0"),
+            ("REFRESH_TOKEN_TTL_SECS", "soon"),
+            ("OPENAI_BASE_URL", "not a url"),
+            ("STRIPE_API_BASE", "ftp://stripe.example"),
+            ("VECTOR_BACKEND", "pinecone"),
+            ("CORS_ORIGINS", "app.example.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            vec![
+                "ENV",
+                "ACCESS_TOKEN_TTL_SECS",
+                "REFRESH_TOKEN_TTL_SECS",
+                "CORS_ORIGINS",
+                "OPENAI_BASE_URL",
+                "STRIPE_API_BASE",
+                "VECTOR_BACKEND",
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_trimmed_and_lists_split_on_commas() {
+        let c = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("ENV", " prod "),
+            ("ADMIN_EMAILS", " Admin@Example.com, ops@example.com ,,"),
+            ("CORS_ORIGINS", "https://web.example.com, http://127.0.0.1:*"),
+            ("OPENAI_BASE_URL", "https://llm.example.com/v1/"),
+            ("VECTOR_BACKEND", "vectorize"),
+            ("ACCESS_TOKEN_TTL_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(c.env, Environment::Prod);
+        assert_eq!(c.admin_emails, vec!["admin@example.com", "ops@example.com"]);
+        assert_eq!(
+            c.cors_origins,
+            vec!["https://web.example.com", "http://127.0.0.1:*"]
+        );
+        assert_eq!(c.openai.base_url.as_str(), "https://llm.example.com/v1");
+        assert_eq!(c.vector_backend, VectorBackend::Vectorize);
+        assert_eq!(c.access_token_ttl_secs, 60);
+    }
+
+    #[test]
+    fn prod_refuses_plain_http_upstreams() {
+        let err = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("ENV", "prod"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9000/v1"),
+        ])
+        .unwrap_err();
+        assert_eq!(keys(&err), vec!["OPENAI_BASE_URL"]);
+    }
+
+    #[test]
+    fn dev_accepts_loopback_upstreams() {
+        let c = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9000/v1"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:9001"),
+            ("OPENAI_API_KEY", "sk-test"),
+        ])
+        .unwrap();
+        assert_eq!(c.openai.base_url.as_str(), "http://127.0.0.1:9000/v1");
+        assert!(c.openai.api_key.is_some());
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() {
+        let c = parse(&[("JWT_SECRET", SECRET), ("OPENAI_API_KEY", "  ")]).unwrap();
+        assert!(c.openai.api_key.is_none());
+    }
+}

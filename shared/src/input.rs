@@ -1,0 +1,171 @@
+//! Turning raw request bodies into typed values, with the API's error codes.
+//!
+//! The worker reads at most [`JSON_BODY_LIMIT`] bytes of a JSON body (413 past that) and hands
+//! them here with the `Content-Type` header: a wrong media type is 415, bytes that are not JSON
+//! are 400 `malformed_json`, and JSON of the wrong shape is 422 `validation_failed` naming the
+//! field. A body never causes a 500.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldError};
+
+/// The largest JSON body any endpoint accepts (bytes). Blob endpoints take raw bodies instead.
+pub const JSON_BODY_LIMIT: u64 = 1024 * 1024;
+
+/// Whether `content_type` is JSON (`application/json`, any parameters, any case).
+pub fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Checks a declared `Content-Length` against `limit`.
+///
+/// # Errors
+/// [`AppError::PayloadTooLarge`] when the declared length exceeds `limit`.
+pub fn check_length(declared: Option<u64>, limit: u64) -> Result<(), AppError> {
+    match declared {
+        Some(len) if len > limit => Err(AppError::PayloadTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
+/// Parses a JSON request body.
+///
+/// # Errors
+/// 415 for a non-JSON content type, 400 `malformed_json` for invalid syntax, 422
+/// `validation_failed` (with the field path) for JSON of the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<T, AppError> {
+    if !is_json(content_type) {
+        return Err(AppError::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        classify(&path, &inner)
+    })?;
+    // Trailing bytes after the value (`{...} garbage`) are malformed too.
+    de.end().map_err(|e| classify(".", &e))?;
+    Ok(value)
+}
+
+fn classify(path: &str, e: &serde_json::Error) -> AppError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => AppError::MalformedJson(format!(
+            "{} at line {} column {}",
+            syntax_reason(e),
+            e.line(),
+            e.column()
+        )),
+        Category::Data => {
+            let field = if path == "." { "body" } else { path };
+            // serde's message ends with " at line L column C"; the path already says where.
+            let message = e.to_string();
+            let message = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(m, _)| m);
+            AppError::Validation(vec![FieldError::new(field, message)])
+        }
+    }
+}
+
+fn syntax_reason(e: &serde_json::Error) -> &'static str {
+    if e.is_eof() {
+        "unexpected end of input"
+    } else {
+        "invalid JSON"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        password: String,
+        #[serde(default)]
+        devices: Vec<u32>,
+    }
+
+    const JSON: Option<&str> = Some("application/json");
+
+    #[test]
+    fn json_with_charset_is_accepted() {
+        let r: Login = parse_json(
+            Some("Application/JSON; charset=utf-8"),
+            br#"{"email":"a@b.c","password":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.email, "a@b.c");
+    }
+
+    #[test]
+    fn a_missing_or_foreign_content_type_is_415() {
+        for ct in [None, Some("text/plain"), Some("application/jsonx")] {
+            let e = parse_json::<Login>(ct, b"{}").unwrap_err();
+            assert_eq!(e.status(), 415, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn broken_syntax_is_400_malformed_json() {
+        for body in [
+            &b"{"[..],
+            b"{\"email\":",
+            b"not json",
+            b"",
+            br#"{"email":"a","password":"b",}"#,
+            br#"{"email":"a","password":"b"} trailing"#,
+        ] {
+            let e = parse_json::<Login>(JSON, body).unwrap_err();
+            assert_eq!(e.code(), "malformed_json", "{body:?}");
+            assert_eq!(e.status(), 400);
+        }
+    }
+
+    #[test]
+    fn a_missing_field_is_422_naming_the_body() {
+        let e = parse_json::<Login>(JSON, br#"{"email":"a@b.c"}"#).unwrap_err();
+        let AppError::Validation(fields) = e else {
+            panic!("expected validation")
+        };
+        assert_eq!(fields[0].field, "body");
+        assert!(fields[0].message.contains("password"), "{fields:?}");
+    }
+
+    #[test]
+    fn a_wrongly_typed_field_is_422_naming_its_path() {
+        let e = parse_json::<Login>(JSON, br#"{"email":"a","password":"b","devices":[1,"x"]}"#)
+            .unwrap_err();
+        let AppError::Validation(fields) = e else {
+            panic!("expected validation")
+        };
+        assert_eq!(fields[0].field, "devices[1]");
+    }
+
+    #[test]
+    fn a_non_object_body_is_422() {
+        let e = parse_json::<Login>(JSON, b"[]").unwrap_err();
+        assert_eq!(e.code(), "validation_failed");
+    }
+
+    #[test]
+    fn declared_lengths_over_the_limit_are_413() {
+        assert!(check_length(Some(10), 10).is_ok());
+        assert!(check_length(None, 10).is_ok());
+        assert_eq!(check_length(Some(11), 10).unwrap_err().status(), 413);
+    }
+}

@@ -1,0 +1,27 @@
+//! Platform-free core of the Adiuva Cloud API.
+//!
+//! Everything that can be decided without a platform lives here and is tested natively: the
+//! wire types ([`api`]), domain values ([`domain`]), the one error enum ([`error`]), typed
+//! configuration ([`config`]), CORS and body-parsing rules, rate-limit arithmetic, the ports the
+//! platform must provide ([`ports`]) and the services built on them ([`services`]). This crate
+//! never depends on `worker` or `wasm-bindgen`; the `workers` crate adapts it to Cloudflare.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod cors;
+pub mod do_protocol;
+pub mod domain;
+pub mod error;
+pub mod input;
+pub mod ports;
+pub mod rate_limit;
+
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+
+pub use error::{AppError, AppResult, FieldError};
+
+/// The API's version, reported by `/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,447 @@
+//! Ports: the capabilities the core needs from the platform, one trait each.
+//!
+//! Adapters live in `workers/src/adapters` (D1, R2, Durable Objects, fetch); in-memory fakes live
+//! in [`crate::testing`]. Futures are `?Send` because the platform's futures hold JS values and
+//! Workers run on one thread. Port errors speak domain words ([`StoreError`],
+//! [`UpstreamError`]), never platform types.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Email, RefreshTokenHash, Tier, User, UserId};
+use crate::error::{AppError, Upstream};
+use crate::rate_limit::{RateDecision, RateOp, RateRule};
+
+/// Wall-clock time.
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// Cryptographically secure randomness.
+pub trait Random {
+    /// Fills `dest` with random bytes.
+    fn fill(&self, dest: &mut [u8]);
+}
+
+/// A new random (v4) UUID from `rng`.
+pub fn new_uuid(rng: &dyn Random) -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// Failures of a storage port.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (the named thing already exists).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The backing store failed or is unreachable; the detail is for operators.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => AppError::Conflict(what),
+            StoreError::Unavailable(detail) => {
+                AppError::Internal(anyhow::anyhow!("store unavailable: {detail}"))
+            }
+        }
+    }
+}
+
+/// Failures of an outbound service (LLM, payments).
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The service is not configured on this deployment.
+    #[error("not configured")]
+    NotConfigured,
+    /// No answer in time, connection failure or overload (429/5xx after retries).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// An answer that cannot be used (bad status, malformed body).
+    #[error("bad response: {0}")]
+    BadResponse(String),
+    /// The service refused the request as invalid (4xx other than 429); the detail is for logs.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+impl UpstreamError {
+    /// The API error for a failure of `service`.
+    pub fn into_app_error(self, service: Upstream) -> AppError {
+        match self {
+            Self::NotConfigured if service == Upstream::Llm => AppError::LlmNotConfigured,
+            Self::NotConfigured => AppError::UpstreamUnavailable {
+                service,
+                bad_gateway: false,
+                detail: "not configured".to_owned(),
+            },
+            Self::Unavailable(detail) => AppError::UpstreamUnavailable {
+                service,
+                bad_gateway: false,
+                detail,
+            },
+            Self::BadResponse(detail) | Self::Rejected(detail) => AppError::UpstreamUnavailable {
+                service,
+                bad_gateway: true,
+                detail,
+            },
+        }
+    }
+}
+
+/// Accounts (D1 `users`).
+#[async_trait(?Send)]
+pub trait UserStore {
+    /// Inserts a new user.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when the email is already registered.
+    async fn insert(&self, user: &User) -> Result<(), StoreError>;
+    /// The user with this (normalised) email.
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+    /// The user with this id.
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// Replaces the stored password hash (rehash on login).
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        phc: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// A refresh token to be stored (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    /// Row id.
+    pub id: uuid::Uuid,
+    /// Owner.
+    pub user_id: UserId,
+    /// The login session this token belongs to; all rotations share it.
+    pub family_id: uuid::Uuid,
+    /// SHA-256 of the token.
+    pub token_hash: RefreshTokenHash,
+    /// The token this one replaced, if any.
+    pub parent_id: Option<uuid::Uuid>,
+    /// Creation time (epoch ms).
+    pub created_at: i64,
+    /// Expiry (epoch ms).
+    pub expires_at: i64,
+}
+
+/// A stored refresh token as the rotation logic needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRefreshToken {
+    /// Row id.
+    pub id: uuid::Uuid,
+    /// Owner.
+    pub user_id: UserId,
+    /// Family (login session).
+    pub family_id: uuid::Uuid,
+    /// Expiry (epoch ms).
+    pub expires_at: i64,
+    /// When it was exchanged for a successor, if it was.
+    pub rotated_at: Option<i64>,
+    /// Whether its family has been revoked (logout or reuse detection).
+    pub family_revoked: bool,
+}
+
+/// What happened to a rotation attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The parent was current; it is now rotated and the child stored.
+    Rotated,
+    /// Another request rotated the parent first; nothing was stored.
+    AlreadyRotated,
+    /// The family was revoked; nothing was stored.
+    FamilyRevoked,
+}
+
+/// Refresh tokens and their families (D1 `refresh_families`, `refresh_tokens`).
+#[async_trait(?Send)]
+pub trait RefreshTokenStore {
+    /// Stores a new family with its first token, atomically.
+    async fn start_family(&self, first: &NewRefreshToken) -> Result<(), StoreError>;
+    /// The token with this hash.
+    async fn find_by_hash(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<StoredRefreshToken>, StoreError>;
+    /// Atomically: marks `parent_id` rotated at `now_ms` if it was not yet, and stores `child`
+    /// in the same family, unless the family is revoked.
+    async fn rotate(
+        &self,
+        parent_id: uuid::Uuid,
+        child: &NewRefreshToken,
+        now_ms: i64,
+    ) -> Result<RotateOutcome, StoreError>;
+    /// Stores `child` beside an already rotated parent (the grace rule), unless the family is
+    /// revoked. Returns whether it was stored.
+    async fn add_sibling(&self, child: &NewRefreshToken) -> Result<bool, StoreError>;
+    /// Revokes a family. Idempotent.
+    async fn revoke_family(
+        &self,
+        family_id: uuid::Uuid,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Revokes every live family of a user; returns how many were revoked.
+    async fn revoke_all(&self, user_id: UserId, now_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// Single-use WebSocket tickets (D1 `ws_tickets`).
+#[async_trait(?Send)]
+pub trait TicketStore {
+    /// Stores a ticket's hash.
+    async fn insert(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// Marks the ticket used and returns its user, if it exists, is unused and unexpired.
+    async fn consume(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<UserId>, StoreError>;
+}
+
+/// Exact rate counters (the `RateLimiter` Durable Object in production).
+#[async_trait(?Send)]
+pub trait RateLimiter {
+    /// Applies `op` to the counter `key` under `rule`.
+    async fn check(
+        &self,
+        key: &str,
+        rule: RateRule,
+        op: RateOp,
+    ) -> Result<RateDecision, StoreError>;
+}
+
+/// Metadata stored beside a blob (never content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+/// Opaque client-encrypted blobs (R2).
+#[async_trait(?Send)]
+pub trait BlobStore {
+    /// Stores `bytes` under `key`; the store itself verifies them against `sha256_hex`.
+    ///
+    /// # Errors
+    /// MUST NOT store anything when the bytes do not match (return
+    /// `Ok(Err(ChecksumMismatch))`-like [`PutOutcome::ChecksumMismatch`]).
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        sha256_hex: &str,
+    ) -> Result<PutOutcome, StoreError>;
+    /// The blob under `key` with its info.
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, BlobInfo)>, StoreError>;
+    /// Deletes `key`. Idempotent.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// The result of a blob put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored.
+    Stored(BlobInfo),
+    /// The bytes did not match the checksum; nothing was stored.
+    ChecksumMismatch,
+}
+
+/// One vector of a user's index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorEntry {
+    /// Client-chosen id.
+    pub id: String,
+    /// The (client-encrypted) embedding.
+    pub values: Vec<f32>,
+    /// The client-encrypted payload, base64.
+    pub blob: String,
+}
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorMatch {
+    /// The vector's id.
+    pub id: String,
+    /// Cosine similarity, higher is closer.
+    pub score: f32,
+    /// The stored payload, base64.
+    pub blob: String,
+}
+
+/// A per-user vector index (Vectorize or the `VectorIndex` Durable Object).
+#[async_trait(?Send)]
+pub trait VectorIndex {
+    /// Inserts or replaces entries; returns how many were written.
+    async fn upsert(&self, user: UserId, entries: Vec<VectorEntry>) -> Result<u64, StoreError>;
+    /// The `top_k` nearest entries to `vector`, best first.
+    async fn query(
+        &self,
+        user: UserId,
+        vector: &[f32],
+        top_k: u32,
+    ) -> Result<Vec<VectorMatch>, StoreError>;
+    /// Deletes entries by id. Idempotent.
+    async fn delete(&self, user: UserId, ids: &[String]) -> Result<(), StoreError>;
+}
+
+/// A chat message for the LLM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// Text content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Tool calls the assistant asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<LlmToolCall>,
+    /// For `tool` messages: the call answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmToolCall {
+    /// Call id.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Arguments as a JSON string (as the model produced it; parse it, never trust it).
+    pub arguments: String,
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmTool {
+    /// Tool name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of its arguments.
+    pub parameters: serde_json::Value,
+}
+
+/// A completion request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmRequest {
+    /// The conversation.
+    pub messages: Vec<LlmMessage>,
+    /// Tools offered.
+    pub tools: Vec<LlmTool>,
+}
+
+/// A completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmResponse {
+    /// The assistant's message.
+    pub message: LlmMessage,
+    /// Prompt tokens used.
+    pub prompt_tokens: u32,
+    /// Completion tokens used.
+    pub completion_tokens: u32,
+}
+
+/// An OpenAI-compatible chat model.
+#[async_trait(?Send)]
+pub trait Llm {
+    /// One completion.
+    async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, UpstreamError>;
+}
+
+/// A Checkout Session to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    /// The buyer.
+    pub user_id: UserId,
+    /// The buyer's email.
+    pub email: Email,
+    /// Existing Stripe customer, if any.
+    pub customer_id: Option<String>,
+    /// The tier bought.
+    pub tier: Tier,
+    /// Seats (1 except for team).
+    pub seats: u32,
+    /// Idempotency key for the POST.
+    pub idempotency_key: String,
+}
+
+/// A created Checkout Session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    /// Session id.
+    pub id: String,
+    /// Where to send the user.
+    pub url: String,
+}
+
+/// The payment provider (Stripe).
+#[async_trait(?Send)]
+pub trait Payments {
+    /// Creates a subscription Checkout Session.
+    async fn create_checkout_session(
+        &self,
+        req: &CheckoutRequest,
+    ) -> Result<CheckoutSession, UpstreamError>;
+    /// Cancels a subscription at the end of its period.
+    async fn cancel_subscription(
+        &self,
+        subscription_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(), UpstreamError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::SeqRandom;
+
+    #[test]
+    fn new_uuid_is_version_4() {
+        let id = new_uuid(&SeqRandom::new(7));
+        assert_eq!(id.get_version_num(), 4);
+    }
+
+    #[test]
+    fn missing_llm_configuration_is_its_own_code() {
+        assert_eq!(
+            UpstreamError::NotConfigured
+                .into_app_error(Upstream::Llm)
+                .code(),
+            "llm_not_configured"
+        );
+        assert_eq!(
+            UpstreamError::NotConfigured
+                .into_app_error(Upstream::Payments)
+                .status(),
+            503
+        );
+        assert_eq!(
+            UpstreamError::BadResponse("x".into())
+                .into_app_error(Upstream::Llm)
+                .status(),
+            502
+        );
+    }
+
+    #[test]
+    fn store_conflicts_become_409_and_outages_500() {
+        assert_eq!(AppError::from(StoreError::Conflict("email")).status(), 409);
+        assert_eq!(
+            AppError::from(StoreError::Unavailable("d1".into())).status(),
+            500
+        );
+    }
+}

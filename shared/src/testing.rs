@@ -1,0 +1,479 @@
+//! In-memory fakes of every port, for native tests (feature `test-utils`).
+//!
+//! Each fake keeps the contract its port documents (conflicts, atomic rotation, single use),
+//! so services tested against them behave as they do against D1, R2 and Durable Objects.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Email, RefreshTokenHash, User, UserId};
+use crate::ports::{
+    BlobInfo, BlobStore, CheckoutRequest, CheckoutSession, Clock, Llm, LlmRequest, LlmResponse,
+    NewRefreshToken, Payments, PutOutcome, Random, RateLimiter, RefreshTokenStore, RotateOutcome,
+    StoreError, StoredRefreshToken, TicketStore, UpstreamError, UserStore, VectorEntry,
+    VectorIndex, VectorMatch,
+};
+use crate::rate_limit::{gcra, RateDecision, RateOp, RateRule};
+
+/// A clock that only moves when told.
+#[derive(Debug)]
+pub struct FixedClock(Cell<i64>);
+
+impl FixedClock {
+    /// A clock at `now_ms`.
+    pub fn at(now_ms: i64) -> Self {
+        Self(Cell::new(now_ms))
+    }
+    /// Moves the clock forward.
+    pub fn advance(&self, ms: i64) {
+        self.0.set(self.0.get() + ms);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+/// Deterministic, distinct "random" bytes (a counter through SHA-256).
+#[derive(Debug)]
+pub struct SeqRandom(Cell<u64>);
+
+impl SeqRandom {
+    /// A sequence starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(Cell::new(seed))
+    }
+}
+
+impl Random for SeqRandom {
+    fn fill(&self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(32) {
+            let n = self.0.get();
+            self.0.set(n + 1);
+            let block = Sha256::digest(n.to_le_bytes());
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+    }
+}
+
+/// Users in a map.
+#[derive(Debug, Default)]
+pub struct InMemoryUserStore {
+    /// Rows by id.
+    pub rows: RefCell<HashMap<UserId, User>>,
+}
+
+#[async_trait(?Send)]
+impl UserStore for InMemoryUserStore {
+    async fn insert(&self, user: &User) -> Result<(), StoreError> {
+        let mut rows = self.rows.borrow_mut();
+        if rows.values().any(|u| u.email == user.email) {
+            return Err(StoreError::Conflict("email already registered"));
+        }
+        rows.insert(user.id, user.clone());
+        Ok(())
+    }
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .rows
+            .borrow()
+            .values()
+            .find(|u| &u.email == email)
+            .cloned())
+    }
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.rows.borrow().get(&id).cloned())
+    }
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        phc: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(u) = self.rows.borrow_mut().get_mut(&id) {
+            phc.clone_into(&mut u.password_hash);
+            u.updated_at = now_ms;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TokenRow {
+    token: NewRefreshToken,
+    rotated_at: Option<i64>,
+}
+
+/// Refresh tokens and families in maps.
+#[derive(Debug, Default)]
+pub struct InMemoryRefreshTokenStore {
+    tokens: RefCell<Vec<TokenRow>>,
+    /// Family id → (owner, revoked).
+    families: RefCell<HashMap<uuid::Uuid, (UserId, bool)>>,
+}
+
+impl InMemoryRefreshTokenStore {
+    /// How many tokens are stored (for assertions).
+    pub fn token_count(&self) -> usize {
+        self.tokens.borrow().len()
+    }
+
+    fn family_revoked(&self, family: uuid::Uuid) -> bool {
+        self.families.borrow().get(&family).is_none_or(|f| f.1)
+    }
+}
+
+#[async_trait(?Send)]
+impl RefreshTokenStore for InMemoryRefreshTokenStore {
+    async fn start_family(&self, first: &NewRefreshToken) -> Result<(), StoreError> {
+        self.families
+            .borrow_mut()
+            .insert(first.family_id, (first.user_id, false));
+        self.tokens.borrow_mut().push(TokenRow {
+            token: first.clone(),
+            rotated_at: None,
+        });
+        Ok(())
+    }
+    async fn find_by_hash(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<StoredRefreshToken>, StoreError> {
+        Ok(self
+            .tokens
+            .borrow()
+            .iter()
+            .find(|r| &r.token.token_hash == hash)
+            .map(|r| StoredRefreshToken {
+                id: r.token.id,
+                user_id: r.token.user_id,
+                family_id: r.token.family_id,
+                expires_at: r.token.expires_at,
+                rotated_at: r.rotated_at,
+                family_revoked: self.family_revoked(r.token.family_id),
+            }))
+    }
+    async fn rotate(
+        &self,
+        parent_id: uuid::Uuid,
+        child: &NewRefreshToken,
+        now_ms: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        if self.family_revoked(child.family_id) {
+            return Ok(RotateOutcome::FamilyRevoked);
+        }
+        let mut tokens = self.tokens.borrow_mut();
+        let Some(parent) = tokens.iter_mut().find(|r| r.token.id == parent_id) else {
+            return Err(StoreError::Unavailable("parent token vanished".into()));
+        };
+        if parent.rotated_at.is_some() {
+            return Ok(RotateOutcome::AlreadyRotated);
+        }
+        parent.rotated_at = Some(now_ms);
+        tokens.push(TokenRow {
+            token: child.clone(),
+            rotated_at: None,
+        });
+        Ok(RotateOutcome::Rotated)
+    }
+    async fn add_sibling(&self, child: &NewRefreshToken) -> Result<bool, StoreError> {
+        if self.family_revoked(child.family_id) {
+            return Ok(false);
+        }
+        self.tokens.borrow_mut().push(TokenRow {
+            token: child.clone(),
+            rotated_at: None,
+        });
+        Ok(true)
+    }
+    async fn revoke_family(
+        &self,
+        family_id: uuid::Uuid,
+        _reason: &str,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(f) = self.families.borrow_mut().get_mut(&family_id) {
+            f.1 = true;
+        }
+        Ok(())
+    }
+    async fn revoke_all(&self, user_id: UserId, _now_ms: i64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for f in self.families.borrow_mut().values_mut() {
+            if f.0 == user_id && !f.1 {
+                f.1 = true;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Tickets in a map: hash → (user, expiry, used).
+#[derive(Debug, Default)]
+pub struct InMemoryTicketStore {
+    rows: RefCell<HashMap<[u8; 32], (UserId, i64, bool)>>,
+}
+
+#[async_trait(?Send)]
+impl TicketStore for InMemoryTicketStore {
+    async fn insert(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.rows
+            .borrow_mut()
+            .insert(*hash, (user_id, expires_at, false));
+        Ok(())
+    }
+    async fn consume(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<UserId>, StoreError> {
+        let mut rows = self.rows.borrow_mut();
+        match rows.get_mut(hash) {
+            Some(row) if !row.2 && row.1 > now_ms => {
+                row.2 = true;
+                Ok(Some(row.0))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// GCRA counters in a map, on an injected clock.
+#[derive(Debug)]
+pub struct InMemoryRateLimiter<'c> {
+    clock: &'c FixedClock,
+    state: RefCell<HashMap<String, i64>>,
+}
+
+impl<'c> InMemoryRateLimiter<'c> {
+    /// Counters reading time from `clock`.
+    pub fn new(clock: &'c FixedClock) -> Self {
+        Self {
+            clock,
+            state: RefCell::default(),
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl RateLimiter for InMemoryRateLimiter<'_> {
+    async fn check(
+        &self,
+        key: &str,
+        rule: RateRule,
+        op: RateOp,
+    ) -> Result<RateDecision, StoreError> {
+        let mut state = self.state.borrow_mut();
+        let (decision, tat) = gcra(state.get(key).copied(), self.clock.now_ms(), rule, op);
+        state.insert(key.to_owned(), tat);
+        Ok(decision)
+    }
+}
+
+/// Blobs in a map; verifies checksums as R2 does.
+#[derive(Debug, Default)]
+pub struct InMemoryBlobStore {
+    /// Objects by key.
+    pub objects: RefCell<HashMap<String, (Vec<u8>, BlobInfo)>>,
+}
+
+#[async_trait(?Send)]
+impl BlobStore for InMemoryBlobStore {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        sha256_hex: &str,
+    ) -> Result<PutOutcome, StoreError> {
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != sha256_hex {
+            return Ok(PutOutcome::ChecksumMismatch);
+        }
+        let info = BlobInfo {
+            size: bytes.len() as u64,
+            sha256: actual,
+        };
+        self.objects
+            .borrow_mut()
+            .insert(key.to_owned(), (bytes, info.clone()));
+        Ok(PutOutcome::Stored(info))
+    }
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, BlobInfo)>, StoreError> {
+        Ok(self.objects.borrow().get(key).cloned())
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.objects.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+
+/// Vectors per user in maps; exact cosine search.
+#[derive(Debug, Default)]
+pub struct InMemoryVectorIndex {
+    rows: RefCell<HashMap<UserId, HashMap<String, VectorEntry>>>,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
+
+#[async_trait(?Send)]
+impl VectorIndex for InMemoryVectorIndex {
+    async fn upsert(&self, user: UserId, entries: Vec<VectorEntry>) -> Result<u64, StoreError> {
+        let n = entries.len() as u64;
+        let mut rows = self.rows.borrow_mut();
+        let mine = rows.entry(user).or_default();
+        for e in entries {
+            mine.insert(e.id.clone(), e);
+        }
+        Ok(n)
+    }
+    async fn query(
+        &self,
+        user: UserId,
+        vector: &[f32],
+        top_k: u32,
+    ) -> Result<Vec<VectorMatch>, StoreError> {
+        let rows = self.rows.borrow();
+        let mut hits: Vec<VectorMatch> = rows
+            .get(&user)
+            .map(|m| {
+                m.values()
+                    .map(|e| VectorMatch {
+                        id: e.id.clone(),
+                        score: cosine(vector, &e.values),
+                        blob: e.blob.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        hits.truncate(top_k as usize);
+        Ok(hits)
+    }
+    async fn delete(&self, user: UserId, ids: &[String]) -> Result<(), StoreError> {
+        if let Some(m) = self.rows.borrow_mut().get_mut(&user) {
+            for id in ids {
+                m.remove(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An LLM that answers from a script, recording every request.
+#[derive(Debug, Default)]
+pub struct ScriptedLlm {
+    /// Answers, in order.
+    pub script: RefCell<VecDeque<Result<LlmResponse, UpstreamError>>>,
+    /// Requests received.
+    pub requests: RefCell<Vec<LlmRequest>>,
+}
+
+#[async_trait(?Send)]
+impl Llm for ScriptedLlm {
+    async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, UpstreamError> {
+        self.requests.borrow_mut().push(req.clone());
+        self.script
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| Err(UpstreamError::Unavailable("script exhausted".into())))
+    }
+}
+
+/// Payments that record calls and answer with fixed sessions.
+#[derive(Debug, Default)]
+pub struct FakePayments {
+    /// Checkout requests received.
+    pub checkouts: RefCell<Vec<CheckoutRequest>>,
+    /// Subscriptions cancelled.
+    pub cancelled: RefCell<Vec<String>>,
+}
+
+#[async_trait(?Send)]
+impl Payments for FakePayments {
+    async fn create_checkout_session(
+        &self,
+        req: &CheckoutRequest,
+    ) -> Result<CheckoutSession, UpstreamError> {
+        let n = {
+            let mut c = self.checkouts.borrow_mut();
+            c.push(req.clone());
+            c.len()
+        };
+        Ok(CheckoutSession {
+            id: format!("cs_test_{n}"),
+            url: format!("https://checkout.invalid/cs_test_{n}"),
+        })
+    }
+    async fn cancel_subscription(
+        &self,
+        subscription_id: &str,
+        _idempotency_key: &str,
+    ) -> Result<(), UpstreamError> {
+        self.cancelled.borrow_mut().push(subscription_id.to_owned());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_random_never_repeats_a_block() {
+        let r = SeqRandom::new(1);
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        r.fill(&mut a);
+        r.fill(&mut b);
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn the_fake_blob_store_refuses_mismatched_bytes_like_r2() {
+        let s = InMemoryBlobStore::default();
+        let out = s.put("k", b"abc".to_vec(), &"0".repeat(64)).await.unwrap();
+        assert_eq!(out, PutOutcome::ChecksumMismatch);
+        assert!(s.get("k").await.unwrap().is_none());
+        let sum = hex::encode(Sha256::digest(b"abc"));
+        assert!(matches!(
+            s.put("k", b"abc".to_vec(), &sum).await.unwrap(),
+            PutOutcome::Stored(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_fake_vector_index_ranks_by_cosine_and_isolates_users() {
+        let idx = InMemoryVectorIndex::default();
+        let (a, b) = (UserId(uuid::Uuid::nil()), UserId(uuid::Uuid::max()));
+        let e = |id: &str, v: Vec<f32>| VectorEntry {
+            id: id.into(),
+            values: v,
+            blob: String::new(),
+        };
+        idx.upsert(a, vec![e("x", vec![1.0, 0.0]), e("y", vec![0.0, 1.0])])
+            .await
+            .unwrap();
+        idx.upsert(b, vec![e("z", vec![1.0, 0.0])]).await.unwrap();
+        let hits = idx.query(a, &[0.9, 0.1], 5).await.unwrap();
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, vec!["x", "y"]);
+    }
+}

@@ -1,0 +1,28 @@
+//! The Adiuva Cloud API worker: the cdylib Cloudflare runs.
+//!
+//! It adapts the platform-free core (`shared`) to Workers: [`http`] is the request pipeline
+//! (request ids, CORS, routing, auth, error mapping, access logs), [`handlers`] are thin
+//! parse-call-serialize functions, and [`adapters`] implement the core's ports over D1, R2,
+//! Durable Objects and fetch. The Durable Object classes come from the `durable-objects` crate
+//! and are re-exported here so the runtime finds them.
+
+mod adapters;
+mod handlers;
+mod http;
+mod logging;
+mod state;
+
+pub use durable_objects::{ChatSession, RateLimiter, VectorIndex};
+
+use worker::{event, Context, Env, Request, Response};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+    logging::init();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    Ok(http::serve(req, env).await)
+}

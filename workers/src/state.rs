@@ -1,0 +1,49 @@
+//! Per-isolate state: the typed configuration, parsed once, and binding names.
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use shared::config::{Config, ConfigError};
+use shared::cors::CorsPolicy;
+use worker::Env;
+
+/// D1 database binding.
+pub const DB: &str = "DB";
+/// R2 bucket of storage records.
+#[allow(dead_code)] // bound in wrangler.toml; used by the records issue
+pub const RECORDS: &str = "RECORDS";
+/// R2 bucket of backups.
+#[allow(dead_code)] // bound in wrangler.toml; used by the backups issue
+pub const BACKUPS: &str = "BACKUPS";
+/// R2 bucket of plugin packages.
+#[allow(dead_code)] // bound in wrangler.toml; used by the marketplace issue
+pub const PLUGINS: &str = "PLUGINS";
+/// `RateLimiter` Durable Object namespace.
+pub const RATE_LIMITER: &str = "RATE_LIMITER";
+
+/// What every request needs, built once per isolate.
+pub struct Shared {
+    /// Typed configuration.
+    pub config: Config,
+    /// CORS policy derived from it.
+    pub cors: CorsPolicy,
+}
+
+thread_local! {
+    static SHARED: OnceCell<Result<Rc<Shared>, ConfigError>> = const { OnceCell::new() };
+}
+
+/// The isolate's configuration, parsed from `env` on first use.
+///
+/// Vars come from `[vars]`, secrets from `wrangler secret` or `.dev.vars`; both are plain
+/// strings to the worker.
+pub fn shared(env: &Env) -> Result<Rc<Shared>, ConfigError> {
+    SHARED.with(|cell| {
+        cell.get_or_init(|| {
+            let config = Config::from_lookup(|key| env.var(key).ok().map(|v| v.to_string()))?;
+            let cors = CorsPolicy::new(config.cors_origins.clone());
+            Ok(Rc::new(Shared { config, cors }))
+        })
+        .clone()
+    })
+}

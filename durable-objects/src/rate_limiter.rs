@@ -11,33 +11,45 @@ use shared::rate_limit::{gcra, RateDecision};
 
 /// Storage of the counters' theoretical arrival times (nanoseconds since the epoch).
 pub trait TatStore {
+    /// The storage's failure.
+    type Error;
     /// The TAT of `bucket`, if stored.
-    fn get(&self, bucket: &str) -> Option<i64>;
+    fn get(&self, bucket: &str) -> Result<Option<i64>, Self::Error>;
     /// Stores the TAT of `bucket`.
-    fn set(&self, bucket: &str, tat_ns: i64);
+    fn set(&self, bucket: &str, tat_ns: i64) -> Result<(), Self::Error>;
     /// Deletes every counter with a TAT at or before `now_ns`.
-    fn delete_through(&self, now_ns: i64);
+    fn delete_through(&self, now_ns: i64) -> Result<(), Self::Error>;
     /// The latest stored TAT, if any.
-    fn max_tat(&self) -> Option<i64>;
+    fn max_tat(&self) -> Result<Option<i64>, Self::Error>;
 }
 
 /// Applies a check at `now_ms`. Returns the decision and, when counters remain, the epoch ms at
 /// which the object should next run [`expire`].
-pub fn apply(store: &impl TatStore, now_ms: i64, check: &RateCheck) -> (RateDecision, Option<i64>) {
-    let (decision, tat) = gcra(store.get(&check.bucket), now_ms, check.rule, check.op);
-    store.set(&check.bucket, tat);
-    (decision, next_alarm(store))
+///
+/// # Errors
+/// The store's failures.
+pub fn apply<S: TatStore>(
+    store: &S,
+    now_ms: i64,
+    check: &RateCheck,
+) -> Result<(RateDecision, Option<i64>), S::Error> {
+    let (decision, tat) = gcra(store.get(&check.bucket)?, now_ms, check.rule, check.op);
+    store.set(&check.bucket, tat)?;
+    Ok((decision, next_alarm(store)?))
 }
 
 /// Forgets counters that have fully drained by `now_ms`; returns when to run again, if ever.
-pub fn expire(store: &impl TatStore, now_ms: i64) -> Option<i64> {
-    store.delete_through(now_ms.saturating_mul(1_000_000));
+///
+/// # Errors
+/// The store's failures.
+pub fn expire<S: TatStore>(store: &S, now_ms: i64) -> Result<Option<i64>, S::Error> {
+    store.delete_through(now_ms.saturating_mul(1_000_000))?;
     next_alarm(store)
 }
 
-fn next_alarm(store: &impl TatStore) -> Option<i64> {
+fn next_alarm<S: TatStore>(store: &S) -> Result<Option<i64>, S::Error> {
     // Round up to the next whole millisecond so the alarm never fires before the TAT.
-    store.max_tat().map(|ns| (ns + 999_999) / 1_000_000)
+    Ok(store.max_tat()?.map(|ns| (ns + 999_999) / 1_000_000))
 }
 
 #[cfg(test)]
@@ -53,17 +65,20 @@ mod tests {
     struct MapStore(RefCell<HashMap<String, i64>>);
 
     impl TatStore for MapStore {
-        fn get(&self, bucket: &str) -> Option<i64> {
-            self.0.borrow().get(bucket).copied()
+        type Error = std::convert::Infallible;
+        fn get(&self, bucket: &str) -> Result<Option<i64>, Self::Error> {
+            Ok(self.0.borrow().get(bucket).copied())
         }
-        fn set(&self, bucket: &str, tat_ns: i64) {
+        fn set(&self, bucket: &str, tat_ns: i64) -> Result<(), Self::Error> {
             self.0.borrow_mut().insert(bucket.to_owned(), tat_ns);
+            Ok(())
         }
-        fn delete_through(&self, now_ns: i64) {
+        fn delete_through(&self, now_ns: i64) -> Result<(), Self::Error> {
             self.0.borrow_mut().retain(|_, t| *t > now_ns);
+            Ok(())
         }
-        fn max_tat(&self) -> Option<i64> {
-            self.0.borrow().values().copied().max()
+        fn max_tat(&self) -> Result<Option<i64>, Self::Error> {
+            Ok(self.0.borrow().values().copied().max())
         }
     }
 
@@ -79,16 +94,31 @@ mod tests {
     fn buckets_of_one_object_count_independently() {
         let s = MapStore::default();
         for _ in 0..3 {
-            assert!(apply(&s, 0, &check("a", 3, RateOp::Acquire)).0.allowed);
+            assert!(
+                apply(&s, 0, &check("a", 3, RateOp::Acquire))
+                    .unwrap()
+                    .0
+                    .allowed
+            );
         }
-        assert!(!apply(&s, 0, &check("a", 3, RateOp::Acquire)).0.allowed);
-        assert!(apply(&s, 0, &check("b", 3, RateOp::Acquire)).0.allowed);
+        assert!(
+            !apply(&s, 0, &check("a", 3, RateOp::Acquire))
+                .unwrap()
+                .0
+                .allowed
+        );
+        assert!(
+            apply(&s, 0, &check("b", 3, RateOp::Acquire))
+                .unwrap()
+                .0
+                .allowed
+        );
     }
 
     #[test]
     fn the_alarm_is_set_for_when_the_last_counter_drains() {
         let s = MapStore::default();
-        let (_, alarm) = apply(&s, 1_000, &check("a", 60, RateOp::Acquire));
+        let (_, alarm) = apply(&s, 1_000, &check("a", 60, RateOp::Acquire)).unwrap();
         // One unit of a 60/min limit drains in one second.
         assert_eq!(alarm, Some(2_000));
     }
@@ -96,11 +126,11 @@ mod tests {
     #[test]
     fn an_idle_object_forgets_every_counter() {
         let s = MapStore::default();
-        apply(&s, 0, &check("a", 60, RateOp::Acquire));
-        apply(&s, 0, &check("b", 2, RateOp::Acquire));
-        assert_eq!(expire(&s, 1_000), Some(30_000));
+        apply(&s, 0, &check("a", 60, RateOp::Acquire)).unwrap();
+        apply(&s, 0, &check("b", 2, RateOp::Acquire)).unwrap();
+        assert_eq!(expire(&s, 1_000).unwrap(), Some(30_000));
         assert_eq!(s.0.borrow().len(), 1);
-        assert_eq!(expire(&s, 30_000), None);
+        assert_eq!(expire(&s, 30_000).unwrap(), None);
         assert!(s.0.borrow().is_empty());
     }
 }

@@ -13,7 +13,7 @@ use url::Url;
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 900;
 /// Default refresh-token lifetime (30 days).
 pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
-/// The public OpenAI API.
+/// The public `OpenAI` API.
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 /// The default chat model.
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
@@ -145,7 +145,10 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             Some(v) => match v.parse::<u64>() {
                 Ok(n) if (1..=max).contains(&n) => n,
                 _ => {
-                    self.problem(key, format!("must be a whole number of seconds from 1 to {max}"));
+                    self.problem(
+                        key,
+                        format!("must be a whole number of seconds from 1 to {max}"),
+                    );
                     default
                 }
             },
@@ -177,6 +180,12 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             })
             .unwrap_or_default()
     }
+}
+
+/// `scheme://host[:port]`, or `scheme://host:*` for any port; no path.
+fn is_origin_pattern(origin: &str) -> bool {
+    let base = origin.strip_suffix(":*").unwrap_or(origin);
+    !origin.ends_with('/') && Url::parse(base).is_ok_and(|u| u.host().is_some() && u.path() == "/")
 }
 
 impl Config {
@@ -214,8 +223,11 @@ impl Config {
             }
         };
 
-        let access_token_ttl_secs =
-            r.secs("ACCESS_TOKEN_TTL_SECS", DEFAULT_ACCESS_TOKEN_TTL_SECS, 24 * 3600);
+        let access_token_ttl_secs = r.secs(
+            "ACCESS_TOKEN_TTL_SECS",
+            DEFAULT_ACCESS_TOKEN_TTL_SECS,
+            24 * 3600,
+        );
         let refresh_token_ttl_secs = r.secs(
             "REFRESH_TOKEN_TTL_SECS",
             DEFAULT_REFRESH_TOKEN_TTL_SECS,
@@ -223,18 +235,11 @@ impl Config {
         );
 
         let cors_origins = r.list("CORS_ORIGINS");
-        for origin in &cors_origins {
-            let ok = match origin.strip_suffix(":*") {
-                Some(base) => Url::parse(base).is_ok_and(|u| u.host().is_some()),
-                None => Url::parse(origin).is_ok_and(|u| u.host().is_some()),
-            };
-            if !ok || origin.ends_with('/') {
-                r.problem(
-                    "CORS_ORIGINS",
-                    "each entry must be an origin like `https://app.example.com` or `http://host:*`",
-                );
-                break;
-            }
+        if !cors_origins.iter().all(|o| is_origin_pattern(o)) {
+            r.problem(
+                "CORS_ORIGINS",
+                "each entry must be an origin like `https://app.example.com` or `http://host:*`",
+            );
         }
 
         let admin_emails = r
@@ -269,10 +274,9 @@ impl Config {
             }
         };
 
-        let public_base_url = match r.get("PUBLIC_BASE_URL") {
-            None => None,
-            Some(_) => Some(r.url("PUBLIC_BASE_URL", "http://localhost")),
-        };
+        let public_base_url = r
+            .get("PUBLIC_BASE_URL")
+            .map(|_| r.url("PUBLIC_BASE_URL", "http://localhost"));
 
         if env == Environment::Prod && openai.base_url.scheme() != "https" {
             r.problem("OPENAI_BASE_URL", "must be https in prod");
@@ -383,7 +387,10 @@ mod tests {
             ("JWT_SECRET", SECRET),
             ("ENV", " prod "),
             ("ADMIN_EMAILS", " Admin@Example.com, ops@example.com ,,"),
-            ("CORS_ORIGINS", "https://web.example.com, http://127.0.0.1:*"),
+            (
+                "CORS_ORIGINS",
+                "https://web.example.com, http://127.0.0.1:*",
+            ),
             ("OPENAI_BASE_URL", "https://llm.example.com/v1/"),
             ("VECTOR_BACKEND", "vectorize"),
             ("ACCESS_TOKEN_TTL_SECS", "60"),

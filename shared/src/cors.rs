@@ -31,9 +31,7 @@ impl CorsPolicy {
 
     /// Whether `origin` (the raw `Origin` header) is allowed.
     pub fn allows(&self, origin: &str) -> bool {
-        if origin.is_empty()
-            || origin.len() > 255
-            || !origin.bytes().all(|b| b.is_ascii_graphic())
+        if origin.is_empty() || origin.len() > 255 || !origin.bytes().all(|b| b.is_ascii_graphic())
         {
             return false;
         }
@@ -43,10 +41,12 @@ impl CorsPolicy {
         if origin == "http://localhost" || port_suffix_ok(origin, "http://localhost") {
             return true;
         }
-        self.extra.iter().any(|allowed| match allowed.strip_suffix(":*") {
-            Some(base) => origin == base || port_suffix_ok(origin, base),
-            None => origin == allowed,
-        })
+        self.extra
+            .iter()
+            .any(|allowed| match allowed.strip_suffix(":*") {
+                Some(base) => origin == base || port_suffix_ok(origin, base),
+                None => origin == allowed,
+            })
     }
 }
 
@@ -66,8 +66,7 @@ fn port_suffix_ok(origin: &str, base: &str) -> bool {
 /// A plausible host (with optional port) for an `app://` origin: no path, no user info.
 fn is_host(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'))
 }
 

@@ -139,7 +139,7 @@ pub struct ErrorBody {
 /// The inside of the error envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    /// Stable snake_case code.
+    /// Stable `snake_case` code.
     pub code: String,
     /// Human-readable message, safe for clients.
     pub message: String,
@@ -360,9 +360,7 @@ mod tests {
     fn codes_are_snake_case() {
         for e in every_variant() {
             assert!(
-                e.code()
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '_'),
+                e.code().chars().all(|c| c.is_ascii_lowercase() || c == '_'),
                 "{}",
                 e.code()
             );

@@ -90,7 +90,9 @@ pub fn gcra(tat_ns: Option<i64>, now_ms: i64, rule: RateRule, op: RateOp) -> (Ra
     };
     // Units available from here: how many more intervals fit before the bucket is full.
     let free_ns = (now + cap - new_tat).max(0);
-    let remaining = u32::try_from(free_ns / t).unwrap_or(u32::MAX).min(rule.limit);
+    let remaining = u32::try_from(free_ns / t)
+        .unwrap_or(u32::MAX)
+        .min(rule.limit);
     let retry_after_ms = if allowed {
         0
     } else {

@@ -1,1 +1,111 @@
-fn main(){}
+//! End-to-end tests against the real worker under `wrangler dev`.
+//!
+//! One binary with its own `main` (libtest-mimic): it starts the stack once (see [`harness`]),
+//! runs every test against it (each with its own users), then stops everything. Without the
+//! `e2e` feature the tests are listed as ignored, so a plain `cargo test` passes offline.
+//! Run them with `scripts/test.sh`, or `cargo test -p tests --features e2e` with the toolchain
+//! set up (`. scripts/setup.sh`).
+
+mod auth;
+mod harness;
+mod helpers;
+mod skeleton;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Trial};
+
+use helpers::TestApp;
+
+type TestFn = fn(TestApp) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+macro_rules! tests {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        vec![$((
+            concat!(stringify!($module), "::", stringify!($name)),
+            (|app| Box::pin($module::$name(app))) as TestFn,
+        )),*]
+    };
+}
+
+fn all_tests() -> Vec<(&'static str, TestFn)> {
+    tests![
+        skeleton::health_reports_ok_and_the_version,
+        skeleton::every_response_carries_a_request_id_and_a_sane_one_is_echoed,
+        skeleton::unknown_routes_are_a_json_404_envelope,
+        skeleton::a_wrong_method_is_a_json_405_with_allow,
+        skeleton::malformed_json_is_a_400_envelope,
+        skeleton::json_of_the_wrong_shape_is_a_422_naming_the_field,
+        skeleton::a_wrong_content_type_is_a_415_envelope,
+        skeleton::an_oversized_body_is_a_413_envelope,
+        skeleton::cors_preflight_is_allowed_for_the_app_and_localhost_origins,
+        skeleton::cors_is_refused_for_other_origins,
+        skeleton::cors_allows_configured_extra_origins,
+        skeleton::access_logs_are_json_lines_with_the_request_id,
+        auth::the_full_register_login_me_refresh_reuse_logout_flow,
+        auth::registration_normalises_the_email_and_refuses_duplicates,
+        auth::registration_validates_email_and_password_naming_the_field,
+        auth::admin_emails_register_as_admins,
+        auth::a_wrong_password_and_an_unknown_email_are_the_same_401,
+        auth::an_unknown_email_takes_about_as_long_as_a_wrong_password,
+        auth::protected_routes_require_a_bearer_token,
+        auth::forged_and_broken_tokens_are_rejected,
+        auth::racing_refreshes_from_one_device_keep_it_signed_in,
+        auth::logout_revokes_one_session_and_logout_all_every_session,
+        auth::repeated_failures_throttle_the_account,
+        auth::repeated_failures_throttle_the_client_ip,
+        auth::ws_tickets_are_issued_for_thirty_seconds,
+        auth::passwords_and_tokens_never_reach_the_logs,
+    ]
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let tests = all_tests();
+    if !cfg!(feature = "e2e") {
+        let trials = tests
+            .into_iter()
+            .map(|(name, _)| Trial::test(name, || Ok(())).with_ignored_flag(true))
+            .collect();
+        return libtest_mimic::run(&args, trials).exit_code();
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let stack = match rt.block_on(harness::Stack::start()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("could not start the stack: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = TestApp::new(Arc::clone(&stack));
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| {
+            let app = app.clone();
+            let handle = rt.handle().clone();
+            Trial::test(name, move || {
+                handle.block_on(f(app));
+                Ok(())
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if conclusion.has_failed() {
+        eprintln!(
+            "--- last lines of {} ---\n{}",
+            stack.log_path.display(),
+            stack.log_tail(6000)
+        );
+    }
+    drop(app);
+    drop(stack); // stops wrangler dev
+    conclusion.exit_code()
+}

@@ -10,6 +10,7 @@ mod adapters;
 mod handlers;
 mod http;
 mod logging;
+mod services;
 mod state;
 
 pub use durable_objects::{ChatSession, RateLimiter, VectorIndex};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Email, Password, Tier};
+use crate::domain::{Email, Password, Tier, MAX_PASSWORD_CHARS};
 use crate::error::{AppError, FieldError};
 
 /// `POST /auth/register` and `POST /auth/login`.
@@ -32,7 +32,38 @@ impl Credentials {
         match (email, password) {
             (Ok(e), Ok(p)) => Ok((e, p)),
             (e, p) => Err(AppError::Validation(
-                [e.err(), p.err()].into_iter().flatten().collect::<Vec<FieldError>>(),
+                [e.err(), p.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<FieldError>>(),
+            )),
+        }
+    }
+}
+
+impl Credentials {
+    /// Parses credentials for login: the email must be an address, the password at most
+    /// [`MAX_PASSWORD_CHARS`] characters (its minimum is not checked: a wrong password is 401).
+    ///
+    /// # Errors
+    /// 422 naming `email` and/or `password`.
+    pub fn try_into_login(self) -> Result<(Email, String), AppError> {
+        let email = Email::parse(&self.email);
+        let n = self.password.chars().count();
+        let password = if n == 0 {
+            Err(FieldError::new("password", "is required"))
+        } else if n > MAX_PASSWORD_CHARS {
+            Err(FieldError::new(
+                "password",
+                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+            ))
+        } else {
+            Ok(self.password)
+        };
+        match (email, password) {
+            (Ok(e), Ok(p)) => Ok((e, p)),
+            (e, p) => Err(AppError::Validation(
+                [e.err(), p.err()].into_iter().flatten().collect(),
             )),
         }
     }

@@ -141,7 +141,10 @@ impl AuthService<'_> {
         let account = account_key(email);
         let ip = client_ip.map(|ip| format!("login:ip:{ip}"));
         let mut refusal: Option<RateDecision> = None;
-        for (key, rule) in [(Some(&account), LOGIN_ACCOUNT_RULE), (ip.as_ref(), LOGIN_IP_RULE)] {
+        for (key, rule) in [
+            (Some(&account), LOGIN_ACCOUNT_RULE),
+            (ip.as_ref(), LOGIN_IP_RULE),
+        ] {
             if let Some(key) = key {
                 let d = self.throttle(key, rule, RateOp::Peek).await?;
                 if !d.allowed && refusal.is_none_or(|r| r.retry_after_ms < d.retry_after_ms) {
@@ -157,13 +160,12 @@ impl AuthService<'_> {
         }
 
         let user = self.users.find_by_email(email).await?;
-        let ok = match &user {
-            Some(u) => passwords::verify(password, &u.password_hash),
-            None => {
-                // Same work as a real check, so timing does not reveal registered emails.
-                let _ = passwords::verify(password, passwords::DUMMY_PHC);
-                false
-            }
+        let ok = if let Some(u) = &user {
+            passwords::verify(password, &u.password_hash)
+        } else {
+            // Same work as a real check, so timing does not reveal registered emails.
+            let _ = passwords::verify(password, passwords::DUMMY_PHC);
+            false
         };
         let (true, Some(user)) = (ok, user) else {
             self.throttle(&account, LOGIN_ACCOUNT_RULE, RateOp::Penalize)
@@ -484,7 +486,11 @@ mod tests {
         registered(&w).await;
         let t = w
             .svc()
-            .login(&email(" ADA@example.com"), b"correct horse", Some("203.0.113.9"))
+            .login(
+                &email(" ADA@example.com"),
+                b"correct horse",
+                Some("203.0.113.9"),
+            )
             .await
             .unwrap();
         assert!(w.tokens.verify(&t.access_token, T0).is_ok());
@@ -504,7 +510,12 @@ mod tests {
         .unwrap()
         .to_string();
         let id = *w.users.rows.borrow().keys().next().unwrap();
-        w.users.rows.borrow_mut().get_mut(&id).unwrap().password_hash = weak.clone();
+        w.users
+            .rows
+            .borrow_mut()
+            .get_mut(&id)
+            .unwrap()
+            .password_hash = weak.clone();
         w.svc()
             .login(&email("ada@example.com"), b"correct horse", None)
             .await
@@ -549,19 +560,31 @@ mod tests {
         for i in 0..50 {
             let _ = w
                 .svc()
-                .login(&email(&format!("u{i}@example.com")), b"x", Some("198.51.100.7"))
+                .login(
+                    &email(&format!("u{i}@example.com")),
+                    b"x",
+                    Some("198.51.100.7"),
+                )
                 .await;
         }
         let e = w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", Some("198.51.100.7"))
+            .login(
+                &email("ada@example.com"),
+                b"correct horse",
+                Some("198.51.100.7"),
+            )
             .await
             .unwrap_err();
         assert_eq!(e.code(), "rate_limited");
         // Another IP is not affected.
         assert!(w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", Some("198.51.100.8"))
+            .login(
+                &email("ada@example.com"),
+                b"correct horse",
+                Some("198.51.100.8")
+            )
             .await
             .is_ok());
     }
@@ -601,7 +624,11 @@ mod tests {
         assert_eq!(e.status(), 401);
         // The legitimate successor dies with the family.
         assert_eq!(
-            w.svc().refresh(&t2.refresh_token).await.unwrap_err().status(),
+            w.svc()
+                .refresh(&t2.refresh_token)
+                .await
+                .unwrap_err()
+                .status(),
             401
         );
     }
@@ -628,7 +655,11 @@ mod tests {
         assert!(w.svc().refresh("not-a-token").await.is_err());
         w.clock.advance(w.settings.refresh_ttl_ms);
         assert_eq!(
-            w.svc().refresh(&t1.refresh_token).await.unwrap_err().status(),
+            w.svc()
+                .refresh(&t1.refresh_token)
+                .await
+                .unwrap_err()
+                .status(),
             401
         );
     }

@@ -117,9 +117,7 @@ impl AccessTokens {
             .validate_expiration(&options)
             .map_err(|_| AppError::Unauthorized)?;
         let user_id = UserId::parse(&claims.custom.sub).ok_or(AppError::Unauthorized)?;
-        let expires_at = claims
-            .expiration
-            .map_or(0, |e| e.timestamp_millis());
+        let expires_at = claims.expiration.map_or(0, |e| e.timestamp_millis());
         Ok(VerifiedAccess {
             user_id,
             tier: claims.custom.tier,
@@ -171,7 +169,10 @@ mod tests {
             }
             let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
             let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-            let inner = Sha256::new().chain_update(&ipad).chain_update(msg).finalize();
+            let inner = Sha256::new()
+                .chain_update(&ipad)
+                .chain_update(msg)
+                .finalize();
             Sha256::new()
                 .chain_update(&opad)
                 .chain_update(inner)
@@ -187,7 +188,9 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_until_its_expiry() {
         let t = tokens();
-        let issued = t.issue(user(), Tier::Pro, uuid::Uuid::nil(), NOW + 123).unwrap();
+        let issued = t
+            .issue(user(), Tier::Pro, uuid::Uuid::nil(), NOW + 123)
+            .unwrap();
         assert_eq!(issued.expires_at, NOW + 900_000);
         let v = t.verify(&issued.token, NOW + 899_999).unwrap();
         assert_eq!(v.user_id, user());
@@ -199,7 +202,11 @@ mod tests {
 
     #[test]
     fn an_independently_signed_valid_token_is_accepted() {
-        let token = forge(&json!({"alg": "HS256", "typ": "JWT"}), &valid_claims(), SECRET);
+        let token = forge(
+            &json!({"alg": "HS256", "typ": "JWT"}),
+            &valid_claims(),
+            SECRET,
+        );
         assert!(tokens().verify(&token, NOW).is_ok());
     }
 

@@ -78,7 +78,9 @@ mod tests {
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
         assert_eq!(
-            Email::parse("  Ada.Lovelace@Example.COM ").unwrap().as_str(),
+            Email::parse("  Ada.Lovelace@Example.COM ")
+                .unwrap()
+                .as_str(),
             "ada.lovelace@example.com"
         );
     }

@@ -6,6 +6,6 @@ mod tier;
 mod user;
 
 pub use email::Email;
-pub use password::Password;
+pub use password::{Password, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 pub use tier::{Role, Tier};
 pub use user::{RefreshTokenHash, User, UserId};

@@ -20,8 +20,6 @@ pub struct Ctx {
     pub env: Env,
     /// Configuration.
     pub shared: Rc<Shared>,
-    /// This request's id.
-    pub request_id: String,
     /// Path parameters of the matched route.
     pub params: Vec<(String, String)>,
     /// The authenticated caller (set by the pipeline on protected routes).
@@ -30,12 +28,11 @@ pub struct Ctx {
 
 impl Ctx {
     /// A context for `req`.
-    pub fn new(req: Request, env: Env, shared: Rc<Shared>, request_id: String) -> Self {
+    pub fn new(req: Request, env: Env, shared: Rc<Shared>) -> Self {
         Self {
             req,
             env,
             shared,
-            request_id,
             params: Vec::new(),
             principal: None,
         }
@@ -63,10 +60,9 @@ impl Ctx {
             .header("Content-Length")
             .and_then(|v| v.trim().parse::<u64>().ok());
         input::check_length(declared, limit)?;
-        let mut stream = match self.req.stream() {
-            Ok(s) => s,
-            // No body at all.
-            Err(_) => return Ok(Vec::new()),
+        // No stream means no body at all.
+        let Ok(mut stream) = self.req.stream() else {
+            return Ok(Vec::new());
         };
         let mut buf = Vec::new();
         while let Some(chunk) = stream.next().await {

@@ -8,7 +8,7 @@ mod ctx;
 mod error;
 mod router;
 
-pub use auth::Principal;
+pub use auth::{access_tokens, Principal};
 pub use ctx::{json, Ctx};
 pub use error::error_response;
 
@@ -41,7 +41,7 @@ pub async fn serve(req: Request, env: Env) -> Response {
         if method == Method::Options && origin.is_some() {
             return preflight();
         }
-        router::dispatch(Ctx::new(req, env, shared, request_id.clone())).await
+        router::dispatch(Ctx::new(req, env, shared)).await
     }
     .instrument(span.clone())
     .await;
@@ -79,7 +79,7 @@ pub async fn serve(req: Request, env: Env) -> Response {
 /// A CORS preflight from an allowed origin.
 fn preflight() -> Result<Response, AppError> {
     let mut resp = Response::empty()
-        .map_err(|e| AppError::internal(e))?
+        .map_err(AppError::internal)?
         .with_status(204);
     let h = resp.headers_mut();
     let _ = h.set("Access-Control-Allow-Methods", cors::ALLOW_METHODS);

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what building and running the worker needs, idempotently; fast when all is there.
+#   - the wasm32-unknown-unknown Rust target
+#   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock
+#   - worker-build at exactly the `worker` version in Cargo.lock
+#   - the npm packages of package-lock.json (wrangler, node 24, binaryen, esbuild)
+# Source it (`. scripts/setup.sh`) to also get node_modules/.bin first on PATH.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export PATH="$root/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+step() { printf '==> %s\n' "$*" >&2; }
+
+locked_version() { # the version of crate $1 in Cargo.lock
+    awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
+}
+
+if [ ! -f Cargo.lock ]; then
+    step "resolving Cargo.lock"
+    cargo generate-lockfile
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    step "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+fi
+
+want="$(locked_version wasm-bindgen)"
+have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+if [ "$have" != "$want" ]; then
+    step "installing wasm-bindgen-cli $want (takes a few minutes once)"
+    # No --locked: the registry mirror lacks some of its locked dependency versions.
+    cargo install wasm-bindgen-cli --version "$want" --force
+fi
+
+want="$(locked_version worker)"
+have="$(worker-build --version 2>/dev/null || true)"
+if [ "$have" != "$want" ]; then
+    step "installing worker-build $want"
+    cargo install worker-build --version "$want" --force
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || ! cmp -s <(sed -n '/"packages"/,$p' package-lock.json | grep -v '"name": "adiuva') <(sed -n '/"packages"/,$p' node_modules/.package-lock.json | grep -v '"name": "adiuva'); then
+    step "installing npm packages (wrangler, node 24, binaryen, esbuild)"
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+step "toolchain ready: $(wasm-bindgen --version), worker-build $(worker-build --version), wrangler $(wrangler --version 2>/dev/null | tail -n 1), node $(node --version)"

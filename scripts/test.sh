@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints (native and wasm32), the native unit tests, then the
+# end-to-end suite against the real worker under `wrangler dev` (the harness in tests/api
+# starts wrangler with a throwaway state dir and scripted upstreams, and stops it after).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+. scripts/setup.sh
+export WRANGLER_SEND_METRICS=false
+
+echo "==> cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "==> cargo clippy (native)" >&2
+cargo clippy --workspace --exclude workers --all-targets --features tests/e2e -q -- -D warnings
+echo "==> cargo clippy (wasm32)" >&2
+cargo clippy -p workers -p durable-objects --target wasm32-unknown-unknown -q -- -D warnings
+echo "==> shared/ stays platform-free" >&2
+if cargo tree -p shared -e normal --prefix none | grep -Eq '^(worker|wasm-bindgen|js-sys) '; then
+    echo "shared depends on a platform crate:" >&2
+    cargo tree -p shared -e normal -i worker >&2 || true
+    exit 1
+fi
+
+echo "==> unit tests (native)" >&2
+cargo test -p shared -p durable-objects
+
+echo "==> building the worker" >&2
+sh scripts/build-worker.sh
+echo "==> end-to-end tests against wrangler dev" >&2
+cargo test -p tests --features e2e

@@ -1,0 +1,221 @@
+//! Starts and stops what the end-to-end tests run against: scripted `OpenAI`- and Stripe-compatible
+//! servers on 127.0.0.1 (wiremock, programmable by each test), and the real worker under
+//! `wrangler dev` with a throwaway persist directory, migrations applied, and settings pointing
+//! at those servers. [`Stack`] kills the whole wrangler process group when dropped, so nothing
+//! outlives the run, whatever the tests did.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use wiremock::MockServer;
+
+/// The HS256 secret the worker runs with in tests (tests forge tokens with it).
+pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0123456789";
+/// Emails that become admins.
+pub const ADMIN_EMAIL: &str = "admin@e2e.example.com";
+
+/// Everything started for the run.
+pub struct Stack {
+    /// The worker's base URL, e.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    /// The scripted OpenAI-compatible server (programmed by the chat tests).
+    #[allow(dead_code)]
+    pub openai: MockServer,
+    /// The scripted Stripe-compatible server (programmed by the billing tests).
+    #[allow(dead_code)]
+    pub stripe: MockServer,
+    /// wrangler's combined output (the worker's JSON logs among it).
+    pub log_path: PathBuf,
+    wrangler: Child,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repo")
+        .to_path_buf()
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wrangler_cmd(root: &Path) -> Command {
+    let bin = root.join("node_modules/.bin");
+    let mut cmd = Command::new(bin.join("wrangler"));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    cmd.current_dir(root)
+        .env("PATH", path)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "true")
+        .stdin(Stdio::null());
+    cmd
+}
+
+impl Stack {
+    /// Starts the scripted servers and the worker; waits until `/health` answers.
+    pub async fn start() -> Result<Self> {
+        let root = repo_root();
+        let run_dir = root.join("target/e2e");
+        fs::create_dir_all(&run_dir)?;
+        let persist = run_dir.join(format!("state-{}", std::process::id()));
+        if persist.exists() {
+            fs::remove_dir_all(&persist)?;
+        }
+        let log_path = run_dir.join("wrangler.log");
+
+        let openai = MockServer::start().await;
+        let stripe = MockServer::start().await;
+
+        eprintln!("==> applying D1 migrations into {}", persist.display());
+        let out = wrangler_cmd(&root)
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(&persist)
+            .output()
+            .context("running wrangler d1 migrations apply")?;
+        if !out.status.success() {
+            bail!(
+                "migrations failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        let port = free_port()?;
+        let inspector = free_port()?;
+        let vars = [
+            ("ENV", "dev".to_owned()),
+            ("JWT_SECRET", JWT_SECRET.to_owned()),
+            ("ADMIN_EMAILS", ADMIN_EMAIL.to_owned()),
+            ("OPENAI_API_KEY", "sk-e2e".to_owned()),
+            ("OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
+            ("STRIPE_SECRET_KEY", "sk_test_e2e".to_owned()),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_e2e".to_owned()),
+            ("STRIPE_API_BASE", stripe.uri()),
+            ("CORS_ORIGINS", "https://web.e2e.example".to_owned()),
+        ];
+        let log = File::create(&log_path)?;
+        let mut cmd = wrangler_cmd(&root);
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .arg("--inspector-port")
+            .arg(inspector.to_string())
+            .arg("--persist-to")
+            .arg(&persist)
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "info",
+            ]);
+        for (k, v) in &vars {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        eprintln!(
+            "==> starting wrangler dev on 127.0.0.1:{port} (log: {})",
+            log_path.display()
+        );
+        let wrangler = cmd
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("spawning wrangler dev")?;
+
+        let mut stack = Self {
+            base_url: format!("http://127.0.0.1:{port}"),
+            openai,
+            stripe,
+            log_path,
+            wrangler,
+        };
+        stack.wait_healthy(Duration::from_secs(300)).await?;
+        Ok(stack)
+    }
+
+    async fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/v1/health", self.base_url);
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.wrangler.try_wait()? {
+                bail!(
+                    "wrangler dev exited with {status}:\n{}",
+                    self.log_tail(4000)
+                );
+            }
+            if let Ok(r) = client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    eprintln!(
+                        "==> worker healthy after {:.1}s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "worker not healthy after {timeout:?}:\n{}",
+                    self.log_tail(4000)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The whole wrangler log so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// The last `n` bytes of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let start = log.len().saturating_sub(n);
+        let start = (start..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(log.len());
+        log[start..].to_owned()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // wrangler runs workerd as a child: signal the whole process group it leads.
+        let group = format!("-{}", self.wrangler.id());
+        let signal = |sig: &str| {
+            let _ = Command::new("kill")
+                .args([sig, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.wrangler.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        signal("-KILL");
+        let _ = self.wrangler.wait();
+    }
+}

@@ -1,0 +1,360 @@
+//! D1 adapters: accounts, refresh tokens, WebSocket tickets.
+//!
+//! Facts pinned under `wrangler dev`: NULL must be bound as `JsValue::NULL`; integers above
+//! i32 travel as f64 (exact to 2^53, enough for epoch ms); a unique violation is an
+//! `Error::D1` whose text contains `UNIQUE constraint failed`; `db.batch` is one transaction.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use shared::domain::{Email, RefreshTokenHash, Role, Tier, User, UserId};
+use shared::ports::{
+    NewRefreshToken, RefreshTokenStore, RotateOutcome, StoreError, StoredRefreshToken, TicketStore,
+    UserStore,
+};
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, D1Result};
+
+use super::unavailable;
+
+#[allow(clippy::cast_precision_loss)]
+fn int(v: i64) -> JsValue {
+    JsValue::from_f64(v as f64)
+}
+
+fn text(v: impl AsRef<str>) -> JsValue {
+    JsValue::from_str(v.as_ref())
+}
+
+fn opt_text(v: Option<impl AsRef<str>>) -> JsValue {
+    v.map_or(JsValue::NULL, text)
+}
+
+fn is_unique_violation(e: &worker::Error) -> bool {
+    let text = match e {
+        worker::Error::D1(d1) => format!("{} {d1:?}", d1.cause()),
+        other => other.to_string(),
+    };
+    text.contains("UNIQUE constraint failed")
+}
+
+fn stmt(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
+    db.prepare(sql)
+        .bind(args)
+        .map_err(|e| unavailable("binding D1 statement", &e))
+}
+
+fn changes(r: &D1Result) -> usize {
+    r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)
+}
+
+/// Accounts in D1 `users`.
+pub struct D1UserStore(pub D1Database);
+
+#[derive(Deserialize)]
+struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    tier: String,
+    role: String,
+    created_at: f64,
+    updated_at: f64,
+}
+
+impl UserRow {
+    #[allow(clippy::cast_possible_truncation)]
+    fn into_user(self) -> Result<User, StoreError> {
+        let corrupt = |what: &str| StoreError::Unavailable(format!("corrupt users row: {what}"));
+        Ok(User {
+            id: UserId::parse(&self.id).ok_or_else(|| corrupt("id"))?,
+            email: Email::parse(&self.email).map_err(|_| corrupt("email"))?,
+            password_hash: self.password_hash,
+            tier: Tier::parse(&self.tier).ok_or_else(|| corrupt("tier"))?,
+            role: Role::parse(&self.role).ok_or_else(|| corrupt("role"))?,
+            created_at: self.created_at as i64,
+            updated_at: self.updated_at as i64,
+        })
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, password_hash, tier, role, created_at, updated_at";
+
+impl D1UserStore {
+    async fn find_one(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1");
+        stmt(&self.0, &sql, &[text(value)])?
+            .first::<UserRow>(None)
+            .await
+            .map_err(|e| unavailable("reading user", &e))?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+}
+
+#[async_trait(?Send)]
+impl UserStore for D1UserStore {
+    async fn insert(&self, u: &User) -> Result<(), StoreError> {
+        let s = stmt(
+            &self.0,
+            "INSERT INTO users (id, email, password_hash, tier, role, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &[
+                text(u.id.to_string()),
+                text(u.email.as_str()),
+                text(&u.password_hash),
+                text(u.tier.as_str()),
+                text(u.role.as_str()),
+                int(u.created_at),
+                int(u.updated_at),
+            ],
+        )?;
+        match s.run().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict("email already registered"))
+            }
+            Err(e) => Err(unavailable("inserting user", &e)),
+        }
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        self.find_one("email", email.as_str()).await
+    }
+
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.find_one("id", &id.to_string()).await
+    }
+
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        phc: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        stmt(
+            &self.0,
+            "UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3",
+            &[text(phc), int(now_ms), text(id.to_string())],
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("updating password hash", &e))?;
+        Ok(())
+    }
+}
+
+/// Refresh tokens in D1 `refresh_families` and `refresh_tokens` (hashes only).
+pub struct D1RefreshTokenStore(pub D1Database);
+
+#[derive(Deserialize)]
+struct TokenRow {
+    id: String,
+    user_id: String,
+    family_id: String,
+    expires_at: f64,
+    rotated_at: Option<f64>,
+    family_revoked: f64,
+}
+
+const INSERT_TOKEN_VALUES: &str = "INSERT INTO refresh_tokens \
+     (id, user_id, family_id, token_hash, parent_id, created_at, expires_at) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7";
+
+fn token_args(t: &NewRefreshToken) -> Vec<JsValue> {
+    vec![
+        text(t.id.to_string()),
+        text(t.user_id.to_string()),
+        text(t.family_id.to_string()),
+        text(hex::encode(t.token_hash.0)),
+        opt_text(t.parent_id.map(|p| p.to_string())),
+        int(t.created_at),
+        int(t.expires_at),
+    ]
+}
+
+impl D1RefreshTokenStore {
+    async fn family_revoked(&self, family_id: uuid::Uuid) -> Result<bool, StoreError> {
+        let revoked = stmt(
+            &self.0,
+            "SELECT revoked_at IS NOT NULL AS revoked FROM refresh_families WHERE id = ?1",
+            &[text(family_id.to_string())],
+        )?
+        .first::<f64>(Some("revoked"))
+        .await
+        .map_err(|e| unavailable("reading family", &e))?;
+        Ok(revoked.is_none_or(|r| r != 0.0))
+    }
+}
+
+#[async_trait(?Send)]
+impl RefreshTokenStore for D1RefreshTokenStore {
+    async fn start_family(&self, first: &NewRefreshToken) -> Result<(), StoreError> {
+        let family = stmt(
+            &self.0,
+            "INSERT INTO refresh_families (id, user_id, created_at) VALUES (?1, ?2, ?3)",
+            &[
+                text(first.family_id.to_string()),
+                text(first.user_id.to_string()),
+                int(first.created_at),
+            ],
+        )?;
+        let token = stmt(&self.0, INSERT_TOKEN_VALUES, &token_args(first))?;
+        self.0
+            .batch(vec![family, token])
+            .await
+            .map_err(|e| unavailable("starting token family", &e))?;
+        Ok(())
+    }
+
+    async fn find_by_hash(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<StoredRefreshToken>, StoreError> {
+        let row = stmt(
+            &self.0,
+            "SELECT t.id, t.user_id, t.family_id, t.expires_at, t.rotated_at, \
+                    (f.revoked_at IS NOT NULL) AS family_revoked \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             WHERE t.token_hash = ?1",
+            &[text(hex::encode(hash.0))],
+        )?
+        .first::<TokenRow>(None)
+        .await
+        .map_err(|e| unavailable("reading refresh token", &e))?;
+        let Some(r) = row else { return Ok(None) };
+        let corrupt = || StoreError::Unavailable("corrupt refresh_tokens row".into());
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(Some(StoredRefreshToken {
+            id: uuid::Uuid::try_parse(&r.id).map_err(|_| corrupt())?,
+            user_id: UserId::parse(&r.user_id).ok_or_else(corrupt)?,
+            family_id: uuid::Uuid::try_parse(&r.family_id).map_err(|_| corrupt())?,
+            expires_at: r.expires_at as i64,
+            rotated_at: r.rotated_at.map(|v| v as i64),
+            family_revoked: r.family_revoked != 0.0,
+        }))
+    }
+
+    async fn rotate(
+        &self,
+        parent_id: uuid::Uuid,
+        child: &NewRefreshToken,
+        now_ms: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        // One transaction: mark the parent rotated only if it is current and its family live,
+        // then insert the child only if that update changed a row.
+        let mark = stmt(
+            &self.0,
+            "UPDATE refresh_tokens SET rotated_at = ?1 \
+             WHERE id = ?2 AND rotated_at IS NULL AND EXISTS \
+               (SELECT 1 FROM refresh_families f \
+                WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)",
+            &[int(now_ms), text(parent_id.to_string())],
+        )?;
+        let insert = stmt(
+            &self.0,
+            &format!("{INSERT_TOKEN_VALUES} WHERE changes() = 1"),
+            &token_args(child),
+        )?;
+        let results = self
+            .0
+            .batch(vec![mark, insert])
+            .await
+            .map_err(|e| unavailable("rotating refresh token", &e))?;
+        if results.first().map(changes) == Some(1) {
+            return Ok(RotateOutcome::Rotated);
+        }
+        if self.family_revoked(child.family_id).await? {
+            Ok(RotateOutcome::FamilyRevoked)
+        } else {
+            Ok(RotateOutcome::AlreadyRotated)
+        }
+    }
+
+    async fn add_sibling(&self, child: &NewRefreshToken) -> Result<bool, StoreError> {
+        let mut args = token_args(child);
+        args.push(text(child.family_id.to_string()));
+        let r = stmt(
+            &self.0,
+            &format!(
+                "{INSERT_TOKEN_VALUES} WHERE EXISTS \
+                 (SELECT 1 FROM refresh_families WHERE id = ?8 AND revoked_at IS NULL)"
+            ),
+            &args,
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("adding sibling token", &e))?;
+        Ok(changes(&r) == 1)
+    }
+
+    async fn revoke_family(
+        &self,
+        family_id: uuid::Uuid,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        stmt(
+            &self.0,
+            "UPDATE refresh_families SET revoked_at = ?1, revoke_reason = ?2 \
+             WHERE id = ?3 AND revoked_at IS NULL",
+            &[int(now_ms), text(reason), text(family_id.to_string())],
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("revoking family", &e))?;
+        Ok(())
+    }
+
+    async fn revoke_all(&self, user_id: UserId, now_ms: i64) -> Result<u64, StoreError> {
+        let r = stmt(
+            &self.0,
+            "UPDATE refresh_families SET revoked_at = ?1, revoke_reason = 'logout_all' \
+             WHERE user_id = ?2 AND revoked_at IS NULL",
+            &[int(now_ms), text(user_id.to_string())],
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("revoking all families", &e))?;
+        Ok(changes(&r) as u64)
+    }
+}
+
+/// WebSocket tickets in D1 `ws_tickets` (hashes only).
+pub struct D1TicketStore(pub D1Database);
+
+#[async_trait(?Send)]
+impl TicketStore for D1TicketStore {
+    async fn insert(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        stmt(
+            &self.0,
+            "INSERT INTO ws_tickets (ticket_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+            &[
+                text(hex::encode(hash)),
+                text(user_id.to_string()),
+                int(expires_at),
+            ],
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("storing ticket", &e))?;
+        Ok(())
+    }
+
+    async fn consume(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<UserId>, StoreError> {
+        let user = stmt(
+            &self.0,
+            "UPDATE ws_tickets SET used_at = ?1 \
+             WHERE ticket_hash = ?2 AND used_at IS NULL AND expires_at > ?1 RETURNING user_id",
+            &[int(now_ms), text(hex::encode(hash))],
+        )?
+        .first::<String>(Some("user_id"))
+        .await
+        .map_err(|e| unavailable("consuming ticket", &e))?;
+        Ok(user.as_deref().and_then(UserId::parse))
+    }
+}

@@ -45,6 +45,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         skeleton::cors_is_refused_for_other_origins,
         skeleton::cors_allows_configured_extra_origins,
         skeleton::access_logs_are_json_lines_with_the_request_id,
+        skeleton::the_dev_bench_route_runs_known_operations_and_validates_its_input,
         auth::the_full_register_login_me_refresh_reuse_logout_flow,
         auth::registration_normalises_the_email_and_refuses_duplicates,
         auth::registration_validates_email_and_password_naming_the_field,

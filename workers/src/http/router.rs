@@ -51,6 +51,8 @@ const ROUTES: &[Route] = &[
     route!(Post "/api/v1/auth/logout-all" User => handlers::auth::logout_all),
     route!(Get "/api/v1/auth/me" User => handlers::auth::me),
     route!(Post "/api/v1/auth/ws-ticket" User => handlers::auth::ws_ticket),
+    // Dev only (404 in prod): CPU benchmarks timed from outside by scripts/bench.sh.
+    route!(Get "/api/v1/_bench/{op}" Public => handlers::bench::run),
 ];
 
 thread_local! {

@@ -40,8 +40,11 @@ if [ "$have" != "$want" ]; then
     cargo install worker-build --version "$want" --force
 fi
 
-if [ ! -f node_modules/.package-lock.json ] || ! cmp -s <(sed -n '/"packages"/,$p' package-lock.json | grep -v '"name": "adiuva') <(sed -n '/"packages"/,$p' node_modules/.package-lock.json | grep -v '"name": "adiuva'); then
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ "$(cat node_modules/.installed-lock-sha256 2>/dev/null || true)" != "$lock_sum" ] \
+    || [ ! -x node_modules/.bin/wrangler ]; then
     step "installing npm packages (wrangler, node 24, binaryen, esbuild)"
     npm ci --no-audit --no-fund --loglevel=error
+    echo "$lock_sum" > node_modules/.installed-lock-sha256
 fi
 step "toolchain ready: $(wasm-bindgen --version), worker-build $(worker-build --version), wrangler $(wrangler --version 2>/dev/null | tail -n 1), node $(node --version)"

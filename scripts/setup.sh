@@ -3,7 +3,10 @@
 #   - the wasm32-unknown-unknown Rust target
 #   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock
 #   - worker-build at exactly the `worker` version in Cargo.lock
-#   - the npm packages of package-lock.json (wrangler, node 24, binaryen, esbuild)
+#   - the npm packages of package-lock.json (wrangler, node 24, binaryen, esbuild,
+#     openapi-typescript, typescript)
+#   - with SETUP_PYTHON=1: a .venv with tests/requirements.txt (schemathesis,
+#     openapi-spec-validator) for the contract checks of scripts/test.sh
 # Source it (`. scripts/setup.sh`) to also get node_modules/.bin first on PATH.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,5 +49,14 @@ if [ "$(cat node_modules/.installed-lock-sha256 2>/dev/null || true)" != "$lock_
     step "installing npm packages (wrangler, node 24, binaryen, esbuild)"
     npm ci --no-audit --no-fund --loglevel=error
     echo "$lock_sum" > node_modules/.installed-lock-sha256
+fi
+if [ "${SETUP_PYTHON:-0}" = 1 ]; then
+    req_sum="$(sha256sum tests/requirements.txt | cut -d' ' -f1)"
+    if [ "$(cat .venv/.installed-req-sha256 2>/dev/null || true)" != "$req_sum" ]; then
+        step "installing Python test tools into .venv (schemathesis, openapi-spec-validator)"
+        python3 -m venv .venv
+        .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+        echo "$req_sum" > .venv/.installed-req-sha256
+    fi
 fi
 step "toolchain ready: $(wasm-bindgen --version), worker-build $(worker-build --version), wrangler $(wrangler --version 2>/dev/null | tail -n 1), node $(node --version)"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints (native and wasm32), the native unit tests, then the
-# end-to-end suite against the real worker under `wrangler dev` (the harness in tests/api
-# starts wrangler with a throwaway state dir and scripted upstreams, and stops it after).
+# Runs every test: formatting and lints (native and wasm32), the API contract (drift of
+# contract/openapi.json and contract/api-types.ts, an independent OpenAPI validator, tsc), the
+# native unit tests, then the end-to-end suite against the real worker under `wrangler dev`
+# (the harness in tests/api starts wrangler with a throwaway state dir and scripted upstreams,
+# fuzzes it with schemathesis from the contract, and stops it after).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-. scripts/setup.sh
+SETUP_PYTHON=1 . scripts/setup.sh
 export WRANGLER_SEND_METRICS=false
 
 echo "==> cargo fmt --check" >&2
@@ -20,6 +22,12 @@ if cargo tree -p shared -e normal --prefix none | grep -Eq '^(worker|wasm-bindge
     cargo tree -p shared -e normal -i worker >&2 || true
     exit 1
 fi
+
+echo "==> API contract: up to date, valid OpenAPI 3.1, TypeScript types compile" >&2
+bash scripts/gen-contract.sh --check
+.venv/bin/openapi-spec-validator contract/openapi.json
+tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler \
+    contract/api-types.ts contract/check.ts
 
 echo "==> unit tests (native)" >&2
 cargo test -p shared -p durable-objects

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 /// One invalid input field: which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field's path in the request (`email`, `vectors[3].checksum`, or a header name).
     pub field: String,
@@ -131,6 +132,7 @@ pub enum AppError {
 
 /// The JSON error envelope: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error itself.
     pub error: ErrorDetail,
@@ -138,6 +140,7 @@ pub struct ErrorBody {
 
 /// The inside of the error envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable `snake_case` code.
     pub code: String,
@@ -147,6 +150,10 @@ pub struct ErrorDetail {
     pub request_id: String,
     /// Structured extras (invalid fields, quota figures, …) where the code has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)
+    )]
     pub details: Option<Value>,
 }
 

@@ -15,8 +15,11 @@ pub mod do_protocol;
 pub mod domain;
 pub mod error;
 pub mod input;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod ports;
 pub mod rate_limit;
+pub mod routes;
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

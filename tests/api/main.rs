@@ -7,6 +7,7 @@
 //! set up (`. scripts/setup.sh`).
 
 mod auth;
+mod contract;
 mod harness;
 mod helpers;
 mod skeleton;
@@ -46,6 +47,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         skeleton::cors_allows_configured_extra_origins,
         skeleton::access_logs_are_json_lines_with_the_request_id,
         skeleton::the_dev_bench_route_runs_known_operations_and_validates_its_input,
+        skeleton::unknown_http_methods_are_405_not_treated_as_get,
         auth::the_full_register_login_me_refresh_reuse_logout_flow,
         auth::registration_normalises_the_email_and_refuses_duplicates,
         auth::registration_validates_email_and_password_naming_the_field,
@@ -60,6 +62,8 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         auth::repeated_failures_throttle_the_client_ip,
         auth::ws_tickets_are_issued_for_thirty_seconds,
         auth::passwords_and_tokens_never_reach_the_logs,
+        contract::the_served_document_is_the_committed_contract,
+        contract::schemathesis_finds_no_server_error_and_no_schema_violation,
     ]
 }
 

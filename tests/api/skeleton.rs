@@ -297,3 +297,13 @@ pub async fn the_dev_bench_route_runs_known_operations_and_validates_its_input(a
         assert_error(r, 422, "validation_failed").await;
     }
 }
+
+pub async fn unknown_http_methods_are_405_not_treated_as_get(app: TestApp) {
+    // (Lower-case `get` is normalised to GET by the Fetch spec, so it is not listed.)
+    for name in ["QUERY", "PROPFIND", "PATCH"] {
+        let method = Method::from_bytes(name.as_bytes()).unwrap();
+        let r = app.req(method, "/health").send().await.unwrap();
+        assert_eq!(r.headers()["allow"], "GET", "{name}");
+        assert_error(r, 405, "method_not_allowed").await;
+    }
+}

@@ -2,12 +2,15 @@
 
 mod auth;
 
-pub use auth::{AuthTokens, Credentials, RefreshRequest, UserProfile, WsTicket};
+pub use auth::{
+    AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
+};
 
 use serde::{Deserialize, Serialize};
 
 /// `GET /api/v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always `"ok"` when the worker answers.
     pub status: String,
@@ -27,6 +30,7 @@ impl Health {
 
 /// `{"ok": true}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ok {
     /// Always true.
     pub ok: bool,

@@ -1,6 +1,6 @@
 //! `/api/v1/auth/*`.
 
-use shared::api::{Credentials, RefreshRequest};
+use shared::api::{LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest};
 use shared::AppResult;
 use worker::Response;
 
@@ -9,14 +9,17 @@ use crate::services::AuthDeps;
 
 /// `POST /auth/register` → 201 `AuthTokens`.
 pub async fn register(mut ctx: Ctx) -> AppResult<Response> {
-    let (email, password) = ctx.json_body::<Credentials>().await?.try_into_domain()?;
+    let (email, password) = ctx
+        .json_body::<RegisterRequest>()
+        .await?
+        .try_into_domain()?;
     let deps = AuthDeps::new(&ctx)?;
     json(201, &deps.service().register(email, &password).await?)
 }
 
 /// `POST /auth/login` → `AuthTokens`.
 pub async fn login(mut ctx: Ctx) -> AppResult<Response> {
-    let (email, password) = ctx.json_body::<Credentials>().await?.try_into_login()?;
+    let (email, password) = ctx.json_body::<LoginRequest>().await?.try_into_login()?;
     let deps = AuthDeps::new(&ctx)?;
     let ip = ctx.client_ip();
     let tokens = deps
@@ -30,16 +33,13 @@ pub async fn login(mut ctx: Ctx) -> AppResult<Response> {
 pub async fn refresh(mut ctx: Ctx) -> AppResult<Response> {
     let body: RefreshRequest = ctx.json_body().await?;
     let deps = AuthDeps::new(&ctx)?;
-    json(200, &deps.service().refresh(&body.refresh_token).await?)
+    json(200, &deps.service().refresh(body.token()?).await?)
 }
 
 /// `POST /auth/logout` → `{ok: true}`.
 pub async fn logout(mut ctx: Ctx) -> AppResult<Response> {
     let body: RefreshRequest = ctx.json_body().await?;
-    AuthDeps::new(&ctx)?
-        .service()
-        .logout(&body.refresh_token)
-        .await?;
+    AuthDeps::new(&ctx)?.service().logout(body.token()?).await?;
     json(200, &shared::api::Ok::YES)
 }
 
@@ -47,7 +47,7 @@ pub async fn logout(mut ctx: Ctx) -> AppResult<Response> {
 pub async fn logout_all(ctx: Ctx) -> AppResult<Response> {
     let user = ctx.principal()?.user_id;
     let revoked = AuthDeps::new(&ctx)?.service().logout_all(user).await?;
-    json(200, &serde_json::json!({"ok": true, "revoked": revoked}))
+    json(200, &LoggedOutAll { ok: true, revoked })
 }
 
 /// `GET /auth/me` → `UserProfile`.

@@ -1,4 +1,4 @@
-//! `GET /api/v1/health`.
+//! `GET /api/v1/health` and `GET /api/v1/openapi.json`.
 
 use shared::api::Health;
 use shared::AppResult;
@@ -9,4 +9,16 @@ use crate::http::{json, Ctx};
 /// `{status, version}`: the worker is up and configured.
 pub async fn get(_ctx: Ctx) -> AppResult<Response> {
     json(200, &Health::ok())
+}
+
+/// The committed OpenAPI 3.1 document (generated from the Rust types; a test fails on drift).
+const OPENAPI_JSON: &str = include_str!("../../../contract/openapi.json");
+
+/// `GET /openapi.json`: the API contract.
+pub async fn openapi(_ctx: Ctx) -> AppResult<Response> {
+    let mut resp = Response::ok(OPENAPI_JSON).map_err(shared::AppError::internal)?;
+    let headers = resp.headers_mut();
+    let _ = headers.set("Content-Type", "application/json");
+    let _ = headers.set("Cache-Control", "public, max-age=300");
+    Ok(resp)
 }

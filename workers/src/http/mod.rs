@@ -15,7 +15,7 @@ pub use error::error_response;
 use shared::cors;
 use shared::AppError;
 use tracing::Instrument;
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Request, Response};
 
 use crate::state;
 
@@ -23,7 +23,8 @@ use crate::state;
 pub async fn serve(req: Request, env: Env) -> Response {
     let started = js_sys::Date::now();
     let request_id = request_id(&req);
-    let method = req.method();
+    // The raw name: `worker::Method` reports unknown methods as GET.
+    let method = req.inner().method();
     let path = req.path();
     let origin = req.headers().get("Origin").ok().flatten();
     let shared = state::shared(&env);
@@ -38,7 +39,7 @@ pub async fn serve(req: Request, env: Env) -> Response {
         if origin.is_some() && !origin_allowed {
             return Err(AppError::Forbidden("origin not allowed"));
         }
-        if method == Method::Options && origin.is_some() {
+        if method == "OPTIONS" && origin.is_some() {
             return preflight();
         }
         router::dispatch(Ctx::new(req, env, shared)).await

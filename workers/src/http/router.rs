@@ -1,4 +1,5 @@
-//! The route table — the one list of every endpoint, its method, and whether it needs a caller.
+//! Routing over [`shared::routes::ROUTES`] — the one list of every endpoint, its method, and
+//! whether it needs a caller.
 //!
 //! Unknown paths are JSON 404; known paths with another method are 405 with `Allow`. Protected
 //! routes are authenticated here, before their handler runs, so no handler can forget it.
@@ -6,8 +7,9 @@
 use std::pin::Pin;
 
 use futures_util::Future;
+use shared::routes::{Access, Method, Operation, ROUTES};
 use shared::AppResult;
-use worker::{Method, Response};
+use worker::Response;
 
 use super::{auth, Ctx};
 use crate::handlers;
@@ -15,45 +17,21 @@ use crate::handlers;
 type HandlerFuture = Pin<Box<dyn Future<Output = AppResult<Response>>>>;
 type Handler = fn(Ctx) -> HandlerFuture;
 
-/// Who may call a route.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// Anyone.
-    Public,
-    /// A caller with a valid access token.
-    User,
+/// The handler of each operation. Exhaustive: a new [`Operation`] needs a handler to compile.
+fn handler(op: Operation) -> Handler {
+    match op {
+        Operation::Health => |ctx| Box::pin(handlers::health::get(ctx)),
+        Operation::OpenApi => |ctx| Box::pin(handlers::health::openapi(ctx)),
+        Operation::Register => |ctx| Box::pin(handlers::auth::register(ctx)),
+        Operation::Login => |ctx| Box::pin(handlers::auth::login(ctx)),
+        Operation::Refresh => |ctx| Box::pin(handlers::auth::refresh(ctx)),
+        Operation::Logout => |ctx| Box::pin(handlers::auth::logout(ctx)),
+        Operation::LogoutAll => |ctx| Box::pin(handlers::auth::logout_all(ctx)),
+        Operation::Me => |ctx| Box::pin(handlers::auth::me(ctx)),
+        Operation::WsTicket => |ctx| Box::pin(handlers::auth::ws_ticket(ctx)),
+        Operation::Bench => |ctx| Box::pin(handlers::bench::run(ctx)),
+    }
 }
-
-struct Route {
-    method: Method,
-    path: &'static str,
-    access: Access,
-    handler: Handler,
-}
-
-macro_rules! route {
-    ($method:ident $path:literal $access:ident => $handler:path) => {
-        Route {
-            method: Method::$method,
-            path: $path,
-            access: Access::$access,
-            handler: |ctx| Box::pin($handler(ctx)),
-        }
-    };
-}
-
-const ROUTES: &[Route] = &[
-    route!(Get "/api/v1/health" Public => handlers::health::get),
-    route!(Post "/api/v1/auth/register" Public => handlers::auth::register),
-    route!(Post "/api/v1/auth/login" Public => handlers::auth::login),
-    route!(Post "/api/v1/auth/refresh" Public => handlers::auth::refresh),
-    route!(Post "/api/v1/auth/logout" Public => handlers::auth::logout),
-    route!(Post "/api/v1/auth/logout-all" User => handlers::auth::logout_all),
-    route!(Get "/api/v1/auth/me" User => handlers::auth::me),
-    route!(Post "/api/v1/auth/ws-ticket" User => handlers::auth::ws_ticket),
-    // Dev only (404 in prod): CPU benchmarks timed from outside by scripts/bench.sh.
-    route!(Get "/api/v1/_bench/{op}" Public => handlers::bench::run),
-];
 
 thread_local! {
     /// Path → indices into [`ROUTES`] (one path may serve several methods).
@@ -73,23 +51,12 @@ thread_local! {
     };
 }
 
-fn method_name(m: &Method) -> &'static str {
-    match m {
-        Method::Get => "GET",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Patch => "PATCH",
-        Method::Head => "HEAD",
-        Method::Options => "OPTIONS",
-        _ => "OTHER",
-    }
-}
-
 /// Routes `ctx` to its handler.
 pub async fn dispatch(mut ctx: Ctx) -> AppResult<Response> {
     let path = ctx.req.path();
-    let method = ctx.req.method();
+    // The raw name: `worker::Method` turns any method it does not know (e.g. QUERY) into GET.
+    let raw_method = ctx.req.inner().method();
+    let method = Method::parse(&raw_method);
     let found = TABLE.with(|t| {
         t.at(&path).ok().map(|m| {
             let params: Vec<(String, String)> = m
@@ -103,12 +70,13 @@ pub async fn dispatch(mut ctx: Ctx) -> AppResult<Response> {
     let Some((ids, params)) = found else {
         return Err(shared::AppError::NotFound);
     };
-    let Some(route) = ids.iter().map(|&i| &ROUTES[i]).find(|r| r.method == method) else {
-        let allowed: Vec<&'static str> = ids
-            .iter()
-            .map(|&i| method_name(&ROUTES[i].method))
-            .collect();
-        if method == Method::Options {
+    let Some(route) = ids
+        .iter()
+        .map(|&i| &ROUTES[i])
+        .find(|r| Some(r.method) == method)
+    else {
+        let allowed: Vec<&'static str> = ids.iter().map(|&i| ROUTES[i].method.as_str()).collect();
+        if raw_method == "OPTIONS" {
             // A non-CORS OPTIONS: say what the path supports.
             let mut resp = Response::empty()
                 .map_err(shared::AppError::internal)?
@@ -122,5 +90,5 @@ pub async fn dispatch(mut ctx: Ctx) -> AppResult<Response> {
     if route.access == Access::User {
         ctx.principal = Some(auth::authenticate(&ctx)?);
     }
-    (route.handler)(ctx).await
+    handler(route.operation)(ctx).await
 }

@@ -1,0 +1,274 @@
+//! The OpenAPI 3.1 document of the API, generated from the Rust types (utoipa).
+//!
+//! `cargo run -p shared --bin gen-openapi` prints it; `scripts/gen-contract.sh` writes it to
+//! `contract/openapi.json` (which the worker serves at `GET /api/v1/openapi.json`) and derives
+//! `contract/api-types.ts` from it. Tests here fail when the committed file drifts from the
+//! types, or when the document and [`crate::routes::ROUTES`] disagree.
+#![allow(dead_code)] // The `#[utoipa::path]` functions exist only to carry their attributes.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::{
+    AuthTokens, Health, LoggedOutAll, LoginRequest, Ok, RefreshRequest, RegisterRequest,
+    UserProfile, WsTicket,
+};
+use crate::domain::Tier;
+use crate::error::{ErrorBody, ErrorDetail, FieldError};
+
+const DESCRIPTION: &str = "\
+The cloud API of Adiuva, a desktop productivity assistant.
+
+**Conventions.** Timestamps are Unix epoch milliseconds; ids are UUID v4 strings. Every \
+response carries `X-Request-Id` (a client's own id of 8–64 `[A-Za-z0-9_-]` characters is \
+echoed). Every error is `{\"error\": {\"code\", \"message\", \"request_id\", \"details\"?}}`; codes \
+are a stable contract: `validation_failed` 422 (details name each field), `malformed_json` 400, \
+`unsupported_media_type` 415, `payload_too_large` 413 (JSON bodies: 1 MiB), `unauthorized` 401 \
+(with `WWW-Authenticate: Bearer`), `forbidden` 403 (also: a browser `Origin` that is not \
+allowed), `not_found` 404, `method_not_allowed` 405 (with `Allow`), `conflict` 409, \
+`precondition_failed` 412, `checksum_mismatch` 400, `tier_required` 403, `quota_exceeded` 403, \
+`rate_limited` 429 (with `Retry-After`), `llm_not_configured` 503, `upstream_unavailable` \
+502/503, `not_implemented` 501, `internal` 500.
+
+**CORS.** Origins `app://*`, `http://localhost[:port]` and those configured in `CORS_ORIGINS` \
+are allowed; any other `Origin` is refused with 403.
+
+**WebSocket chat (`GET /api/v1/chat/stream`, arriving with the streaming issue).** \
+Authenticate with `Authorization: Bearer` or a single-use `?ticket=` from \
+`POST /api/v1/auth/ws-ticket`. Frames are JSON. The client sends a `ChatRequest` (and may send \
+`{\"type\":\"cancel\"}`); the server sends `{\"type\":\"token\",\"text\":…}` frames, \
+`{\"type\":\"ping\"}` every 30 s, `{\"type\":\"error\",\"code\",\"message\"}` on failure, and \
+finally `{\"type\":\"done\",\"done\":true,\"response\":…,\"actions\":[…]}`.";
+
+/// Adds the bearer scheme.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".to_owned());
+        http.description = Some(
+            "Access token from register, login or refresh (HS256 JWT, 15 minutes).".to_owned(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Adiuva Cloud API", description = DESCRIPTION),
+    paths(
+        health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket
+    ),
+    components(schemas(
+        Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
+        WsTicket, LoggedOutAll, Tier, ErrorBody, ErrorDetail, FieldError
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "system", description = "Health and the contract itself."),
+        (name = "auth", description = "Accounts, sessions and tokens.")
+    )
+)]
+struct ApiDoc;
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as pretty JSON with a trailing newline (the committed file's exact form).
+///
+/// # Panics
+/// Never in practice: the document is plain data.
+pub fn document_json() -> String {
+    let mut s = document()
+        .to_pretty_json()
+        .expect("the document serialises");
+    s.push('\n');
+    s
+}
+
+/// Liveness of the worker.
+#[utoipa::path(get, path = "/api/v1/health", tag = "system", operation_id = "health",
+    responses(
+        (status = 200, description = "The worker answers.", body = Health),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn health() {}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", operation_id = "openapi",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document.", body = Object),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn openapi_document() {}
+
+/// Creates an account and signs it in. Emails listed in `ADMIN_EMAILS` get the admin role.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Signed up; a new session.", body = AuthTokens),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the email is registered already.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, naming `email` and/or `password`.", body = ErrorBody)
+    ))]
+fn register() {}
+
+/// Signs in. A wrong password and an unknown email get the same 401. After 5 failures in
+/// 15 minutes for an account, or 50 for a client IP, answers 429 until the throttle wears off.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; a new session.", body = AuthTokens),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong email or password.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failures; see `Retry-After`.", body = ErrorBody)
+    ))]
+fn login() {}
+
+/// Exchanges a refresh token for a new pair. Each token is single use. Presenting a token
+/// rotated more than 10 s ago revokes its whole session (theft); within 10 s (racing refreshes
+/// from one device) it yields another fresh pair.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair.", body = AuthTokens),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: unknown, expired, revoked or reused token.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn refresh() {}
+
+/// Ends the session of a refresh token (its whole family). Unknown tokens are ignored.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Signed out.", body = Ok),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn logout() {}
+
+/// Ends every session of the caller. Access tokens already issued live until they expire.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", operation_id = "logout_all",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every session revoked.", body = LoggedOutAll),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn logout_all() {}
+
+/// The caller's profile; the tier is read from the database, not the token.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile.", body = UserProfile),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn me() {}
+
+/// A single-use ticket, valid 30 s, for `GET /api/v1/chat/stream?ticket=` (browsers cannot
+/// send headers on WebSockets).
+#[utoipa::path(post, path = "/api/v1/auth/ws-ticket", tag = "auth", operation_id = "ws_ticket",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A ticket.", body = WsTicket),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn ws_ticket() {}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::routes::{Access, ROUTES};
+
+    const COMMITTED: &str = include_str!("../../contract/openapi.json");
+
+    #[test]
+    fn the_committed_document_matches_the_rust_types() {
+        assert!(
+            COMMITTED == document_json(),
+            "contract/openapi.json is out of date: run scripts/gen-contract.sh"
+        );
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1() {
+        let doc: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    fn operations() -> BTreeSet<(String, String)> {
+        let doc = document();
+        let mut ops = BTreeSet::new();
+        for (path, item) in &doc.paths.paths {
+            for (method, op) in [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("DELETE", &item.delete),
+            ] {
+                if op.is_some() {
+                    ops.insert((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_public_route_is_documented_and_nothing_else() {
+        let routes: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .filter(|r| r.documented)
+            .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
+            .collect();
+        assert_eq!(routes, operations());
+    }
+
+    #[test]
+    fn protected_routes_and_only_they_declare_the_bearer_scheme() {
+        let doc = document();
+        for r in ROUTES.iter().filter(|r| r.documented) {
+            let item = &doc.paths.paths[r.path];
+            let op = match r.method.as_str() {
+                "GET" => item.get.as_ref(),
+                "POST" => item.post.as_ref(),
+                "PUT" => item.put.as_ref(),
+                _ => item.delete.as_ref(),
+            }
+            .unwrap();
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            assert_eq!(secured, r.access == Access::User, "{}", r.path);
+            let codes: Vec<&String> = op.responses.responses.keys().collect();
+            if r.access == Access::User {
+                assert!(
+                    codes.iter().any(|c| *c == "401"),
+                    "{} documents 401",
+                    r.path
+                );
+            }
+        }
+    }
+}

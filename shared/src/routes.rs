@@ -1,0 +1,200 @@
+//! The route table: every endpoint's method, path, operation and who may call it.
+//!
+//! The worker builds its router from [`ROUTES`] and maps each [`Operation`] to a handler with
+//! an exhaustive `match`, so a route without a handler does not compile; the OpenAPI document
+//! is tested against the same table, so an undocumented route fails the tests.
+
+/// An HTTP method the API serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+    /// DELETE.
+    Delete,
+}
+
+impl Method {
+    /// Parses a method name exactly (methods are case-sensitive); `None` for any other.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "GET" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            "PUT" => Some(Method::Put),
+            "DELETE" => Some(Method::Delete),
+            _ => None,
+        }
+    }
+
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// A caller with a valid access token (checked before the handler runs).
+    User,
+}
+
+/// Every operation of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `GET /health`.
+    Health,
+    /// `GET /openapi.json`.
+    OpenApi,
+    /// `POST /auth/register`.
+    Register,
+    /// `POST /auth/login`.
+    Login,
+    /// `POST /auth/refresh`.
+    Refresh,
+    /// `POST /auth/logout`.
+    Logout,
+    /// `POST /auth/logout-all`.
+    LogoutAll,
+    /// `GET /auth/me`.
+    Me,
+    /// `POST /auth/ws-ticket`.
+    WsTicket,
+    /// `GET /_bench/{op}`: dev-only CPU benchmarks (404 in prod; not in the public contract).
+    Bench,
+}
+
+/// One route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// Method.
+    pub method: Method,
+    /// Path template (`{name}` for parameters), including `/api/v1`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// What it does.
+    pub operation: Operation,
+    /// Whether it is part of the public contract (the OpenAPI document).
+    pub documented: bool,
+}
+
+const fn route(method: Method, path: &'static str, access: Access, operation: Operation) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        operation,
+        documented: true,
+    }
+}
+
+/// Every route of the API.
+pub const ROUTES: &[Route] = &[
+    route(
+        Method::Get,
+        "/api/v1/health",
+        Access::Public,
+        Operation::Health,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/openapi.json",
+        Access::Public,
+        Operation::OpenApi,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/register",
+        Access::Public,
+        Operation::Register,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/login",
+        Access::Public,
+        Operation::Login,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/refresh",
+        Access::Public,
+        Operation::Refresh,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/logout",
+        Access::Public,
+        Operation::Logout,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/logout-all",
+        Access::User,
+        Operation::LogoutAll,
+    ),
+    route(Method::Get, "/api/v1/auth/me", Access::User, Operation::Me),
+    route(
+        Method::Post,
+        "/api/v1/auth/ws-ticket",
+        Access::User,
+        Operation::WsTicket,
+    ),
+    Route {
+        documented: false,
+        ..route(
+            Method::Get,
+            "/api/v1/_bench/{op}",
+            Access::Public,
+            Operation::Bench,
+        )
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn no_two_routes_share_a_method_and_path() {
+        let mut seen = HashSet::new();
+        for r in ROUTES {
+            assert!(seen.insert((r.method, r.path)), "{:?} {}", r.method, r.path);
+        }
+    }
+
+    #[test]
+    fn every_operation_appears_once() {
+        let mut seen = HashSet::new();
+        for r in ROUTES {
+            assert!(seen.insert(r.operation), "{:?}", r.operation);
+        }
+    }
+
+    #[test]
+    fn only_exact_known_method_names_parse() {
+        for m in [Method::Get, Method::Post, Method::Put, Method::Delete] {
+            assert_eq!(Method::parse(m.as_str()), Some(m));
+        }
+        for other in ["get", "QUERY", "PATCH", "HEAD", "OPTIONS", ""] {
+            assert_eq!(Method::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn every_path_is_under_api_v1() {
+        assert!(ROUTES.iter().all(|r| r.path.starts_with("/api/v1/")));
+    }
+}

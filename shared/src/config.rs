@@ -19,6 +19,11 @@ pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
 /// The public Stripe API.
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+/// Default Checkout success page.
+pub const DEFAULT_BILLING_SUCCESS_URL: &str =
+    "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}";
+/// Default Checkout cancel page.
+pub const DEFAULT_BILLING_CANCEL_URL: &str = "https://adiuva.app/billing/cancel";
 /// The shortest HS256 secret accepted (bytes): the hash output size.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
 
@@ -66,6 +71,10 @@ pub struct StripeConfig {
     pub price_power: Option<String>,
     /// Price id of the Team plan (per seat).
     pub price_team: Option<String>,
+    /// Where Checkout sends the user after paying (`{CHECKOUT_SESSION_ID}` is filled in).
+    pub success_url: String,
+    /// Where Checkout sends the user after giving up.
+    pub cancel_url: String,
 }
 
 /// The whole configuration of the API.
@@ -188,6 +197,25 @@ fn is_origin_pattern(origin: &str) -> bool {
     !origin.ends_with('/') && Url::parse(base).is_ok_and(|u| u.host().is_some() && u.path() == "/")
 }
 
+/// The Stripe settings.
+fn stripe_config<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> StripeConfig {
+    StripeConfig {
+        secret_key: r.get("STRIPE_SECRET_KEY").map(SecretString::from),
+        webhook_secret: r.get("STRIPE_WEBHOOK_SECRET").map(SecretString::from),
+        api_base: r.url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
+        price_pro: r.get("STRIPE_PRICE_PRO"),
+        price_power: r.get("STRIPE_PRICE_POWER"),
+        price_team: r.get("STRIPE_PRICE_TEAM"),
+        success_url: r
+            .url("BILLING_SUCCESS_URL", DEFAULT_BILLING_SUCCESS_URL)
+            .as_str()
+            .replace("%7BCHECKOUT_SESSION_ID%7D", "{CHECKOUT_SESSION_ID}"),
+        cancel_url: r
+            .url("BILLING_CANCEL_URL", DEFAULT_BILLING_CANCEL_URL)
+            .to_string(),
+    }
+}
+
 impl Config {
     /// Parses the configuration from `lookup` (which returns a setting's raw value, if any).
     ///
@@ -256,14 +284,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_OPENAI_MODEL.to_owned()),
         };
 
-        let stripe = StripeConfig {
-            secret_key: r.get("STRIPE_SECRET_KEY").map(SecretString::from),
-            webhook_secret: r.get("STRIPE_WEBHOOK_SECRET").map(SecretString::from),
-            api_base: r.url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
-            price_pro: r.get("STRIPE_PRICE_PRO"),
-            price_power: r.get("STRIPE_PRICE_POWER"),
-            price_team: r.get("STRIPE_PRICE_TEAM"),
-        };
+        let stripe = stripe_config(&mut r);
 
         let vector_backend = match r.get("VECTOR_BACKEND").as_deref() {
             None | Some("durable-object") => VectorBackend::DurableObject,
@@ -338,6 +359,10 @@ mod tests {
         assert_eq!(c.vector_backend, VectorBackend::DurableObject);
         assert!(c.cors_origins.is_empty());
         assert!(c.public_base_url.is_none());
+        assert_eq!(
+            c.stripe.success_url,
+            "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}"
+        );
         assert_eq!(c.jwt_secret.expose_secret(), SECRET);
     }
 

@@ -84,6 +84,9 @@ pub enum AppError {
     /// An `If-Match` precondition did not hold. 412.
     #[error("precondition failed")]
     PreconditionFailed,
+    /// A webhook's signature is missing, malformed, wrong or too old. 400.
+    #[error("invalid signature")]
+    InvalidSignature,
     /// The SHA-256 of the received bytes differs from the declared checksum. 400.
     #[error("checksum mismatch")]
     ChecksumMismatch,
@@ -182,6 +185,7 @@ impl AppError {
             Self::Conflict(_) => "conflict",
             Self::PreconditionFailed => "precondition_failed",
             Self::ChecksumMismatch => "checksum_mismatch",
+            Self::InvalidSignature => "invalid_signature",
             Self::TierRequired { .. } => "tier_required",
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::RateLimited { .. } => "rate_limited",
@@ -195,7 +199,7 @@ impl AppError {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Self::MalformedJson(_) | Self::ChecksumMismatch => 400,
+            Self::MalformedJson(_) | Self::ChecksumMismatch | Self::InvalidSignature => 400,
             Self::Unauthorized => 401,
             Self::Forbidden(_) | Self::TierRequired { .. } | Self::QuotaExceeded { .. } => 403,
             Self::NotFound => 404,
@@ -307,6 +311,7 @@ mod tests {
             AppError::Conflict("email already registered"),
             AppError::PreconditionFailed,
             AppError::ChecksumMismatch,
+            AppError::InvalidSignature,
             AppError::TierRequired {
                 feature: "plugin_marketplace",
                 required_tier: "power",
@@ -351,6 +356,7 @@ mod tests {
                 ("conflict", 409),
                 ("precondition_failed", 412),
                 ("checksum_mismatch", 400),
+                ("invalid_signature", 400),
                 ("tier_required", 403),
                 ("quota_exceeded", 403),
                 ("rate_limited", 429),

@@ -84,6 +84,40 @@ fn syntax_reason(e: &serde_json::Error) -> &'static str {
     }
 }
 
+/// Deserialises an optional `u32` from any JSON number with no fractional part (`7` or `7.0`):
+/// JSON Schema counts both as integers, so the contract's clients may send either.
+///
+/// # Errors
+/// The deserializer's error for fractions, negatives, out-of-range values and non-numbers.
+pub fn opt_integral_u32<'de, D>(de: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(de)? else {
+        return Ok(None);
+    };
+    let value = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let v = f as u64;
+                v
+            })
+    });
+    value
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "expected a whole number from 0 to {}, got {n}",
+                u32::MAX
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -160,6 +194,39 @@ mod tests {
     fn a_non_object_body_is_422() {
         let e = parse_json::<Login>(JSON, b"[]").unwrap_err();
         assert_eq!(e.code(), "validation_failed");
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Seats {
+        #[serde(default, deserialize_with = "opt_integral_u32")]
+        seats: Option<u32>,
+    }
+
+    #[test]
+    fn integral_numbers_are_accepted_in_either_notation() {
+        for (body, want) in [
+            (r#"{"seats":7}"#, Some(7)),
+            (r#"{"seats":7.0}"#, Some(7)),
+            (r#"{"seats":null}"#, None),
+            ("{}", None),
+        ] {
+            let s: Seats = parse_json(JSON, body.as_bytes()).unwrap();
+            assert_eq!(s.seats, want, "{body}");
+        }
+        for body in [
+            r#"{"seats":7.5}"#,
+            r#"{"seats":-1}"#,
+            r#"{"seats":4294967296}"#,
+            r#"{"seats":"7"}"#,
+        ] {
+            assert_eq!(
+                parse_json::<Seats>(JSON, body.as_bytes())
+                    .unwrap_err()
+                    .status(),
+                422,
+                "{body}"
+            );
+        }
     }
 
     #[test]

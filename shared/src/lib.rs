@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod cors;
 pub mod do_protocol;

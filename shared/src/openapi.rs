@@ -10,8 +10,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    AuthTokens, Health, LoggedOutAll, LoginRequest, Ok, RefreshRequest, RegisterRequest,
-    UserProfile, WsTicket,
+    AuthTokens, CheckoutBody, CheckoutResponse, Health, LoggedOutAll, LoginRequest, Ok,
+    RefreshRequest, RegisterRequest, SubscriptionInfo, UserProfile, WsTicket,
 };
 use crate::domain::Tier;
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
@@ -55,20 +55,49 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Closes the variants of tagged request enums: the Rust types deny unknown fields (so the
+/// server answers 422 to extra properties), and the document must say so.
+struct ClosedVariants;
+
+impl Modify for ClosedVariants {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AdditionalProperties, Schema};
+        use utoipa::openapi::RefOr;
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in ["CheckoutBody"] {
+            if let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(name) {
+                for item in &mut one_of.items {
+                    if let RefOr::T(Schema::Object(object)) = item {
+                        object.additional_properties =
+                            Some(Box::new(AdditionalProperties::FreeForm(false)));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Adiuva Cloud API", description = DESCRIPTION),
     paths(
-        health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket
+        health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
+        checkout, stripe_webhook, get_subscription, cancel_subscription
     ),
     components(schemas(
         Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
-        WsTicket, LoggedOutAll, Tier, ErrorBody, ErrorDetail, FieldError
+        WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
+        ErrorBody, ErrorDetail, FieldError
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ClosedVariants),
     tags(
         (name = "system", description = "Health and the contract itself."),
-        (name = "auth", description = "Accounts, sessions and tokens.")
+        (name = "auth", description = "Accounts, sessions and tokens."),
+        (name = "billing", description = "Stripe subscriptions. A paid subscription sets the \
+            user's tier; `past_due` keeps it until the current period ends; cancellation and \
+            deletion return the user to free.")
     )
 )]
 struct ApiDoc;
@@ -195,6 +224,63 @@ fn me() {}
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
     ))]
 fn ws_ticket() {}
+
+/// Starts a Stripe Checkout Session (subscription mode) for a paid tier. Team takes `seats`.
+#[utoipa::path(post, path = "/api/v1/billing/checkout", tag = "billing", operation_id = "checkout",
+    security(("bearer" = [])),
+    request_body = CheckoutBody,
+    responses(
+        (status = 200, description = "Send the user to `checkout_url`.", body = CheckoutResponse),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: a paid subscription is already in force.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: tier or seats.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: Stripe refused the request.", body = ErrorBody),
+        (status = 503, description = "`upstream_unavailable`: Stripe unreachable, or billing not configured.", body = ErrorBody)
+    ))]
+fn checkout() {}
+
+/// Stripe's webhook. Verified by `Stripe-Signature` (HMAC-SHA256 of `t.body`, 5-minute
+/// tolerance) over the raw body; each event id is applied once; older events never roll state
+/// back; unknown types are acknowledged and ignored.
+#[utoipa::path(post, path = "/api/v1/billing/webhook", tag = "billing", operation_id = "stripe_webhook",
+    params(("Stripe-Signature" = String, Header, description = "Stripe's signature header.")),
+    request_body(content = Object, description = "A Stripe event.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Processed, or a replay acknowledged.", body = Ok),
+        (status = 400, description = "`invalid_signature` or `malformed_json`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 503, description = "`upstream_unavailable`: no webhook secret configured.", body = ErrorBody)
+    ))]
+fn stripe_webhook() {}
+
+/// The caller's subscription and the tier in force.
+#[utoipa::path(get, path = "/api/v1/billing/subscription", tag = "billing", operation_id = "get_subscription",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Status `none` when there never was one.", body = SubscriptionInfo),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn get_subscription() {}
+
+/// Cancels the caller's subscription at the end of the current period (the tier stays until
+/// then).
+#[utoipa::path(delete, path = "/api/v1/billing/subscription", tag = "billing", operation_id = "cancel_subscription",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancellation requested.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no live subscription.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: Stripe refused the request.", body = ErrorBody),
+        (status = 503, description = "`upstream_unavailable`: Stripe unreachable.", body = ErrorBody)
+    ))]
+fn cancel_subscription() {}
 
 #[cfg(test)]
 mod tests {

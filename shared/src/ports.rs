@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
 use crate::domain::{Email, RefreshTokenHash, Tier, User, UserId};
 use crate::error::{AppError, Upstream};
 use crate::rate_limit::{RateDecision, RateOp, RateRule};
@@ -361,19 +362,25 @@ pub trait Llm {
     async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, UpstreamError>;
 }
 
-/// A Checkout Session to create.
+/// A Checkout Session to create (subscription mode).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutRequest {
-    /// The buyer.
+    /// The buyer (`client_reference_id` and metadata).
     pub user_id: UserId,
-    /// The buyer's email.
+    /// The buyer's email, used when there is no customer yet.
     pub email: Email,
-    /// Existing Stripe customer, if any.
+    /// Existing Stripe customer, reused when present.
     pub customer_id: Option<String>,
-    /// The tier bought.
+    /// The tier bought (metadata).
     pub tier: Tier,
-    /// Seats (1 except for team).
+    /// The tier's price id.
+    pub price_id: String,
+    /// Seats (quantity; 1 except for team).
     pub seats: u32,
+    /// Where Stripe sends the user after paying.
+    pub success_url: String,
+    /// Where Stripe sends the user after giving up.
+    pub cancel_url: String,
     /// Idempotency key for the POST.
     pub idempotency_key: String,
 }
@@ -385,6 +392,21 @@ pub struct CheckoutSession {
     pub id: String,
     /// Where to send the user.
     pub url: String,
+}
+
+/// A Stripe Connect transfer to a developer's connected account (marketplace payouts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRequest {
+    /// Amount in the smallest currency unit.
+    pub amount_cents: u64,
+    /// ISO currency, lower case (`eur`).
+    pub currency: String,
+    /// Connected account id (`acct_…`).
+    pub destination: String,
+    /// Groups the transfer with its charges (e.g. a plugin id and period).
+    pub transfer_group: String,
+    /// Idempotency key for the POST.
+    pub idempotency_key: String,
 }
 
 /// The payment provider (Stripe).
@@ -401,6 +423,95 @@ pub trait Payments {
         subscription_id: &str,
         idempotency_key: &str,
     ) -> Result<(), UpstreamError>;
+    /// Pays out to a connected account; returns the transfer id.
+    async fn create_transfer(&self, req: &TransferRequest) -> Result<String, UpstreamError>;
+}
+
+#[async_trait(?Send)]
+impl<T: HttpClient + ?Sized> HttpClient for &T {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        (**self).send(req).await
+    }
+    async fn sleep(&self, ms: u64) {
+        (**self).sleep(ms).await;
+    }
+}
+
+/// Subscriptions, processed webhook events and Stripe ids (D1 `subscriptions`,
+/// `stripe_events`, `users`).
+#[async_trait(?Send)]
+pub trait BillingStore {
+    /// Whether the event id was processed already.
+    async fn event_processed(&self, event_id: &str) -> Result<bool, StoreError>;
+    /// The subscription with this Stripe id.
+    async fn subscription(
+        &self,
+        stripe_subscription_id: &str,
+    ) -> Result<Option<Subscription>, StoreError>;
+    /// The user's most recently changed subscription, whatever its status.
+    async fn latest_subscription(&self, user: UserId) -> Result<Option<Subscription>, StoreError>;
+    /// The user owning a Stripe customer.
+    async fn user_by_customer(&self, customer_id: &str) -> Result<Option<UserId>, StoreError>;
+    /// The user's Stripe customer, if one was created.
+    async fn customer_of(&self, user: UserId) -> Result<Option<String>, StoreError>;
+    /// Atomically: records the event id (a duplicate changes nothing and answers
+    /// [`RecordOutcome::Duplicate`]) and applies `change` — the subscription row unless a newer
+    /// event already applied to it, and the user's tier and customer id.
+    async fn record(
+        &self,
+        event: &EventRecord,
+        change: Option<&BillingChange>,
+    ) -> Result<RecordOutcome, StoreError>;
+    /// Marks a subscription as ending at its period end (after Stripe confirmed it).
+    async fn mark_cancel_at_period_end(
+        &self,
+        stripe_subscription_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// An outbound HTTP request (to Stripe or the LLM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, …
+    pub method: &'static str,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers (secrets included: never log them).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Give up after this long.
+    pub timeout_ms: u64,
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Why no response arrived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// The deadline passed (the request was aborted).
+    #[error("timed out")]
+    Timeout,
+    /// The connection failed.
+    #[error("network error: {0}")]
+    Network(String),
+}
+
+/// Outbound HTTP (`fetch` in the worker).
+#[async_trait(?Send)]
+pub trait HttpClient {
+    /// Sends a request, aborting it at its deadline.
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError>;
+    /// Waits (for retry backoff).
+    async fn sleep(&self, ms: u64);
 }
 
 #[cfg(test)]

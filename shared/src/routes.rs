@@ -70,6 +70,14 @@ pub enum Operation {
     Me,
     /// `POST /auth/ws-ticket`.
     WsTicket,
+    /// `POST /billing/checkout`.
+    Checkout,
+    /// `POST /billing/webhook`.
+    StripeWebhook,
+    /// `GET /billing/subscription`.
+    GetSubscription,
+    /// `DELETE /billing/subscription`.
+    CancelSubscription,
     /// `GET /_bench/{op}`: dev-only CPU benchmarks (404 in prod; not in the public contract).
     Bench,
 }
@@ -149,6 +157,30 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/auth/ws-ticket",
         Access::User,
         Operation::WsTicket,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/billing/checkout",
+        Access::User,
+        Operation::Checkout,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/billing/webhook",
+        Access::Public,
+        Operation::StripeWebhook,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/billing/subscription",
+        Access::User,
+        Operation::GetSubscription,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/billing/subscription",
+        Access::User,
+        Operation::CancelSubscription,
     ),
     Route {
         documented: false,

@@ -9,11 +9,13 @@ use std::collections::{HashMap, VecDeque};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+use crate::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
 use crate::domain::{Email, RefreshTokenHash, User, UserId};
 use crate::ports::{
-    BlobInfo, BlobStore, CheckoutRequest, CheckoutSession, Clock, Llm, LlmRequest, LlmResponse,
-    NewRefreshToken, Payments, PutOutcome, Random, RateLimiter, RefreshTokenStore, RotateOutcome,
-    StoreError, StoredRefreshToken, TicketStore, UpstreamError, UserStore, VectorEntry,
+    BillingStore, BlobInfo, BlobStore, CheckoutRequest, CheckoutSession, Clock, HttpClient,
+    HttpError, HttpRequest, HttpResponse, Llm, LlmRequest, LlmResponse, NewRefreshToken, Payments,
+    PutOutcome, Random, RateLimiter, RefreshTokenStore, RotateOutcome, StoreError,
+    StoredRefreshToken, TicketStore, TransferRequest, UpstreamError, UserStore, VectorEntry,
     VectorIndex, VectorMatch,
 };
 use crate::rate_limit::{gcra, RateDecision, RateOp, RateRule};
@@ -405,6 +407,8 @@ pub struct FakePayments {
     pub checkouts: RefCell<Vec<CheckoutRequest>>,
     /// Subscriptions cancelled.
     pub cancelled: RefCell<Vec<String>>,
+    /// Transfers made.
+    pub transfers: RefCell<Vec<TransferRequest>>,
 }
 
 #[async_trait(?Send)]
@@ -429,6 +433,134 @@ impl Payments for FakePayments {
         _idempotency_key: &str,
     ) -> Result<(), UpstreamError> {
         self.cancelled.borrow_mut().push(subscription_id.to_owned());
+        Ok(())
+    }
+    async fn create_transfer(&self, req: &TransferRequest) -> Result<String, UpstreamError> {
+        let mut t = self.transfers.borrow_mut();
+        t.push(req.clone());
+        Ok(format!("tr_test_{}", t.len()))
+    }
+}
+
+/// An HTTP client that answers from a script, recording requests and sleeps.
+#[derive(Debug, Default)]
+pub struct ScriptedHttp {
+    /// Answers, in order.
+    pub script: RefCell<VecDeque<Result<HttpResponse, HttpError>>>,
+    /// Requests sent.
+    pub requests: RefCell<Vec<HttpRequest>>,
+    /// Backoff sleeps (ms).
+    pub slept: RefCell<Vec<u64>>,
+}
+
+impl ScriptedHttp {
+    /// A client answering `script` in order (then network errors).
+    pub fn with(script: Vec<Result<HttpResponse, HttpError>>) -> Self {
+        Self {
+            script: RefCell::new(script.into()),
+            ..Self::default()
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl HttpClient for ScriptedHttp {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.requests.borrow_mut().push(req);
+        self.script
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| Err(HttpError::Network("script exhausted".into())))
+    }
+    async fn sleep(&self, ms: u64) {
+        self.slept.borrow_mut().push(ms);
+    }
+}
+
+/// Subscriptions and events in maps, writing tiers into an [`InMemoryUserStore`].
+#[derive(Debug)]
+pub struct InMemoryBillingStore<'u> {
+    users: &'u InMemoryUserStore,
+    /// Subscriptions by Stripe id.
+    pub subscriptions: RefCell<HashMap<String, Subscription>>,
+    /// Processed event ids.
+    pub events: RefCell<Vec<EventRecord>>,
+    /// Stripe customers by user.
+    pub customers: RefCell<HashMap<UserId, String>>,
+}
+
+impl<'u> InMemoryBillingStore<'u> {
+    /// A store updating `users`.
+    pub fn new(users: &'u InMemoryUserStore) -> Self {
+        Self {
+            users,
+            subscriptions: RefCell::default(),
+            events: RefCell::default(),
+            customers: RefCell::default(),
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl BillingStore for InMemoryBillingStore<'_> {
+    async fn event_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self.events.borrow().iter().any(|e| e.id == event_id))
+    }
+    async fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.subscriptions.borrow().get(id).cloned())
+    }
+    async fn latest_subscription(&self, user: UserId) -> Result<Option<Subscription>, StoreError> {
+        Ok(self
+            .subscriptions
+            .borrow()
+            .values()
+            .filter(|s| s.user_id == user)
+            .max_by_key(|s| s.last_event_created)
+            .cloned())
+    }
+    async fn user_by_customer(&self, customer_id: &str) -> Result<Option<UserId>, StoreError> {
+        Ok(self
+            .customers
+            .borrow()
+            .iter()
+            .find(|(_, c)| c.as_str() == customer_id)
+            .map(|(u, _)| *u))
+    }
+    async fn customer_of(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        Ok(self.customers.borrow().get(&user).cloned())
+    }
+    async fn record(
+        &self,
+        event: &EventRecord,
+        change: Option<&BillingChange>,
+    ) -> Result<RecordOutcome, StoreError> {
+        if self.events.borrow().iter().any(|e| e.id == event.id) {
+            return Ok(RecordOutcome::Duplicate);
+        }
+        self.events.borrow_mut().push(event.clone());
+        if let Some(c) = change {
+            let sub = &c.subscription;
+            let mut subs = self.subscriptions.borrow_mut();
+            let newer_applied = subs
+                .get(&sub.stripe_subscription_id)
+                .is_some_and(|s| s.last_event_created > sub.last_event_created);
+            if !newer_applied {
+                subs.insert(sub.stripe_subscription_id.clone(), sub.clone());
+                if let Some(u) = self.users.rows.borrow_mut().get_mut(&sub.user_id) {
+                    u.tier = c.user_tier;
+                    u.tier_until = c.tier_until;
+                }
+                if let Some(cus) = &sub.customer_id {
+                    self.customers.borrow_mut().insert(sub.user_id, cus.clone());
+                }
+            }
+        }
+        Ok(RecordOutcome::Applied)
+    }
+    async fn mark_cancel_at_period_end(&self, id: &str, _now_ms: i64) -> Result<(), StoreError> {
+        if let Some(s) = self.subscriptions.borrow_mut().get_mut(id) {
+            s.cancel_at_period_end = true;
+        }
         Ok(())
     }
 }

@@ -69,8 +69,12 @@ pub async fn schemathesis_finds_no_server_error_and_no_schema_violation(app: Tes
     let report_dir = repo().join("target/e2e/schemathesis");
     let _ = std::fs::remove_dir_all(&report_dir);
 
+    // The fuzz user has a subscription, so cancellation is exercised beyond its 404.
+    crate::billing::subscribe(&app, &user, "pro").await;
     let mut cmd = tokio::process::Command::new(st);
-    cmd.arg("run")
+    cmd.arg("--config-file")
+        .arg(repo().join("tests/schemathesis.toml"))
+        .arg("run")
         .arg(repo().join("contract/openapi.json"))
         .args(["--url", &app.base])
         .args([

@@ -19,6 +19,14 @@ use wiremock::MockServer;
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0123456789";
 /// Emails that become admins.
 pub const ADMIN_EMAIL: &str = "admin@e2e.example.com";
+/// The Stripe webhook secret the worker runs with (tests sign events with it).
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_e2e_secret";
+/// Price ids the worker maps to tiers.
+pub const PRICE_PRO: &str = "price_pro_e2e";
+/// Power.
+pub const PRICE_POWER: &str = "price_power_e2e";
+/// Team (per seat).
+pub const PRICE_TEAM: &str = "price_team_e2e";
 
 /// Everything started for the run.
 pub struct Stack {
@@ -28,7 +36,6 @@ pub struct Stack {
     #[allow(dead_code)]
     pub openai: MockServer,
     /// The scripted Stripe-compatible server (programmed by the billing tests).
-    #[allow(dead_code)]
     pub stripe: MockServer,
     /// wrangler's combined output (the worker's JSON logs among it).
     pub log_path: PathBuf,
@@ -62,6 +69,31 @@ fn wrangler_cmd(root: &Path) -> Command {
     cmd
 }
 
+/// Stripe's happy path, at a low priority: tests mount their own answers (priority 1–5) for
+/// their own users and see every request in `received_requests`.
+async fn mount_stripe_defaults(stripe: &MockServer) {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+    Mock::given(method("POST"))
+        .and(path("/v1/checkout/sessions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "cs_test_default",
+            "object": "checkout.session",
+            "url": "https://checkout.stripe.test/c/pay/cs_test_default"
+        })))
+        .with_priority(10)
+        .mount(stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v1/subscriptions/[^/]+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "sub_default", "object": "subscription", "cancel_at_period_end": true
+        })))
+        .with_priority(10)
+        .mount(stripe)
+        .await;
+}
+
 impl Stack {
     /// Starts the scripted servers and the worker; waits until `/health` answers.
     pub async fn start() -> Result<Self> {
@@ -76,6 +108,7 @@ impl Stack {
 
         let openai = MockServer::start().await;
         let stripe = MockServer::start().await;
+        mount_stripe_defaults(&stripe).await;
 
         eprintln!("==> applying D1 migrations into {}", persist.display());
         let out = wrangler_cmd(&root)
@@ -100,8 +133,11 @@ impl Stack {
             ("OPENAI_API_KEY", "sk-e2e".to_owned()),
             ("OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
             ("STRIPE_SECRET_KEY", "sk_test_e2e".to_owned()),
-            ("STRIPE_WEBHOOK_SECRET", "whsec_e2e".to_owned()),
+            ("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET.to_owned()),
             ("STRIPE_API_BASE", stripe.uri()),
+            ("STRIPE_PRICE_PRO", PRICE_PRO.to_owned()),
+            ("STRIPE_PRICE_POWER", PRICE_POWER.to_owned()),
+            ("STRIPE_PRICE_TEAM", PRICE_TEAM.to_owned()),
             ("CORS_ORIGINS", "https://web.e2e.example".to_owned()),
         ];
         let log = File::create(&log_path)?;

@@ -7,6 +7,7 @@
 //! set up (`. scripts/setup.sh`).
 
 mod auth;
+mod billing;
 mod contract;
 mod harness;
 mod helpers;
@@ -62,6 +63,16 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         auth::repeated_failures_throttle_the_client_ip,
         auth::ws_tickets_are_issued_for_thirty_seconds,
         auth::passwords_and_tokens_never_reach_the_logs,
+        billing::checkout_creates_the_right_stripe_session,
+        billing::checkout_validates_the_tier_and_seats,
+        billing::checkout_reports_stripe_outages_as_503_after_retrying,
+        billing::a_signed_checkout_completion_upgrades_the_user,
+        billing::bad_or_stale_signatures_are_400_and_change_nothing,
+        billing::a_replayed_event_has_no_effect,
+        billing::an_out_of_order_update_never_rolls_back,
+        billing::a_failed_payment_keeps_the_tier_and_payment_restores_it,
+        billing::cancellation_goes_through_stripe_and_deletion_makes_the_user_free,
+        billing::unknown_events_are_acknowledged_and_ignored,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
     ]

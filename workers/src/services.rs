@@ -2,10 +2,14 @@
 
 use shared::auth::tokens::AccessTokens;
 use shared::auth::{AuthService, AuthSettings};
+use shared::billing::{BillingService, BillingSettings, StripeClient};
+use shared::domain::User;
+use shared::ports::UserStore;
 use shared::AppError;
 
 use crate::adapters::{
-    CryptoRandom, D1RefreshTokenStore, D1TicketStore, D1UserStore, DurableRateLimiter, SystemClock,
+    CryptoRandom, D1BillingStore, D1RefreshTokenStore, D1TicketStore, D1UserStore,
+    DurableRateLimiter, FetchHttpClient, SystemClock,
 };
 use crate::http::{access_tokens, Ctx};
 use crate::state::{DB, RATE_LIMITER};
@@ -57,6 +61,58 @@ impl AuthDeps {
             clock: &SystemClock,
             rng: &CryptoRandom,
             tokens: &self.tokens,
+            settings: &self.settings,
+        }
+    }
+}
+
+/// Everything the billing service borrows.
+pub struct BillingDeps {
+    users: D1UserStore,
+    store: D1BillingStore,
+    stripe: StripeClient<FetchHttpClient>,
+    settings: BillingSettings,
+}
+
+impl BillingDeps {
+    /// The adapters for `ctx`'s environment.
+    pub fn new(ctx: &Ctx) -> Result<Self, AppError> {
+        let stripe = &ctx.shared.config.stripe;
+        Ok(Self {
+            users: D1UserStore(binding(ctx.env.d1(DB), DB)?),
+            store: D1BillingStore(binding(ctx.env.d1(DB), DB)?),
+            stripe: StripeClient::new(
+                FetchHttpClient,
+                stripe.api_base.as_str(),
+                stripe.secret_key.clone(),
+            ),
+            settings: BillingSettings {
+                webhook_secret: stripe.webhook_secret.clone(),
+                price_pro: stripe.price_pro.clone(),
+                price_power: stripe.price_power.clone(),
+                price_team: stripe.price_team.clone(),
+                success_url: stripe.success_url.clone(),
+                cancel_url: stripe.cancel_url.clone(),
+            },
+        })
+    }
+
+    /// The authenticated caller's account (401 if it no longer exists).
+    pub async fn caller(&self, ctx: &Ctx) -> Result<User, AppError> {
+        self.users
+            .find_by_id(ctx.principal()?.user_id)
+            .await?
+            .ok_or(AppError::Unauthorized)
+    }
+
+    /// The service.
+    pub fn service(&self) -> BillingService<'_> {
+        BillingService {
+            users: &self.users,
+            store: &self.store,
+            payments: &self.stripe,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
             settings: &self.settings,
         }
     }

@@ -1,10 +1,12 @@
 //! Request and response bodies of the HTTP API (the wire contract).
 
 mod auth;
+mod billing;
 
 pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
 };
+pub use billing::{CheckoutBody, CheckoutResponse, SubscriptionInfo};
 
 use serde::{Deserialize, Serialize};
 

@@ -119,6 +119,7 @@ impl AuthService<'_> {
             email,
             password_hash: passwords::hash(password.expose(), &salt)?,
             tier: Tier::Free,
+            tier_until: None,
             role,
             created_at: now,
             updated_at: now,
@@ -228,9 +229,9 @@ impl AuthService<'_> {
     }
 
     fn pair(&self, user: &User, refresh_token: String, now: i64) -> Result<AuthTokens, AppError> {
-        let access = self
-            .tokens
-            .issue(user.id, user.tier, new_uuid(self.rng), now)?;
+        let access =
+            self.tokens
+                .issue(user.id, user.effective_tier(now), new_uuid(self.rng), now)?;
         Ok(AuthTokens {
             access_token: access.token,
             refresh_token,
@@ -329,7 +330,7 @@ impl AuthService<'_> {
         Ok(UserProfile {
             id: u.id.to_string(),
             email: u.email.to_string(),
-            tier: u.tier,
+            tier: u.effective_tier(self.clock.now_ms()),
         })
     }
 
@@ -698,6 +699,22 @@ mod tests {
         let me = w.svc().me(id).await.unwrap();
         assert_eq!(me.tier, Tier::Power);
         assert_eq!(me.email, "ada@example.com");
+    }
+
+    #[tokio::test]
+    async fn a_lapsed_tier_reads_as_free() {
+        let w = World::new();
+        let t = registered(&w).await;
+        let id = w.tokens.verify(&t.access_token, T0).unwrap().user_id;
+        {
+            let mut rows = w.users.rows.borrow_mut();
+            let u = rows.get_mut(&id).unwrap();
+            u.tier = Tier::Pro;
+            u.tier_until = Some(T0 + 1_000);
+        }
+        assert_eq!(w.svc().me(id).await.unwrap().tier, Tier::Pro);
+        w.clock.advance(1_000);
+        assert_eq!(w.svc().me(id).await.unwrap().tier, Tier::Free);
     }
 
     #[tokio::test]

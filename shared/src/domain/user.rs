@@ -34,14 +34,27 @@ pub struct User {
     pub email: Email,
     /// Argon2id PHC string.
     pub password_hash: String,
-    /// Billing tier (the source of truth for gates).
+    /// Billing tier (the source of truth for gates, through [`User::effective_tier`]).
     pub tier: Tier,
+    /// When `tier` lapses to free (a past-due subscription keeps its tier until its period
+    /// ends); `None` while it does not lapse.
+    pub tier_until: Option<i64>,
     /// Role.
     pub role: Role,
     /// Creation time (epoch ms).
     pub created_at: i64,
     /// Last change (epoch ms).
     pub updated_at: i64,
+}
+
+impl User {
+    /// The tier in force at `now_ms`.
+    pub fn effective_tier(&self, now_ms: i64) -> Tier {
+        match self.tier_until {
+            Some(until) if until <= now_ms => Tier::Free,
+            _ => self.tier,
+        }
+    }
 }
 
 /// SHA-256 of a refresh token: the only form in which tokens are stored.

@@ -17,19 +17,19 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 use super::unavailable;
 
 #[allow(clippy::cast_precision_loss)]
-fn int(v: i64) -> JsValue {
+pub(super) fn int(v: i64) -> JsValue {
     JsValue::from_f64(v as f64)
 }
 
-fn text(v: impl AsRef<str>) -> JsValue {
+pub(super) fn text(v: impl AsRef<str>) -> JsValue {
     JsValue::from_str(v.as_ref())
 }
 
-fn opt_text(v: Option<impl AsRef<str>>) -> JsValue {
+pub(super) fn opt_text(v: Option<impl AsRef<str>>) -> JsValue {
     v.map_or(JsValue::NULL, text)
 }
 
-fn is_unique_violation(e: &worker::Error) -> bool {
+pub(super) fn is_unique_violation(e: &worker::Error) -> bool {
     let text = match e {
         worker::Error::D1(d1) => format!("{} {d1:?}", d1.cause()),
         other => other.to_string(),
@@ -37,13 +37,17 @@ fn is_unique_violation(e: &worker::Error) -> bool {
     text.contains("UNIQUE constraint failed")
 }
 
-fn stmt(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, StoreError> {
+pub(super) fn stmt(
+    db: &D1Database,
+    sql: &str,
+    args: &[JsValue],
+) -> Result<D1PreparedStatement, StoreError> {
     db.prepare(sql)
         .bind(args)
         .map_err(|e| unavailable("binding D1 statement", &e))
 }
 
-fn changes(r: &D1Result) -> usize {
+pub(super) fn changes(r: &D1Result) -> usize {
     r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)
 }
 
@@ -56,6 +60,7 @@ struct UserRow {
     email: String,
     password_hash: String,
     tier: String,
+    tier_until: Option<f64>,
     role: String,
     created_at: f64,
     updated_at: f64,
@@ -70,6 +75,7 @@ impl UserRow {
             email: Email::parse(&self.email).map_err(|_| corrupt("email"))?,
             password_hash: self.password_hash,
             tier: Tier::parse(&self.tier).ok_or_else(|| corrupt("tier"))?,
+            tier_until: self.tier_until.map(|v| v as i64),
             role: Role::parse(&self.role).ok_or_else(|| corrupt("role"))?,
             created_at: self.created_at as i64,
             updated_at: self.updated_at as i64,
@@ -77,7 +83,8 @@ impl UserRow {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, password_hash, tier, role, created_at, updated_at";
+const USER_COLUMNS: &str =
+    "id, email, password_hash, tier, tier_until, role, created_at, updated_at";
 
 impl D1UserStore {
     async fn find_one(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {

@@ -4,10 +4,14 @@
 //! module sees a `worker::Error`.
 
 mod d1;
+mod d1_billing;
 mod durable;
+mod fetch;
 
 pub use d1::{D1RefreshTokenStore, D1TicketStore, D1UserStore};
+pub use d1_billing::D1BillingStore;
 pub use durable::DurableRateLimiter;
+pub use fetch::FetchHttpClient;
 
 use shared::ports::{Clock, Random, StoreError};
 

@@ -4,4 +4,5 @@
 
 pub mod auth;
 pub mod bench;
+pub mod billing;
 pub mod health;

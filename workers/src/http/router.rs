@@ -29,6 +29,10 @@ fn handler(op: Operation) -> Handler {
         Operation::LogoutAll => |ctx| Box::pin(handlers::auth::logout_all(ctx)),
         Operation::Me => |ctx| Box::pin(handlers::auth::me(ctx)),
         Operation::WsTicket => |ctx| Box::pin(handlers::auth::ws_ticket(ctx)),
+        Operation::Checkout => |ctx| Box::pin(handlers::billing::checkout(ctx)),
+        Operation::StripeWebhook => |ctx| Box::pin(handlers::billing::webhook(ctx)),
+        Operation::GetSubscription => |ctx| Box::pin(handlers::billing::subscription(ctx)),
+        Operation::CancelSubscription => |ctx| Box::pin(handlers::billing::cancel(ctx)),
         Operation::Bench => |ctx| Box::pin(handlers::bench::run(ctx)),
     }
 }

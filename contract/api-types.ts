@@ -227,6 +227,23 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tiers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tier matrix with prices (euro cents per month; team per seat) and request limits. */
+        get: operations["tiers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 };
 export type webhooks = Record<string, never>;
 export type components = {
@@ -281,6 +298,40 @@ export type components = {
             message: string;
             /** @description The request's id, as in the `X-Request-Id` header. */
             request_id: string;
+        };
+        /** @description What one tier includes (`-1` = unlimited). */
+        Features: {
+            /**
+             * Format: int64
+             * @description Chat agents available (-1 unlimited).
+             */
+            agents: number;
+            /**
+             * Format: int64
+             * @description Backup storage in GB (0 none, -1 unlimited).
+             */
+            backup_gb: number;
+            /**
+             * Format: int64
+             * @description Active batches at once (-1 unlimited).
+             */
+            batch_active: number;
+            /** @description The batch builder. */
+            batch_builder: boolean;
+            /**
+             * Format: int64
+             * @description Cloud record storage in GB (0 none, -1 unlimited).
+             */
+            cloud_storage_gb: number;
+            /** @description The plugin marketplace. */
+            plugin_marketplace: boolean;
+            /**
+             * Format: int64
+             * @description LLM providers (-1 unlimited).
+             */
+            providers: number;
+            /** @description Single sign-on. */
+            sso: boolean;
         };
         /** @description One invalid input field: which one, and why. */
         FieldError: {
@@ -368,6 +419,32 @@ export type components = {
          * @enum {string}
          */
         Tier: "free" | "pro" | "power" | "team";
+        /** @description One tier. */
+        TierOffer: {
+            /** @description ISO currency. */
+            currency: string;
+            /** @description What it includes (`-1` = unlimited). */
+            features: components["schemas"]["Features"];
+            /** @description Whether the price is per seat. */
+            per_seat: boolean;
+            /**
+             * Format: int32
+             * @description Monthly price in cents (per seat when `per_seat`).
+             */
+            price_cents: number;
+            /**
+             * Format: int32
+             * @description API requests per minute (per seat when `per_seat`).
+             */
+            requests_per_minute: number;
+            /** @description The tier. */
+            tier: components["schemas"]["Tier"];
+        };
+        /** @description The tier matrix with prices, for the app's upgrade screens. */
+        TiersResponse: {
+            /** @description Every tier, cheapest first. */
+            tiers: components["schemas"]["TierOffer"][];
+        };
         /** @description `GET /auth/me`. */
         UserProfile: {
             /** @description Email. */
@@ -591,6 +668,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     me: {
@@ -622,6 +708,15 @@ export interface operations {
             };
             /** @description `forbidden`: browser origin not allowed. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -823,6 +918,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     checkout: {
@@ -910,6 +1014,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `upstream_unavailable`: Stripe refused the request. */
             502: {
                 headers: {
@@ -966,6 +1079,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     cancel_subscription: {
@@ -1006,6 +1128,15 @@ export interface operations {
             };
             /** @description `not_found`: no live subscription. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1142,6 +1273,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    tiers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every tier, cheapest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TiersResponse"];
                 };
             };
             /** @description `forbidden`: browser origin not allowed. */

@@ -100,6 +100,9 @@ pub struct Config {
     pub vector_backend: VectorBackend,
     /// Public base URL of this API, for signed links (`None`: derive from the request).
     pub public_base_url: Option<Url>,
+    /// Whether per-user request limits apply (`RATE_LIMITS`, default `on`; `off` is for
+    /// measuring the limiter's cost and for emergencies).
+    pub rate_limits: bool,
 }
 
 /// One invalid setting.
@@ -299,6 +302,15 @@ impl Config {
             .get("PUBLIC_BASE_URL")
             .map(|_| r.url("PUBLIC_BASE_URL", "http://localhost"));
 
+        let rate_limits = match r.get("RATE_LIMITS").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(_) => {
+                r.problem("RATE_LIMITS", "must be `on` or `off`");
+                true
+            }
+        };
+
         if env == Environment::Prod && openai.base_url.scheme() != "https" {
             r.problem("OPENAI_BASE_URL", "must be https in prod");
         }
@@ -320,6 +332,7 @@ impl Config {
             stripe,
             vector_backend,
             public_base_url,
+            rate_limits,
         })
     }
 }
@@ -359,6 +372,7 @@ mod tests {
         assert_eq!(c.vector_backend, VectorBackend::DurableObject);
         assert!(c.cors_origins.is_empty());
         assert!(c.public_base_url.is_none());
+        assert!(c.rate_limits);
         assert_eq!(
             c.stripe.success_url,
             "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}"
@@ -390,6 +404,7 @@ mod tests {
             ("STRIPE_API_BASE", "ftp://stripe.example"),
             ("VECTOR_BACKEND", "pinecone"),
             ("CORS_ORIGINS", "app.example.com"),
+            ("RATE_LIMITS", "sometimes"),
         ])
         .unwrap_err();
         assert_eq!(
@@ -402,6 +417,7 @@ mod tests {
                 "OPENAI_BASE_URL",
                 "STRIPE_API_BASE",
                 "VECTOR_BACKEND",
+                "RATE_LIMITS",
             ]
         );
     }

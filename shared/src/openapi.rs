@@ -11,10 +11,12 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::{
     AuthTokens, CheckoutBody, CheckoutResponse, Health, LoggedOutAll, LoginRequest, Ok,
-    RefreshRequest, RegisterRequest, SubscriptionInfo, UserProfile, WsTicket,
+    RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse, UserProfile,
+    WsTicket,
 };
 use crate::domain::Tier;
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
+use crate::tiers::Features;
 
 const DESCRIPTION: &str = "\
 The cloud API of Adiuva, a desktop productivity assistant.
@@ -55,6 +57,47 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every authenticated operation is rate limited per user: document its 429.
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    let response = ResponseBuilder::new()
+                        .description(
+                            "`rate_limited`: the caller's per-minute allowance is spent; see \
+                             `Retry-After`. Every authenticated response carries \
+                             `X-RateLimit-Limit` and `X-RateLimit-Remaining`.",
+                        )
+                        .content(
+                            "application/json",
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                                    "ErrorBody",
+                                ))))
+                                .build(),
+                        )
+                        .build();
+                    op.responses
+                        .responses
+                        .insert("429".to_owned(), RefOr::T(response));
+                }
+            }
+        }
+    }
+}
+
 /// Closes the variants of tagged request enums: the Rust types deny unknown fields (so the
 /// server answers 422 to extra properties), and the document must say so.
 struct ClosedVariants;
@@ -84,14 +127,14 @@ impl Modify for ClosedVariants {
     info(title = "Adiuva Cloud API", description = DESCRIPTION),
     paths(
         health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
-        checkout, stripe_webhook, get_subscription, cancel_subscription
+        tiers, checkout, stripe_webhook, get_subscription, cancel_subscription
     ),
     components(schemas(
         Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
         WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
-        ErrorBody, ErrorDetail, FieldError
+        TiersResponse, TierOffer, Features, ErrorBody, ErrorDetail, FieldError
     )),
-    modifiers(&BearerAuth, &ClosedVariants),
+    modifiers(&BearerAuth, &ClosedVariants, &RateLimited),
     tags(
         (name = "system", description = "Health and the contract itself."),
         (name = "auth", description = "Accounts, sessions and tokens."),
@@ -224,6 +267,14 @@ fn me() {}
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
     ))]
 fn ws_ticket() {}
+
+/// The tier matrix with prices (euro cents per month; team per seat) and request limits.
+#[utoipa::path(get, path = "/api/v1/tiers", tag = "system", operation_id = "tiers",
+    responses(
+        (status = 200, description = "Every tier, cheapest first.", body = TiersResponse),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn tiers() {}
 
 /// Starts a Stripe Checkout Session (subscription mode) for a paid tier. Team takes `seats`.
 #[utoipa::path(post, path = "/api/v1/billing/checkout", tag = "billing", operation_id = "checkout",

@@ -70,6 +70,8 @@ pub enum Operation {
     Me,
     /// `POST /auth/ws-ticket`.
     WsTicket,
+    /// `GET /tiers`.
+    Tiers,
     /// `POST /billing/checkout`.
     Checkout,
     /// `POST /billing/webhook`.
@@ -157,6 +159,12 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/auth/ws-ticket",
         Access::User,
         Operation::WsTicket,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/tiers",
+        Access::Public,
+        Operation::Tiers,
     ),
     route(
         Method::Post,

@@ -78,17 +78,14 @@ fn subscription(sub: &str, customer: &str, status: &str, price: &str, period_end
            "items": {"data": [{"quantity": 1, "current_period_end": period_end, "price": {"id": price}}]}})
 }
 
-/// Gives `user` an active subscription to `tier` through a signed checkout completion.
-pub async fn subscribe(app: &TestApp, user: &TestUser, tier: &str) {
+/// Gives `user` an active subscription to `tier` with `seats` through a signed checkout
+/// completion, as Stripe would send it.
+pub async fn subscribe(app: &TestApp, user: &TestUser, tier: &str, seats: u32) {
     let id = user_id(user);
-    send(
-        app,
-        &unique("evt"),
-        "checkout.session.completed",
-        now_secs(),
-        completed(&id, &unique("sub"), &unique("cus"), tier),
-    )
-    .await;
+    let mut session = completed(&id, &unique("sub"), &unique("cus"), tier);
+    session["metadata"]["seats"] = json!(seats.to_string());
+    let evt = unique("evt");
+    send(app, &evt, "checkout.session.completed", now_secs(), session).await;
 }
 
 async fn tier_of(app: &TestApp, user: &TestUser) -> String {

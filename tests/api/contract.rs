@@ -69,8 +69,9 @@ pub async fn schemathesis_finds_no_server_error_and_no_schema_violation(app: Tes
     let report_dir = repo().join("target/e2e/schemathesis");
     let _ = std::fs::remove_dir_all(&report_dir);
 
-    // The fuzz user has a subscription, so cancellation is exercised beyond its 404.
-    crate::billing::subscribe(&app, &user, "pro").await;
+    // The fuzz user has a subscription, so cancellation is exercised beyond its 404, and a team
+    // of 1000 seats (200,000 requests a minute), so the fuzzer explores rather than hits 429s.
+    crate::billing::subscribe(&app, &user, "team", 1000).await;
     let mut cmd = tokio::process::Command::new(st);
     cmd.arg("--config-file")
         .arg(repo().join("tests/schemathesis.toml"))

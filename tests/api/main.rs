@@ -11,6 +11,7 @@ mod billing;
 mod contract;
 mod harness;
 mod helpers;
+mod limits;
 mod skeleton;
 
 use std::future::Future;
@@ -73,6 +74,11 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         billing::a_failed_payment_keeps_the_tier_and_payment_restores_it,
         billing::cancellation_goes_through_stripe_and_deletion_makes_the_user_free,
         billing::unknown_events_are_acknowledged_and_ignored,
+        limits::tiers_lists_the_matrix_with_prices,
+        limits::a_free_user_gets_exactly_20_of_25_concurrent_requests,
+        limits::the_limit_follows_an_upgrade_at_once,
+        limits::team_limits_scale_with_seats,
+        limits::authenticated_errors_carry_the_rate_limit_headers_too,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
     ]

@@ -2,11 +2,13 @@
 
 mod auth;
 mod billing;
+mod tiers;
 
 pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
 };
 pub use billing::{CheckoutBody, CheckoutResponse, SubscriptionInfo};
+pub use tiers::{TierOffer, TiersResponse};
 
 use serde::{Deserialize, Serialize};
 

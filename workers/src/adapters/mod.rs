@@ -5,11 +5,13 @@
 
 mod d1;
 mod d1_billing;
+mod d1_tiers;
 mod durable;
 mod fetch;
 
 pub use d1::{D1RefreshTokenStore, D1TicketStore, D1UserStore};
 pub use d1_billing::D1BillingStore;
+pub use d1_tiers::D1TierStore;
 pub use durable::DurableRateLimiter;
 pub use fetch::FetchHttpClient;
 

@@ -1,6 +1,6 @@
-//! `GET /api/v1/health` and `GET /api/v1/openapi.json`.
+//! The public, static endpoints: `GET /health`, `GET /openapi.json`, `GET /tiers`.
 
-use shared::api::Health;
+use shared::api::{Health, TiersResponse};
 use shared::AppResult;
 use worker::Response;
 
@@ -20,5 +20,14 @@ pub async fn openapi(_ctx: Ctx) -> AppResult<Response> {
     let headers = resp.headers_mut();
     let _ = headers.set("Content-Type", "application/json");
     let _ = headers.set("Cache-Control", "public, max-age=300");
+    Ok(resp)
+}
+
+/// `GET /tiers`: the tier matrix with prices.
+pub async fn tiers(_ctx: Ctx) -> AppResult<Response> {
+    let mut resp = json(200, &TiersResponse::current())?;
+    let _ = resp
+        .headers_mut()
+        .set("Cache-Control", "public, max-age=300");
     Ok(resp)
 }

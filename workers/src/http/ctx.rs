@@ -20,6 +20,8 @@ pub struct Ctx {
     pub env: Env,
     /// Configuration.
     pub shared: Rc<Shared>,
+    /// This request's id.
+    pub request_id: String,
     /// Path parameters of the matched route.
     pub params: Vec<(String, String)>,
     /// The authenticated caller (set by the pipeline on protected routes).
@@ -28,11 +30,12 @@ pub struct Ctx {
 
 impl Ctx {
     /// A context for `req`.
-    pub fn new(req: Request, env: Env, shared: Rc<Shared>) -> Self {
+    pub fn new(req: Request, env: Env, shared: Rc<Shared>, request_id: String) -> Self {
         Self {
             req,
             env,
             shared,
+            request_id,
             params: Vec::new(),
             principal: None,
         }

@@ -6,6 +6,7 @@
 mod auth;
 mod ctx;
 mod error;
+mod limit;
 mod router;
 
 pub use auth::{access_tokens, Principal};
@@ -42,7 +43,7 @@ pub async fn serve(req: Request, env: Env) -> Response {
         if method == "OPTIONS" && origin.is_some() {
             return preflight();
         }
-        router::dispatch(Ctx::new(req, env, shared)).await
+        router::dispatch(Ctx::new(req, env, shared, request_id.clone())).await
     }
     .instrument(span.clone())
     .await;

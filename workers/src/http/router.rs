@@ -11,7 +11,7 @@ use shared::routes::{Access, Method, Operation, ROUTES};
 use shared::AppResult;
 use worker::Response;
 
-use super::{auth, Ctx};
+use super::{auth, limit, Ctx};
 use crate::handlers;
 
 type HandlerFuture = Pin<Box<dyn Future<Output = AppResult<Response>>>>;
@@ -29,6 +29,7 @@ fn handler(op: Operation) -> Handler {
         Operation::LogoutAll => |ctx| Box::pin(handlers::auth::logout_all(ctx)),
         Operation::Me => |ctx| Box::pin(handlers::auth::me(ctx)),
         Operation::WsTicket => |ctx| Box::pin(handlers::auth::ws_ticket(ctx)),
+        Operation::Tiers => |ctx| Box::pin(handlers::health::tiers(ctx)),
         Operation::Checkout => |ctx| Box::pin(handlers::billing::checkout(ctx)),
         Operation::StripeWebhook => |ctx| Box::pin(handlers::billing::webhook(ctx)),
         Operation::GetSubscription => |ctx| Box::pin(handlers::billing::subscription(ctx)),
@@ -91,8 +92,27 @@ pub async fn dispatch(mut ctx: Ctx) -> AppResult<Response> {
         return Err(shared::AppError::MethodNotAllowed { allowed });
     };
     ctx.params = params;
-    if route.access == Access::User {
-        ctx.principal = Some(auth::authenticate(&ctx)?);
+    if route.access == Access::Public {
+        return handler(route.operation)(ctx).await;
     }
-    handler(route.operation)(ctx).await
+    let principal = auth::authenticate(&ctx).await?;
+    let decision = if ctx.shared.config.rate_limits {
+        Some(limit::admit(&ctx, &principal).await?)
+    } else {
+        None
+    };
+    ctx.principal = Some(principal);
+    let request_id = ctx.request_id.clone();
+    let result = match decision {
+        Some(d) if !d.allowed => Err(shared::AppError::RateLimited {
+            retry_after_secs: d.retry_after_secs(),
+        }),
+        _ => handler(route.operation)(ctx).await,
+    };
+    // Errors are rendered here so that they, too, carry the caller's rate-limit headers.
+    let mut resp = result.unwrap_or_else(|e| super::error_response(&e, &request_id));
+    if let Some(d) = decision {
+        limit::set_headers(&mut resp, &d);
+    }
+    Ok(resp)
 }

@@ -45,3 +45,6 @@ jwt_us = (timed("jwt", n_jwt) - noop) * 1e6 / n_jwt
 print(f"wasm (workerd) argon2id hash (m=19456 KiB, t=2, p=1): {hash_ms:.1f} ms/op  (target <= 50 ms)")
 print(f"wasm (workerd) JWT HS256 verify:                      {jwt_us:.2f} µs/op  (target <= 200 µs)")
 PY
+
+echo "==> rate limiter cost under wrangler dev" >&2
+cargo bench -q -p tests --bench limiter 2>/dev/null

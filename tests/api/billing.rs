@@ -3,14 +3,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::harness::{PRICE_POWER, PRICE_TEAM, STRIPE_WEBHOOK_SECRET};
+use crate::harness::{stripe_signature, PRICE_POWER, PRICE_TEAM, STRIPE_WEBHOOK_SECRET};
 use crate::helpers::{assert_error, TestApp, TestUser};
 
 fn now_secs() -> i64 {
@@ -21,12 +19,6 @@ fn now_secs() -> i64 {
             .as_secs(),
     )
     .unwrap()
-}
-
-fn stripe_signature(payload: &str, t: i64, secret: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.{payload}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 async fn post_event(app: &TestApp, payload: &str, signature: Option<&str>) -> reqwest::Response {

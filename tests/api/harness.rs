@@ -69,6 +69,15 @@ fn wrangler_cmd(root: &Path) -> Command {
     cmd
 }
 
+/// A `Stripe-Signature` header for `payload` at `t`, computed here with `hmac` (independently
+/// of the server's code).
+pub fn stripe_signature(payload: &str, t: i64, secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{t}.{payload}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// Stripe's happy path, at a low priority: tests mount their own answers (priority 1–5) for
 /// their own users and see every request in `received_requests`.
 async fn mount_stripe_defaults(stripe: &MockServer) {
@@ -97,14 +106,23 @@ async fn mount_stripe_defaults(stripe: &MockServer) {
 impl Stack {
     /// Starts the scripted servers and the worker; waits until `/health` answers.
     pub async fn start() -> Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`Stack::start`], with extra worker settings (e.g. `RATE_LIMITS=off`).
+    pub async fn start_with(extra_vars: &[(&str, &str)]) -> Result<Self> {
         let root = repo_root();
         let run_dir = root.join("target/e2e");
         fs::create_dir_all(&run_dir)?;
-        let persist = run_dir.join(format!("state-{}", std::process::id()));
+        let persist = run_dir.join(format!("state-{}-{}", std::process::id(), free_port()?));
         if persist.exists() {
             fs::remove_dir_all(&persist)?;
         }
-        let log_path = run_dir.join("wrangler.log");
+        let log_path = if extra_vars.is_empty() {
+            run_dir.join("wrangler.log")
+        } else {
+            run_dir.join(format!("wrangler-{}.log", free_port()?))
+        };
 
         let openai = MockServer::start().await;
         let stripe = MockServer::start().await;
@@ -153,7 +171,11 @@ impl Stack {
                 "--log-level",
                 "info",
             ]);
-        for (k, v) in &vars {
+        for (k, v) in vars
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(extra_vars.iter().copied())
+        {
             cmd.arg("--var").arg(format!("{k}:{v}"));
         }
         eprintln!(

@@ -11,23 +11,28 @@ export WRANGLER_SEND_METRICS=false
 echo "==> native (release)" >&2
 cargo bench -q -p shared --bench auth 2>/dev/null
 
-sh scripts/build-worker.sh
+echo "==> building the benchmark worker (bench-worker/)" >&2
+(
+    cd bench-worker
+    ESBUILD_BIN="$root/node_modules/.bin/esbuild" WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt" \
+        WASM_BINDGEN_BIN="$(command -v wasm-bindgen)" worker-build --release >/dev/null 2>&1
+)
 state="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 inspector="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-setsid wrangler dev --ip 127.0.0.1 --port "$port" --inspector-port "$inspector" --persist-to "$state" \
-    --show-interactive-dev-session=false --var ENV:dev --var JWT_SECRET:bench-secret-bench-secret-bench-secret-00 \
+setsid wrangler dev -c bench-worker/wrangler.toml --ip 127.0.0.1 --port "$port" \
+    --inspector-port "$inspector" --persist-to "$state" --show-interactive-dev-session=false \
     > "$state/wrangler.log" 2>&1 &
 pid=$!
 trap 'kill -- -$pid 2>/dev/null || true; rm -rf "$state"' EXIT
 for _ in $(seq 1 120); do
-    curl -sf "http://127.0.0.1:$port/api/v1/health" >/dev/null && break
+    curl -sf "http://127.0.0.1:$port/noop" >/dev/null && break
     sleep 0.5
 done
 
 python3 - "$port" <<'PY'
 import sys, time, urllib.request
-base = f"http://127.0.0.1:{sys.argv[1]}/api/v1/_bench"
+base = f"http://127.0.0.1:{sys.argv[1]}"
 def timed(op, n):
     best = float("inf")
     for _ in range(3):
@@ -45,6 +50,7 @@ jwt_us = (timed("jwt", n_jwt) - noop) * 1e6 / n_jwt
 print(f"wasm (workerd) argon2id hash (m=19456 KiB, t=2, p=1): {hash_ms:.1f} ms/op  (target <= 50 ms)")
 print(f"wasm (workerd) JWT HS256 verify:                      {jwt_us:.2f} µs/op  (target <= 200 µs)")
 PY
+kill -- -$pid 2>/dev/null || true
 
 echo "==> rate limiter cost under wrangler dev" >&2
 cargo bench -q -p tests --bench limiter 2>/dev/null

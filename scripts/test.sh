@@ -13,9 +13,9 @@ export WRANGLER_SEND_METRICS=false
 echo "==> cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "==> cargo clippy (native)" >&2
-cargo clippy --workspace --exclude workers --all-targets --features tests/e2e -q -- -D warnings
+cargo clippy --workspace --exclude workers --exclude bench-worker --all-targets --features tests/e2e -q -- -D warnings
 echo "==> cargo clippy (wasm32)" >&2
-cargo clippy -p workers -p durable-objects --target wasm32-unknown-unknown -q -- -D warnings
+cargo clippy -p workers -p durable-objects -p bench-worker --target wasm32-unknown-unknown -q -- -D warnings
 echo "==> shared/ stays platform-free" >&2
 if cargo tree -p shared -e normal --prefix none | grep -Eq '^(worker|wasm-bindgen|js-sys) '; then
     echo "shared depends on a platform crate:" >&2

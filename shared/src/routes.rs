@@ -80,8 +80,6 @@ pub enum Operation {
     GetSubscription,
     /// `DELETE /billing/subscription`.
     CancelSubscription,
-    /// `GET /_bench/{op}`: dev-only CPU benchmarks (404 in prod; not in the public contract).
-    Bench,
 }
 
 /// One route.
@@ -95,8 +93,6 @@ pub struct Route {
     pub access: Access,
     /// What it does.
     pub operation: Operation,
-    /// Whether it is part of the public contract (the OpenAPI document).
-    pub documented: bool,
 }
 
 const fn route(method: Method, path: &'static str, access: Access, operation: Operation) -> Route {
@@ -105,7 +101,6 @@ const fn route(method: Method, path: &'static str, access: Access, operation: Op
         path,
         access,
         operation,
-        documented: true,
     }
 }
 
@@ -190,15 +185,6 @@ pub const ROUTES: &[Route] = &[
         Access::User,
         Operation::CancelSubscription,
     ),
-    Route {
-        documented: false,
-        ..route(
-            Method::Get,
-            "/api/v1/_bench/{op}",
-            Access::Public,
-            Operation::Bench,
-        )
-    },
 ];
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         skeleton::cors_is_refused_for_other_origins,
         skeleton::cors_allows_configured_extra_origins,
         skeleton::access_logs_are_json_lines_with_the_request_id,
-        skeleton::the_dev_bench_route_runs_known_operations_and_validates_its_input,
+        skeleton::no_benchmark_or_test_route_is_served,
         skeleton::unknown_http_methods_are_405_not_treated_as_get,
         auth::the_full_register_login_me_refresh_reuse_logout_flow,
         auth::registration_normalises_the_email_and_refuses_duplicates,

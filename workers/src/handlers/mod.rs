@@ -3,6 +3,5 @@
 #![allow(clippy::unused_async)]
 
 pub mod auth;
-pub mod bench;
 pub mod billing;
 pub mod health;

@@ -34,7 +34,6 @@ fn handler(op: Operation) -> Handler {
         Operation::StripeWebhook => |ctx| Box::pin(handlers::billing::webhook(ctx)),
         Operation::GetSubscription => |ctx| Box::pin(handlers::billing::subscription(ctx)),
         Operation::CancelSubscription => |ctx| Box::pin(handlers::billing::cancel(ctx)),
-        Operation::Bench => |ctx| Box::pin(handlers::bench::run(ctx)),
     }
 }
 

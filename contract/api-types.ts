@@ -227,6 +227,54 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/storage/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metadata of the caller's records (never blobs), ordered by `(updated_at, id)`, tombstones
+         *     of deletions from the last 30 days included. Page with `cursor` (from `X-Next-Cursor`) or
+         *     `page`.
+         */
+        get: operations["list_records"];
+        put?: never;
+        /**
+         * Stores a record. JSON with a base64 `blob`, or a raw `application/octet-stream` body with
+         *     `X-Table`, `X-Checksum` and `Content-Length` headers (up to 25 MiB, streamed to storage and
+         *     verified there). Nothing is stored when the checksum does not match.
+         */
+        post: operations["create_record"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/records/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The record's bytes, with `X-Checksum`, `ETag` and `Content-Length`. */
+        get: operations["get_record"];
+        /**
+         * Replaces a record's bytes (JSON or raw, as for create; raw needs `X-Checksum`). With
+         *     `If-Match`, refuses a stale version (412); without it, the last write wins.
+         */
+        put: operations["update_record"];
+        post?: never;
+        /** Deletes a record, leaving a tombstone for sync. Honours `If-Match`. */
+        delete: operations["delete_record"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tiers": {
         parameters: {
             query?: never;
@@ -280,6 +328,21 @@ export type components = {
         CheckoutResponse: {
             /** @description Stripe Checkout URL. */
             checkout_url: string;
+        };
+        /** @description `POST /storage/records` as JSON. */
+        CreateRecord: {
+            /**
+             * Format: byte
+             * @description The client-encrypted bytes, standard base64.
+             */
+            blob: string;
+            /** @description Lowercase hex SHA-256 of the bytes. */
+            checksum: string;
+            /**
+             * @description Table name: 1–64 of `[A-Za-z0-9_-]`.
+             * @example tasks
+             */
+            table: string;
         };
         /** @description The JSON error envelope: `{"error": {...}}`. */
         ErrorBody: {
@@ -376,6 +439,58 @@ export type components = {
             /** @description Always true. */
             ok: boolean;
         };
+        /** @description `201` of a create. */
+        RecordCreated: {
+            /**
+             * Format: int64
+             * @description Creation (epoch ms).
+             */
+            created_at: number;
+            /** @description ETag of this version. */
+            etag: string;
+            /** @description Record id (UUID). */
+            id: string;
+        };
+        /** @description What the listing returns per record (never blobs). */
+        RecordMeta: {
+            /** @description SHA-256 of the blob (empty for tombstones). */
+            checksum: string;
+            /**
+             * Format: int64
+             * @description Creation (epoch ms).
+             */
+            created_at: number;
+            /** @description Whether this is a tombstone of a deleted record. */
+            deleted: boolean;
+            /** @description ETag of the current version. */
+            etag: string;
+            /** @description Record id (UUID). */
+            id: string;
+            /**
+             * Format: int64
+             * @description Blob size.
+             */
+            size_bytes: number;
+            /** @description Table. */
+            table: string;
+            /**
+             * Format: int64
+             * @description Last change, deletion included (epoch ms).
+             */
+            updated_at: number;
+        };
+        /** @description `200` of an update. */
+        RecordUpdated: {
+            /** @description ETag of the new version. */
+            etag: string;
+            /** @description Always true. */
+            ok: boolean;
+            /**
+             * Format: int64
+             * @description Change time (epoch ms).
+             */
+            updated_at: number;
+        };
         /** @description `POST /auth/refresh` and `POST /auth/logout`. */
         RefreshRequest: {
             /** @description The refresh token. */
@@ -444,6 +559,16 @@ export type components = {
         TiersResponse: {
             /** @description Every tier, cheapest first. */
             tiers: components["schemas"]["TierOffer"][];
+        };
+        /** @description `PUT /storage/records/{id}` as JSON. */
+        UpdateRecord: {
+            /**
+             * Format: byte
+             * @description The client-encrypted bytes, standard base64.
+             */
+            blob: string;
+            /** @description Lowercase hex SHA-256 of the bytes. */
+            checksum: string;
         };
         /** @description `GET /auth/me`. */
         UserProfile: {
@@ -1277,6 +1402,420 @@ export interface operations {
             };
             /** @description `forbidden`: browser origin not allowed. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_records: {
+        parameters: {
+            query?: {
+                /** @description Continue after the previous page (`X-Next-Cursor`: `<updated_at>.<id>`). */
+                cursor?: string;
+                /** @description Page size (default 100). */
+                limit?: number;
+                /** @description 1-based page, when no cursor is given. */
+                page?: number;
+                /** @description Only this table. */
+                table?: string;
+                /** @description Only records changed after this (epoch ms). */
+                updated_since?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page; `X-Next-Cursor` when there is more. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordMeta"][];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a query parameter. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRecord"];
+            };
+        };
+        responses: {
+            /** @description Stored; `ETag` header set. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordCreated"];
+                };
+            };
+            /** @description `checksum_mismatch` or `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required` (free tier), `quota_exceeded`, or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: table, checksum, blob or headers. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_record: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag: 304 if unchanged. */
+                "If-None-Match"?: string | null;
+            };
+            path: {
+                /** @description Record id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The client-encrypted bytes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": number[];
+                };
+            };
+            /** @description Not modified. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found` (also for another user's record). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_record: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag the client last saw. */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Record id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateRecord"];
+            };
+        };
+        responses: {
+            /** @description Replaced; new `ETag`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordUpdated"];
+                };
+            };
+            /** @description `checksum_mismatch` or `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required`, `quota_exceeded` or `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: a concurrent write; retry. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `precondition_failed`: stale `If-Match`. */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_record: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag the client last saw. */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Record id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ok"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `precondition_failed`: stale `If-Match`. */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

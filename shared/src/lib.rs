@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod ports;
 pub mod rate_limit;
 pub mod routes;
+pub mod storage;
 pub mod tiers;
 
 #[cfg(any(test, feature = "test-utils"))]

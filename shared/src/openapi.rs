@@ -14,8 +14,10 @@ use crate::api::{
     RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse, UserProfile,
     WsTicket,
 };
+use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 use crate::domain::Tier;
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
+use crate::storage::RecordMeta;
 use crate::tiers::Features;
 
 const DESCRIPTION: &str = "\
@@ -127,17 +129,23 @@ impl Modify for ClosedVariants {
     info(title = "Adiuva Cloud API", description = DESCRIPTION),
     paths(
         health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
-        tiers, checkout, stripe_webhook, get_subscription, cancel_subscription
+        tiers, checkout, stripe_webhook, get_subscription, cancel_subscription,
+        create_record, list_records, get_record, update_record, delete_record
     ),
     components(schemas(
         Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
         WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
-        TiersResponse, TierOffer, Features, ErrorBody, ErrorDetail, FieldError
+        TiersResponse, TierOffer, Features, CreateRecord, UpdateRecord, RecordCreated,
+        RecordUpdated, RecordMeta, ErrorBody, ErrorDetail, FieldError
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited),
     tags(
         (name = "system", description = "Health and the contract itself."),
         (name = "auth", description = "Accounts, sessions and tokens."),
+        (name = "storage", description = "End-to-end-encrypted cloud records: opaque bytes in \
+            R2, metadata in D1, checksums verified, ETag/If-Match concurrency, sync by \
+            `updated_since` and cursor with 30-day tombstones. Pro tier and above; quota \
+            `cloud_storage_gb`."),
         (name = "billing", description = "Stripe subscriptions. A paid subscription sets the \
             user's tier; `past_due` keeps it until the current period ends; cancellation and \
             deletion return the user to free.")
@@ -332,6 +340,98 @@ fn get_subscription() {}
         (status = 503, description = "`upstream_unavailable`: Stripe unreachable.", body = ErrorBody)
     ))]
 fn cancel_subscription() {}
+
+/// Stores a record. JSON with a base64 `blob`, or a raw `application/octet-stream` body with
+/// `X-Table`, `X-Checksum` and `Content-Length` headers (up to 25 MiB, streamed to storage and
+/// verified there). Nothing is stored when the checksum does not match.
+#[utoipa::path(post, path = "/api/v1/storage/records", tag = "storage", operation_id = "create_record",
+    security(("bearer" = [])),
+    request_body = CreateRecord,
+    responses(
+        (status = 201, description = "Stored; `ETag` header set.", body = RecordCreated),
+        (status = 400, description = "`checksum_mismatch` or `malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required` (free tier), `quota_exceeded`, or `forbidden` (origin).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: table, checksum, blob or headers.", body = ErrorBody)
+    ))]
+fn create_record() {}
+
+/// Metadata of the caller's records (never blobs), ordered by `(updated_at, id)`, tombstones
+/// of deletions from the last 30 days included. Page with `cursor` (from `X-Next-Cursor`) or
+/// `page`.
+#[utoipa::path(get, path = "/api/v1/storage/records", tag = "storage", operation_id = "list_records",
+    security(("bearer" = [])),
+    params(
+        ("table" = Option<String>, Query, pattern = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "Only this table."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)."),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1_000_000, description = "1-based page, when no cursor is given."),
+        ("updated_since" = Option<i64>, Query, minimum = 0, description = "Only records changed after this (epoch ms)."),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,15}\\.[0-9a-f-]{1,64}$", description = "Continue after the previous page (`X-Next-Cursor`: `<updated_at>.<id>`).")
+    ),
+    responses(
+        (status = 200, description = "A page; `X-Next-Cursor` when there is more.", body = Vec<RecordMeta>),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a query parameter.", body = ErrorBody)
+    ))]
+fn list_records() {}
+
+/// The record's bytes, with `X-Checksum`, `ETag` and `Content-Length`.
+#[utoipa::path(get, path = "/api/v1/storage/records/{id}", tag = "storage", operation_id = "get_record",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Record id."),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag: 304 if unchanged.")
+    ),
+    responses(
+        (status = 200, description = "The client-encrypted bytes.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Not modified."),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found` (also for another user's record).", body = ErrorBody)
+    ))]
+fn get_record() {}
+
+/// Replaces a record's bytes (JSON or raw, as for create; raw needs `X-Checksum`). With
+/// `If-Match`, refuses a stale version (412); without it, the last write wins.
+#[utoipa::path(put, path = "/api/v1/storage/records/{id}", tag = "storage", operation_id = "update_record",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Record id."),
+        ("If-Match" = Option<String>, Header, description = "The ETag the client last saw.")
+    ),
+    request_body = UpdateRecord,
+    responses(
+        (status = 200, description = "Replaced; new `ETag`.", body = RecordUpdated),
+        (status = 400, description = "`checksum_mismatch` or `malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required`, `quota_exceeded` or `forbidden`.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 409, description = "`conflict`: a concurrent write; retry.", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`: stale `If-Match`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn update_record() {}
+
+/// Deletes a record, leaving a tombstone for sync. Honours `If-Match`.
+#[utoipa::path(delete, path = "/api/v1/storage/records/{id}", tag = "storage", operation_id = "delete_record",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Record id."),
+        ("If-Match" = Option<String>, Header, description = "The ETag the client last saw.")
+    ),
+    responses(
+        (status = 200, description = "Deleted.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`: stale `If-Match`.", body = ErrorBody)
+    ))]
+fn delete_record() {}
 
 #[cfg(test)]
 mod tests {

@@ -221,44 +221,6 @@ pub trait RateLimiter {
     ) -> Result<RateDecision, StoreError>;
 }
 
-/// Metadata stored beside a blob (never content).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobInfo {
-    /// Size in bytes.
-    pub size: u64,
-    /// Lowercase hex SHA-256 of the bytes.
-    pub sha256: String,
-}
-
-/// Opaque client-encrypted blobs (R2).
-#[async_trait(?Send)]
-pub trait BlobStore {
-    /// Stores `bytes` under `key`; the store itself verifies them against `sha256_hex`.
-    ///
-    /// # Errors
-    /// MUST NOT store anything when the bytes do not match (return
-    /// `Ok(Err(ChecksumMismatch))`-like [`PutOutcome::ChecksumMismatch`]).
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        sha256_hex: &str,
-    ) -> Result<PutOutcome, StoreError>;
-    /// The blob under `key` with its info.
-    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, BlobInfo)>, StoreError>;
-    /// Deletes `key`. Idempotent.
-    async fn delete(&self, key: &str) -> Result<(), StoreError>;
-}
-
-/// The result of a blob put.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PutOutcome {
-    /// Stored.
-    Stored(BlobInfo),
-    /// The bytes did not match the checksum; nothing was stored.
-    ChecksumMismatch,
-}
-
 /// One vector of a user's index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VectorEntry {

@@ -72,6 +72,16 @@ pub enum Operation {
     WsTicket,
     /// `GET /tiers`.
     Tiers,
+    /// `POST /storage/records`.
+    CreateRecord,
+    /// `GET /storage/records`.
+    ListRecords,
+    /// `GET /storage/records/{id}`.
+    GetRecord,
+    /// `PUT /storage/records/{id}`.
+    UpdateRecord,
+    /// `DELETE /storage/records/{id}`.
+    DeleteRecord,
     /// `POST /billing/checkout`.
     Checkout,
     /// `POST /billing/webhook`.
@@ -160,6 +170,36 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/tiers",
         Access::Public,
         Operation::Tiers,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/storage/records",
+        Access::User,
+        Operation::CreateRecord,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/storage/records",
+        Access::User,
+        Operation::ListRecords,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/storage/records/{id}",
+        Access::User,
+        Operation::GetRecord,
+    ),
+    route(
+        Method::Put,
+        "/api/v1/storage/records/{id}",
+        Access::User,
+        Operation::UpdateRecord,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/storage/records/{id}",
+        Access::User,
+        Operation::DeleteRecord,
     ),
     route(
         Method::Post,

@@ -12,11 +12,10 @@ use sha2::{Digest, Sha256};
 use crate::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
 use crate::domain::{Email, RefreshTokenHash, User, UserId};
 use crate::ports::{
-    BillingStore, BlobInfo, BlobStore, CheckoutRequest, CheckoutSession, Clock, HttpClient,
-    HttpError, HttpRequest, HttpResponse, Llm, LlmRequest, LlmResponse, NewRefreshToken, Payments,
-    PutOutcome, Random, RateLimiter, RefreshTokenStore, RotateOutcome, StoreError,
-    StoredRefreshToken, TicketStore, TransferRequest, UpstreamError, UserStore, VectorEntry,
-    VectorIndex, VectorMatch,
+    BillingStore, CheckoutRequest, CheckoutSession, Clock, HttpClient, HttpError, HttpRequest,
+    HttpResponse, Llm, LlmRequest, LlmResponse, NewRefreshToken, Payments, Random, RateLimiter,
+    RefreshTokenStore, RotateOutcome, StoreError, StoredRefreshToken, TicketStore, TransferRequest,
+    UpstreamError, UserStore, VectorEntry, VectorIndex, VectorMatch,
 };
 use crate::rate_limit::{gcra, RateDecision, RateOp, RateRule};
 
@@ -279,40 +278,154 @@ impl RateLimiter for InMemoryRateLimiter<'_> {
     }
 }
 
-/// Blobs in a map; verifies checksums as R2 does.
+/// Blobs in a map; verifies checksums as R2 does (nothing stored on a mismatch).
 #[derive(Debug, Default)]
 pub struct InMemoryBlobStore {
     /// Objects by key.
-    pub objects: RefCell<HashMap<String, (Vec<u8>, BlobInfo)>>,
+    pub objects: RefCell<HashMap<String, Vec<u8>>>,
+    /// Fail the next put with an outage (fault injection).
+    pub fail_next_put: Cell<bool>,
 }
 
 #[async_trait(?Send)]
-impl BlobStore for InMemoryBlobStore {
+impl crate::storage::BlobStore for InMemoryBlobStore {
+    type Body = Vec<u8>;
     async fn put(
         &self,
         key: &str,
-        bytes: Vec<u8>,
-        sha256_hex: &str,
-    ) -> Result<PutOutcome, StoreError> {
-        let actual = hex::encode(Sha256::digest(&bytes));
-        if actual != sha256_hex {
-            return Ok(PutOutcome::ChecksumMismatch);
+        body: Vec<u8>,
+        checksum: &crate::storage::Checksum,
+    ) -> Result<bool, StoreError> {
+        if self.fail_next_put.replace(false) {
+            return Err(StoreError::Unavailable("injected".into()));
         }
-        let info = BlobInfo {
-            size: bytes.len() as u64,
-            sha256: actual,
-        };
-        self.objects
-            .borrow_mut()
-            .insert(key.to_owned(), (bytes, info.clone()));
-        Ok(PutOutcome::Stored(info))
-    }
-    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, BlobInfo)>, StoreError> {
-        Ok(self.objects.borrow().get(key).cloned())
+        if !checksum.matches(&body) {
+            return Ok(false);
+        }
+        self.objects.borrow_mut().insert(key.to_owned(), body);
+        Ok(true)
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.objects.borrow_mut().remove(key);
         Ok(())
+    }
+}
+
+/// Record rows in a vector; also the usage source for quotas.
+#[derive(Debug, Default)]
+pub struct InMemoryRecordStore {
+    /// Rows.
+    pub rows: RefCell<Vec<crate::storage::RecordRow>>,
+    /// Fail the next insert (fault injection).
+    pub fail_next_insert: Cell<bool>,
+}
+
+#[async_trait(?Send)]
+impl crate::storage::RecordStore for InMemoryRecordStore {
+    async fn insert(&self, row: &crate::storage::RecordRow) -> Result<(), StoreError> {
+        if self.fail_next_insert.replace(false) {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
+        self.rows.borrow_mut().push(row.clone());
+        Ok(())
+    }
+    async fn get(
+        &self,
+        user: UserId,
+        id: &str,
+    ) -> Result<Option<crate::storage::RecordRow>, StoreError> {
+        Ok(self
+            .rows
+            .borrow()
+            .iter()
+            .find(|r| r.user_id == user && r.id == id)
+            .cloned())
+    }
+    async fn update(
+        &self,
+        row: &crate::storage::RecordRow,
+        expected: i64,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.rows.borrow_mut();
+        match rows.iter_mut().find(|r| {
+            r.user_id == row.user_id
+                && r.id == row.id
+                && r.version == expected
+                && r.deleted_at.is_none()
+        }) {
+            Some(r) => {
+                *r = row.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    async fn delete(
+        &self,
+        user: UserId,
+        id: &str,
+        expected: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.rows.borrow_mut();
+        match rows.iter_mut().find(|r| {
+            r.user_id == user && r.id == id && r.version == expected && r.deleted_at.is_none()
+        }) {
+            Some(r) => {
+                r.deleted_at = Some(now_ms);
+                r.updated_at = now_ms;
+                r.version += 1;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    async fn list(
+        &self,
+        user: UserId,
+        q: &crate::storage::ListQuery,
+        tombstones_since: i64,
+    ) -> Result<Vec<crate::storage::RecordRow>, StoreError> {
+        let mut rows: Vec<_> = self
+            .rows
+            .borrow()
+            .iter()
+            .filter(|r| r.user_id == user)
+            .filter(|r| q.table.as_ref().is_none_or(|t| t.as_str() == r.table))
+            .filter(|r| q.updated_since.is_none_or(|s| r.updated_at > s))
+            .filter(|r| r.deleted_at.is_none_or(|d| d >= tombstones_since))
+            .filter(|r| {
+                q.after
+                    .as_ref()
+                    .is_none_or(|c| (r.updated_at, r.id.as_str()) > (c.u, c.i.as_str()))
+            })
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+        Ok(rows
+            .into_iter()
+            .skip(q.offset as usize)
+            .take(q.limit as usize)
+            .collect())
+    }
+}
+
+#[async_trait(?Send)]
+impl crate::tiers::TierStore for InMemoryRecordStore {
+    async fn tier_info(&self, _user: UserId) -> Result<Option<crate::tiers::TierInfo>, StoreError> {
+        Ok(None)
+    }
+    async fn storage_used(&self, user: UserId) -> Result<u64, StoreError> {
+        Ok(self
+            .rows
+            .borrow()
+            .iter()
+            .filter(|r| r.user_id == user && r.deleted_at.is_none())
+            .map(|r| r.size_bytes)
+            .sum())
+    }
+    async fn backup_used(&self, _user: UserId) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }
 
@@ -576,19 +689,6 @@ mod tests {
         r.fill(&mut a);
         r.fill(&mut b);
         assert_ne!(a, b);
-    }
-
-    #[tokio::test]
-    async fn the_fake_blob_store_refuses_mismatched_bytes_like_r2() {
-        let s = InMemoryBlobStore::default();
-        let out = s.put("k", b"abc".to_vec(), &"0".repeat(64)).await.unwrap();
-        assert_eq!(out, PutOutcome::ChecksumMismatch);
-        assert!(s.get("k").await.unwrap().is_none());
-        let sum = hex::encode(Sha256::digest(b"abc"));
-        assert!(matches!(
-            s.put("k", b"abc".to_vec(), &sum).await.unwrap(),
-            PutOutcome::Stored(_)
-        ));
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ mod contract;
 mod harness;
 mod helpers;
 mod limits;
+mod records;
 mod skeleton;
 
 use std::future::Future;
@@ -79,6 +80,13 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         limits::the_limit_follows_an_upgrade_at_once,
         limits::team_limits_scale_with_seats,
         limits::authenticated_errors_carry_the_rate_limit_headers_too,
+        records::a_free_user_is_refused_cloud_storage_with_tier_required,
+        records::records_round_trip_with_etags_and_conditional_requests,
+        records::raw_bodies_stream_through_and_are_verified_by_storage,
+        records::bad_input_is_refused_and_stores_nothing,
+        records::listing_syncs_by_time_and_cursor_with_tombstones,
+        records::another_users_record_is_404_for_every_verb,
+        records::concurrent_conditional_updates_lose_no_update,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
     ]

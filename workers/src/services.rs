@@ -5,14 +5,15 @@ use shared::auth::{AuthService, AuthSettings};
 use shared::billing::{BillingService, BillingSettings, StripeClient};
 use shared::domain::User;
 use shared::ports::UserStore;
+use shared::storage::RecordService;
 use shared::AppError;
 
 use crate::adapters::{
-    CryptoRandom, D1BillingStore, D1RefreshTokenStore, D1TicketStore, D1UserStore,
-    DurableRateLimiter, FetchHttpClient, SystemClock,
+    CryptoRandom, D1BillingStore, D1RecordStore, D1RefreshTokenStore, D1TicketStore, D1TierStore,
+    D1UserStore, DurableRateLimiter, FetchHttpClient, R2BlobStore, SystemClock,
 };
 use crate::http::{access_tokens, Ctx};
-use crate::state::{DB, RATE_LIMITER};
+use crate::state::{DB, RATE_LIMITER, RECORDS};
 
 /// Everything the auth service borrows.
 pub struct AuthDeps {
@@ -114,6 +115,36 @@ impl BillingDeps {
             clock: &SystemClock,
             rng: &CryptoRandom,
             settings: &self.settings,
+        }
+    }
+}
+
+/// Everything the record service borrows.
+pub struct RecordDeps {
+    records: D1RecordStore,
+    /// The records bucket (handlers stream reads from it).
+    pub blobs: R2BlobStore,
+    usage: D1TierStore,
+}
+
+impl RecordDeps {
+    /// The adapters for `ctx`'s environment.
+    pub fn new(ctx: &Ctx) -> Result<Self, AppError> {
+        Ok(Self {
+            records: D1RecordStore(binding(ctx.env.d1(DB), DB)?),
+            blobs: R2BlobStore(binding(ctx.env.bucket(RECORDS), RECORDS)?),
+            usage: D1TierStore(binding(ctx.env.d1(DB), DB)?),
+        })
+    }
+
+    /// The service.
+    pub fn service(&self) -> RecordService<'_, R2BlobStore> {
+        RecordService {
+            records: &self.records,
+            blobs: &self.blobs,
+            usage: &self.usage,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
         }
     }
 }

@@ -10,7 +10,6 @@ use worker::Env;
 /// D1 database binding.
 pub const DB: &str = "DB";
 /// R2 bucket of storage records.
-#[allow(dead_code)] // bound in wrangler.toml; used by the records issue
 pub const RECORDS: &str = "RECORDS";
 /// R2 bucket of backups.
 #[allow(dead_code)] // bound in wrangler.toml; used by the backups issue

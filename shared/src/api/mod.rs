@@ -2,12 +2,14 @@
 
 mod auth;
 mod billing;
+mod records;
 mod tiers;
 
 pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
 };
 pub use billing::{CheckoutBody, CheckoutResponse, SubscriptionInfo};
+pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use tiers::{TierOffer, TiersResponse};
 
 use serde::{Deserialize, Serialize};

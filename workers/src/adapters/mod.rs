@@ -5,15 +5,19 @@
 
 mod d1;
 mod d1_billing;
+mod d1_records;
 mod d1_tiers;
 mod durable;
 mod fetch;
+mod r2;
 
 pub use d1::{D1RefreshTokenStore, D1TicketStore, D1UserStore};
 pub use d1_billing::D1BillingStore;
+pub use d1_records::D1RecordStore;
 pub use d1_tiers::D1TierStore;
 pub use durable::DurableRateLimiter;
 pub use fetch::FetchHttpClient;
+pub use r2::R2BlobStore;
 
 use shared::ports::{Clock, Random, StoreError};
 

@@ -5,3 +5,4 @@
 pub mod auth;
 pub mod billing;
 pub mod health;
+pub mod records;

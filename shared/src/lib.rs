@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod billing;
 pub mod config;
 pub mod cors;

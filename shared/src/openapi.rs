@@ -15,6 +15,7 @@ use crate::api::{
     WsTicket,
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
+use crate::backup::{BackupMetadata, BackupStored};
 use crate::domain::Tier;
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
 use crate::storage::RecordMeta;
@@ -130,13 +131,15 @@ impl Modify for ClosedVariants {
     paths(
         health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
         tiers, checkout, stripe_webhook, get_subscription, cancel_subscription,
-        create_record, list_records, get_record, update_record, delete_record
+        create_record, list_records, get_record, update_record, delete_record,
+        put_backup, get_backup, backup_history, delete_backup
     ),
     components(schemas(
         Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
         WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
         TiersResponse, TierOffer, Features, CreateRecord, UpdateRecord, RecordCreated,
-        RecordUpdated, RecordMeta, ErrorBody, ErrorDetail, FieldError
+        RecordUpdated, RecordMeta, BackupStored, BackupMetadata, ErrorBody, ErrorDetail,
+        FieldError
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited),
     tags(
@@ -146,6 +149,8 @@ impl Modify for ClosedVariants {
             R2, metadata in D1, checksums verified, ETag/If-Match concurrency, sync by \
             `updated_since` and cursor with 30-day tombstones. Pro tier and above; quota \
             `cloud_storage_gb`."),
+        (name = "backup", description = "Client-encrypted whole-database backups in R2. Pro \
+            and above; total size within `backup_gb` (pruning the oldest only on request)."),
         (name = "billing", description = "Stripe subscriptions. A paid subscription sets the \
             user's tier; `past_due` keeps it until the current period ends; cancellation and \
             deletion return the user to free.")
@@ -432,6 +437,64 @@ fn update_record() {}
         (status = 412, description = "`precondition_failed`: stale `If-Match`.", body = ErrorBody)
     ))]
 fn delete_record() {}
+
+/// Stores a backup sent as the raw body (up to 95 MiB; streamed to storage, which verifies the
+/// checksum). With `X-Backup-Prune: oldest`, the oldest backups are deleted to make room when
+/// the tier's limit would be exceeded; without it, that is 403 `quota_exceeded`.
+#[utoipa::path(put, path = "/api/v1/backup", tag = "backup", operation_id = "put_backup",
+    security(("bearer" = [])),
+    params(
+        ("X-Backup-Version" = i64, Header, minimum = 1, description = "The client's backup format version."),
+        ("X-Backup-Timestamp" = i64, Header, minimum = 0, description = "The backup's time (epoch ms)."),
+        ("X-Backup-Checksum" = String, Header, pattern = "^[0-9a-fA-F]{64}$", description = "SHA-256 of the body."),
+        ("X-Backup-Prune" = Option<String>, Header, nullable = false, pattern = "^oldest$", description = "`oldest`: make room by deleting the oldest backups.")
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The client-encrypted backup."),
+    responses(
+        (status = 200, description = "Stored.", body = BackupStored),
+        (status = 400, description = "`checksum_mismatch`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required`, `quota_exceeded` or `forbidden`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a header.", body = ErrorBody)
+    ))]
+fn put_backup() {}
+
+/// The newest backup's bytes, with `X-Backup-Id`, `X-Backup-Version`, `X-Backup-Timestamp`,
+/// `X-Backup-Checksum` and `Last-Modified`.
+#[utoipa::path(get, path = "/api/v1/backup", tag = "backup", operation_id = "get_backup",
+    security(("bearer" = [])),
+    params(("If-Modified-Since" = Option<String>, Header, description = "An HTTP date: 304 if no newer backup.")),
+    responses(
+        (status = 200, description = "The client-encrypted backup.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "No backup newer than `If-Modified-Since`."),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no backup yet.", body = ErrorBody)
+    ))]
+fn get_backup() {}
+
+/// Metadata of every backup, newest first (no bytes).
+#[utoipa::path(get, path = "/api/v1/backup/history", tag = "backup", operation_id = "backup_history",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Newest first.", body = Vec<BackupMetadata>),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn backup_history() {}
+
+/// Deletes one backup.
+#[utoipa::path(delete, path = "/api/v1/backup/{id}", tag = "backup", operation_id = "delete_backup",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Backup id.")),
+    responses(
+        (status = 200, description = "Deleted.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found` (also for another user's backup).", body = ErrorBody)
+    ))]
+fn delete_backup() {}
 
 #[cfg(test)]
 mod tests {

@@ -72,6 +72,14 @@ pub enum Operation {
     WsTicket,
     /// `GET /tiers`.
     Tiers,
+    /// `PUT /backup`.
+    PutBackup,
+    /// `GET /backup`.
+    GetBackup,
+    /// `GET /backup/history`.
+    BackupHistory,
+    /// `DELETE /backup/{id}`.
+    DeleteBackup,
     /// `POST /storage/records`.
     CreateRecord,
     /// `GET /storage/records`.
@@ -170,6 +178,30 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/tiers",
         Access::Public,
         Operation::Tiers,
+    ),
+    route(
+        Method::Put,
+        "/api/v1/backup",
+        Access::User,
+        Operation::PutBackup,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/backup",
+        Access::User,
+        Operation::GetBackup,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/backup/history",
+        Access::User,
+        Operation::BackupHistory,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/backup/{id}",
+        Access::User,
+        Operation::DeleteBackup,
     ),
     route(
         Method::Post,

@@ -7,6 +7,7 @@
 //! set up (`. scripts/setup.sh`).
 
 mod auth;
+mod backups;
 mod billing;
 mod contract;
 mod harness;
@@ -87,6 +88,9 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         records::listing_syncs_by_time_and_cursor_with_tombstones,
         records::another_users_record_is_404_for_every_verb,
         records::concurrent_conditional_updates_lose_no_update,
+        backups::a_free_user_is_refused_backups_with_tier_required,
+        backups::backups_round_trip_with_history_and_conditional_get,
+        backups::a_bad_backup_is_refused_and_stores_nothing,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
     ]

@@ -2,6 +2,7 @@
 
 use shared::auth::tokens::AccessTokens;
 use shared::auth::{AuthService, AuthSettings};
+use shared::backup::BackupService;
 use shared::billing::{BillingService, BillingSettings, StripeClient};
 use shared::domain::User;
 use shared::ports::UserStore;
@@ -9,11 +10,11 @@ use shared::storage::RecordService;
 use shared::AppError;
 
 use crate::adapters::{
-    CryptoRandom, D1BillingStore, D1RecordStore, D1RefreshTokenStore, D1TicketStore, D1TierStore,
-    D1UserStore, DurableRateLimiter, FetchHttpClient, R2BlobStore, SystemClock,
+    CryptoRandom, D1BackupStore, D1BillingStore, D1RecordStore, D1RefreshTokenStore, D1TicketStore,
+    D1TierStore, D1UserStore, DurableRateLimiter, FetchHttpClient, R2BlobStore, SystemClock,
 };
 use crate::http::{access_tokens, Ctx};
-use crate::state::{DB, RATE_LIMITER, RECORDS};
+use crate::state::{BACKUPS, DB, RATE_LIMITER, RECORDS};
 
 /// Everything the auth service borrows.
 pub struct AuthDeps {
@@ -143,6 +144,33 @@ impl RecordDeps {
             records: &self.records,
             blobs: &self.blobs,
             usage: &self.usage,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
+        }
+    }
+}
+
+/// Everything the backup service borrows.
+pub struct BackupDeps {
+    backups: D1BackupStore,
+    /// The backups bucket (handlers stream reads from it).
+    pub blobs: R2BlobStore,
+}
+
+impl BackupDeps {
+    /// The adapters for `ctx`'s environment.
+    pub fn new(ctx: &Ctx) -> Result<Self, AppError> {
+        Ok(Self {
+            backups: D1BackupStore(binding(ctx.env.d1(DB), DB)?),
+            blobs: R2BlobStore(binding(ctx.env.bucket(BACKUPS), BACKUPS)?),
+        })
+    }
+
+    /// The service.
+    pub fn service(&self) -> BackupService<'_, R2BlobStore> {
+        BackupService {
+            backups: &self.backups,
+            blobs: &self.blobs,
             clock: &SystemClock,
             rng: &CryptoRandom,
         }

@@ -12,7 +12,6 @@ pub const DB: &str = "DB";
 /// R2 bucket of storage records.
 pub const RECORDS: &str = "RECORDS";
 /// R2 bucket of backups.
-#[allow(dead_code)] // bound in wrangler.toml; used by the backups issue
 pub const BACKUPS: &str = "BACKUPS";
 /// R2 bucket of plugin packages.
 #[allow(dead_code)] // bound in wrangler.toml; used by the marketplace issue

@@ -4,6 +4,7 @@
 //! module sees a `worker::Error`.
 
 mod d1;
+mod d1_backups;
 mod d1_billing;
 mod d1_records;
 mod d1_tiers;
@@ -12,6 +13,7 @@ mod fetch;
 mod r2;
 
 pub use d1::{D1RefreshTokenStore, D1TicketStore, D1UserStore};
+pub use d1_backups::D1BackupStore;
 pub use d1_billing::D1BillingStore;
 pub use d1_records::D1RecordStore;
 pub use d1_tiers::D1TierStore;

@@ -3,6 +3,7 @@
 #![allow(clippy::unused_async)]
 
 pub mod auth;
+pub mod backup;
 pub mod billing;
 pub mod health;
 pub mod records;

@@ -1,0 +1,108 @@
+//! `/api/v1/backup` — raw bodies with `X-Backup-*` headers.
+
+use shared::backup::{BackupHeaders, BackupStored, MAX_SINGLE_BACKUP_BYTES};
+use shared::input;
+use shared::storage::Payload;
+use shared::{AppError, AppResult};
+use worker::{Data, Response};
+
+use crate::http::{json, Ctx};
+use crate::services::BackupDeps;
+
+/// `PUT /backup` → `{ok: true, id}`.
+pub async fn put(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?.clone();
+    let headers = BackupHeaders::parse(
+        ctx.header("X-Backup-Version").as_deref(),
+        ctx.header("X-Backup-Timestamp").as_deref(),
+        ctx.header("X-Backup-Checksum").as_deref(),
+        ctx.header("X-Backup-Prune").as_deref(),
+    )?;
+    let len = ctx
+        .header("Content-Length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| AppError::field("Content-Length", "is required"))?;
+    input::check_length(Some(len), MAX_SINGLE_BACKUP_BYTES)?;
+    let payload = match ctx.req.inner().body() {
+        Some(stream) if len > 0 => Payload::Stream(Data::ReadableStream(stream), len),
+        _ => Payload::Bytes(Vec::new()),
+    };
+    let deps = BackupDeps::new(&ctx)?;
+    let meta = deps
+        .service()
+        .put(who.user_id, who.tier, headers, payload)
+        .await?;
+    json(
+        200,
+        &BackupStored {
+            ok: true,
+            id: meta.id,
+        },
+    )
+}
+
+/// `GET /backup` → the newest backup's bytes (`If-Modified-Since` → 304).
+pub async fn latest(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let deps = BackupDeps::new(&ctx)?;
+    let row = deps.service().latest(who.user_id).await?;
+    let stored_secs = row.meta.created_at.div_euclid(1000);
+    let last_modified = http_date(stored_secs);
+    let unchanged = ctx
+        .header("If-Modified-Since")
+        .and_then(|v| httpdate::parse_http_date(&v).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX) >= stored_secs);
+    let mut resp = if unchanged {
+        Response::empty()
+            .map_err(AppError::internal)?
+            .with_status(304)
+    } else {
+        let (body, size) = deps
+            .blobs
+            .stream(&row.r2_key)
+            .await?
+            .ok_or_else(|| AppError::internal(format!("backup {} has no blob", row.meta.id)))?;
+        let mut r = Response::from_body(body).map_err(AppError::internal)?;
+        let _ = r
+            .headers_mut()
+            .set("Content-Type", "application/octet-stream");
+        let _ = r.headers_mut().set("Content-Length", &size.to_string());
+        r
+    };
+    let h = resp.headers_mut();
+    let _ = h.set("Last-Modified", &last_modified);
+    let _ = h.set("X-Backup-Id", &row.meta.id);
+    let _ = h.set("X-Backup-Version", &row.meta.version.to_string());
+    let _ = h.set("X-Backup-Timestamp", &row.meta.timestamp.to_string());
+    let _ = h.set("X-Backup-Checksum", &row.meta.checksum);
+    let _ = h.set("ETag", &format!("\"{}\"", row.meta.checksum));
+    Ok(resp)
+}
+
+fn http_date(secs: i64) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    httpdate::fmt_http_date(t)
+}
+
+/// `GET /backup/history` → `BackupMetadata[]`, newest first.
+pub async fn history(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let deps = BackupDeps::new(&ctx)?;
+    json(200, &deps.service().history(who.user_id).await?)
+}
+
+/// `DELETE /backup/{id}` → `{ok: true}`.
+pub async fn delete(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let id = ctx
+        .params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map_or("", |(_, v)| v.as_str())
+        .to_owned();
+    let deps = BackupDeps::new(&ctx)?;
+    deps.service().delete(who.user_id, &id).await?;
+    json(200, &shared::api::Ok::YES)
+}

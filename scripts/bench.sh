@@ -54,3 +54,6 @@ kill -- -$pid 2>/dev/null || true
 
 echo "==> rate limiter cost under wrangler dev" >&2
 cargo bench -q -p tests --bench limiter 2>/dev/null
+
+echo "==> storage throughput and memory under wrangler dev" >&2
+cargo bench -q -p tests --bench storage 2>/dev/null

@@ -65,23 +65,19 @@ pub async fn schemathesis_finds_no_server_error_and_no_schema_violation(app: Tes
         )
         .await;
     assert!(r.status() == 201 || r.status() == 409);
-    let user = app.register("fuzz").await;
+    // A team of 1000 seats (200,000 requests a minute), so the fuzzer explores rather than
+    // hits 429s, with a subscription, so cancellation is exercised beyond its 404.
+    let token = crate::harness::team_user(&app.client, &app.base).await;
     let report_dir = repo().join("target/e2e/schemathesis");
     let _ = std::fs::remove_dir_all(&report_dir);
 
-    // The fuzz user has a subscription, so cancellation is exercised beyond its 404, and a team
-    // of 1000 seats (200,000 requests a minute), so the fuzzer explores rather than hits 429s.
-    crate::billing::subscribe(&app, &user, "team", 1000).await;
     let mut cmd = tokio::process::Command::new(st);
     cmd.arg("--config-file")
         .arg(repo().join("tests/schemathesis.toml"))
         .arg("run")
         .arg(repo().join("contract/openapi.json"))
         .args(["--url", &app.base])
-        .args([
-            "-H",
-            &format!("Authorization: Bearer {}", user.access_token),
-        ])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
         .args([
             "--checks",
             "all",

@@ -78,6 +78,58 @@ pub fn stripe_signature(payload: &str, t: i64, secret: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Registers a user with a 1000-seat team subscription; returns its access token.
+pub async fn team_user(client: &reqwest::Client, base: &str) -> String {
+    let email = format!("bench-{}@bench.example.com", uuid::Uuid::new_v4().simple());
+    let r: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"email": email, "password": "bench password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = r["access_token"].as_str().unwrap().to_owned();
+    let me: serde_json::Value = client
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = me["id"].as_str().unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let event = serde_json::json!({"id": format!("evt_{}", uuid::Uuid::new_v4().simple()), "object": "event",
+        "type": "checkout.session.completed", "created": now, "data": {"object": {
+            "object": "checkout.session", "mode": "subscription", "client_reference_id": user,
+            "customer": format!("cus_{}", uuid::Uuid::new_v4().simple()),
+            "subscription": format!("sub_{}", uuid::Uuid::new_v4().simple()),
+            "metadata": {"tier": "team", "seats": "1000"}}}})
+    .to_string();
+    let r = client
+        .post(format!("{base}/api/v1/billing/webhook"))
+        .header("Content-Type", "application/json")
+        .header(
+            "Stripe-Signature",
+            stripe_signature(&event, now, STRIPE_WEBHOOK_SECRET),
+        )
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    token
+}
+
 /// Stripe's happy path, at a low priority: tests mount their own answers (priority 1–5) for
 /// their own users and see every request in `received_requests`.
 async fn mount_stripe_defaults(stripe: &MockServer) {
@@ -235,6 +287,11 @@ impl Stack {
         }
     }
 
+    /// The process group of wrangler and its workerd children.
+    pub fn process_group(&self) -> u32 {
+        self.wrangler.id()
+    }
+
     /// The whole wrangler log so far.
     pub fn log(&self) -> String {
         let mut s = String::new();
@@ -258,7 +315,7 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         // wrangler runs workerd as a child: signal the whole process group it leads.
-        let group = format!("-{}", self.wrangler.id());
+        let group = format!("-{}", self.process_group());
         let signal = |sig: &str| {
             let _ = Command::new("kill")
                 .args([sig, "--", &group])

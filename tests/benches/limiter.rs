@@ -12,67 +12,14 @@
 #[allow(dead_code)]
 mod harness;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde_json::{json, Value};
 
-use harness::{stripe_signature, Stack, STRIPE_WEBHOOK_SECRET};
+use harness::{team_user, Stack};
 
 const ROUNDS: usize = 400;
 const CONCURRENCY: usize = 4;
-
-/// Registers a user with a 1000-seat team subscription; returns its access token.
-async fn team_user(client: &reqwest::Client, base: &str) -> String {
-    let email = format!("bench-{}@bench.example.com", uuid::Uuid::new_v4().simple());
-    let r: Value = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": email, "password": "bench password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = r["access_token"].as_str().unwrap().to_owned();
-    let me: Value = client
-        .get(format!("{base}/api/v1/auth/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let user = me["id"].as_str().unwrap();
-    let now = i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    let event = json!({"id": format!("evt_{}", uuid::Uuid::new_v4().simple()), "object": "event",
-        "type": "checkout.session.completed", "created": now, "data": {"object": {
-            "object": "checkout.session", "mode": "subscription", "client_reference_id": user,
-            "customer": format!("cus_{}", uuid::Uuid::new_v4().simple()),
-            "subscription": format!("sub_{}", uuid::Uuid::new_v4().simple()),
-            "metadata": {"tier": "team", "seats": "1000"}}}})
-    .to_string();
-    let r = client
-        .post(format!("{base}/api/v1/billing/webhook"))
-        .header("Content-Type", "application/json")
-        .header(
-            "Stripe-Signature",
-            stripe_signature(&event, now, STRIPE_WEBHOOK_SECRET),
-        )
-        .body(event)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    token
-}
 
 async fn timed(client: &reqwest::Client, url: &str, token: Option<&str>) -> Duration {
     let mut req = client.get(url);

@@ -69,6 +69,19 @@ fn wrangler_cmd(root: &Path) -> Command {
     cmd
 }
 
+/// The `p` quantile (0–1) of `samples`, in milliseconds (benchmarks).
+pub fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort();
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = (((s.len() - 1) as f64) * p).round() as usize;
+    s[i].as_secs_f64() * 1e3
+}
+
 /// A `Stripe-Signature` header for `payload` at `t`, computed here with `hmac` (independently
 /// of the server's code).
 pub fn stripe_signature(payload: &str, t: i64, secret: &str) -> String {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use harness::{team_user, Stack};
+use harness::{percentile_ms, team_user, Stack};
 
 const ROUNDS: usize = 400;
 const CONCURRENCY: usize = 4;
@@ -42,15 +42,7 @@ struct Series {
 
 impl Series {
     fn pct(&self, p: f64) -> f64 {
-        let mut s = self.samples.clone();
-        s.sort();
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let i = (((s.len() - 1) as f64) * p).round() as usize;
-        s[i].as_secs_f64() * 1e3
+        percentile_ms(&self.samples, p)
     }
 
     fn print(&self) {

@@ -18,21 +18,9 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use harness::{team_user, Stack};
+use harness::{percentile_ms, team_user, Stack};
 
 const PAIRS: usize = 300;
-
-fn pct(samples: &[Duration], p: f64) -> f64 {
-    let mut s = samples.to_vec();
-    s.sort();
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = (((s.len() - 1) as f64) * p).round() as usize;
-    s[i].as_secs_f64() * 1e3
-}
 
 /// Resident memory (KiB) of the workerd processes in wrangler's process group `pgid`.
 fn workerd_rss_kib(pgid: u32) -> u64 {
@@ -91,8 +79,8 @@ fn main() {
         #[allow(clippy::cast_precision_loss)]
         let (pair_rps, hello_rps) = (PAIRS as f64 / pair_wall.as_secs_f64(), PAIRS as f64 / hello_wall.as_secs_f64());
         println!("storage benchmark: {PAIRS} sequential create+get pairs (1 KB) interleaved with GET /health");
-        println!("record create+get   {pair_rps:>7.1} pairs/s   p50 {:>6.2} ms   p99 {:>6.2} ms", pct(&pair_lat, 0.5), pct(&pair_lat, 0.99));
-        println!("GET /health         {hello_rps:>7.1} req/s     p50 {:>6.2} ms   p99 {:>6.2} ms", pct(&hello_lat, 0.5), pct(&hello_lat, 0.99));
+        println!("record create+get   {pair_rps:>7.1} pairs/s   p50 {:>6.2} ms   p99 {:>6.2} ms", percentile_ms(&pair_lat, 0.5), percentile_ms(&pair_lat, 0.99));
+        println!("GET /health         {hello_rps:>7.1} req/s     p50 {:>6.2} ms   p99 {:>6.2} ms", percentile_ms(&hello_lat, 0.5), percentile_ms(&hello_lat, 0.99));
         println!("ratio: a create+get pair costs {:.1} hello-world requests", hello_rps / pair_rps);
 
         // (2) memory while a 50 MB backup streams through.

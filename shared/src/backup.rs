@@ -314,5 +314,7 @@ where
     }
 }
 
+pub mod multipart;
+
 #[cfg(test)]
 mod tests;

@@ -118,6 +118,31 @@ where
         })
 }
 
+/// Deserialises an `i64` from any JSON number with no fractional part (`7` or `7.0`), as
+/// [`opt_integral_u32`] does.
+///
+/// # Errors
+/// The deserializer's error for fractions, out-of-range values and non-numbers.
+pub fn integral_i64<'de, D>(de: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    use serde::Deserialize;
+    let n = serde_json::Number::deserialize(de)?;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15)
+                .map(|f| {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let v = f as i64;
+                    v
+                })
+        })
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number, got {n}")))
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -225,6 +250,33 @@ mod tests {
                     .status(),
                 422,
                 "{body}"
+            );
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Version {
+        #[serde(deserialize_with = "integral_i64")]
+        v: i64,
+    }
+
+    #[test]
+    fn integral_i64_accepts_whole_numbers_in_either_notation() {
+        for (body, want) in [
+            (r#"{"v":-3}"#, -3),
+            (r#"{"v":36785397994.0}"#, 36_785_397_994),
+        ] {
+            assert_eq!(
+                parse_json::<Version>(JSON, body.as_bytes()).unwrap().v,
+                want
+            );
+        }
+        for body in [r#"{"v":1.5}"#, r#"{"v":1e300}"#, r#"{"v":"1"}"#] {
+            assert_eq!(
+                parse_json::<Version>(JSON, body.as_bytes())
+                    .unwrap_err()
+                    .status(),
+                422
             );
         }
     }

@@ -15,6 +15,7 @@ use crate::api::{
     WsTicket,
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
+use crate::backup::multipart::{CompleteUpload, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupStored};
 use crate::domain::Tier;
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
@@ -132,14 +133,15 @@ impl Modify for ClosedVariants {
         health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
         tiers, checkout, stripe_webhook, get_subscription, cancel_subscription,
         create_record, list_records, get_record, update_record, delete_record,
-        put_backup, get_backup, backup_history, delete_backup
+        put_backup, get_backup, backup_history, delete_backup,
+        begin_upload, upload_part, complete_upload, abort_upload
     ),
     components(schemas(
         Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
         WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
         TiersResponse, TierOffer, Features, CreateRecord, UpdateRecord, RecordCreated,
-        RecordUpdated, RecordMeta, BackupStored, BackupMetadata, ErrorBody, ErrorDetail,
-        FieldError
+        RecordUpdated, RecordMeta, BackupStored, BackupMetadata, UploadStarted, PartStored,
+        CompleteUpload, ErrorBody, ErrorDetail, FieldError
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited),
     tags(
@@ -495,6 +497,69 @@ fn backup_history() {}
         (status = 404, description = "`not_found` (also for another user's backup).", body = ErrorBody)
     ))]
 fn delete_backup() {}
+
+/// Starts a multipart backup (for backups over 95 MiB): upload parts of `part_size` bytes
+/// (the last may be smaller), then complete. Abandoned uploads are aborted after a day.
+#[utoipa::path(post, path = "/api/v1/backup/uploads", tag = "backup", operation_id = "begin_upload",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Started.", body = UploadStarted),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required` or `forbidden`.", body = ErrorBody)
+    ))]
+fn begin_upload() {}
+
+/// Uploads part `n` (1–10000) as the raw body, verified against `X-Part-Checksum`. Sending a
+/// part again replaces it.
+#[utoipa::path(put, path = "/api/v1/backup/uploads/{id}/parts/{n}", tag = "backup", operation_id = "upload_part",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Upload id."),
+        ("n" = u16, Path, minimum = 1, maximum = 10000, description = "Part number."),
+        ("X-Part-Checksum" = String, Header, pattern = "^[0-9a-fA-F]{64}$", description = "SHA-256 of the part.")
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The part's bytes."),
+    responses(
+        (status = 200, description = "Stored.", body = PartStored),
+        (status = 400, description = "`checksum_mismatch`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such open upload.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over `part_size`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn upload_part() {}
+
+/// Assembles the parts into a backup, verifies the whole against `checksum`, enforces the
+/// tier's limit (pruning the oldest only when `prune` is `oldest`) and records it.
+#[utoipa::path(post, path = "/api/v1/backup/uploads/{id}/complete", tag = "backup", operation_id = "complete_upload",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Upload id.")),
+    request_body = CompleteUpload,
+    responses(
+        (status = 200, description = "Stored as a backup.", body = BackupStored),
+        (status = 400, description = "`checksum_mismatch` or `malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`quota_exceeded` or `forbidden`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such open upload.", body = ErrorBody),
+        (status = 409, description = "`conflict`: parts missing, with gaps, or uneven.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the metadata.", body = ErrorBody)
+    ))]
+fn complete_upload() {}
+
+/// Abandons an upload and its parts.
+#[utoipa::path(delete, path = "/api/v1/backup/uploads/{id}", tag = "backup", operation_id = "abort_upload",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Upload id.")),
+    responses(
+        (status = 200, description = "Aborted.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody)
+    ))]
+fn abort_upload() {}
 
 #[cfg(test)]
 mod tests {

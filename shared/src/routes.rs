@@ -80,6 +80,14 @@ pub enum Operation {
     BackupHistory,
     /// `DELETE /backup/{id}`.
     DeleteBackup,
+    /// `POST /backup/uploads`.
+    BeginUpload,
+    /// `PUT /backup/uploads/{id}/parts/{n}`.
+    UploadPart,
+    /// `POST /backup/uploads/{id}/complete`.
+    CompleteUpload,
+    /// `DELETE /backup/uploads/{id}`.
+    AbortUpload,
     /// `POST /storage/records`.
     CreateRecord,
     /// `GET /storage/records`.
@@ -178,6 +186,30 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/tiers",
         Access::Public,
         Operation::Tiers,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/backup/uploads",
+        Access::User,
+        Operation::BeginUpload,
+    ),
+    route(
+        Method::Put,
+        "/api/v1/backup/uploads/{id}/parts/{n}",
+        Access::User,
+        Operation::UploadPart,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/backup/uploads/{id}/complete",
+        Access::User,
+        Operation::CompleteUpload,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/backup/uploads/{id}",
+        Access::User,
+        Operation::AbortUpload,
     ),
     route(
         Method::Put,

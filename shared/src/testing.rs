@@ -311,6 +311,130 @@ impl crate::storage::BlobStore for InMemoryBlobStore {
     }
 }
 
+/// Multipart on the in-memory store: parts kept per upload id until finished.
+#[async_trait(?Send)]
+impl crate::backup::multipart::MultipartBlobs for InMemoryBlobStore {
+    async fn begin(&self, key: &str) -> Result<String, StoreError> {
+        Ok(format!("mp-{key}"))
+    }
+    async fn part(
+        &self,
+        _key: &str,
+        upload_id: &str,
+        number: u16,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let etag = format!("etag-{number}");
+        self.objects
+            .borrow_mut()
+            .insert(format!("{upload_id}#{number:05}"), bytes);
+        Ok(etag)
+    }
+    async fn finish(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[crate::backup::multipart::Part],
+    ) -> Result<(), StoreError> {
+        let mut objects = self.objects.borrow_mut();
+        let mut whole = Vec::new();
+        for p in parts {
+            let part = objects
+                .remove(&format!("{upload_id}#{:05}", p.number))
+                .ok_or_else(|| StoreError::Unavailable("missing part".into()))?;
+            whole.extend(part);
+        }
+        objects.insert(key.to_owned(), whole);
+        Ok(())
+    }
+    async fn abort(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.objects
+            .borrow_mut()
+            .retain(|k, _| !k.starts_with(&format!("{upload_id}#")));
+        Ok(())
+    }
+    async fn digest(
+        &self,
+        key: &str,
+    ) -> Result<Option<(crate::storage::Checksum, u64)>, StoreError> {
+        Ok(self
+            .objects
+            .borrow()
+            .get(key)
+            .map(|b| (crate::storage::Checksum::of(b), b.len() as u64)))
+    }
+}
+
+/// Multipart uploads in maps.
+#[derive(Debug, Default)]
+pub struct InMemoryUploadStore {
+    /// Uploads.
+    pub uploads: RefCell<Vec<crate::backup::multipart::Upload>>,
+    /// Parts by upload.
+    pub parts: RefCell<HashMap<String, Vec<crate::backup::multipart::Part>>>,
+}
+
+#[async_trait(?Send)]
+impl crate::backup::multipart::UploadStore for InMemoryUploadStore {
+    async fn create(&self, upload: &crate::backup::multipart::Upload) -> Result<(), StoreError> {
+        self.uploads.borrow_mut().push(upload.clone());
+        Ok(())
+    }
+    async fn get(
+        &self,
+        user: UserId,
+        id: &str,
+    ) -> Result<Option<crate::backup::multipart::Upload>, StoreError> {
+        Ok(self
+            .uploads
+            .borrow()
+            .iter()
+            .find(|u| u.user_id == user && u.id == id)
+            .cloned())
+    }
+    async fn put_part(
+        &self,
+        upload_id: &str,
+        part: &crate::backup::multipart::Part,
+        _c: &crate::storage::Checksum,
+    ) -> Result<(), StoreError> {
+        let mut parts = self.parts.borrow_mut();
+        let list = parts.entry(upload_id.to_owned()).or_default();
+        list.retain(|p| p.number != part.number);
+        list.push(part.clone());
+        list.sort_by_key(|p| p.number);
+        Ok(())
+    }
+    async fn parts(
+        &self,
+        upload_id: &str,
+    ) -> Result<Vec<crate::backup::multipart::Part>, StoreError> {
+        Ok(self
+            .parts
+            .borrow()
+            .get(upload_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+    async fn delete(&self, upload_id: &str) -> Result<(), StoreError> {
+        self.uploads.borrow_mut().retain(|u| u.id != upload_id);
+        self.parts.borrow_mut().remove(upload_id);
+        Ok(())
+    }
+    async fn expired(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<crate::backup::multipart::Upload>, StoreError> {
+        Ok(self
+            .uploads
+            .borrow()
+            .iter()
+            .filter(|u| u.expires_at <= now_ms)
+            .cloned()
+            .collect())
+    }
+}
+
 /// Record rows in a vector; also the usage source for quotas.
 #[derive(Debug, Default)]
 pub struct InMemoryRecordStore {

@@ -176,3 +176,128 @@ pub async fn a_bad_backup_is_refused_and_stores_nothing(app: TestApp) {
     );
     assert!(history(&app, &user).await.is_empty());
 }
+
+pub async fn a_multipart_backup_of_three_parts_round_trips(app: TestApp) {
+    let user = app.register("multipart").await;
+    subscribe(&app, &user, "power", 1).await;
+    let r = app
+        .req(Method::POST, "/backup/uploads")
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let started: Value = r.json().await.unwrap();
+    let id = started["upload_id"].as_str().unwrap().to_owned();
+    let part_size = usize::try_from(started["part_size"].as_u64().unwrap()).unwrap();
+    let parts = [
+        bytes_of(part_size, 1),
+        bytes_of(part_size, 2),
+        bytes_of(1024 * 1024 + 7, 3),
+    ];
+
+    let send_part = |n: usize, body: Vec<u8>, checksum: String| {
+        app.req(Method::PUT, &format!("/backup/uploads/{id}/parts/{n}"))
+            .bearer_auth(&user.access_token)
+            .header("Content-Type", "application/octet-stream")
+            .header("X-Part-Checksum", checksum)
+            .body(body)
+            .send()
+    };
+    // A corrupted part is refused; the good one is then accepted.
+    let r = send_part(2, parts[1].clone(), sha(&parts[0]))
+        .await
+        .unwrap();
+    assert_error(r, 400, "checksum_mismatch").await;
+    for (i, p) in parts.iter().enumerate().rev() {
+        let r = send_part(i + 1, p.clone(), sha(p)).await.unwrap();
+        assert_eq!(r.status(), 200, "part {}", i + 1);
+    }
+    let whole: Vec<u8> = parts.concat();
+    let r = app
+        .req(Method::POST, &format!("/backup/uploads/{id}/complete"))
+        .bearer_auth(&user.access_token)
+        .json(&serde_json::json!({"version": 4, "timestamp": 1_700_000_000_123_i64, "checksum": sha(&whole)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let backup_id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = app.get_auth("/backup", &user.access_token).await;
+    assert_eq!(r.headers()["x-backup-id"], backup_id.as_str());
+    let back = r.bytes().await.unwrap();
+    assert_eq!(back.len(), whole.len());
+    assert_eq!(
+        sha(&back),
+        sha(&whole),
+        "the downloaded bytes are what was sent"
+    );
+    let h = history(&app, &user).await;
+    assert_eq!(h[0]["chunk_count"], 3);
+    assert_eq!(h[0]["size_bytes"], whole.len());
+    // The upload is closed.
+    let r = send_part(1, parts[0].clone(), sha(&parts[0]))
+        .await
+        .unwrap();
+    assert_error(r, 404, "not_found").await;
+}
+
+pub async fn a_multipart_backup_with_a_wrong_whole_checksum_or_aborted_stores_nothing(
+    app: TestApp,
+) {
+    let user = app.register("multipart-bad").await;
+    subscribe(&app, &user, "team", 1).await;
+    let begin = || async {
+        let r = app
+            .req(Method::POST, "/backup/uploads")
+            .bearer_auth(&user.access_token)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["upload_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let id = begin().await;
+    let part = bytes_of(1000, 5);
+    let r = app
+        .req(Method::PUT, &format!("/backup/uploads/{id}/parts/1"))
+        .bearer_auth(&user.access_token)
+        .header("X-Part-Checksum", sha(&part))
+        .body(part.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .req(Method::POST, &format!("/backup/uploads/{id}/complete"))
+        .bearer_auth(&user.access_token)
+        .json(&serde_json::json!({"version": 1, "timestamp": 1, "checksum": sha(b"not the whole")}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 400, "checksum_mismatch").await;
+
+    let id = begin().await;
+    let r = app
+        .req(Method::DELETE, &format!("/backup/uploads/{id}"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .req(Method::POST, &format!("/backup/uploads/{id}/complete"))
+        .bearer_auth(&user.access_token)
+        .json(&serde_json::json!({"version": 1, "timestamp": 1, "checksum": sha(&part)}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, "not_found").await;
+    assert!(history(&app, &user).await.is_empty());
+}

@@ -91,6 +91,8 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         backups::a_free_user_is_refused_backups_with_tier_required,
         backups::backups_round_trip_with_history_and_conditional_get,
         backups::a_bad_backup_is_refused_and_stores_nothing,
+        backups::a_multipart_backup_of_three_parts_round_trips,
+        backups::a_multipart_backup_with_a_wrong_whole_checksum_or_aborted_stores_nothing,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
     ]

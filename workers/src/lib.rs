@@ -15,7 +15,7 @@ mod state;
 
 pub use durable_objects::{ChatSession, RateLimiter, VectorIndex};
 
-use worker::{event, Context, Env, Request, Response};
+use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
 #[event(start)]
 fn start() {
@@ -26,4 +26,17 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     Ok(http::serve(req, env).await)
+}
+
+/// Housekeeping on the cron of `wrangler.toml`: aborts abandoned multipart uploads.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let outcome = async {
+        let deps = services::BackupDeps::new(&env)?;
+        deps.service().clean_up_uploads(&deps.uploads).await
+    }
+    .await;
+    if let Err(e) = outcome {
+        tracing::error!(error = ?e, "scheduled cleanup failed");
+    }
 }

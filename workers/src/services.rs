@@ -11,7 +11,8 @@ use shared::AppError;
 
 use crate::adapters::{
     CryptoRandom, D1BackupStore, D1BillingStore, D1RecordStore, D1RefreshTokenStore, D1TicketStore,
-    D1TierStore, D1UserStore, DurableRateLimiter, FetchHttpClient, R2BlobStore, SystemClock,
+    D1TierStore, D1UploadStore, D1UserStore, DurableRateLimiter, FetchHttpClient, R2BlobStore,
+    SystemClock,
 };
 use crate::http::{access_tokens, Ctx};
 use crate::state::{BACKUPS, DB, RATE_LIMITER, RECORDS};
@@ -155,14 +156,17 @@ pub struct BackupDeps {
     backups: D1BackupStore,
     /// The backups bucket (handlers stream reads from it).
     pub blobs: R2BlobStore,
+    /// Multipart uploads in progress.
+    pub uploads: D1UploadStore,
 }
 
 impl BackupDeps {
-    /// The adapters for `ctx`'s environment.
-    pub fn new(ctx: &Ctx) -> Result<Self, AppError> {
+    /// The adapters for `env` (also used by the scheduled cleanup, which has no request).
+    pub fn new(env: &worker::Env) -> Result<Self, AppError> {
         Ok(Self {
-            backups: D1BackupStore(binding(ctx.env.d1(DB), DB)?),
-            blobs: R2BlobStore(binding(ctx.env.bucket(BACKUPS), BACKUPS)?),
+            backups: D1BackupStore(binding(env.d1(DB), DB)?),
+            blobs: R2BlobStore(binding(env.bucket(BACKUPS), BACKUPS)?),
+            uploads: D1UploadStore(binding(env.d1(DB), DB)?),
         })
     }
 

@@ -220,3 +220,169 @@ async fn exactly_full_fits_and_team_is_unlimited() {
         "a backup larger than the whole quota never fits"
     );
 }
+
+mod multipart {
+    use super::*;
+    use crate::backup::multipart::{PART_SIZE, UPLOAD_TTL_MS};
+    use crate::testing::InMemoryUploadStore;
+
+    fn part(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .map(|i| u8::try_from(i % 251).unwrap() ^ seed)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn three_parts_assemble_into_a_verified_backup() {
+        let w = World::new();
+        let up = InMemoryUploadStore::default();
+        let started = w.svc().begin_upload(&up, U, Tier::Power).await.unwrap();
+        assert_eq!(started.part_size, PART_SIZE);
+        let size = usize::try_from(PART_SIZE).unwrap();
+        let parts = [part(size, 1), part(size, 2), part(1234, 3)];
+        // Out of order, and part 2 sent twice (the retry replaces it).
+        for (n, p) in [
+            (3u16, &parts[2]),
+            (1, &parts[0]),
+            (2, &parts[1]),
+            (2, &parts[1]),
+        ] {
+            w.svc()
+                .upload_part(&up, U, &started.upload_id, n, &Checksum::of(p), p.clone())
+                .await
+                .unwrap();
+        }
+        let whole: Vec<u8> = parts.concat();
+        let meta = w
+            .svc()
+            .complete_upload(
+                &up,
+                U,
+                Tier::Power,
+                &started.upload_id,
+                World::headers(&whole, false),
+            )
+            .await
+            .unwrap();
+        assert_eq!(meta.chunk_count, 3);
+        assert_eq!(meta.size_bytes, whole.len() as u64);
+        let latest = w.svc().latest(U).await.unwrap();
+        assert_eq!(w.blobs.objects.borrow()[&latest.r2_key], whole);
+        assert!(up.uploads.borrow().is_empty(), "the upload is closed");
+    }
+
+    #[tokio::test]
+    async fn a_bad_part_or_a_bad_whole_is_refused() {
+        let w = World::new();
+        let up = InMemoryUploadStore::default();
+        let s = w.svc().begin_upload(&up, U, Tier::Team).await.unwrap();
+        let e = w
+            .svc()
+            .upload_part(&up, U, &s.upload_id, 1, &Checksum::of(b"x"), b"y".to_vec())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "checksum_mismatch");
+        assert_eq!(
+            w.svc()
+                .upload_part(&up, U, &s.upload_id, 0, &Checksum::of(b"x"), b"x".to_vec())
+                .await
+                .unwrap_err()
+                .status(),
+            422
+        );
+        assert_eq!(
+            w.svc()
+                .upload_part(
+                    &up,
+                    OTHER,
+                    &s.upload_id,
+                    1,
+                    &Checksum::of(b"x"),
+                    b"x".to_vec()
+                )
+                .await
+                .unwrap_err()
+                .status(),
+            404
+        );
+        w.svc()
+            .upload_part(
+                &up,
+                U,
+                &s.upload_id,
+                1,
+                &Checksum::of(b"tiny"),
+                b"tiny".to_vec(),
+            )
+            .await
+            .unwrap();
+        let e = w
+            .svc()
+            .complete_upload(
+                &up,
+                U,
+                Tier::Team,
+                &s.upload_id,
+                World::headers(b"other", false),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "checksum_mismatch");
+        assert!(w.rows.0.borrow().is_empty());
+        assert!(
+            w.blobs.objects.borrow().is_empty(),
+            "the assembled object is deleted"
+        );
+    }
+
+    #[tokio::test]
+    async fn gaps_and_uneven_parts_are_refused_and_stale_uploads_cleaned() {
+        let w = World::new();
+        let up = InMemoryUploadStore::default();
+        let s = w.svc().begin_upload(&up, U, Tier::Team).await.unwrap();
+        for n in [1u16, 2] {
+            w.svc()
+                .upload_part(
+                    &up,
+                    U,
+                    &s.upload_id,
+                    n,
+                    &Checksum::of(b"ab"),
+                    b"ab".to_vec(),
+                )
+                .await
+                .unwrap();
+        }
+        let e = w
+            .svc()
+            .complete_upload(
+                &up,
+                U,
+                Tier::Team,
+                &s.upload_id,
+                World::headers(b"abab", false),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), 409, "part 1 is smaller than the part size");
+        assert_eq!(
+            w.svc()
+                .begin_upload(&up, U, Tier::Free)
+                .await
+                .unwrap_err()
+                .code(),
+            "tier_required"
+        );
+        w.clock.advance(UPLOAD_TTL_MS);
+        assert_eq!(w.svc().clean_up_uploads(&up).await.unwrap(), 1);
+        assert!(w.blobs.objects.borrow().is_empty(), "its parts are gone");
+        assert_eq!(
+            w.svc()
+                .abort_upload(&up, U, &s.upload_id)
+                .await
+                .unwrap_err()
+                .status(),
+            404
+        );
+    }
+}

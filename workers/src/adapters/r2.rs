@@ -2,9 +2,12 @@
 //! itself (`put(..).sha256(..)`), so the worker never holds a whole body in memory.
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use shared::backup::multipart::{MultipartBlobs, Part};
 use shared::ports::StoreError;
 use shared::storage::{BlobStore, Checksum};
-use worker::{Bucket, Data, ResponseBody};
+use worker::{Bucket, Data, ResponseBody, UploadedPart};
 
 use super::unavailable;
 
@@ -62,5 +65,89 @@ impl BlobStore for R2BlobStore {
             .delete(key)
             .await
             .map_err(|e| unavailable("deleting blob", &e))
+    }
+}
+
+#[async_trait(?Send)]
+impl MultipartBlobs for R2BlobStore {
+    async fn begin(&self, key: &str) -> Result<String, StoreError> {
+        let upload = self
+            .0
+            .create_multipart_upload(key)
+            .execute()
+            .await
+            .map_err(|e| unavailable("starting multipart upload", &e))?;
+        Ok(upload.upload_id().await)
+    }
+
+    async fn part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let upload = self
+            .0
+            .resume_multipart_upload(key, upload_id)
+            .map_err(|e| unavailable("resuming multipart upload", &e))?;
+        let part = upload
+            .upload_part(number, bytes)
+            .await
+            .map_err(|e| unavailable("uploading part", &e))?;
+        Ok(part.etag())
+    }
+
+    async fn finish(&self, key: &str, upload_id: &str, parts: &[Part]) -> Result<(), StoreError> {
+        let upload = self
+            .0
+            .resume_multipart_upload(key, upload_id)
+            .map_err(|e| unavailable("resuming multipart upload", &e))?;
+        upload
+            .complete(
+                parts
+                    .iter()
+                    .map(|p| UploadedPart::new(p.number, p.etag.clone())),
+            )
+            .await
+            .map_err(|e| unavailable("completing multipart upload", &e))?;
+        Ok(())
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let upload = self
+            .0
+            .resume_multipart_upload(key, upload_id)
+            .map_err(|e| unavailable("resuming multipart upload", &e))?;
+        upload
+            .abort()
+            .await
+            .map_err(|e| unavailable("aborting multipart upload", &e))
+    }
+
+    async fn digest(&self, key: &str) -> Result<Option<(Checksum, u64)>, StoreError> {
+        let Some(object) = self
+            .0
+            .get(key)
+            .execute()
+            .await
+            .map_err(|e| unavailable("reading blob", &e))?
+        else {
+            return Ok(None);
+        };
+        let mut stream = object
+            .body()
+            .ok_or_else(|| StoreError::Unavailable(format!("blob {key} has no body")))?
+            .stream()
+            .map_err(|e| unavailable("streaming blob", &e))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| unavailable("reading blob", &e))?;
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        let hex = hex::encode(hasher.finalize());
+        Ok(Checksum::parse(&hex, "checksum").ok().map(|c| (c, size)))
     }
 }

@@ -1,8 +1,9 @@
 //! `/api/v1/backup` — raw bodies with `X-Backup-*` headers.
 
+use shared::backup::multipart::{CompleteUpload, MAX_PARTS, PART_SIZE};
 use shared::backup::{BackupHeaders, BackupStored, MAX_SINGLE_BACKUP_BYTES};
 use shared::input;
-use shared::storage::Payload;
+use shared::storage::{Checksum, Payload};
 use shared::{AppError, AppResult};
 use worker::{Data, Response};
 
@@ -27,7 +28,7 @@ pub async fn put(ctx: Ctx) -> AppResult<Response> {
         Some(stream) if len > 0 => Payload::Stream(Data::ReadableStream(stream), len),
         _ => Payload::Bytes(Vec::new()),
     };
-    let deps = BackupDeps::new(&ctx)?;
+    let deps = BackupDeps::new(&ctx.env)?;
     let meta = deps
         .service()
         .put(who.user_id, who.tier, headers, payload)
@@ -44,7 +45,7 @@ pub async fn put(ctx: Ctx) -> AppResult<Response> {
 /// `GET /backup` → the newest backup's bytes (`If-Modified-Since` → 304).
 pub async fn latest(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
-    let deps = BackupDeps::new(&ctx)?;
+    let deps = BackupDeps::new(&ctx.env)?;
     let row = deps.service().latest(who.user_id).await?;
     let stored_secs = row.meta.created_at.div_euclid(1000);
     let last_modified = http_date(stored_secs);
@@ -89,7 +90,7 @@ fn http_date(secs: i64) -> String {
 /// `GET /backup/history` → `BackupMetadata[]`, newest first.
 pub async fn history(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
-    let deps = BackupDeps::new(&ctx)?;
+    let deps = BackupDeps::new(&ctx.env)?;
     json(200, &deps.service().history(who.user_id).await?)
 }
 
@@ -102,7 +103,77 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response> {
         .find(|(k, _)| k == "id")
         .map_or("", |(_, v)| v.as_str())
         .to_owned();
-    let deps = BackupDeps::new(&ctx)?;
+    let deps = BackupDeps::new(&ctx.env)?;
     deps.service().delete(who.user_id, &id).await?;
+    json(200, &shared::api::Ok::YES)
+}
+
+fn param<'a>(ctx: &'a Ctx, name: &str) -> &'a str {
+    ctx.params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// `POST /backup/uploads` → 201 `{upload_id, part_size, expires_at}`.
+pub async fn begin_upload(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let deps = BackupDeps::new(&ctx.env)?;
+    json(
+        201,
+        &deps
+            .service()
+            .begin_upload(&deps.uploads, who.user_id, who.tier)
+            .await?,
+    )
+}
+
+/// `PUT /backup/uploads/{id}/parts/{n}` with `X-Part-Checksum` → `{ok, part_number}`.
+pub async fn upload_part(mut ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?.clone();
+    let number = param(&ctx, "n")
+        .parse::<u16>()
+        .map_err(|_| AppError::field("part_number", format!("must be from 1 to {MAX_PARTS}")))?;
+    let checksum = Checksum::parse(
+        &ctx.header("X-Part-Checksum").unwrap_or_default(),
+        "X-Part-Checksum",
+    )
+    .map_err(|e| AppError::Validation(vec![e]))?;
+    let id = param(&ctx, "id").to_owned();
+    let bytes = ctx.body_bytes(PART_SIZE).await?;
+    let deps = BackupDeps::new(&ctx.env)?;
+    let stored = deps
+        .service()
+        .upload_part(&deps.uploads, who.user_id, &id, number, &checksum, bytes)
+        .await?;
+    json(200, &stored)
+}
+
+/// `POST /backup/uploads/{id}/complete` → `{ok, id}`.
+pub async fn complete_upload(mut ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?.clone();
+    let headers = ctx.json_body::<CompleteUpload>().await?.try_into_domain()?;
+    let id = param(&ctx, "id").to_owned();
+    let deps = BackupDeps::new(&ctx.env)?;
+    let meta = deps
+        .service()
+        .complete_upload(&deps.uploads, who.user_id, who.tier, &id, headers)
+        .await?;
+    json(
+        200,
+        &BackupStored {
+            ok: true,
+            id: meta.id,
+        },
+    )
+}
+
+/// `DELETE /backup/uploads/{id}` → `{ok: true}`.
+pub async fn abort_upload(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let deps = BackupDeps::new(&ctx.env)?;
+    deps.service()
+        .abort_upload(&deps.uploads, who.user_id, param(&ctx, "id"))
+        .await?;
     json(200, &shared::api::Ok::YES)
 }

@@ -34,7 +34,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Ends the session of a refresh token (its whole family). Unknown tokens are ignored. */
+        /**
+         * Ends the caller's session of a refresh token (its whole family). Unknown tokens and other
+         *     users' tokens are ignored.
+         */
         post: operations["logout"];
         delete?: never;
         options?: never;
@@ -936,6 +939,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `forbidden`: browser origin not allowed. */
             403: {
                 headers: {
@@ -965,6 +977,15 @@ export interface operations {
             };
             /** @description `validation_failed`. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -239,12 +239,15 @@ fn login() {}
     ))]
 fn refresh() {}
 
-/// Ends the session of a refresh token (its whole family). Unknown tokens are ignored.
+/// Ends the caller's session of a refresh token (its whole family). Unknown tokens and other
+/// users' tokens are ignored.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout",
+    security(("bearer" = [])),
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "Signed out.", body = Ok),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),

@@ -165,7 +165,7 @@ pub const ROUTES: &[Route] = &[
     route(
         Method::Post,
         "/api/v1/auth/logout",
-        Access::Public,
+        Access::User,
         Operation::Logout,
     ),
     route(

@@ -87,17 +87,33 @@ pub async fn the_full_register_login_me_refresh_reuse_logout_flow(app: TestApp) 
     // ...but the registration's own session (another family) lives on.
     let (_, rr) = tokens(refresh(&app, &user.refresh_token).await).await;
 
-    // Logout revokes that family; logging out again is harmless.
+    // Logout needs the caller's access token...
     let r = app
         .post_json("/auth/logout", &json!({"refresh_token": rr}))
         .await;
+    assert_error(r, 401, "unauthorized").await;
+    // ...and another user's cannot end this session.
+    let stranger = app.register("stranger").await;
+    assert_eq!(
+        logout(&app, &stranger.access_token, &rr).await.status(),
+        200
+    );
+    let (_, rr) = tokens(refresh(&app, &rr).await).await;
+    // Logout revokes that family; logging out again is harmless.
+    let r = logout(&app, &access, &rr).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"ok": true}));
     assert_error(refresh(&app, &rr).await, 401, "unauthorized").await;
-    let r = app
-        .post_json("/auth/logout", &json!({"refresh_token": rr}))
-        .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(logout(&app, &access, &rr).await.status(), 200);
+}
+
+async fn logout(app: &TestApp, access: &str, refresh_token: &str) -> reqwest::Response {
+    app.req(Method::POST, "/auth/logout")
+        .bearer_auth(access)
+        .json(&json!({"refresh_token": refresh_token}))
+        .send()
+        .await
+        .unwrap()
 }
 
 pub async fn registration_normalises_the_email_and_refuses_duplicates(app: TestApp) {
@@ -230,6 +246,7 @@ pub async fn an_unknown_email_takes_about_as_long_as_a_wrong_password(app: TestA
 pub async fn protected_routes_require_a_bearer_token(app: TestApp) {
     for (method, path) in [
         (Method::GET, "/auth/me"),
+        (Method::POST, "/auth/logout"),
         (Method::POST, "/auth/logout-all"),
         (Method::POST, "/auth/ws-ticket"),
     ] {
@@ -338,9 +355,7 @@ pub async fn logout_revokes_one_session_and_logout_all_every_session(app: TestAp
     let (phone_access, phone) =
         tokens(login(&app, &user.email, &user.password, &unique_ip()).await).await;
 
-    let r = app
-        .post_json("/auth/logout", &json!({"refresh_token": laptop}))
-        .await;
+    let r = logout(&app, &phone_access, &laptop).await;
     assert_eq!(r.status(), 200);
     assert_error(refresh(&app, &laptop).await, 401, "unauthorized").await;
     let (_, phone2) = tokens(refresh(&app, &phone).await).await;

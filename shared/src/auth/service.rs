@@ -286,15 +286,17 @@ impl AuthService<'_> {
         Err(AppError::Unauthorized)
     }
 
-    /// Revokes the family of `presented`. Unknown tokens are ignored (idempotent).
+    /// Revokes the family of `presented` if it belongs to `user`. Unknown tokens, and tokens
+    /// of other users, are ignored (idempotent, and nobody can end someone else's session).
     ///
     /// # Errors
     /// Storage failures only.
-    pub async fn logout(&self, presented: &str) -> Result<(), AppError> {
+    pub async fn logout(&self, user: UserId, presented: &str) -> Result<(), AppError> {
         if let Some(row) = self
             .refresh_tokens
             .find_by_hash(&RefreshTokenHash::of(presented))
             .await?
+            .filter(|row| row.user_id == user)
         {
             self.refresh_tokens
                 .revoke_family(row.family_id, "logout", self.clock.now_ms())
@@ -679,15 +681,26 @@ mod tests {
             .login(&email("ada@example.com"), b"correct horse", None)
             .await
             .unwrap();
-        w.svc().logout(&a.refresh_token).await.unwrap();
+        let user = w.tokens.verify(&a.access_token, T0).unwrap().user_id;
+        // Someone else presenting the token cannot end the session.
+        w.svc()
+            .logout(UserId(uuid::Uuid::from_u128(999)), &a.refresh_token)
+            .await
+            .unwrap();
+        assert!(w.svc().refresh(&a.refresh_token).await.is_ok());
+        let a = w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", None)
+            .await
+            .unwrap();
+        w.svc().logout(user, &a.refresh_token).await.unwrap();
         assert!(w.svc().refresh(&a.refresh_token).await.is_err());
         let b2 = w.svc().refresh(&b.refresh_token).await.unwrap();
-        let user = w.tokens.verify(&b2.access_token, T0).unwrap().user_id;
-        assert_eq!(w.svc().logout_all(user).await.unwrap(), 2);
+        assert_eq!(w.svc().logout_all(user).await.unwrap(), 3);
         assert!(w.svc().refresh(&b2.refresh_token).await.is_err());
         assert!(w.svc().refresh(&c.refresh_token).await.is_err());
         // Logging out an unknown token is a no-op, not an error.
-        assert!(w.svc().logout("nope").await.is_ok());
+        assert!(w.svc().logout(user, "nope").await.is_ok());
     }
 
     #[tokio::test]

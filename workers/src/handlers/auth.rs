@@ -36,10 +36,14 @@ pub async fn refresh(mut ctx: Ctx) -> AppResult<Response> {
     json(200, &deps.service().refresh(body.token()?).await?)
 }
 
-/// `POST /auth/logout` → `{ok: true}`.
+/// `POST /auth/logout` (JWT; the caller's own sessions only) → `{ok: true}`.
 pub async fn logout(mut ctx: Ctx) -> AppResult<Response> {
+    let user = ctx.principal()?.user_id;
     let body: RefreshRequest = ctx.json_body().await?;
-    AuthDeps::new(&ctx)?.service().logout(body.token()?).await?;
+    AuthDeps::new(&ctx)?
+        .service()
+        .logout(user, body.token()?)
+        .await?;
     json(200, &shared::api::Ok::YES)
 }
 

@@ -226,6 +226,19 @@ mod multipart {
     use crate::backup::multipart::{PART_SIZE, UPLOAD_TTL_MS};
     use crate::testing::InMemoryUploadStore;
 
+    /// Uploads `bytes` as part `n` with its correct checksum.
+    async fn send_part(
+        w: &World,
+        up: &InMemoryUploadStore,
+        id: &str,
+        n: u16,
+        bytes: &[u8],
+    ) -> Result<crate::backup::multipart::PartStored, AppError> {
+        w.svc()
+            .upload_part(up, U, id, n, &Checksum::of(bytes), bytes.to_vec())
+            .await
+    }
+
     fn part(n: usize, seed: u8) -> Vec<u8> {
         (0..n)
             .map(|i| u8::try_from(i % 251).unwrap() ^ seed)
@@ -247,10 +260,7 @@ mod multipart {
             (2, &parts[1]),
             (2, &parts[1]),
         ] {
-            w.svc()
-                .upload_part(&up, U, &started.upload_id, n, &Checksum::of(p), p.clone())
-                .await
-                .unwrap();
+            send_part(&w, &up, &started.upload_id, n, p).await.unwrap();
         }
         let whole: Vec<u8> = parts.concat();
         let meta = w
@@ -305,17 +315,7 @@ mod multipart {
                 .status(),
             404
         );
-        w.svc()
-            .upload_part(
-                &up,
-                U,
-                &s.upload_id,
-                1,
-                &Checksum::of(b"tiny"),
-                b"tiny".to_vec(),
-            )
-            .await
-            .unwrap();
+        send_part(&w, &up, &s.upload_id, 1, b"tiny").await.unwrap();
         let e = w
             .svc()
             .complete_upload(
@@ -341,17 +341,7 @@ mod multipart {
         let up = InMemoryUploadStore::default();
         let s = w.svc().begin_upload(&up, U, Tier::Team).await.unwrap();
         for n in [1u16, 2] {
-            w.svc()
-                .upload_part(
-                    &up,
-                    U,
-                    &s.upload_id,
-                    n,
-                    &Checksum::of(b"ab"),
-                    b"ab".to_vec(),
-                )
-                .await
-                .unwrap();
+            send_part(&w, &up, &s.upload_id, n, b"ab").await.unwrap();
         }
         let e = w
             .svc()

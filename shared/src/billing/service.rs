@@ -537,6 +537,18 @@ mod tests {
             let header = format!("t={t},v1={}", sign(body.as_bytes(), SECRET, t));
             self.svc().webhook(body.as_bytes(), Some(&header)).await
         }
+
+        /// A signed `checkout.session.completed` of this world's user buying `tier`.
+        async fn checkout_completed(&self, id: &str, tier: &str) -> RecordOutcome {
+            self.send(
+                id,
+                "checkout.session.completed",
+                secs(T0),
+                completed(self.user.id, tier),
+            )
+            .await
+            .unwrap()
+        }
     }
 
     fn secs(ms: i64) -> i64 {
@@ -557,15 +569,7 @@ mod tests {
     #[tokio::test]
     async fn checkout_completion_upgrades_the_user_and_remembers_the_customer() {
         let w = World::new();
-        let out = w
-            .send(
-                "evt_1",
-                "checkout.session.completed",
-                secs(T0),
-                completed(w.user.id, "power"),
-            )
-            .await
-            .unwrap();
+        let out = w.checkout_completed("evt_1", "power").await;
         assert_eq!(out, RecordOutcome::Applied);
         assert_eq!(w.me().tier, Tier::Power);
         assert_eq!(
@@ -577,14 +581,7 @@ mod tests {
     #[tokio::test]
     async fn a_replayed_event_changes_nothing() {
         let w = World::new();
-        w.send(
-            "evt_1",
-            "checkout.session.completed",
-            secs(T0),
-            completed(w.user.id, "pro"),
-        )
-        .await
-        .unwrap();
+        w.checkout_completed("evt_1", "pro").await;
         // Downgrade by a later event, then replay the first: still free.
         w.send(
             "evt_2",
@@ -594,15 +591,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let out = w
-            .send(
-                "evt_1",
-                "checkout.session.completed",
-                secs(T0),
-                completed(w.user.id, "pro"),
-            )
-            .await
-            .unwrap();
+        let out = w.checkout_completed("evt_1", "pro").await;
         assert_eq!(out, RecordOutcome::Duplicate);
         assert_eq!(w.me().tier, Tier::Free);
     }
@@ -610,14 +599,7 @@ mod tests {
     #[tokio::test]
     async fn an_older_event_arriving_late_never_rolls_state_back() {
         let w = World::new();
-        w.send(
-            "evt_1",
-            "checkout.session.completed",
-            secs(T0),
-            completed(w.user.id, "pro"),
-        )
-        .await
-        .unwrap();
+        w.checkout_completed("evt_1", "pro").await;
         w.send(
             "evt_3",
             "customer.subscription.updated",
@@ -653,14 +635,7 @@ mod tests {
         w.send("evt_a", "customer.subscription.created", secs(T0), obj)
             .await
             .unwrap();
-        w.send(
-            "evt_b",
-            "checkout.session.completed",
-            secs(T0),
-            completed(w.user.id, "power"),
-        )
-        .await
-        .unwrap();
+        w.checkout_completed("evt_b", "power").await;
         let sub = w.store.subscription("sub_1").await.unwrap().unwrap();
         assert_eq!(sub.current_period_end, Some((secs(T0) + 3600) * 1000));
         assert_eq!(w.me().tier, Tier::Power);
@@ -669,14 +644,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_payment_keeps_the_tier_until_the_period_ends() {
         let w = World::new();
-        w.send(
-            "evt_1",
-            "checkout.session.completed",
-            secs(T0),
-            completed(w.user.id, "pro"),
-        )
-        .await
-        .unwrap();
+        w.checkout_completed("evt_1", "pro").await;
         let end = secs(T0) + 3600;
         w.send(
             "evt_2",
@@ -719,14 +687,7 @@ mod tests {
     #[tokio::test]
     async fn deletion_makes_the_user_free_and_late_invoices_do_not_revive_it() {
         let w = World::new();
-        w.send(
-            "evt_1",
-            "checkout.session.completed",
-            secs(T0),
-            completed(w.user.id, "power"),
-        )
-        .await
-        .unwrap();
+        w.checkout_completed("evt_1", "power").await;
         w.send(
             "evt_2",
             "customer.subscription.deleted",
@@ -828,14 +789,7 @@ mod tests {
             (sent.seats, sent.price_id.as_str(), sent.tier),
             (12, "price_team", Tier::Team)
         );
-        w.send(
-            "evt_1",
-            "checkout.session.completed",
-            secs(T0),
-            completed(w.user.id, "team"),
-        )
-        .await
-        .unwrap();
+        w.checkout_completed("evt_1", "team").await;
         let e = w.svc().checkout(&w.me(), pro, None).await.unwrap_err();
         assert_eq!(e.code(), "conflict");
     }
@@ -856,14 +810,7 @@ mod tests {
     async fn cancel_requests_period_end_cancellation_once_per_subscription() {
         let w = World::new();
         assert_eq!(w.svc().cancel(w.user.id).await.unwrap_err().status(), 404);
-        w.send(
-            "evt_1",
-            "checkout.session.completed",
-            secs(T0),
-            completed(w.user.id, "pro"),
-        )
-        .await
-        .unwrap();
+        w.checkout_completed("evt_1", "pro").await;
         w.svc().cancel(w.user.id).await.unwrap();
         assert_eq!(*w.payments.cancelled.borrow(), vec!["sub_1".to_owned()]);
         let info = w.svc().subscription(&w.me()).await.unwrap();

@@ -118,6 +118,19 @@ where
         })
 }
 
+/// Deserialises a `u32` as [`opt_integral_u32`] does, `null` refused.
+///
+/// # Errors
+/// The deserializer's error for `null`, fractions, negatives, out-of-range values and
+/// non-numbers.
+pub fn integral_u32<'de, D>(de: D) -> Result<u32, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    opt_integral_u32(de)?.ok_or_else(|| D::Error::custom("expected a whole number, got null"))
+}
+
 /// Deserialises an `i64` from any JSON number with no fractional part (`7` or `7.0`), as
 /// [`opt_integral_u32`] does.
 ///

@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod billing;
+pub mod chat;
 pub mod config;
 pub mod cors;
 pub mod do_protocol;

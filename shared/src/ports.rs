@@ -5,7 +5,10 @@
 //! Workers run on one thread. Port errors speak domain words ([`StoreError`],
 //! [`UpstreamError`]), never platform types.
 
+use std::pin::Pin;
+
 use async_trait::async_trait;
+use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
@@ -275,6 +278,31 @@ pub struct LlmMessage {
     pub tool_call_id: Option<String>,
 }
 
+impl LlmMessage {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::text("system", content)
+    }
+    /// A plain text message from `role`.
+    pub fn text(role: &str, content: impl Into<String>) -> Self {
+        Self {
+            role: role.to_owned(),
+            content: Some(content.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+    /// The answer to the tool call `call_id`.
+    pub fn tool_result(call_id: &str, result: &serde_json::Value) -> Self {
+        Self {
+            role: "tool".to_owned(),
+            content: Some(result.to_string()),
+            tool_calls: Vec::new(),
+            tool_call_id: Some(call_id.to_owned()),
+        }
+    }
+}
+
 /// A tool call requested by the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmToolCall {
@@ -300,9 +328,11 @@ pub struct LlmTool {
 /// A completion request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmRequest {
+    /// What the call is for (`classify`, an agent's name, `synthesis`, …): logs only.
+    pub label: String,
     /// The conversation.
     pub messages: Vec<LlmMessage>,
-    /// Tools offered.
+    /// Tools offered (none: a plain completion).
     pub tools: Vec<LlmTool>,
 }
 
@@ -317,11 +347,27 @@ pub struct LlmResponse {
     pub completion_tokens: u32,
 }
 
+/// One event of a streamed completion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmDelta {
+    /// More of the assistant's text, as the model produced it.
+    Text(String),
+    /// The end: the whole message (text and tool calls, assembled) and the usage. Always last.
+    Done(LlmResponse),
+}
+
+/// A streamed completion: [`LlmDelta::Text`] pieces, then one [`LlmDelta::Done`].
+pub type LlmStream<'a> = Pin<Box<dyn Stream<Item = Result<LlmDelta, UpstreamError>> + 'a>>;
+
 /// An OpenAI-compatible chat model.
 #[async_trait(?Send)]
 pub trait Llm {
     /// One completion.
     async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, UpstreamError>;
+    /// One completion, streamed. Errors before the first event (not configured, refused,
+    /// unavailable after retries) come from the call; later ones (the stream broke or stalled)
+    /// come as the stream's last item.
+    async fn stream<'a>(&'a self, req: &LlmRequest) -> Result<LlmStream<'a>, UpstreamError>;
 }
 
 /// A Checkout Session to create (subscription mode).
@@ -394,6 +440,9 @@ impl<T: HttpClient + ?Sized> HttpClient for &T {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
         (**self).send(req).await
     }
+    async fn send_streaming(&self, req: HttpRequest) -> Result<HttpStreamResponse, HttpError> {
+        (**self).send_streaming(req).await
+    }
     async fn sleep(&self, ms: u64) {
         (**self).sleep(ms).await;
     }
@@ -456,6 +505,25 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+/// An HTTP response whose body arrives in pieces.
+pub struct HttpStreamResponse {
+    /// Status code.
+    pub status: u16,
+    /// Body chunks as they arrive, split anywhere.
+    pub body: ByteStream,
+}
+
+/// Body chunks of a streamed response.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, HttpError>>>>;
+
+impl std::fmt::Debug for HttpStreamResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpStreamResponse")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why no response arrived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
@@ -472,7 +540,17 @@ pub enum HttpError {
 pub trait HttpClient {
     /// Sends a request, aborting it at its deadline.
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError>;
-    /// Waits (for retry backoff).
+    /// Sends a request and answers as soon as the headers arrive; the body streams. The
+    /// deadline (`timeout_ms`) covers the wait for the headers; the caller bounds the gaps
+    /// between chunks. By default the whole body is read first and given as one chunk.
+    async fn send_streaming(&self, req: HttpRequest) -> Result<HttpStreamResponse, HttpError> {
+        let resp = self.send(req).await?;
+        Ok(HttpStreamResponse {
+            status: resp.status,
+            body: Box::pin(futures_util::stream::once(async move { Ok(resp.body) })),
+        })
+    }
+    /// Waits (for retry backoff and stream deadlines).
     async fn sleep(&self, ms: u64);
 }
 

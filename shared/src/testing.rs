@@ -13,9 +13,9 @@ use crate::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
 use crate::domain::{Email, RefreshTokenHash, User, UserId};
 use crate::ports::{
     BillingStore, CheckoutRequest, CheckoutSession, Clock, HttpClient, HttpError, HttpRequest,
-    HttpResponse, Llm, LlmRequest, LlmResponse, NewRefreshToken, Payments, Random, RateLimiter,
-    RefreshTokenStore, RotateOutcome, StoreError, StoredRefreshToken, TicketStore, TransferRequest,
-    UpstreamError, UserStore, VectorEntry, VectorIndex, VectorMatch,
+    HttpResponse, Llm, LlmDelta, LlmRequest, LlmResponse, LlmStream, NewRefreshToken, Payments,
+    Random, RateLimiter, RefreshTokenStore, RotateOutcome, StoreError, StoredRefreshToken,
+    TicketStore, TransferRequest, UpstreamError, UserStore, VectorEntry, VectorIndex, VectorMatch,
 };
 use crate::rate_limit::{gcra, RateDecision, RateOp, RateRule};
 
@@ -634,6 +634,18 @@ impl Llm for ScriptedLlm {
             .borrow_mut()
             .pop_front()
             .unwrap_or_else(|| Err(UpstreamError::Unavailable("script exhausted".into())))
+    }
+    async fn stream<'a>(&'a self, req: &LlmRequest) -> Result<LlmStream<'a>, UpstreamError> {
+        let done = self.complete(req).await?;
+        let text = done.message.content.clone().unwrap_or_default();
+        // Two-character pieces, so stream consumers see fragments split anywhere.
+        let chars: Vec<char> = text.chars().collect();
+        let mut events: Vec<Result<LlmDelta, UpstreamError>> = chars
+            .chunks(2)
+            .map(|c| Ok(LlmDelta::Text(c.iter().collect())))
+            .collect();
+        events.push(Ok(LlmDelta::Done(done)));
+        Ok(Box::pin(futures_util::stream::iter(events)))
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod auth;
 mod billing;
+mod chat;
 mod records;
 mod tiers;
 
@@ -9,6 +10,11 @@ pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
 };
 pub use billing::{CheckoutBody, CheckoutResponse, SubscriptionInfo};
+pub use chat::{
+    ChatContext, ChatRequest, ChatResponse, ContextRecord, ExecutionMode, ExecutionPlan,
+    PlanAction, PlanActionType, PlanStep, Playbook, PlaybookList, RunStepRequest, RunStepResponse,
+    MAX_CONTEXT_ITEMS, MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS,
+};
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use tiers::{TierOffer, TiersResponse};
 

@@ -1,0 +1,292 @@
+//! Chat and plan bodies (plan Step 2, DESIGN "How chat works without server-side user data").
+//!
+//! The context is whatever the desktop app chose to send for this one request; it is used to
+//! answer and then dropped. Its records are loose JSON objects (the app's own rows, integer ids)
+//! because the app owns their shape; tools read the fields they know and ignore the rest.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{AppError, FieldError};
+
+/// Longest accepted message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 8_000;
+/// Most context items accepted per list (tasks, projects, notes, checkpoints, documents).
+pub const MAX_CONTEXT_ITEMS: usize = 500;
+/// Most conversation turns accepted (older ones are the client's to drop).
+pub const MAX_HISTORY_TURNS: usize = 50;
+
+/// One JSON object from the app's local database (a task, a note, …).
+pub type ContextRecord = Map<String, Value>;
+
+/// `POST /chat` and the first WebSocket frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    /// What the user said (1–8000 characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 8000))]
+    pub message: String,
+    /// What the app lets the assistant see for this request.
+    #[serde(default)]
+    pub context: ChatContext,
+    /// `direct` (answer now) or `plan` (return an execution plan of template ids).
+    #[serde(default)]
+    pub execution_mode: ExecutionMode,
+}
+
+/// The request's context: the only user data the agents ever see.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChatContext {
+    /// Free-form profile facts (name, locale, `utc_offset_minutes`, …).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub user_profile: ContextRecord,
+    /// Snippets the app retrieved for this message.
+    #[serde(default)]
+    pub relevant_documents: Vec<String>,
+    /// The app's tasks (`id`, `title`, `status`, `priority`, `due_date`, `project_id`, …).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub recent_tasks: Vec<ContextRecord>,
+    /// Earlier turns: `{"role": "user"|"assistant", "content": "…"}`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub conversation_history: Vec<ContextRecord>,
+    /// The app's projects, when it sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, nullable = false))]
+    pub projects: Option<Vec<ContextRecord>>,
+    /// The app's notes, when it sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, nullable = false))]
+    pub notes: Option<Vec<ContextRecord>>,
+    /// The app's checkpoints (milestones), when it sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, nullable = false))]
+    pub checkpoints: Option<Vec<ContextRecord>>,
+}
+
+/// How the orchestrator answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// Route to the agents and answer.
+    #[default]
+    Direct,
+    /// Return an execution plan (template ids, never prompt text).
+    Plan,
+}
+
+impl ChatRequest {
+    /// Checks the limits the type cannot express.
+    ///
+    /// # Errors
+    /// 422 naming every field out of bounds.
+    pub fn validate(&self) -> Result<(), AppError> {
+        let mut errors = Vec::new();
+        let chars = self.message.chars().count();
+        if self.message.trim().is_empty() {
+            errors.push(FieldError::new("message", "must not be blank"));
+        } else if chars > MAX_MESSAGE_CHARS {
+            errors.push(FieldError::new(
+                "message",
+                format!("at most {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        let c = &self.context;
+        let lists = [
+            ("context.relevant_documents", c.relevant_documents.len()),
+            ("context.recent_tasks", c.recent_tasks.len()),
+            ("context.projects", c.projects.as_ref().map_or(0, Vec::len)),
+            ("context.notes", c.notes.as_ref().map_or(0, Vec::len)),
+            (
+                "context.checkpoints",
+                c.checkpoints.as_ref().map_or(0, Vec::len),
+            ),
+        ];
+        for (field, len) in lists {
+            if len > MAX_CONTEXT_ITEMS {
+                errors.push(FieldError::new(
+                    field,
+                    format!("at most {MAX_CONTEXT_ITEMS} items"),
+                ));
+            }
+        }
+        if c.conversation_history.len() > MAX_HISTORY_TURNS {
+            errors.push(FieldError::new(
+                "context.conversation_history",
+                format!("at most {MAX_HISTORY_TURNS} turns"),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(errors))
+        }
+    }
+}
+
+/// The answer in `direct` mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatResponse {
+    /// The assistant's reply (sanitized).
+    pub response: String,
+    /// Changes for the app to apply to its local database, in order.
+    pub actions: Vec<PlanAction>,
+}
+
+/// What a [`PlanAction`] asks the app to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PlanActionType {
+    /// Insert `data` into `table`.
+    CreateRecord,
+    /// Update the row `data.id` of `table` with the other fields of `data`.
+    UpdateRecord,
+    /// Delete the row `data.id` of `table`.
+    DeleteRecord,
+    /// Index a document in the app's vector store.
+    IndexDocument,
+    /// Show a notification.
+    SendNotification,
+    /// Ask `agent`.
+    CallAgent,
+}
+
+/// A change for the app to apply locally: agents never write anything server-side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanAction {
+    /// What to do.
+    #[serde(rename = "type")]
+    pub kind: PlanActionType,
+    /// The app's table (`tasks`, `comments`, `projects`, `notes`, `checkpoints`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub table: Option<String>,
+    /// The row's fields (for updates and deletes, `id` names the row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>, nullable = false))]
+    pub data: Option<ContextRecord>,
+    /// For `call_agent`: the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub agent: Option<String>,
+}
+
+impl PlanAction {
+    /// A `create_record` of `data` into `table`.
+    pub fn create(table: &str, data: ContextRecord) -> Self {
+        Self::record(PlanActionType::CreateRecord, table, data)
+    }
+    /// An `update_record` of `table` (`data` holds `id` and the changed fields).
+    pub fn update(table: &str, data: ContextRecord) -> Self {
+        Self::record(PlanActionType::UpdateRecord, table, data)
+    }
+    /// A `delete_record` of the row `id` of `table`.
+    pub fn delete(table: &str, id: i64) -> Self {
+        let mut data = ContextRecord::new();
+        data.insert("id".to_owned(), Value::from(id));
+        Self::record(PlanActionType::DeleteRecord, table, data)
+    }
+    fn record(kind: PlanActionType, table: &str, data: ContextRecord) -> Self {
+        Self {
+            kind,
+            table: Some(table.to_owned()),
+            data: Some(data),
+            agent: None,
+        }
+    }
+}
+
+/// An execution plan: steps naming server-side templates, never their text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecutionPlan {
+    /// The plan's id, for `POST /plans/run-step`.
+    pub id: String,
+    /// The agent the plan is for.
+    pub agent: String,
+    /// The steps, in order.
+    pub steps: Vec<PlanStep>,
+}
+
+/// One step of an [`ExecutionPlan`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanStep {
+    /// `llm` (run with `POST /plans/run-step`) or a data action the app performs
+    /// (`create_record`, …) with the output of `data_from_step`.
+    pub action: String,
+    /// The server-side template's id (for `llm` steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub prompt_template: Option<String>,
+    /// Variables: values known now, or `null` for those the app fills in when it runs the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>, nullable = false))]
+    pub variables: Option<Map<String, Value>>,
+    /// The earlier step whose output this step consumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false, minimum = 0))]
+    pub data_from_step: Option<u32>,
+}
+
+/// A pre-built plan for a common job, listed by `GET /plans/playbook`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Playbook {
+    /// Stable id (also the plan's id).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// The lowest tier that may run it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "free"))]
+    pub min_tier: crate::domain::Tier,
+    /// The plan.
+    pub plan: ExecutionPlan,
+}
+
+/// `GET /plans/playbook`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlaybookList {
+    /// The playbooks the caller's tier may run.
+    pub playbooks: Vec<Playbook>,
+}
+
+/// `POST /plans/run-step`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RunStepRequest {
+    /// The plan (a playbook id or the id of a plan `POST /chat` returned).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub plan_id: String,
+    /// The step to run (an `llm` step).
+    #[serde(deserialize_with = "crate::input::integral_u32")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u32, minimum = 0))]
+    pub step_index: u32,
+    /// The template's variables (strings).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub variables: Map<String, Value>,
+}
+
+/// The answer of `POST /plans/run-step`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunStepResponse {
+    /// The step's output (sanitized).
+    pub output: String,
+    /// Changes for the app to apply, when the step's agent made any.
+    pub actions: Vec<PlanAction>,
+}

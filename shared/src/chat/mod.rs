@@ -1,0 +1,12 @@
+//! The chat brain: the OpenAI client, the agents and their shared tool loop, the orchestrator,
+//! execution plans and playbooks, and the sanitizer that keeps prompts from leaving the server.
+//!
+//! Nothing here stores user data: agents see the request's [`crate::api::ChatContext`] and
+//! answer with text and [`crate::api::PlanAction`]s that the app applies locally.
+
+pub mod agent;
+pub mod agents;
+pub mod openai;
+pub mod prompts;
+pub mod sanitize;
+pub mod sse;

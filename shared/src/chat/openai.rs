@@ -1,0 +1,1 @@
+//! OpenAI Chat Completions over the HttpClient port (in progress).

@@ -1,0 +1,1 @@
+//! The response-path sanitizer (in progress).

@@ -332,6 +332,27 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/chat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answers a message: the intent is classified, the matching agent(s) run their tools on the
+         *     request's `context`, and the reply comes back with the `actions` the app should apply.
+         *     In `plan` mode the answer is an `ExecutionPlan` of template ids instead.
+         */
+        post: operations["chat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -360,6 +381,60 @@ export type paths = {
         get: operations["openapi"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plans/playbook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The playbooks the caller's tier may run. */
+        get: operations["list_playbooks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plans/playbook/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One playbook. */
+        get: operations["get_playbook"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plans/run-step": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Runs one `llm` step of a plan: the server renders the step's template with `variables`
+         *     (checked against the template) and runs it, through the template's agent when it has one.
+         */
+        post: operations["run_plan_step"];
         delete?: never;
         options?: never;
         head?: never;
@@ -486,6 +561,39 @@ export type components = {
             /** @description Always true. */
             ok: boolean;
         };
+        /** @description The request's context: the only user data the agents ever see. */
+        ChatContext: {
+            /** @description The app's checkpoints (milestones), when it sends them (`null` or absent: not shared). */
+            checkpoints?: Record<string, never>[] | null;
+            /** @description Earlier turns: `{"role": "user"|"assistant", "content": "…"}`. */
+            conversation_history?: Record<string, never>[];
+            /** @description The app's notes, when it sends them (`null` or absent: not shared). */
+            notes?: Record<string, never>[] | null;
+            /** @description The app's projects, when it sends them (`null` or absent: not shared). */
+            projects?: Record<string, never>[] | null;
+            /** @description The app's tasks (`id`, `title`, `status`, `priority`, `due_date`, `project_id`, …). */
+            recent_tasks?: Record<string, never>[];
+            /** @description Snippets the app retrieved for this message. */
+            relevant_documents?: string[];
+            /** @description Free-form profile facts (name, locale, `utc_offset_minutes`, …). */
+            user_profile?: Record<string, never>;
+        };
+        /** @description `POST /chat` and the first WebSocket frame. */
+        ChatRequest: {
+            /** @description What the app lets the assistant see for this request. */
+            context?: components["schemas"]["ChatContext"];
+            /** @description `direct` (answer now) or `plan` (return an execution plan of template ids). */
+            execution_mode?: components["schemas"]["ExecutionMode"];
+            /** @description What the user said: 1–8000 characters, not only spaces, tabs and line breaks. */
+            message: string;
+        };
+        /** @description The answer in `direct` mode. */
+        ChatResponse: {
+            /** @description Changes for the app to apply to its local database, in order. */
+            actions: components["schemas"]["PlanAction"][];
+            /** @description The assistant's reply (sanitized). */
+            response: string;
+        };
         /** @description `POST /billing/checkout`: the tier to buy; only team takes `seats` (1–1000, default 1). */
         CheckoutBody: {
             /** @enum {string} */
@@ -556,6 +664,20 @@ export type components = {
             message: string;
             /** @description The request's id, as in the `X-Request-Id` header. */
             request_id: string;
+        };
+        /**
+         * @description How the orchestrator answers.
+         * @enum {string}
+         */
+        ExecutionMode: "direct" | "plan";
+        /** @description An execution plan: steps naming server-side templates, never their text. */
+        ExecutionPlan: {
+            /** @description The agent the plan is for. */
+            agent: string;
+            /** @description The plan's id, for `POST /plans/run-step`. */
+            id: string;
+            /** @description The steps, in order. */
+            steps: components["schemas"]["PlanStep"][];
         };
         /** @description What one tier includes (`-1` = unlimited). */
         Features: {
@@ -644,6 +766,60 @@ export type components = {
              */
             part_number: number;
         };
+        /** @description A change for the app to apply locally: agents never write anything server-side. */
+        PlanAction: {
+            /** @description For `call_agent`: the agent. */
+            agent?: string;
+            /** @description The row's fields (for updates and deletes, `id` names the row). */
+            data?: Record<string, never>;
+            /** @description The app's table (`tasks`, `comments`, `projects`, `notes`, `checkpoints`). */
+            table?: string;
+            /** @description What to do. */
+            type: components["schemas"]["PlanActionType"];
+        };
+        /**
+         * @description What a [`PlanAction`] asks the app to do.
+         * @enum {string}
+         */
+        PlanActionType: "create_record" | "update_record" | "delete_record" | "index_document" | "send_notification" | "call_agent";
+        /** @description One step of an [`ExecutionPlan`]. */
+        PlanStep: {
+            /**
+             * @description `llm` (run with `POST /plans/run-step`) or a data action the app performs
+             *     (`create_record`, …) with the output of `data_from_step`.
+             */
+            action: string;
+            /**
+             * Format: int32
+             * @description The earlier step whose output this step consumes.
+             */
+            data_from_step?: number;
+            /** @description The server-side template's id (for `llm` steps). */
+            prompt_template?: string;
+            /** @description Variables: values known now, or `null` for those the app fills in when it runs the step. */
+            variables?: Record<string, never>;
+        };
+        /** @description A pre-built plan for a common job, listed by `GET /plans/playbook`. */
+        Playbook: {
+            /** @description What it does. */
+            description: string;
+            /** @description Stable id (also the plan's id). */
+            id: string;
+            /**
+             * @description The lowest tier that may run it.
+             * @example free
+             */
+            min_tier: string;
+            /** @description Human name. */
+            name: string;
+            /** @description The plan. */
+            plan: components["schemas"]["ExecutionPlan"];
+        };
+        /** @description `GET /plans/playbook`. */
+        PlaybookList: {
+            /** @description The playbooks the caller's tier may run. */
+            playbooks: components["schemas"]["Playbook"][];
+        };
         /** @description `201` of a create. */
         RecordCreated: {
             /**
@@ -714,6 +890,25 @@ export type components = {
              * @example correct horse battery
              */
             password: string;
+        };
+        /** @description `POST /plans/run-step`. */
+        RunStepRequest: {
+            /** @description The plan (a playbook id or the id of a plan `POST /chat` returned). */
+            plan_id: string;
+            /**
+             * Format: int32
+             * @description The step to run (an `llm` step).
+             */
+            step_index: number;
+            /** @description The template's variables (strings). */
+            variables?: Record<string, never>;
+        };
+        /** @description The answer of `POST /plans/run-step`. */
+        RunStepResponse: {
+            /** @description Changes for the app to apply, when the step's agent made any. */
+            actions: components["schemas"]["PlanAction"][];
+            /** @description The step's output (sanitized). */
+            output: string;
         };
         /** @description `GET /billing/subscription`. */
         SubscriptionInfo: {
@@ -2161,6 +2356,111 @@ export interface operations {
             };
         };
     };
+    chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description `ChatResponse` (direct) or `ExecutionPlan` (plan). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatResponse"] | components["schemas"]["ExecutionPlan"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: message or context out of bounds. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upstream_unavailable`: the model's answer was unusable. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `llm_not_configured`, or `upstream_unavailable`: the model is unreachable, overloaded or too slow. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -2210,6 +2510,226 @@ export interface operations {
             };
             /** @description `forbidden`: browser origin not allowed. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_playbooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Playbooks for the caller's tier. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlaybookList"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_playbook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The playbook's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The playbook. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Playbook"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required`: above the caller's tier; or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_plan_step: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunStepRequest"];
+            };
+        };
+        responses: {
+            /** @description The step's output and any actions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunStepResponse"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required`: a playbook above the caller's tier; or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no such plan. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: step index, a data step, or variables. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upstream_unavailable`: the model's answer was unusable. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `llm_not_configured` or `upstream_unavailable`. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -57,3 +57,6 @@ cargo bench -q -p tests --bench limiter 2>/dev/null
 
 echo "==> storage throughput and memory under wrangler dev" >&2
 cargo bench -q -p tests --bench storage 2>/dev/null
+
+echo "==> chat round-trip overhead under wrangler dev" >&2
+cargo bench -q -p tests --bench chat 2>/dev/null

@@ -54,6 +54,9 @@ pub struct OpenAiConfig {
     pub base_url: Url,
     /// Model name.
     pub model: String,
+    /// Deadline of one attempt (and of a pause inside a stream), ms (`OPENAI_TIMEOUT_MS`,
+    /// default 30 000, at most 300 000).
+    pub timeout_ms: u64,
 }
 
 /// Stripe settings. Every part is optional: billing answers a clear error while unset.
@@ -160,6 +163,22 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                     self.problem(
                         key,
                         format!("must be a whole number of seconds from 1 to {max}"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn millis(&mut self, key: &'static str, default: u64, max: u64) -> u64 {
+        match self.get(key) {
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (100..=max).contains(&n) => n,
+                _ => {
+                    self.problem(
+                        key,
+                        format!("must be a whole number of milliseconds from 100 to {max}"),
                     );
                     default
                 }
@@ -285,6 +304,7 @@ impl Config {
             model: r
                 .get("OPENAI_MODEL")
                 .unwrap_or_else(|| DEFAULT_OPENAI_MODEL.to_owned()),
+            timeout_ms: r.millis("OPENAI_TIMEOUT_MS", 30_000, 300_000),
         };
 
         let stripe = stripe_config(&mut r);
@@ -366,6 +386,7 @@ mod tests {
         assert_eq!(c.access_token_ttl_secs, 900);
         assert_eq!(c.refresh_token_ttl_secs, 2_592_000);
         assert_eq!(c.openai.model, "gpt-4o-mini");
+        assert_eq!(c.openai.timeout_ms, 30_000);
         assert_eq!(c.openai.base_url.as_str(), "https://api.openai.com/v1");
         assert!(c.openai.api_key.is_none());
         assert_eq!(c.stripe.api_base.as_str(), "https://api.stripe.com/");
@@ -401,6 +422,7 @@ mod tests {
             ("ACCESS_TOKEN_TTL_SECS", "0"),
             ("REFRESH_TOKEN_TTL_SECS", "soon"),
             ("OPENAI_BASE_URL", "not a url"),
+            ("OPENAI_TIMEOUT_MS", "5"),
             ("STRIPE_API_BASE", "ftp://stripe.example"),
             ("VECTOR_BACKEND", "pinecone"),
             ("CORS_ORIGINS", "app.example.com"),
@@ -415,6 +437,7 @@ mod tests {
                 "REFRESH_TOKEN_TTL_SECS",
                 "CORS_ORIGINS",
                 "OPENAI_BASE_URL",
+                "OPENAI_TIMEOUT_MS",
                 "STRIPE_API_BASE",
                 "VECTOR_BACKEND",
                 "RATE_LIMITS",

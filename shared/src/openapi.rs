@@ -14,6 +14,10 @@ use crate::api::{
     RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse, UserProfile,
     WsTicket,
 };
+use crate::api::{
+    ChatContext, ChatRequest, ChatResponse, ExecutionMode, ExecutionPlan, PlanAction,
+    PlanActionType, PlanStep, Playbook, PlaybookList, RunStepRequest, RunStepResponse,
+};
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 use crate::backup::multipart::{CompleteUpload, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupStored};
@@ -134,14 +138,17 @@ impl Modify for ClosedVariants {
         tiers, checkout, stripe_webhook, get_subscription, cancel_subscription,
         create_record, list_records, get_record, update_record, delete_record,
         put_backup, get_backup, backup_history, delete_backup,
-        begin_upload, upload_part, complete_upload, abort_upload
+        begin_upload, upload_part, complete_upload, abort_upload,
+        chat, list_playbooks, get_playbook, run_plan_step
     ),
     components(schemas(
         Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
         WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
         TiersResponse, TierOffer, Features, CreateRecord, UpdateRecord, RecordCreated,
         RecordUpdated, RecordMeta, BackupStored, BackupMetadata, UploadStarted, PartStored,
-        CompleteUpload, ErrorBody, ErrorDetail, FieldError
+        CompleteUpload, ErrorBody, ErrorDetail, FieldError, ChatRequest, ChatContext,
+        ExecutionMode, ChatResponse, PlanAction, PlanActionType, ExecutionPlan, PlanStep,
+        Playbook, PlaybookList, RunStepRequest, RunStepResponse
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited),
     tags(
@@ -153,6 +160,11 @@ impl Modify for ClosedVariants {
             `cloud_storage_gb`."),
         (name = "backup", description = "Client-encrypted whole-database backups in R2. Pro \
             and above; total size within `backup_gb` (pruning the oldest only on request)."),
+        (name = "chat", description = "The assistant. Agents see only the request's \
+            `context` and never write server-side: changes come back as `actions` for the app \
+            to apply. Prompts stay on the server; plans carry template ids."),
+        (name = "plans", description = "Execution plans and playbooks: steps name server-side \
+            templates that `run-step` renders and runs."),
         (name = "billing", description = "Stripe subscriptions. A paid subscription sets the \
             user's tier; `past_due` keeps it until the current period ends; cancellation and \
             deletion return the user to free.")
@@ -639,3 +651,74 @@ mod tests {
         }
     }
 }
+
+/// Answers a message: the intent is classified, the matching agent(s) run their tools on the
+/// request's `context`, and the reply comes back with the `actions` the app should apply.
+/// In `plan` mode the answer is an `ExecutionPlan` of template ids instead.
+#[utoipa::path(post, path = "/api/v1/chat", tag = "chat", operation_id = "chat",
+    security(("bearer" = [])),
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "`ChatResponse` (direct) or `ExecutionPlan` (plan).",
+            body = inline(ChatOrPlan)),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: message or context out of bounds.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: the model's answer was unusable.", body = ErrorBody),
+        (status = 503, description = "`llm_not_configured`, or `upstream_unavailable`: the model is unreachable, overloaded or too slow.", body = ErrorBody)
+    ))]
+fn chat() {}
+
+/// The two shapes `POST /chat` answers with.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+enum ChatOrPlan {
+    /// `direct` mode.
+    Response(ChatResponse),
+    /// `plan` mode.
+    Plan(ExecutionPlan),
+}
+
+/// The playbooks the caller's tier may run.
+#[utoipa::path(get, path = "/api/v1/plans/playbook", tag = "plans", operation_id = "list_playbooks",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Playbooks for the caller's tier.", body = PlaybookList),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn list_playbooks() {}
+
+/// One playbook.
+#[utoipa::path(get, path = "/api/v1/plans/playbook/{id}", tag = "plans", operation_id = "get_playbook",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The playbook's id.")),
+    responses(
+        (status = 200, description = "The playbook.", body = Playbook),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required`: above the caller's tier; or `forbidden` (origin).", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody)
+    ))]
+fn get_playbook() {}
+
+/// Runs one `llm` step of a plan: the server renders the step's template with `variables`
+/// (checked against the template) and runs it, through the template's agent when it has one.
+#[utoipa::path(post, path = "/api/v1/plans/run-step", tag = "plans", operation_id = "run_plan_step",
+    security(("bearer" = [])),
+    request_body = RunStepRequest,
+    responses(
+        (status = 200, description = "The step's output and any actions.", body = RunStepResponse),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required`: a playbook above the caller's tier; or `forbidden` (origin).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such plan.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: step index, a data step, or variables.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: the model's answer was unusable.", body = ErrorBody),
+        (status = 503, description = "`llm_not_configured` or `upstream_unavailable`.", body = ErrorBody)
+    ))]
+fn run_plan_step() {}

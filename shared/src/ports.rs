@@ -336,6 +336,17 @@ pub struct LlmRequest {
     pub tools: Vec<LlmTool>,
 }
 
+impl LlmRequest {
+    /// A completion without tools: a system prompt and one user message.
+    pub fn plain(label: impl Into<String>, system: String, user: String) -> Self {
+        Self {
+            label: label.into(),
+            messages: vec![LlmMessage::system(system), LlmMessage::text("user", user)],
+            tools: Vec::new(),
+        }
+    }
+}
+
 /// A completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmResponse {

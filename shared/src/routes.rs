@@ -106,6 +106,14 @@ pub enum Operation {
     GetSubscription,
     /// `DELETE /billing/subscription`.
     CancelSubscription,
+    /// `POST /chat`.
+    Chat,
+    /// `GET /plans/playbook`.
+    ListPlaybooks,
+    /// `GET /plans/playbook/{id}`.
+    GetPlaybook,
+    /// `POST /plans/run-step`.
+    RunPlanStep,
 }
 
 /// One route.
@@ -132,6 +140,25 @@ const fn route(method: Method, path: &'static str, access: Access, operation: Op
 
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
+    route(Method::Post, "/api/v1/chat", Access::User, Operation::Chat),
+    route(
+        Method::Get,
+        "/api/v1/plans/playbook",
+        Access::User,
+        Operation::ListPlaybooks,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/plans/playbook/{id}",
+        Access::User,
+        Operation::GetPlaybook,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/plans/run-step",
+        Access::User,
+        Operation::RunPlanStep,
+    ),
     route(
         Method::Get,
         "/api/v1/health",

@@ -168,6 +168,26 @@ async fn mount_stripe_defaults(stripe: &MockServer) {
         .await;
 }
 
+/// A model that answers every chat completion with one harmless sentence, at a low priority:
+/// tests script their own answers (priority 1–5) for messages carrying their own marker, and
+/// the contract fuzzer's chats get a 200 rather than an unscripted 404 from this server.
+async fn mount_openai_defaults(openai: &MockServer) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "chatcmpl-default", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "I can help with that."}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        })))
+        .with_priority(10)
+        .mount(openai)
+        .await;
+}
+
 impl Stack {
     /// Starts the scripted servers and the worker; waits until `/health` answers.
     pub async fn start() -> Result<Self> {
@@ -192,6 +212,7 @@ impl Stack {
         let openai = MockServer::start().await;
         let stripe = MockServer::start().await;
         mount_stripe_defaults(&stripe).await;
+        mount_openai_defaults(&openai).await;
 
         eprintln!("==> applying D1 migrations into {}", persist.display());
         let out = wrangler_cmd(&root)
@@ -215,6 +236,8 @@ impl Stack {
             ("ADMIN_EMAILS", ADMIN_EMAIL.to_owned()),
             ("OPENAI_API_KEY", "sk-e2e".to_owned()),
             ("OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
+            // Short, so the timeout test is quick; the scripted server answers in microseconds.
+            ("OPENAI_TIMEOUT_MS", "2000".to_owned()),
             ("STRIPE_SECRET_KEY", "sk_test_e2e".to_owned()),
             ("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET.to_owned()),
             ("STRIPE_API_BASE", stripe.uri()),

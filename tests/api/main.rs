@@ -9,6 +9,7 @@
 mod auth;
 mod backups;
 mod billing;
+mod chat;
 mod contract;
 mod harness;
 mod helpers;
@@ -76,6 +77,15 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         billing::a_failed_payment_keeps_the_tier_and_payment_restores_it,
         billing::cancellation_goes_through_stripe_and_deletion_makes_the_user_free,
         billing::unknown_events_are_acknowledged_and_ignored,
+        chat::a_task_request_routes_to_the_task_agent_and_returns_a_create_record_action,
+        chat::plan_mode_returns_template_ids_and_run_step_executes_one,
+        chat::playbooks_are_filtered_by_the_tier_in_the_database,
+        chat::a_playbook_step_renders_its_template_server_side_and_runs_the_agent,
+        chat::an_upstream_500_is_retried_then_answered_503,
+        chat::an_upstream_429_is_retried_then_answered_503,
+        chat::a_model_slower_than_the_deadline_is_a_503_not_a_hang,
+        chat::an_answer_echoing_the_system_prompt_comes_back_sanitized,
+        chat::chat_input_is_validated_before_the_model_is_called,
         limits::tiers_lists_the_matrix_with_prices,
         limits::a_free_user_gets_exactly_20_of_25_concurrent_requests,
         limits::the_limit_follows_an_upgrade_at_once,

@@ -4,6 +4,8 @@ use shared::auth::tokens::AccessTokens;
 use shared::auth::{AuthService, AuthSettings};
 use shared::backup::BackupService;
 use shared::billing::{BillingService, BillingSettings, StripeClient};
+use shared::chat::openai::OpenAiClient;
+use shared::chat::orchestrator::Brain;
 use shared::domain::User;
 use shared::ports::UserStore;
 use shared::storage::RecordService;
@@ -16,6 +18,20 @@ use crate::adapters::{
 };
 use crate::http::{access_tokens, Ctx};
 use crate::state::{BACKUPS, DB, RATE_LIMITER, RECORDS};
+
+/// The chat brain (agents, templates, playbooks, plan cache, sanitizer), built once per
+/// isolate and kept for its life.
+pub fn brain() -> &'static Brain {
+    thread_local! {
+        static BRAIN: &'static Brain = Box::leak(Box::new(Brain::standard()));
+    }
+    BRAIN.with(|b| *b)
+}
+
+/// The OpenAI client of this deployment (`llm_not_configured` on first use without a key).
+pub fn llm(ctx: &Ctx) -> OpenAiClient<FetchHttpClient> {
+    OpenAiClient::new(FetchHttpClient, &ctx.shared.config.openai)
+}
 
 /// Everything the auth service borrows.
 pub struct AuthDeps {

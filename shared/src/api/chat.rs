@@ -24,8 +24,11 @@ pub type ContextRecord = Map<String, Value>;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
-    /// What the user said (1–8000 characters).
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 8000))]
+    /// What the user said: 1–8000 characters, not only spaces, tabs and line breaks.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 8000, pattern = r"[^\t\n\v\f\r ]")
+    )]
     pub message: String,
     /// What the app lets the assistant see for this request.
     #[serde(default)]
@@ -46,26 +49,27 @@ pub struct ChatContext {
     pub user_profile: ContextRecord,
     /// Snippets the app retrieved for this message.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 500))]
     pub relevant_documents: Vec<String>,
     /// The app's tasks (`id`, `title`, `status`, `priority`, `due_date`, `project_id`, …).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>, max_items = 500))]
     pub recent_tasks: Vec<ContextRecord>,
     /// Earlier turns: `{"role": "user"|"assistant", "content": "…"}`.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>, max_items = 50))]
     pub conversation_history: Vec<ContextRecord>,
-    /// The app's projects, when it sends them.
+    /// The app's projects, when it sends them (`null` or absent: not shared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, nullable = false))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, max_items = 500))]
     pub projects: Option<Vec<ContextRecord>>,
-    /// The app's notes, when it sends them.
+    /// The app's notes, when it sends them (`null` or absent: not shared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, nullable = false))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, max_items = 500))]
     pub notes: Option<Vec<ContextRecord>>,
-    /// The app's checkpoints (milestones), when it sends them.
+    /// The app's checkpoints (milestones), when it sends them (`null` or absent: not shared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, nullable = false))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>, max_items = 500))]
     pub checkpoints: Option<Vec<ContextRecord>>,
 }
 
@@ -89,7 +93,13 @@ impl ChatRequest {
     pub fn validate(&self) -> Result<(), AppError> {
         let mut errors = Vec::new();
         let chars = self.message.chars().count();
-        if self.message.trim().is_empty() {
+        // Exactly the contract's pattern (ASCII blanks only), so client-side schema validation
+        // and the server agree on every string.
+        if self
+            .message
+            .chars()
+            .all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'))
+        {
             errors.push(FieldError::new("message", "must not be blank"));
         } else if chars > MAX_MESSAGE_CHARS {
             errors.push(FieldError::new(

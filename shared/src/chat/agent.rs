@@ -1,5 +1,7 @@
 //! The agent contract (plan Step 3) and the one bounded tool-calling loop every agent shares.
 
+use std::fmt::Write as _;
+
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -103,6 +105,29 @@ pub struct AgentReply {
     pub completion_tokens: u64,
 }
 
+impl AgentReply {
+    /// A reply from `agent` with nothing in it yet.
+    pub fn new(agent: &str) -> Self {
+        Self {
+            agent: agent.to_owned(),
+            text: String::new(),
+            actions: Vec::new(),
+            llm_calls: 0,
+            hit_bound: false,
+            cancelled: false,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        }
+    }
+
+    /// Counts one LLM call and its usage.
+    pub fn count(&mut self, resp: &LlmResponse) {
+        self.llm_calls += 1;
+        self.prompt_tokens += u64::from(resp.prompt_tokens);
+        self.completion_tokens += u64::from(resp.completion_tokens);
+    }
+}
+
 /// Where streamed text goes (the WebSocket, through the stream sanitizer).
 pub trait TokenSink {
     /// More text for the user.
@@ -183,7 +208,7 @@ pub fn initial_messages(
     if !input.previous_results.is_empty() {
         preamble.push_str("Results of earlier steps:\n");
         for r in input.previous_results {
-            preamble.push_str(&format!("- {}: {}\n", r.agent, r.text));
+            let _ = writeln!(preamble, "- {}: {}", r.agent, r.text);
         }
     }
     if preamble.is_empty() {
@@ -191,7 +216,7 @@ pub fn initial_messages(
     } else {
         messages.push(LlmMessage::text(
             "user",
-            &format!("{preamble}\nRequest: {}", input.query),
+            format!("{preamble}\nRequest: {}", input.query),
         ));
     }
     messages
@@ -230,33 +255,23 @@ pub async fn tool_loop<A: ChatAgent + ?Sized>(
         messages: initial_messages(agent.prompt(), input, utc_offset_minutes(input.context)),
         tools: agent.tools(),
     };
-    let mut reply = AgentReply {
-        agent: agent.name().to_owned(),
-        text: String::new(),
-        actions: Vec::new(),
-        llm_calls: 0,
-        hit_bound: false,
-        cancelled: false,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-    };
-    while reply.llm_calls < MAX_ITER {
-        reply.llm_calls += 1;
+    let mut reply = AgentReply::new(agent.name());
+    for _ in 0..MAX_ITER {
         let resp = match sink.as_deref_mut() {
             None => llm
                 .complete(&req)
                 .await
                 .map_err(|e| e.into_app_error(Upstream::Llm))?,
-            Some(sink) => match stream_once(llm, &req, sink).await? {
-                Some(resp) => resp,
-                None => {
+            Some(sink) => {
+                let Some(resp) = stream_once(llm, &req, sink).await? else {
+                    reply.llm_calls += 1;
                     reply.cancelled = true;
                     return Ok(reply);
-                }
-            },
+                };
+                resp
+            }
         };
-        reply.prompt_tokens += u64::from(resp.prompt_tokens);
-        reply.completion_tokens += u64::from(resp.completion_tokens);
+        reply.count(&resp);
         let message = resp.message;
         if message.tool_calls.is_empty() {
             reply.text = message.content.unwrap_or_default();
@@ -314,7 +329,7 @@ fn tool_error_kind(e: &ToolError) -> &'static str {
 
 /// One streamed completion: text goes to `sink` as it arrives. `None` if the consumer
 /// cancelled.
-async fn stream_once(
+pub(crate) async fn stream_once(
     llm: &dyn Llm,
     req: &LlmRequest,
     sink: &mut dyn TokenSink,

@@ -7,6 +7,9 @@
 pub mod agent;
 pub mod agents;
 pub mod openai;
+pub mod orchestrator;
+pub mod plans;
 pub mod prompts;
+pub mod registry;
 pub mod sanitize;
 pub mod sse;

@@ -1,6 +1,8 @@
 //! Every system prompt, composed server-side from fragments. None of this text may appear in a
 //! response: the sanitizer fingerprints every fragment (see [`all_fragments`]).
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Duration, Utc};
 
 /// Fragments shared by every agent's system prompt.
@@ -46,7 +48,7 @@ pub fn compose_classifier(agents: &[(&str, &str)]) -> String {
     let mut out = CLASSIFIER.join("\n");
     out.push_str("\nAvailable agents:\n");
     for (name, description) in agents {
-        out.push_str(&format!("- {name}: {description}\n"));
+        let _ = writeln!(out, "- {name}: {description}");
     }
     out
 }

@@ -97,22 +97,10 @@ pub async fn history(ctx: Ctx) -> AppResult<Response> {
 /// `DELETE /backup/{id}` → `{ok: true}`.
 pub async fn delete(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
-    let id = ctx
-        .params
-        .iter()
-        .find(|(k, _)| k == "id")
-        .map_or("", |(_, v)| v.as_str())
-        .to_owned();
+    let id = ctx.param("id").to_owned();
     let deps = BackupDeps::new(&ctx.env)?;
     deps.service().delete(who.user_id, &id).await?;
     json(200, &shared::api::Ok::YES)
-}
-
-fn param<'a>(ctx: &'a Ctx, name: &str) -> &'a str {
-    ctx.params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
 }
 
 /// `POST /backup/uploads` → 201 `{upload_id, part_size, expires_at}`.
@@ -131,7 +119,8 @@ pub async fn begin_upload(ctx: Ctx) -> AppResult<Response> {
 /// `PUT /backup/uploads/{id}/parts/{n}` with `X-Part-Checksum` → `{ok, part_number}`.
 pub async fn upload_part(mut ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?.clone();
-    let number = param(&ctx, "n")
+    let number = ctx
+        .param("n")
         .parse::<u16>()
         .map_err(|_| AppError::field("part_number", format!("must be from 1 to {MAX_PARTS}")))?;
     let checksum = Checksum::parse(
@@ -139,7 +128,7 @@ pub async fn upload_part(mut ctx: Ctx) -> AppResult<Response> {
         "X-Part-Checksum",
     )
     .map_err(|e| AppError::Validation(vec![e]))?;
-    let id = param(&ctx, "id").to_owned();
+    let id = ctx.param("id").to_owned();
     let bytes = ctx.body_bytes(PART_SIZE).await?;
     let deps = BackupDeps::new(&ctx.env)?;
     let stored = deps
@@ -153,7 +142,7 @@ pub async fn upload_part(mut ctx: Ctx) -> AppResult<Response> {
 pub async fn complete_upload(mut ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?.clone();
     let headers = ctx.json_body::<CompleteUpload>().await?.try_into_domain()?;
-    let id = param(&ctx, "id").to_owned();
+    let id = ctx.param("id").to_owned();
     let deps = BackupDeps::new(&ctx.env)?;
     let meta = deps
         .service()
@@ -173,7 +162,7 @@ pub async fn abort_upload(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
     let deps = BackupDeps::new(&ctx.env)?;
     deps.service()
-        .abort_upload(&deps.uploads, who.user_id, param(&ctx, "id"))
+        .abort_upload(&deps.uploads, who.user_id, ctx.param("id"))
         .await?;
     json(200, &shared::api::Ok::YES)
 }

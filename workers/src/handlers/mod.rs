@@ -5,5 +5,6 @@
 pub mod auth;
 pub mod backup;
 pub mod billing;
+pub mod chat;
 pub mod health;
 pub mod records;

@@ -41,13 +41,6 @@ fn header_field<T>(
     parse(&raw, name).map_err(|e| AppError::Validation(vec![e]))
 }
 
-fn id_param(ctx: &Ctx) -> &str {
-    ctx.params
-        .iter()
-        .find(|(k, _)| k == "id")
-        .map_or("", |(_, v)| v.as_str())
-}
-
 fn with_etag(mut resp: Response, etag: &str) -> Response {
     let _ = resp.headers_mut().set("ETag", etag);
     resp
@@ -102,7 +95,7 @@ pub async fn update(mut ctx: Ctx) -> AppResult<Response> {
     };
     let if_match = ctx.header("If-Match");
     let deps = RecordDeps::new(&ctx)?;
-    let id = id_param(&ctx).to_owned();
+    let id = ctx.param("id").to_owned();
     let row = deps
         .service()
         .update(
@@ -127,7 +120,7 @@ pub async fn update(mut ctx: Ctx) -> AppResult<Response> {
 pub async fn get(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
     let deps = RecordDeps::new(&ctx)?;
-    let row = deps.service().get(who.user_id, id_param(&ctx)).await?;
+    let row = deps.service().get(who.user_id, ctx.param("id")).await?;
     let etag = row.etag();
     if if_none_match_hits(ctx.header("If-None-Match").as_deref(), &etag) {
         let resp = Response::empty()
@@ -155,7 +148,7 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response> {
     deps.service()
         .delete(
             who.user_id,
-            id_param(&ctx),
+            ctx.param("id"),
             ctx.header("If-Match").as_deref(),
         )
         .await?;

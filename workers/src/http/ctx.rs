@@ -46,6 +46,14 @@ impl Ctx {
         self.req.headers().get(name).ok().flatten()
     }
 
+    /// The path parameter `name` of the matched route ("" if the route has none by that name).
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
     /// The authenticated caller. Only protected routes call this, and the pipeline has
     /// authenticated them, so `None` is a routing bug: answer 401 rather than panic.
     pub fn principal(&self) -> Result<&Principal, AppError> {

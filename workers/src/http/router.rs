@@ -47,6 +47,10 @@ fn handler(op: Operation) -> Handler {
         Operation::StripeWebhook => |ctx| Box::pin(handlers::billing::webhook(ctx)),
         Operation::GetSubscription => |ctx| Box::pin(handlers::billing::subscription(ctx)),
         Operation::CancelSubscription => |ctx| Box::pin(handlers::billing::cancel(ctx)),
+        Operation::Chat => |ctx| Box::pin(handlers::chat::chat(ctx)),
+        Operation::ListPlaybooks => |ctx| Box::pin(handlers::chat::list_playbooks(ctx)),
+        Operation::GetPlaybook => |ctx| Box::pin(handlers::chat::get_playbook(ctx)),
+        Operation::RunPlanStep => |ctx| Box::pin(handlers::chat::run_step(ctx)),
     }
 }
 

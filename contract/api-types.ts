@@ -353,6 +353,34 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/chat/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Streaming chat over a WebSocket (`Upgrade: websocket`). Authenticate with the bearer header
+         *     or, where headers cannot be set (browsers), a single-use `ticket` from `POST /auth/ws-ticket`.
+         *     Text frames of JSON. The client sends a `ChatRequest` (no `type` key) to start a request,
+         *     `{"type":"cancel"}`, `{"type":"resume","request_id","after"}` to get the rest of a stream
+         *     after reconnecting, or `{"type":"ping"}` (answered `{"type":"pong"}`). The server sends
+         *     `{"type":"started","request_id"}`, `{"type":"token","request_id","seq","text"}`…,
+         *     `{"type":"ping"}` every 30 s while a request runs, `{"type":"error","code","message"}`, and
+         *     finally `{"type":"done","done":true,"request_id","response","actions"}` (`cancelled`, `plan`
+         *     when they apply). One request at a time per socket (another is refused with `conflict`);
+         *     each request counts against the per-minute allowance.
+         */
+        get: operations["chat_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -2452,6 +2480,63 @@ export interface operations {
             };
             /** @description `llm_not_configured`, or `upstream_unavailable`: the model is unreachable, overloaded or too slow. */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    chat_stream: {
+        parameters: {
+            query?: {
+                /** @description A ticket from `POST /auth/ws-ticket`, when no bearer header is sent. */
+                ticket?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol. */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`: no valid token or ticket (a ticket works once). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upgrade_required`: not a WebSocket handshake. */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -129,23 +129,6 @@ impl DurableObject for RateLimiter {
     }
 }
 
-/// Per-user WebSocket chat sessions. Streaming chat is not built yet: every request is
-/// answered 501 `not_implemented`, honestly, rather than pretending.
-#[durable_object]
-pub struct ChatSession {
-    _state: State,
-}
-
-impl DurableObject for ChatSession {
-    fn new(state: State, _env: Env) -> Self {
-        Self { _state: state }
-    }
-
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        error(&AppError::NotImplemented("streaming chat"), &req)
-    }
-}
-
 /// The local per-user vector store. Not built yet: every request is answered 501.
 #[durable_object]
 pub struct VectorIndex {

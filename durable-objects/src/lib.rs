@@ -3,16 +3,18 @@
 //! Each class is a thin shell (compiled only for wasm32) over logic that is plain Rust and
 //! tested natively here:
 //! - `RateLimiter` — exact GCRA counters, one object per key ([`rate_limiter`]).
-//! - `ChatSession` — per-user WebSocket chat sessions (not built yet: answers 501).
+//! - `ChatSession` — per-user WebSocket chat sessions: the protocol and state machine are here
+//!   ([`chat_session`]); the class is in the `workers` crate, which has the adapters it needs.
 //! - `VectorIndex` — the local per-user vector store (not built yet: answers 501).
 //!
 //! The `workers` cdylib re-exports the classes; their names match `class_name` in
 //! `wrangler.toml` and its `[[migrations]]`.
 
+pub mod chat_session;
 pub mod rate_limiter;
 
 #[cfg(target_arch = "wasm32")]
 mod classes;
 
 #[cfg(target_arch = "wasm32")]
-pub use classes::{ChatSession, RateLimiter, VectorIndex};
+pub use classes::{RateLimiter, VectorIndex};

@@ -97,6 +97,8 @@ pub struct Config {
     pub admin_emails: Vec<String>,
     /// LLM settings.
     pub openai: OpenAiConfig,
+    /// Heartbeat of a streaming chat socket, ms (`CHAT_PING_MS`, default 30 000).
+    pub chat_ping_ms: u64,
     /// Stripe settings.
     pub stripe: StripeConfig,
     /// Vector store backend.
@@ -307,6 +309,7 @@ impl Config {
             timeout_ms: r.millis("OPENAI_TIMEOUT_MS", 30_000, 300_000),
         };
 
+        let chat_ping_ms = r.millis("CHAT_PING_MS", 30_000, 300_000);
         let stripe = stripe_config(&mut r);
 
         let vector_backend = match r.get("VECTOR_BACKEND").as_deref() {
@@ -349,6 +352,7 @@ impl Config {
             cors_origins,
             admin_emails,
             openai,
+            chat_ping_ms,
             stripe,
             vector_backend,
             public_base_url,
@@ -387,6 +391,7 @@ mod tests {
         assert_eq!(c.refresh_token_ttl_secs, 2_592_000);
         assert_eq!(c.openai.model, "gpt-4o-mini");
         assert_eq!(c.openai.timeout_ms, 30_000);
+        assert_eq!(c.chat_ping_ms, 30_000);
         assert_eq!(c.openai.base_url.as_str(), "https://api.openai.com/v1");
         assert!(c.openai.api_key.is_none());
         assert_eq!(c.stripe.api_base.as_str(), "https://api.stripe.com/");

@@ -125,6 +125,9 @@ pub enum AppError {
         /// Operator-facing detail; logged, never sent to the client.
         detail: String,
     },
+    /// A WebSocket endpoint was called without `Upgrade: websocket`. 426.
+    #[error("this endpoint speaks WebSocket: send `Upgrade: websocket`")]
+    UpgradeRequired,
     /// A capability this deployment does not provide yet. 501.
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),
@@ -191,6 +194,7 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::LlmNotConfigured => "llm_not_configured",
             Self::UpstreamUnavailable { .. } => "upstream_unavailable",
+            Self::UpgradeRequired => "upgrade_required",
             Self::NotImplemented(_) => "not_implemented",
             Self::Internal(_) => "internal",
         }
@@ -209,6 +213,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType { .. } => 415,
             Self::Validation(_) => 422,
+            Self::UpgradeRequired => 426,
             Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
             Self::NotImplemented(_) => 501,
@@ -331,6 +336,7 @@ mod tests {
                 bad_gateway: false,
                 detail: "timeout".into(),
             },
+            AppError::UpgradeRequired,
             AppError::NotImplemented("vector search"),
             AppError::internal("db exploded: secret detail"),
         ]
@@ -363,6 +369,7 @@ mod tests {
                 ("llm_not_configured", 503),
                 ("upstream_unavailable", 502),
                 ("upstream_unavailable", 503),
+                ("upgrade_required", 426),
                 ("not_implemented", 501),
                 ("internal", 500),
             ]

@@ -47,6 +47,9 @@ pub enum Access {
     Public,
     /// A caller with a valid access token (checked before the handler runs).
     User,
+    /// As [`Access::User`], or with a single-use `?ticket=` from `POST /auth/ws-ticket`
+    /// (browsers cannot set headers on a WebSocket).
+    UserOrTicket,
 }
 
 /// Every operation of the API.
@@ -108,6 +111,8 @@ pub enum Operation {
     CancelSubscription,
     /// `POST /chat`.
     Chat,
+    /// `GET /chat/stream` (WebSocket).
+    ChatStream,
     /// `GET /plans/playbook`.
     ListPlaybooks,
     /// `GET /plans/playbook/{id}`.
@@ -141,6 +146,12 @@ const fn route(method: Method, path: &'static str, access: Access, operation: Op
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
     route(Method::Post, "/api/v1/chat", Access::User, Operation::Chat),
+    route(
+        Method::Get,
+        "/api/v1/chat/stream",
+        Access::UserOrTicket,
+        Operation::ChatStream,
+    ),
     route(
         Method::Get,
         "/api/v1/plans/playbook",

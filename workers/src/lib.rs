@@ -4,16 +4,19 @@
 //! (request ids, CORS, routing, auth, error mapping, access logs), [`handlers`] are thin
 //! parse-call-serialize functions, and [`adapters`] implement the core's ports over D1, R2,
 //! Durable Objects and fetch. The Durable Object classes come from the `durable-objects` crate
-//! and are re-exported here so the runtime finds them.
+//! and are re-exported here so the runtime finds them — except `ChatSession`, which needs the
+//! worker's adapters and lives in [`chat_session`] over the natively tested session logic.
 
 mod adapters;
+mod chat_session;
 mod handlers;
 mod http;
 mod logging;
 mod services;
 mod state;
 
-pub use durable_objects::{ChatSession, RateLimiter, VectorIndex};
+pub use chat_session::ChatSession;
+pub use durable_objects::{RateLimiter, VectorIndex};
 
 use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 

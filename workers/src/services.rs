@@ -6,6 +6,7 @@ use shared::backup::BackupService;
 use shared::billing::{BillingService, BillingSettings, StripeClient};
 use shared::chat::openai::OpenAiClient;
 use shared::chat::orchestrator::Brain;
+use shared::config::OpenAiConfig;
 use shared::domain::User;
 use shared::ports::UserStore;
 use shared::storage::RecordService;
@@ -30,7 +31,12 @@ pub fn brain() -> &'static Brain {
 
 /// The OpenAI client of this deployment (`llm_not_configured` on first use without a key).
 pub fn llm(ctx: &Ctx) -> OpenAiClient<FetchHttpClient> {
-    OpenAiClient::new(FetchHttpClient, &ctx.shared.config.openai)
+    llm_for(&ctx.shared.config.openai)
+}
+
+/// The OpenAI client for `config`.
+pub fn llm_for(config: &OpenAiConfig) -> OpenAiClient<FetchHttpClient> {
+    OpenAiClient::new(FetchHttpClient, config)
 }
 
 /// Everything the auth service borrows.

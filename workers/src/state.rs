@@ -16,6 +16,8 @@ pub const BACKUPS: &str = "BACKUPS";
 /// R2 bucket of plugin packages.
 #[allow(dead_code)] // bound in wrangler.toml; used by the marketplace issue
 pub const PLUGINS: &str = "PLUGINS";
+/// `ChatSession` Durable Object namespace.
+pub const CHAT_SESSION: &str = "CHAT_SESSION";
 /// `RateLimiter` Durable Object namespace.
 pub const RATE_LIMITER: &str = "RATE_LIMITER";
 

@@ -4,12 +4,14 @@
 use shared::api::{ChatRequest, PlaybookList, RunStepRequest};
 use shared::chat::orchestrator::{Orchestrated, Orchestrator};
 use shared::ports::Clock;
-use shared::AppResult;
-use worker::Response;
+use shared::{AppError, AppResult};
+use worker::{Headers, Method, Request, RequestInit, Response};
 
 use crate::adapters::SystemClock;
+use crate::chat_session::USER_HEADER;
 use crate::http::{json, Ctx};
 use crate::services::{brain, llm};
+use crate::state::CHAT_SESSION;
 
 /// `POST /chat` → `ChatResponse` (direct) or `ExecutionPlan` (plan).
 pub async fn chat(mut ctx: Ctx) -> AppResult<Response> {
@@ -49,4 +51,40 @@ pub async fn run_step(mut ctx: Ctx) -> AppResult<Response> {
         .run_step(&req.plan_id, req.step_index, &req.variables, tier)
         .await?;
     json(200, &out)
+}
+
+/// `GET /chat/stream`: hands the (authenticated) WebSocket handshake to the caller's
+/// `ChatSession` object, which answers 101 and keeps the socket.
+pub async fn stream(ctx: Ctx) -> AppResult<Response> {
+    let upgrade = ctx.header("Upgrade").unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(AppError::UpgradeRequired);
+    }
+    let user_id = ctx.principal()?.user_id.to_string();
+    let platform = |what: &str, e: worker::Error| AppError::internal(format!("{what}: {e}"));
+    let ns = ctx
+        .env
+        .durable_object(CHAT_SESSION)
+        .map_err(|e| platform("chat session", e))?;
+    let stub = ns
+        .id_from_name(&user_id)
+        .and_then(|id| id.get_stub())
+        .map_err(|e| platform("chat session", e))?;
+    let headers = Headers::new();
+    for (name, value) in [
+        ("Upgrade", "websocket"),
+        (USER_HEADER, user_id.as_str()),
+        ("X-Request-Id", ctx.request_id.as_str()),
+    ] {
+        headers
+            .set(name, value)
+            .map_err(|e| platform("header", e))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let req = Request::new_with_init("https://chat-session.internal/connect", &init)
+        .map_err(|e| platform("request", e))?;
+    stub.fetch_with_request(req)
+        .await
+        .map_err(|e| platform("chat session fetch", e))
 }

@@ -1,4 +1,5 @@
-//! Authentication of protected routes: `Authorization: Bearer <access token>`.
+//! Authentication of protected routes: `Authorization: Bearer <access token>`, or for the
+//! WebSocket route a single-use `?ticket=` from `POST /auth/ws-ticket`.
 
 use shared::auth::tokens::AccessTokens;
 use shared::domain::{Tier, UserId};
@@ -37,9 +38,32 @@ pub fn access_tokens(ctx: &Ctx) -> AccessTokens {
 /// 401 `unauthorized` (with `WWW-Authenticate: Bearer`) for a missing or invalid token, or a
 /// token whose account no longer exists.
 pub async fn authenticate(ctx: &Ctx) -> Result<Principal, AppError> {
-    let user_id = verify_bearer(ctx)?;
-    let db = ctx
-        .env
+    principal(&ctx.env, verify_bearer(ctx)?).await
+}
+
+/// As [`authenticate`]; without an `Authorization` header, redeems the `ticket` query
+/// parameter instead (once: a used, unknown or expired ticket is 401).
+pub async fn authenticate_bearer_or_ticket(ctx: &Ctx) -> Result<Principal, AppError> {
+    if ctx.header("Authorization").is_some() {
+        return authenticate(ctx).await;
+    }
+    let url = ctx.req.url().map_err(|_| AppError::Unauthorized)?;
+    let ticket = url
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
+        .ok_or(AppError::Unauthorized)?;
+    let deps = crate::services::AuthDeps::new(ctx)?;
+    let user_id = deps.service().redeem_ticket(&ticket).await?;
+    principal(&ctx.env, user_id).await
+}
+
+/// `user_id` with the tier in force now, read from D1.
+///
+/// # Errors
+/// 401 when the account no longer exists; platform failures.
+pub async fn principal(env: &worker::Env, user_id: UserId) -> Result<Principal, AppError> {
+    let db = env
         .d1(DB)
         .map_err(|e| AppError::internal(format!("binding {DB}: {e}")))?;
     let (tier, seats) = TierManager {

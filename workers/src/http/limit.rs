@@ -9,9 +9,9 @@ use shared::ports::RateLimiter;
 use shared::rate_limit::{RateDecision, RateOp, RateRule};
 use shared::tiers::rate_limit;
 use shared::AppError;
-use worker::Response;
+use worker::{Env, Response};
 
-use super::{Ctx, Principal};
+use super::Principal;
 use crate::adapters::DurableRateLimiter;
 use crate::state::RATE_LIMITER;
 
@@ -19,10 +19,9 @@ use crate::state::RATE_LIMITER;
 ///
 /// # Errors
 /// Platform failures only (a refused request is a decision, not an error).
-pub async fn admit(ctx: &Ctx, who: &Principal) -> Result<RateDecision, AppError> {
+pub async fn admit(env: &Env, who: &Principal) -> Result<RateDecision, AppError> {
     let limit = rate_limit(who.tier, who.seats);
-    let ns = ctx
-        .env
+    let ns = env
         .durable_object(RATE_LIMITER)
         .map_err(|e| AppError::internal(format!("binding {RATE_LIMITER}: {e}")))?;
     let key = format!("user:{}#requests:{limit}", who.user_id);

@@ -9,9 +9,10 @@ mod error;
 mod limit;
 mod router;
 
-pub use auth::{access_tokens, Principal};
+pub use auth::{access_tokens, principal, Principal};
 pub use ctx::{json, Ctx};
 pub use error::error_response;
+pub use limit::admit;
 
 use shared::cors;
 use shared::AppError;

@@ -48,6 +48,7 @@ fn handler(op: Operation) -> Handler {
         Operation::GetSubscription => |ctx| Box::pin(handlers::billing::subscription(ctx)),
         Operation::CancelSubscription => |ctx| Box::pin(handlers::billing::cancel(ctx)),
         Operation::Chat => |ctx| Box::pin(handlers::chat::chat(ctx)),
+        Operation::ChatStream => |ctx| Box::pin(handlers::chat::stream(ctx)),
         Operation::ListPlaybooks => |ctx| Box::pin(handlers::chat::list_playbooks(ctx)),
         Operation::GetPlaybook => |ctx| Box::pin(handlers::chat::get_playbook(ctx)),
         Operation::RunPlanStep => |ctx| Box::pin(handlers::chat::run_step(ctx)),
@@ -111,9 +112,12 @@ pub async fn dispatch(mut ctx: Ctx) -> AppResult<Response> {
     if route.access == Access::Public {
         return handler(route.operation)(ctx).await;
     }
-    let principal = auth::authenticate(&ctx).await?;
+    let principal = match route.access {
+        Access::UserOrTicket => auth::authenticate_bearer_or_ticket(&ctx).await?,
+        _ => auth::authenticate(&ctx).await?,
+    };
     let decision = if ctx.shared.config.rate_limits {
-        Some(limit::admit(&ctx, &principal).await?)
+        Some(limit::admit(&ctx.env, &principal).await?)
     } else {
         None
     };

@@ -60,3 +60,6 @@ cargo bench -q -p tests --bench storage 2>/dev/null
 
 echo "==> chat round-trip overhead under wrangler dev" >&2
 cargo bench -q -p tests --bench chat 2>/dev/null
+
+echo "==> streaming chat: time to first token and throughput under wrangler dev" >&2
+cargo bench -q -p tests --bench stream 2>/dev/null

@@ -1,5 +1,6 @@
 //! Starts and stops what the end-to-end tests run against: scripted `OpenAI`- and Stripe-compatible
-//! servers on 127.0.0.1 (wiremock, programmable by each test), and the real worker under
+//! servers on 127.0.0.1 (wiremock, programmable by each test; in front of the OpenAI one, a
+//! small server that can stream, see [`stream_model`]), and the real worker under
 //! `wrangler dev` with a throwaway persist directory, migrations applied, and settings pointing
 //! at those servers. [`Stack`] kills the whole wrangler process group when dropped, so nothing
 //! outlives the run, whatever the tests did.
@@ -14,6 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use wiremock::MockServer;
+
+#[path = "stream_model.rs"]
+pub mod stream_model;
+
+use stream_model::StreamModel;
 
 /// The HS256 secret the worker runs with in tests (tests forge tokens with it).
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0123456789";
@@ -32,9 +38,14 @@ pub const PRICE_TEAM: &str = "price_team_e2e";
 pub struct Stack {
     /// The worker's base URL, e.g. `http://127.0.0.1:41234`.
     pub base_url: String,
-    /// The scripted OpenAI-compatible server (programmed by the chat tests).
+    /// The scripted OpenAI-compatible server (programmed by the chat tests). The worker reaches
+    /// it through [`Stack::stream_model`], which forwards every request no stream script claims.
     #[allow(dead_code)]
     pub openai: MockServer,
+    /// The worker's `OPENAI_BASE_URL` (`{uri}/v1`): plays streamed answers scripted per marker,
+    /// forwards everything else to [`Stack::openai`].
+    #[allow(dead_code)]
+    pub stream_model: StreamModel,
     /// The scripted Stripe-compatible server (programmed by the billing tests).
     pub stripe: MockServer,
     /// wrangler's combined output (the worker's JSON logs among it).
@@ -213,6 +224,9 @@ impl Stack {
         let stripe = MockServer::start().await;
         mount_stripe_defaults(&stripe).await;
         mount_openai_defaults(&openai).await;
+        let stream_model = StreamModel::start(openai.uri())
+            .await
+            .context("starting the streaming model")?;
 
         eprintln!("==> applying D1 migrations into {}", persist.display());
         let out = wrangler_cmd(&root)
@@ -235,7 +249,7 @@ impl Stack {
             ("JWT_SECRET", JWT_SECRET.to_owned()),
             ("ADMIN_EMAILS", ADMIN_EMAIL.to_owned()),
             ("OPENAI_API_KEY", "sk-e2e".to_owned()),
-            ("OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
+            ("OPENAI_BASE_URL", format!("{}/v1", stream_model.uri())),
             // Short, so the timeout test is quick; the scripted server answers in microseconds.
             ("OPENAI_TIMEOUT_MS", "2000".to_owned()),
             ("STRIPE_SECRET_KEY", "sk_test_e2e".to_owned()),
@@ -245,6 +259,8 @@ impl Stack {
             ("STRIPE_PRICE_POWER", PRICE_POWER.to_owned()),
             ("STRIPE_PRICE_TEAM", PRICE_TEAM.to_owned()),
             ("CORS_ORIGINS", "https://web.e2e.example".to_owned()),
+            // WebSocket keep-alive pings every second instead of 30 (the ping test waits for them).
+            ("CHAT_PING_MS", "1000".to_owned()),
         ];
         let log = File::create(&log_path)?;
         let mut cmd = wrangler_cmd(&root);
@@ -280,6 +296,7 @@ impl Stack {
         let mut stack = Self {
             base_url: format!("http://127.0.0.1:{port}"),
             openai,
+            stream_model,
             stripe,
             log_path,
             wrangler,

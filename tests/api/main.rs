@@ -16,6 +16,7 @@ mod helpers;
 mod limits;
 mod records;
 mod skeleton;
+mod stream;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -103,6 +104,18 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         backups::a_bad_backup_is_refused_and_stores_nothing,
         backups::a_multipart_backup_of_three_parts_round_trips,
         backups::a_multipart_backup_with_a_wrong_whole_checksum_or_aborted_stores_nothing,
+        stream::tokens_arrive_as_numbered_frames_spread_over_time_then_a_done_frame_with_the_answer,
+        stream::the_socket_opens_with_a_bearer_header_or_a_single_use_ticket_and_refuses_anything_else,
+        stream::two_sockets_of_one_user_stream_two_answers_at_the_same_time,
+        stream::cancel_ends_the_request_within_a_second_and_aborts_the_upstream_stream,
+        stream::closing_the_socket_normally_aborts_the_upstream_stream,
+        stream::a_model_stream_that_breaks_midway_ends_in_an_upstream_unavailable_error_frame,
+        stream::a_dropped_socket_resumes_its_stream_on_a_new_socket_without_losing_a_token,
+        stream::bad_frames_get_error_frames_and_the_socket_stays_open,
+        stream::every_request_on_a_socket_spends_one_unit_of_the_rate_limit,
+        stream::pings_arrive_every_chat_ping_ms_while_a_slow_stream_runs,
+        stream::a_prompt_fragment_split_across_two_tokens_never_reaches_the_client,
+        stream::plan_mode_over_the_socket_ends_with_a_done_frame_carrying_the_plan,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
     ]

@@ -517,6 +517,65 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/storage/vectors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Deletes vectors by id (unknown ids are ignored). */
+        delete: operations["delete_vectors"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/vectors/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The caller's `top_k` vectors nearest `vector` (or `query_blob`'s derived vector) by cosine
+         *     similarity, best first. A user with no vectors gets no results.
+         */
+        post: operations["search_vectors"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/vectors/upsert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stores up to 100 vectors (all or none). Each item's `checksum` is verified against its
+         *     decoded `blob`; all of a user's vectors have one dimension (a different one is a 422 until
+         *     they are deleted); without `values`, a 32-dimension vector derived from the blob's SHA-256
+         *     is stored, which only an identical blob finds.
+         */
+        post: operations["upsert_vectors"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tiers": {
         parameters: {
             query?: never;
@@ -1024,6 +1083,83 @@ export type components = {
             id: string;
             /** @description Current tier, from the database. */
             tier: components["schemas"]["Tier"];
+        };
+        /** @description `DELETE /storage/vectors`. */
+        VectorDeleteRequest: {
+            /** @description 1–100 ids (unknown ones are ignored). */
+            ids: string[];
+        };
+        /** @description One vector to store. */
+        VectorItem: {
+            /**
+             * Format: byte
+             * @description The client-encrypted payload (standard base64, at most 64 KiB decoded).
+             */
+            blob: string;
+            /** @description Lowercase hex SHA-256 of the decoded blob. */
+            checksum: string;
+            /**
+             * @description Client-chosen id: 1–128 of `[A-Za-z0-9_.:-]`.
+             * @example doc-42#3
+             */
+            id: string;
+            /**
+             * @description The embedding, already encrypted by the client (DCPE); 1–1536 finite numbers, the same
+             *     count for every vector of the user. Without it, a 32-dimension vector derived from the
+             *     blob's SHA-256 is used (exact-match search only).
+             */
+            values?: number[];
+        };
+        /**
+         * @description `POST /storage/vectors/search`: `vector` (an encrypted embedding) or `query_blob` (exact
+         *     match by the blob-derived vector), not both.
+         */
+        VectorSearchRequest: {
+            /**
+             * Format: byte
+             * @description A blob whose derived vector is the query (standard base64).
+             */
+            query_blob?: string;
+            /**
+             * Format: int32
+             * @description Results wanted, 1–100 (default 10).
+             */
+            top_k?: number;
+            /** @description The query embedding (encrypted like the stored ones). */
+            vector?: number[];
+        };
+        /** @description The answer of a search. */
+        VectorSearchResponse: {
+            /** @description Best first. */
+            results: components["schemas"]["VectorSearchResult"][];
+        };
+        /** @description One hit. */
+        VectorSearchResult: {
+            /**
+             * Format: byte
+             * @description The stored payload (standard base64).
+             */
+            blob: string;
+            /** @description The vector's id. */
+            id: string;
+            /**
+             * Format: float
+             * @description Cosine similarity of the (encrypted) vectors, −1 to 1.
+             */
+            score: number;
+        };
+        /** @description The answer of an upsert. */
+        VectorUpserted: {
+            /**
+             * Format: int64
+             * @description Vectors written.
+             */
+            upserted: number;
+        };
+        /** @description `POST /storage/vectors/upsert`. */
+        VectorUpsertRequest: {
+            /** @description 1–100 items. */
+            vectors: components["schemas"]["VectorItem"][];
         };
         /** @description `POST /auth/ws-ticket`. */
         WsTicket: {
@@ -3220,6 +3356,267 @@ export interface operations {
             };
             /** @description `precondition_failed`: stale `If-Match`. */
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_vectors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VectorDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ok"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: ids. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    search_vectors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VectorSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description Best first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VectorSearchResponse"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required` (free tier) or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: query, `top_k` or dimension. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upsert_vectors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VectorUpsertRequest"];
+            };
+        };
+        responses: {
+            /** @description Stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VectorUpserted"];
+                };
+            };
+            /** @description `checksum_mismatch` (nothing stored) or `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required` (free tier), `quota_exceeded`, or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: ids, values, blobs, checksums, batch size or dimension. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

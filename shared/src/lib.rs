@@ -14,6 +14,7 @@ pub mod billing;
 pub mod chat;
 pub mod config;
 pub mod cors;
+pub mod dcpe;
 pub mod do_protocol;
 pub mod domain;
 pub mod error;
@@ -25,6 +26,8 @@ pub mod rate_limit;
 pub mod routes;
 pub mod storage;
 pub mod tiers;
+pub mod vectorize;
+pub mod vectors;
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

@@ -19,6 +19,10 @@ use crate::api::{
     PlanActionType, PlanStep, Playbook, PlaybookList, RunStepRequest, RunStepResponse,
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
+use crate::api::{
+    VectorDeleteRequest, VectorItem, VectorSearchRequest, VectorSearchResponse, VectorSearchResult,
+    VectorUpsertRequest, VectorUpserted,
+};
 use crate::backup::multipart::{CompleteUpload, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupStored};
 use crate::domain::Tier;
@@ -139,7 +143,8 @@ impl Modify for ClosedVariants {
         create_record, list_records, get_record, update_record, delete_record,
         put_backup, get_backup, backup_history, delete_backup,
         begin_upload, upload_part, complete_upload, abort_upload,
-        chat, chat_stream, list_playbooks, get_playbook, run_plan_step
+        chat, chat_stream, list_playbooks, get_playbook, run_plan_step,
+        upsert_vectors, search_vectors, delete_vectors
     ),
     components(schemas(
         Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
@@ -148,7 +153,9 @@ impl Modify for ClosedVariants {
         RecordUpdated, RecordMeta, BackupStored, BackupMetadata, UploadStarted, PartStored,
         CompleteUpload, ErrorBody, ErrorDetail, FieldError, ChatRequest, ChatContext,
         ExecutionMode, ChatResponse, PlanAction, PlanActionType, ExecutionPlan, PlanStep,
-        Playbook, PlaybookList, RunStepRequest, RunStepResponse
+        Playbook, PlaybookList, RunStepRequest, RunStepResponse, VectorUpsertRequest,
+        VectorItem, VectorSearchRequest, VectorSearchResponse, VectorSearchResult,
+        VectorDeleteRequest, VectorUpserted
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited),
     tags(
@@ -165,6 +172,10 @@ impl Modify for ClosedVariants {
             to apply. Prompts stay on the server; plans carry template ids."),
         (name = "plans", description = "Execution plans and playbooks: steps name server-side \
             templates that `run-step` renders and runs."),
+        (name = "vectors", description = "Search by meaning without the server learning \
+            the meaning: embeddings arrive encrypted by the client (DCPE) with an opaque \
+            payload; search is cosine over the encrypted vectors. Pro tier and above; counts \
+            towards `cloud_storage_gb`."),
         (name = "billing", description = "Stripe subscriptions. A paid subscription sets the \
             user's tier; `past_due` keeps it until the current period ends; cancellation and \
             deletion return the user to free.")
@@ -744,3 +755,52 @@ fn get_playbook() {}
         (status = 503, description = "`llm_not_configured` or `upstream_unavailable`.", body = ErrorBody)
     ))]
 fn run_plan_step() {}
+
+/// Stores up to 100 vectors (all or none). Each item's `checksum` is verified against its
+/// decoded `blob`; all of a user's vectors have one dimension (a different one is a 422 until
+/// they are deleted); without `values`, a 32-dimension vector derived from the blob's SHA-256
+/// is stored, which only an identical blob finds.
+#[utoipa::path(post, path = "/api/v1/storage/vectors/upsert", tag = "vectors", operation_id = "upsert_vectors",
+    security(("bearer" = [])),
+    request_body = VectorUpsertRequest,
+    responses(
+        (status = 200, description = "Stored.", body = VectorUpserted),
+        (status = 400, description = "`checksum_mismatch` (nothing stored) or `malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required` (free tier), `quota_exceeded`, or `forbidden` (origin).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: ids, values, blobs, checksums, batch size or dimension.", body = ErrorBody)
+    ))]
+fn upsert_vectors() {}
+
+/// The caller's `top_k` vectors nearest `vector` (or `query_blob`'s derived vector) by cosine
+/// similarity, best first. A user with no vectors gets no results.
+#[utoipa::path(post, path = "/api/v1/storage/vectors/search", tag = "vectors", operation_id = "search_vectors",
+    security(("bearer" = [])),
+    request_body = VectorSearchRequest,
+    responses(
+        (status = 200, description = "Best first.", body = VectorSearchResponse),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required` (free tier) or `forbidden` (origin).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: query, `top_k` or dimension.", body = ErrorBody)
+    ))]
+fn search_vectors() {}
+
+/// Deletes vectors by id (unknown ids are ignored).
+#[utoipa::path(delete, path = "/api/v1/storage/vectors", tag = "vectors", operation_id = "delete_vectors",
+    security(("bearer" = [])),
+    request_body = VectorDeleteRequest,
+    responses(
+        (status = 200, description = "Deleted.", body = Ok),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden` (origin).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: ids.", body = ErrorBody)
+    ))]
+fn delete_vectors() {}

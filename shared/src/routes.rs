@@ -119,6 +119,12 @@ pub enum Operation {
     GetPlaybook,
     /// `POST /plans/run-step`.
     RunPlanStep,
+    /// `POST /storage/vectors/upsert`.
+    UpsertVectors,
+    /// `POST /storage/vectors/search`.
+    SearchVectors,
+    /// `DELETE /storage/vectors`.
+    DeleteVectors,
 }
 
 /// One route.
@@ -146,6 +152,24 @@ const fn route(method: Method, path: &'static str, access: Access, operation: Op
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
     route(Method::Post, "/api/v1/chat", Access::User, Operation::Chat),
+    route(
+        Method::Post,
+        "/api/v1/storage/vectors/upsert",
+        Access::User,
+        Operation::UpsertVectors,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/storage/vectors/search",
+        Access::User,
+        Operation::SearchVectors,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/storage/vectors",
+        Access::User,
+        Operation::DeleteVectors,
+    ),
     route(
         Method::Get,
         "/api/v1/chat/stream",

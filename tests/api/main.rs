@@ -17,6 +17,7 @@ mod limits;
 mod records;
 mod skeleton;
 mod stream;
+mod vectors;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -87,6 +88,12 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         chat::a_model_slower_than_the_deadline_is_a_503_not_a_hang,
         chat::an_answer_echoing_the_system_prompt_comes_back_sanitized,
         chat::chat_input_is_validated_before_the_model_is_called,
+        vectors::vectors_are_stored_searched_best_first_and_deleted,
+        vectors::a_blob_without_values_is_found_by_the_same_blob_only,
+        vectors::one_users_vectors_are_invisible_to_another,
+        vectors::a_second_dimension_is_refused_until_the_vectors_are_deleted,
+        vectors::bad_items_are_named_and_nothing_is_stored,
+        vectors::free_users_have_no_vector_storage,
         limits::tiers_lists_the_matrix_with_prices,
         limits::a_free_user_gets_exactly_20_of_25_concurrent_requests,
         limits::the_limit_follows_an_upgrade_at_once,

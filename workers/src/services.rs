@@ -6,19 +6,22 @@ use shared::backup::BackupService;
 use shared::billing::{BillingService, BillingSettings, StripeClient};
 use shared::chat::openai::OpenAiClient;
 use shared::chat::orchestrator::Brain;
-use shared::config::OpenAiConfig;
+use shared::config::{OpenAiConfig, VectorBackend};
 use shared::domain::User;
 use shared::ports::UserStore;
+use shared::ports::{Clock, VectorIndex};
 use shared::storage::RecordService;
+use shared::tiers::TierManager;
+use shared::vectors::VectorService;
 use shared::AppError;
 
 use crate::adapters::{
     CryptoRandom, D1BackupStore, D1BillingStore, D1RecordStore, D1RefreshTokenStore, D1TicketStore,
-    D1TierStore, D1UploadStore, D1UserStore, DurableRateLimiter, FetchHttpClient, R2BlobStore,
-    SystemClock,
+    D1TierStore, D1UploadStore, D1UserStore, D1VectorMetaStore, DurableRateLimiter,
+    DurableVectorIndex, FetchHttpClient, R2BlobStore, SystemClock, VectorizeIndex,
 };
 use crate::http::{access_tokens, Ctx};
-use crate::state::{BACKUPS, DB, RATE_LIMITER, RECORDS};
+use crate::state::{BACKUPS, DB, RATE_LIMITER, RECORDS, VECTOR_INDEX};
 
 /// The chat brain (agents, templates, playbooks, plan cache, sanitizer), built once per
 /// isolate and kept for its life.
@@ -199,6 +202,41 @@ impl BackupDeps {
             blobs: &self.blobs,
             clock: &SystemClock,
             rng: &CryptoRandom,
+        }
+    }
+}
+
+/// Everything the vector service borrows: the index `VECTOR_BACKEND` names, and D1.
+pub struct VectorDeps {
+    index: Box<dyn VectorIndex>,
+    meta: D1VectorMetaStore,
+    usage: D1TierStore,
+}
+
+impl VectorDeps {
+    /// The adapters for `ctx`'s environment.
+    pub fn new(ctx: &Ctx) -> Result<Self, AppError> {
+        let index: Box<dyn VectorIndex> = match ctx.shared.config.vector_backend {
+            VectorBackend::DurableObject => Box::new(DurableVectorIndex(binding(
+                ctx.env.durable_object(VECTOR_INDEX),
+                VECTOR_INDEX,
+            )?)),
+            VectorBackend::Vectorize => Box::new(VectorizeIndex::new(&ctx.env)?),
+        };
+        Ok(Self {
+            index,
+            meta: D1VectorMetaStore(binding(ctx.env.d1(DB), DB)?),
+            usage: D1TierStore(binding(ctx.env.d1(DB), DB)?),
+        })
+    }
+
+    /// The service.
+    pub fn service(&self) -> VectorService<'_> {
+        VectorService {
+            index: self.index.as_ref(),
+            meta: &self.meta,
+            tiers: TierManager { store: &self.usage },
+            now_ms: SystemClock.now_ms(),
         }
     }
 }

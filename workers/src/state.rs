@@ -18,6 +18,8 @@ pub const BACKUPS: &str = "BACKUPS";
 pub const PLUGINS: &str = "PLUGINS";
 /// `ChatSession` Durable Object namespace.
 pub const CHAT_SESSION: &str = "CHAT_SESSION";
+/// `VectorIndex` Durable Object namespace (the local vector store).
+pub const VECTOR_INDEX: &str = "VECTOR_INDEX";
 /// `RateLimiter` Durable Object namespace.
 pub const RATE_LIMITER: &str = "RATE_LIMITER";
 

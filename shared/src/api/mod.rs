@@ -5,6 +5,7 @@ mod billing;
 mod chat;
 mod records;
 mod tiers;
+mod vectors;
 
 pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
@@ -17,6 +18,10 @@ pub use chat::{
 };
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use tiers::{TierOffer, TiersResponse};
+pub use vectors::{
+    VectorDeleteRequest, VectorItem, VectorSearchRequest, VectorSearchResponse, VectorSearchResult,
+    VectorUpsertRequest, VectorUpserted,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -60,8 +60,10 @@ impl TierStore for D1TierStore {
 
     async fn storage_used(&self, user: UserId) -> Result<u64, StoreError> {
         self.sum(
-            "SELECT COALESCE(SUM(size_bytes), 0) AS total FROM storage_records \
-             WHERE user_id = ?1 AND deleted_at IS NULL",
+            "SELECT (SELECT COALESCE(SUM(size_bytes), 0) FROM storage_records \
+               WHERE user_id = ?1 AND deleted_at IS NULL) \
+             + (SELECT COALESCE(SUM(size_bytes), 0) FROM vector_meta WHERE user_id = ?1) \
+             AS total",
             user,
         )
         .await

@@ -9,9 +9,12 @@ mod d1_billing;
 mod d1_records;
 mod d1_tiers;
 mod d1_uploads;
+mod d1_vectors;
 mod durable;
 mod fetch;
 mod r2;
+mod vector_do;
+mod vectorize;
 
 pub use d1::{D1RefreshTokenStore, D1TicketStore, D1UserStore};
 pub use d1_backups::D1BackupStore;
@@ -19,9 +22,12 @@ pub use d1_billing::D1BillingStore;
 pub use d1_records::D1RecordStore;
 pub use d1_tiers::D1TierStore;
 pub use d1_uploads::D1UploadStore;
+pub use d1_vectors::D1VectorMetaStore;
 pub use durable::DurableRateLimiter;
 pub use fetch::FetchHttpClient;
 pub use r2::R2BlobStore;
+pub use vector_do::DurableVectorIndex;
+pub use vectorize::VectorizeIndex;
 
 use shared::ports::{Clock, Random, StoreError};
 

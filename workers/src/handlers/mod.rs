@@ -8,3 +8,4 @@ pub mod billing;
 pub mod chat;
 pub mod health;
 pub mod records;
+pub mod vectors;

@@ -63,3 +63,9 @@ cargo bench -q -p tests --bench chat 2>/dev/null
 
 echo "==> streaming chat: time to first token and throughput under wrangler dev" >&2
 cargo bench -q -p tests --bench stream 2>/dev/null
+
+echo "==> vector search latency under wrangler dev" >&2
+cargo bench -q -p tests --bench vectors 2>/dev/null
+
+echo "==> DCPE recall (real embeddings: python3 scripts/embed-corpus.py first; synthetic otherwise)" >&2
+cargo bench -q -p shared --bench dcpe 2>/dev/null

@@ -94,6 +94,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         vectors::a_second_dimension_is_refused_until_the_vectors_are_deleted,
         vectors::bad_items_are_named_and_nothing_is_stored,
         vectors::free_users_have_no_vector_storage,
+        vectors::a_full_batch_of_a_hundred_is_stored_replaced_and_deleted,
         limits::tiers_lists_the_matrix_with_prices,
         limits::a_free_user_gets_exactly_20_of_25_concurrent_requests,
         limits::the_limit_follows_an_upgrade_at_once,

@@ -290,3 +290,38 @@ pub async fn free_users_have_no_vector_storage(app: TestApp) {
     .await;
     assert_error(r, 403, "tier_required").await;
 }
+
+pub async fn a_full_batch_of_a_hundred_is_stored_replaced_and_deleted(app: TestApp) {
+    // D1 binds at most 100 parameters per statement; a full batch must not hit that.
+    let user = pro_user(&app, "vectors-batch").await;
+    let ids: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+    let batch = |tag: &str| -> Vec<Value> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                #[allow(clippy::cast_precision_loss)]
+                let v = [1.0, i as f32 + 1.0];
+                item(id, Some(&v), format!("{tag}-{id}").as_bytes())
+            })
+            .collect()
+    };
+    assert_eq!(upsert(&app, &user, batch("first")).await.status(), 200);
+    assert_eq!(upsert(&app, &user, batch("second")).await.status(), 200);
+    let hits = search(&app, &user, &json!({"vector": [1.0, 100.0], "top_k": 100})).await;
+    assert_eq!(hits.len(), 100);
+    assert!(hits
+        .iter()
+        .all(|h| STANDARD.decode(&h.2).unwrap().starts_with(b"second-")));
+    let r = call(
+        &app,
+        &user,
+        Method::DELETE,
+        "/storage/vectors",
+        &json!({ "ids": ids }),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(search(&app, &user, &json!({"vector": [1.0, 2.0]}))
+        .await
+        .is_empty());
+}

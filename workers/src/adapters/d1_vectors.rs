@@ -20,6 +20,9 @@ struct Size {
     size_bytes: f64,
 }
 
+/// D1 binds at most 100 parameters per statement: the user and 99 ids.
+const IDS_PER_STATEMENT: usize = 99;
+
 /// `?2, ?3, …` for `n` ids after the user.
 fn placeholders(n: usize) -> String {
     (0..n)
@@ -50,24 +53,25 @@ impl VectorMetaStore for D1VectorMetaStore {
     }
 
     async fn sizes(&self, user: UserId, ids: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, size_bytes FROM vector_meta WHERE user_id = ?1 AND id IN ({})",
+                placeholders(chunk.len())
+            );
+            let rows = stmt(&self.0, &sql, &user_and_ids(user, chunk))?
+                .all()
+                .await
+                .map_err(|e| unavailable("reading vector sizes", &e))?
+                .results::<Size>()
+                .map_err(|e| unavailable("decoding vector sizes", &e))?;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            out.extend(
+                rows.into_iter()
+                    .map(|r| (r.id, r.size_bytes.max(0.0) as u64)),
+            );
         }
-        let sql = format!(
-            "SELECT id, size_bytes FROM vector_meta WHERE user_id = ?1 AND id IN ({})",
-            placeholders(ids.len())
-        );
-        let rows = stmt(&self.0, &sql, &user_and_ids(user, ids))?
-            .all()
-            .await
-            .map_err(|e| unavailable("reading vector sizes", &e))?
-            .results::<Size>()
-            .map_err(|e| unavailable("decoding vector sizes", &e))?;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.id, r.size_bytes.max(0.0) as u64))
-            .collect())
+        Ok(out)
     }
 
     async fn upsert(
@@ -104,15 +108,19 @@ impl VectorMetaStore for D1VectorMetaStore {
     }
 
     async fn delete(&self, user: UserId, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
+        let mut batch = Vec::new();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM vector_meta WHERE user_id = ?1 AND id IN ({})",
+                placeholders(chunk.len())
+            );
+            batch.push(stmt(&self.0, &sql, &user_and_ids(user, chunk))?);
+        }
+        if batch.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "DELETE FROM vector_meta WHERE user_id = ?1 AND id IN ({})",
-            placeholders(ids.len())
-        );
-        stmt(&self.0, &sql, &user_and_ids(user, ids))?
-            .run()
+        self.0
+            .batch(batch)
             .await
             .map_err(|e| unavailable("deleting vector metadata", &e))?;
         Ok(())

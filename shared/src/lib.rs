@@ -19,6 +19,7 @@ pub mod do_protocol;
 pub mod domain;
 pub mod error;
 pub mod input;
+pub mod marketplace;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod ports;

@@ -1,0 +1,27 @@
+//! The plugin marketplace's rules, free of any platform (plan Steps 8f, 10 and 12).
+//!
+//! - [`manifest`]: the submitted manifest and the security checklist run before review
+//!   (schema, allowed permissions, fixed categories, price bounds, no binary blobs), plus the
+//!   package size bound and checksum record.
+//! - [`version`]: strict semantic versions with semver.org precedence.
+//! - [`revenue`]: the 70/30 split in integer cents, UTC monthly earnings periods and payout
+//!   idempotency keys.
+//! - [`download`]: HMAC-signed, user- and plugin-bound download tokens living 10 minutes.
+//! - [`rating`]: 1–5 star ratings and the exact integer tally behind the average.
+//!
+//! Endpoints and storage adapters build on these; nothing here does I/O.
+
+pub mod download;
+pub mod manifest;
+pub mod rating;
+pub mod revenue;
+pub mod version;
+
+pub use download::{sign, verify, DownloadClaims, TokenError, DOWNLOAD_TTL_MS};
+pub use manifest::{
+    check_package_size, check_text, package_key, Category, ManifestSubmission, PackageRecord,
+    Permission, PluginManifest, MAX_PACKAGE_BYTES,
+};
+pub use rating::{RatingTally, Stars, TallyMismatch};
+pub use revenue::{payout_idempotency_key, period_of, split, Period, DEVELOPER_SHARE_PERCENT};
+pub use version::{Identifier, Version, VersionError};

@@ -997,6 +997,29 @@ export type components = {
             /** @description The step's output (sanitized). */
             output: string;
         };
+        /** @description A search by blob. */
+        SearchByBlob: {
+            /**
+             * Format: byte
+             * @description The blob (standard base64, at most 64 KiB decoded).
+             */
+            query_blob: string;
+            /**
+             * Format: int32
+             * @description Results wanted, 1–100 (default 10; `null` means the default).
+             */
+            top_k?: number | null;
+        };
+        /** @description A search by embedding. */
+        SearchByVector: {
+            /**
+             * Format: int32
+             * @description Results wanted, 1–100 (default 10; `null` means the default).
+             */
+            top_k?: number | null;
+            /** @description The query embedding: 1–1536 finite numbers, as many as the stored vectors have. */
+            vector: number[];
+        };
         /** @description `GET /billing/subscription`. */
         SubscriptionInfo: {
             /** @description Whether it ends at the period end. */
@@ -1086,7 +1109,7 @@ export type components = {
         };
         /** @description `DELETE /storage/vectors`. */
         VectorDeleteRequest: {
-            /** @description 1–100 ids (unknown ones are ignored). */
+            /** @description 1–100 ids (unknown ones, and strings that cannot be ids, are ignored). */
             ids: string[];
         };
         /** @description One vector to store. */
@@ -1111,23 +1134,10 @@ export type components = {
             values?: number[];
         };
         /**
-         * @description `POST /storage/vectors/search`: `vector` (an encrypted embedding) or `query_blob` (exact
-         *     match by the blob-derived vector), not both.
+         * @description `POST /storage/vectors/search`: by an encrypted embedding or by a blob (exact match), never
+         *     both.
          */
-        VectorSearchRequest: {
-            /**
-             * Format: byte
-             * @description A blob whose derived vector is the query (standard base64).
-             */
-            query_blob?: string;
-            /**
-             * Format: int32
-             * @description Results wanted, 1–100 (default 10).
-             */
-            top_k?: number;
-            /** @description The query embedding (encrypted like the stored ones). */
-            vector?: number[];
-        };
+        VectorSearchRequest: components["schemas"]["SearchByVector"] | components["schemas"]["SearchByBlob"];
         /** @description The answer of a search. */
         VectorSearchResponse: {
             /** @description Best first. */

@@ -20,8 +20,8 @@ use crate::api::{
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 use crate::api::{
-    VectorDeleteRequest, VectorItem, VectorSearchRequest, VectorSearchResponse, VectorSearchResult,
-    VectorUpsertRequest, VectorUpserted,
+    SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
+    VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,
 };
 use crate::backup::multipart::{CompleteUpload, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupStored};
@@ -134,6 +134,35 @@ impl Modify for ClosedVariants {
     }
 }
 
+/// Embedding values are `f32` on the server: say their range, so a client's schema check and
+/// the server agree on every number (utoipa has no attribute for array items' bounds).
+struct FloatRange;
+
+impl Modify for FloatRange {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ArrayItems, Schema};
+        use utoipa::openapi::RefOr;
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, property) in [("VectorItem", "values"), ("SearchByVector", "vector")] {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) else {
+                continue;
+            };
+            let Some(RefOr::T(Schema::Array(array))) = object.properties.get_mut(property) else {
+                continue;
+            };
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                if let RefOr::T(Schema::Object(item)) = items.as_mut() {
+                    let max = crate::vectors::MAX_ABS_VALUE;
+                    item.minimum = Some(utoipa::Number::Float(-max));
+                    item.maximum = Some(utoipa::Number::Float(max));
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Adiuva Cloud API", description = DESCRIPTION),
@@ -154,10 +183,11 @@ impl Modify for ClosedVariants {
         CompleteUpload, ErrorBody, ErrorDetail, FieldError, ChatRequest, ChatContext,
         ExecutionMode, ChatResponse, PlanAction, PlanActionType, ExecutionPlan, PlanStep,
         Playbook, PlaybookList, RunStepRequest, RunStepResponse, VectorUpsertRequest,
-        VectorItem, VectorSearchRequest, VectorSearchResponse, VectorSearchResult,
+        VectorItem, VectorSearchRequest, SearchByVector, SearchByBlob, VectorSearchResponse,
+        VectorSearchResult,
         VectorDeleteRequest, VectorUpserted
     )),
-    modifiers(&BearerAuth, &ClosedVariants, &RateLimited),
+    modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
         (name = "system", description = "Health and the contract itself."),
         (name = "auth", description = "Accounts, sessions and tokens."),

@@ -9,7 +9,8 @@
 //! matches — exact-match search, not similarity.
 //!
 //! Bounds: 100 items per upsert or delete, 1–1536 dimensions, blobs up to 64 KiB, `top_k`
-//! 1–100, ids of 1–128 `[A-Za-z0-9_.:-]`.
+//! 1–100, ids of 1–128 `[A-Za-z0-9_.:-]`. An all-zero vector may be stored but has no
+//! direction, so it never matches a search (and an all-zero query matches nothing).
 
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
@@ -86,17 +87,25 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
-fn check_values(values: &[f32], field: &str, errors: &mut Vec<FieldError>) {
+/// The largest magnitude a value may have: what an `f32` holds (the contract says so, and
+/// the check is made before narrowing, so the server and the schema agree on every number).
+pub const MAX_ABS_VALUE: f64 = f32::MAX as f64;
+
+/// Checks `values` and narrows them to `f32`.
+fn check_values(values: &[f64], field: &str, errors: &mut Vec<FieldError>) -> Vec<f32> {
     if values.is_empty() || values.len() > MAX_DIMS {
         errors.push(FieldError::new(
             field,
             format!("must have 1 to {MAX_DIMS} numbers"),
         ));
-    } else if values.iter().any(|v| !v.is_finite()) {
-        errors.push(FieldError::new(field, "numbers must be finite"));
-    } else if values.iter().all(|v| *v == 0.0) {
-        errors.push(FieldError::new(field, "must not be all zeros"));
+    } else if values.iter().any(|v| v.is_nan() || v.abs() > MAX_ABS_VALUE) {
+        errors.push(FieldError::new(
+            field,
+            format!("numbers must lie within ±{MAX_ABS_VALUE:e}"),
+        ));
     }
+    #[allow(clippy::cast_possible_truncation)]
+    values.iter().map(|v| *v as f32).collect()
 }
 
 fn decode_blob(raw: &str, field: &str, errors: &mut Vec<FieldError>) -> Option<Vec<u8>> {
@@ -155,9 +164,7 @@ fn prepare(req: VectorUpsertRequest) -> Result<Prepared, AppError> {
         let sum = Checksum::parse(&checksum, &at("checksum")).map_err(|e| errors.push(e));
         let bytes = decode_blob(&blob, &at("blob"), &mut errors);
         let before = errors.len();
-        if let Some(v) = &values {
-            check_values(v, &at("values"), &mut errors);
-        }
+        let values = values.map(|v| check_values(&v, &at("values"), &mut errors));
         let (Ok(sum), Some(bytes), true) = (sum, bytes, errors.len() == before) else {
             continue;
         };
@@ -265,8 +272,8 @@ impl VectorService<'_> {
     /// The `top_k` vectors nearest the query, best first.
     ///
     /// # Errors
-    /// 422 for a bad query (both or neither of `vector` and `query_blob`, bad numbers, a
-    /// dimension other than the index's); 403 `tier_required`.
+    /// 422 for a bad query (bad numbers or blob, `top_k` out of range, a dimension other than
+    /// the index's); 403 `tier_required`.
     pub async fn search(
         &self,
         user: UserId,
@@ -275,26 +282,20 @@ impl VectorService<'_> {
     ) -> Result<VectorSearchResponse, AppError> {
         crate::tiers::check_feature(tier, crate::tiers::Feature::CloudStorage)?;
         let mut errors = Vec::new();
-        let top_k = req.top_k.unwrap_or(DEFAULT_TOP_K);
+        let (query, top_k) = match req {
+            VectorSearchRequest::Vector(q) => (
+                Some(check_values(&q.vector, "vector", &mut errors)),
+                q.top_k,
+            ),
+            VectorSearchRequest::Blob(q) => (
+                decode_blob(&q.query_blob, "query_blob", &mut errors).map(|b| derived_vector(&b)),
+                q.top_k,
+            ),
+        };
+        let top_k = top_k.unwrap_or(DEFAULT_TOP_K);
         if !(1..=MAX_TOP_K).contains(&top_k) {
             errors.push(FieldError::new("top_k", format!("from 1 to {MAX_TOP_K}")));
         }
-        let query = match (req.vector, req.query_blob) {
-            (Some(v), None) => {
-                check_values(&v, "vector", &mut errors);
-                Some(v)
-            }
-            (None, Some(blob)) => {
-                decode_blob(&blob, "query_blob", &mut errors).map(|b| derived_vector(&b))
-            }
-            _ => {
-                errors.push(FieldError::new(
-                    "vector",
-                    "send exactly one of `vector` and `query_blob`",
-                ));
-                None
-            }
-        };
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
@@ -329,7 +330,7 @@ impl VectorService<'_> {
     /// Deletes vectors by id (unknown ids ignored).
     ///
     /// # Errors
-    /// 422 for an empty or oversized batch or a malformed id.
+    /// 422 for an empty or oversized batch.
     pub async fn delete(&self, user: UserId, req: VectorDeleteRequest) -> Result<(), AppError> {
         if req.ids.is_empty() || req.ids.len() > MAX_BATCH {
             return Err(AppError::field(
@@ -337,18 +338,13 @@ impl VectorService<'_> {
                 format!("must hold 1 to {MAX_BATCH} ids"),
             ));
         }
-        let bad: Vec<FieldError> = req
-            .ids
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| !valid_id(id))
-            .map(|(i, _)| FieldError::new(format!("ids[{i}]"), "1 to 128 of [A-Za-z0-9_.:-]"))
-            .collect();
-        if !bad.is_empty() {
-            return Err(AppError::Validation(bad));
+        // A string that cannot be an id names nothing stored: like an unknown id, it is ignored.
+        let ids: Vec<String> = req.ids.into_iter().filter(|id| valid_id(id)).collect();
+        if ids.is_empty() {
+            return Ok(());
         }
-        self.index.delete(user, &req.ids).await?;
-        self.meta.delete(user, &req.ids).await?;
+        self.index.delete(user, &ids).await?;
+        self.meta.delete(user, &ids).await?;
         Ok(())
     }
 }
@@ -537,7 +533,7 @@ mod tests {
                 Tier::Pro,
                 upsert_req(vec![
                     item("bad id!", Some(vec![1.0]), b"x"),
-                    item("zero", Some(vec![0.0]), b"x"),
+                    item("empty", Some(vec![]), b"x"),
                     bad_sum,
                     item("wide", Some(vec![1.0; MAX_DIMS + 1]), b"x"),
                 ]),
@@ -687,16 +683,25 @@ mod tests {
         for bad in [
             json!({"vector": [1.0], "top_k": 0}),
             json!({"vector": [1.0], "top_k": 101}),
-            json!({}),
-            json!({"vector": [1.0], "query_blob": "YQ=="}),
-            json!({"vector": [0.0]}),
+            json!({"vector": []}),
             json!({"query_blob": "%%%"}),
         ] {
             let err = s.search(user(1), Tier::Pro, search_req(bad.clone())).await;
             assert_eq!(err.unwrap_err().code(), "validation_failed", "{bad}");
         }
+        for not_a_query in [
+            json!({}),
+            json!({"vector": [1.0], "query_blob": "YQ=="}),
+            json!({"vector": null, "query_blob": "YQ=="}),
+            json!({"vector": [1.0], "extra": 1}),
+        ] {
+            assert!(
+                serde_json::from_value::<VectorSearchRequest>(not_a_query.clone()).is_err(),
+                "{not_a_query}"
+            );
+        }
         let many: Vec<String> = (0..=MAX_BATCH).map(|i| format!("id{i}")).collect();
-        for ids in [json!([]), json!(many), json!(["ok", "not ok"])] {
+        for ids in [json!([]), json!(many)] {
             let err = s
                 .delete(
                     user(1),
@@ -705,5 +710,46 @@ mod tests {
                 .await;
             assert_eq!(err.unwrap_err().code(), "validation_failed");
         }
+        s.delete(
+            user(1),
+            serde_json::from_value(json!({"ids": ["ok", "", "not ok"]})).unwrap(),
+        )
+        .await
+        .expect("strings that cannot be ids name nothing: ignored");
+    }
+
+    #[test]
+    fn the_f32_bound_is_exact_at_the_last_digit() {
+        // Found by schemathesis: the numbers next to the bound must land on the right side.
+        let parse = |v: &str| -> Vec<f64> { serde_json::from_str(&format!("[{v}]")).unwrap() };
+        let mut errors = Vec::new();
+        check_values(&parse("3.4028234663852886e38"), "v", &mut errors);
+        check_values(&parse("-3.4028234663852886e38"), "v", &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        check_values(&parse("-3.402823466385289e38"), "v", &mut errors);
+        check_values(&parse("3.402823466385289e38"), "v", &mut errors);
+        assert_eq!(errors.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_all_zero_vector_is_accepted_and_scores_nothing() {
+        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
+        let s = svc(&index, &meta);
+        s.upsert(
+            user(1),
+            Tier::Pro,
+            upsert_req(vec![item("z", Some(vec![0.0, 0.0]), b"z")]),
+        )
+        .await
+        .unwrap();
+        let r = s
+            .search(
+                user(1),
+                Tier::Pro,
+                search_req(json!({"vector": [0.0, 0.0]})),
+            )
+            .await
+            .unwrap();
+        assert!(r.results.iter().all(|h| h.score <= 0.0), "{r:?}");
     }
 }

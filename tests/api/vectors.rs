@@ -249,7 +249,7 @@ pub async fn bad_items_are_named_and_nothing_is_stored(app: TestApp) {
         &user,
         vec![
             item("bad id!", Some(&[1.0]), b"x"),
-            item("z", Some(&[0.0]), b"x"),
+            item("z", Some(&[]), b"x"),
         ],
     )
     .await;

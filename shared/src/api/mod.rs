@@ -19,8 +19,8 @@ pub use chat::{
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use tiers::{TierOffer, TiersResponse};
 pub use vectors::{
-    VectorDeleteRequest, VectorItem, VectorSearchRequest, VectorSearchResponse, VectorSearchResult,
-    VectorUpsertRequest, VectorUpserted,
+    SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
+    VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,
 };
 
 use serde::{Deserialize, Serialize};

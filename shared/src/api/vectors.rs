@@ -31,7 +31,7 @@ pub struct VectorItem {
         feature = "openapi",
         schema(nullable = false, min_items = 1, max_items = 1536)
     )]
-    pub values: Option<Vec<f32>>,
+    pub values: Option<Vec<f64>>,
     /// The client-encrypted payload (standard base64, at most 64 KiB decoded).
     #[cfg_attr(feature = "openapi", schema(format = Byte))]
     pub blob: String,
@@ -40,28 +40,48 @@ pub struct VectorItem {
     pub checksum: String,
 }
 
-/// `POST /storage/vectors/search`: `vector` (an encrypted embedding) or `query_blob` (exact
-/// match by the blob-derived vector), not both.
+/// `POST /storage/vectors/search`: by an encrypted embedding or by a blob (exact match), never
+/// both.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum VectorSearchRequest {
+    /// Nearest to an embedding (encrypted like the stored ones).
+    Vector(SearchByVector),
+    /// Nearest to a blob's derived vector: finds that exact blob.
+    Blob(SearchByBlob),
+}
+
+/// A search by embedding.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct VectorSearchRequest {
-    /// The query embedding (encrypted like the stored ones).
-    #[serde(default)]
-    #[cfg_attr(
-        feature = "openapi",
-        schema(nullable = false, min_items = 1, max_items = 1536)
-    )]
-    pub vector: Option<Vec<f32>>,
-    /// A blob whose derived vector is the query (standard base64).
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(nullable = false, format = Byte))]
-    pub query_blob: Option<String>,
-    /// Results wanted, 1–100 (default 10).
+pub struct SearchByVector {
+    /// The query embedding: 1–1536 finite numbers, as many as the stored vectors have.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1536))]
+    pub vector: Vec<f64>,
+    /// Results wanted, 1–100 (default 10; `null` means the default).
     #[serde(default, deserialize_with = "crate::input::opt_integral_u32")]
     #[cfg_attr(
         feature = "openapi",
-        schema(value_type = Option<u32>, nullable = false, minimum = 1, maximum = 100)
+        schema(value_type = Option<u32>, minimum = 1, maximum = 100)
+    )]
+    pub top_k: Option<u32>,
+}
+
+/// A search by blob.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SearchByBlob {
+    /// The blob (standard base64, at most 64 KiB decoded).
+    #[cfg_attr(feature = "openapi", schema(format = Byte))]
+    pub query_blob: String,
+    /// Results wanted, 1–100 (default 10; `null` means the default).
+    #[serde(default, deserialize_with = "crate::input::opt_integral_u32")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<u32>, minimum = 1, maximum = 100)
     )]
     pub top_k: Option<u32>,
 }
@@ -71,7 +91,7 @@ pub struct VectorSearchRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VectorDeleteRequest {
-    /// 1–100 ids (unknown ones are ignored).
+    /// 1–100 ids (unknown ones, and strings that cannot be ids, are ignored).
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub ids: Vec<String>,
 }

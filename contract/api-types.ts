@@ -469,6 +469,206 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Approved plugins, one page at a time. Ties in the order are broken by id, so pages are
+         *     stable.
+         */
+        get: operations["list_plugins"];
+        put?: never;
+        /**
+         * Submits a new plugin: the manifest passes the security checklist (schema, strict semver,
+         *     allowed permissions, fixed categories, price 0 or 99–99999 cents, no control characters or
+         *     encoded blobs), the package (1 byte to 10 MiB) is stored with its checksum, and the plugin
+         *     waits for review. The caller becomes its author.
+         */
+        post: operations["submit_plugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An approved plugin's manifest with its average rating, rating count and install count. */
+        get: operations["get_plugin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}/install": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Installs an approved plugin and returns a signed download link (10 minutes, this user
+         *     only). A paid plugin is charged to the buyer's saved card on their first install only.
+         *     Installing again is harmless.
+         */
+        post: operations["install_plugin"];
+        /** Uninstalls a plugin (any tier) and removes the caller's rating of it. */
+        delete: operations["uninstall_plugin"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}/package": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A plugin package, with the `token` of a download link issued to the caller. */
+        get: operations["download_plugin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}/rating": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rates a plugin 1–5 (installed users only; rating again replaces the rating). The average
+         *     is exact over all ratings, rounded to hundredths.
+         */
+        post: operations["rate_plugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approves or rejects the plugin's pending version (admins only, never their own plugin).
+         *     Approval runs the checklist again and re-hashes the stored package; the decision is
+         *     recorded.
+         */
+        post: operations["review_plugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Submits a new version of the caller's plugin. It must be greater than every version
+         *     submitted before, and is reviewed again; the live version stays listed meanwhile.
+         */
+        post: operations["submit_plugin_version"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/earnings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's earnings as a developer, per UTC month, with each month's payout status. */
+        get: operations["plugin_earnings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/earnings/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sets the Stripe Connect account the caller's payouts go to. Payouts of closed months run
+         *     monthly (a cron), once per developer and month.
+         */
+        put: operations["set_payout_account"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins/review/pending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The review queue (admins only), oldest first, each with a signed download link for the
+         *     reviewer.
+         */
+        get: operations["pending_plugin_reviews"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/storage/records": {
         parameters: {
             query?: never;
@@ -734,6 +934,13 @@ export type components = {
              */
             table: string;
         };
+        /** @description `GET /plugins/earnings`. */
+        EarningsResponse: {
+            /** @description The Stripe Connect account payouts go to; null until set. */
+            payout_account?: string | null;
+            /** @description Newest period first (only the requested one when `period` is given). */
+            periods: components["schemas"]["PeriodEarningsInfo"][];
+        };
         /** @description The JSON error envelope: `{"error": {...}}`. */
         ErrorBody: {
             /** @description The error itself. */
@@ -838,6 +1045,37 @@ export type components = {
              */
             password: string;
         };
+        /** @description A manifest as submitted, before the checklist. Unknown fields are refused. */
+        ManifestSubmission: {
+            /** @description Author display name, 1–80 characters. */
+            author: string;
+            /**
+             * @description Catalog category: `productivity`, `writing`, `research`, `development`, `automation`,
+             *     `integrations`, `analytics` or `other`.
+             */
+            category: string;
+            /** @description Long description, at most 2000 characters (line feeds and tabs allowed). */
+            description?: string;
+            /** @description Display name, 1–80 characters. */
+            name: string;
+            /**
+             * @description Requested permissions, each once: `tasks:read`, `tasks:write`, `notes:read`,
+             *     `notes:write`, `projects:read`, `projects:write`, `checkpoints:read`,
+             *     `checkpoints:write`, `network`, `notifications`.
+             */
+            permissions?: string[];
+            /**
+             * Format: int64
+             * @description Price in euro cents: 0 (free) or 99–99999. Signed here so that a negative price is
+             *     refused by name, not as bad JSON.
+             */
+            price_cents?: number;
+            /**
+             * @description Semantic version (semver.org 2.0, without build metadata).
+             * @example 1.2.0
+             */
+            version: string;
+        };
         /** @description `{"ok": true}`. */
         Ok: {
             /** @description Always true. */
@@ -852,6 +1090,82 @@ export type components = {
              * @description The part's number.
              */
             part_number: number;
+        };
+        /** @description `PUT /plugins/earnings/account`. */
+        PayoutAccountRequest: {
+            /** @description A Stripe Connect account id. */
+            stripe_account_id: string;
+        };
+        /** @description A version waiting for review. */
+        PendingReview: {
+            /**
+             * Format: uuid
+             * @description The submitting account.
+             */
+            author_id: string;
+            /** @description A signed link for this reviewer to download the package (valid 10 minutes). */
+            download_url: string;
+            /** @description The version live now, if a previous one was approved. */
+            live_version?: string | null;
+            /** @description The submitted manifest (`id` is the plugin's). */
+            manifest: components["schemas"]["PluginInfo"];
+            /** @description SHA-256 of the package. */
+            package_checksum: string;
+            /**
+             * Format: int64
+             * @description Package size (bytes).
+             */
+            package_size: number;
+            /**
+             * Format: uuid
+             * @description The plugin.
+             */
+            plugin_id: string;
+            /**
+             * Format: int64
+             * @description Submission time (epoch ms).
+             */
+            submitted_at: number;
+        };
+        /** @description `GET /plugins/review/pending`. */
+        PendingReviews: {
+            /** @description Oldest submission first (at most 100). */
+            pending: components["schemas"]["PendingReview"][];
+        };
+        /** @description One period of a developer's earnings. */
+        PeriodEarningsInfo: {
+            /**
+             * Format: int64
+             * @description The developer's 70% (cents, each sale rounded down).
+             */
+            developer_cents: number;
+            /**
+             * Format: int64
+             * @description What buyers paid (cents).
+             */
+            gross_cents: number;
+            /**
+             * @description `unpaid`, `pending` (transfer under way) or `paid`.
+             * @example unpaid
+             */
+            payout_status: string;
+            /**
+             * @description `YYYY-MM` (UTC).
+             * @example 2026-11
+             */
+            period: string;
+            /**
+             * Format: int64
+             * @description The platform's 30% (cents).
+             */
+            platform_cents: number;
+            /**
+             * Format: int64
+             * @description Paid installs.
+             */
+            sales: number;
+            /** @description The Stripe transfer, once paid. */
+            transfer_id?: string | null;
         };
         /** @description A change for the app to apply locally: agents never write anything server-side. */
         PlanAction: {
@@ -906,6 +1220,150 @@ export type components = {
         PlaybookList: {
             /** @description The playbooks the caller's tier may run. */
             playbooks: components["schemas"]["Playbook"][];
+        };
+        /** @description A plugin's manifest as the catalog shows it (the plan's `PluginManifest`) with its stats. */
+        PluginInfo: {
+            /** @description Author display name. */
+            author: string;
+            /**
+             * Format: double
+             * @description Mean of the ratings, rounded to hundredths; null before the first rating.
+             */
+            avg_rating?: number | null;
+            /** @description Category. */
+            category: string;
+            /** @description Description. */
+            description: string;
+            /**
+             * Format: uuid
+             * @description Plugin id.
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Current installations.
+             */
+            install_count: number;
+            /** @description Display name. */
+            name: string;
+            /** @description Requested permissions. */
+            permissions: string[];
+            /**
+             * Format: int64
+             * @description Price in euro cents (0 = free).
+             */
+            price_cents: number;
+            /**
+             * Format: int64
+             * @description Number of ratings.
+             */
+            rating_count: number;
+            /** @description The live version. */
+            version: string;
+        };
+        /** @description An installation. */
+        PluginInstalled: {
+            /**
+             * Format: int64
+             * @description What this call charged (cents): the price on the first install of a paid plugin, else 0.
+             */
+            charged_cents: number;
+            /** @description Signed link to the live version's package, for this user only. */
+            download_url: string;
+            /**
+             * Format: int64
+             * @description When the link expires (epoch ms).
+             */
+            expires_at: number;
+            /** @description Always true. */
+            ok: boolean;
+            /** @description The version the link downloads. */
+            version: string;
+        };
+        /** @description `POST /plugins/{id}/install` (the plan's `PluginInstallRequest`); the body is optional. */
+        PluginInstallRequest: {
+            /**
+             * Format: uuid
+             * @description Must equal the plugin id of the path.
+             */
+            plugin_id: string;
+        };
+        /** @description `GET /plugins`. */
+        PluginListResponse: {
+            /**
+             * Format: int32
+             * @description This page (1-based).
+             */
+            page: number;
+            /** @description One page of approved plugins. */
+            plugins: components["schemas"]["PluginInfo"][];
+            /**
+             * Format: int64
+             * @description Approved plugins matching the filters, over all pages.
+             */
+            total: number;
+        };
+        /** @description `POST /plugins` and `POST /plugins/{id}/versions`: a manifest and its package. */
+        PluginSubmission: {
+            /** @description The manifest; `id` must be absent (the server assigns it). */
+            manifest: components["schemas"]["ManifestSubmission"];
+            /**
+             * Format: byte
+             * @description The package bytes (a zip), standard base64, 1 byte to 10 MiB decoded.
+             */
+            package: string;
+            /** @description Lowercase hex SHA-256 of the decoded package. */
+            package_checksum: string;
+        };
+        /** @description A submission was stored and waits for review. */
+        PluginSubmitted: {
+            /**
+             * Format: uuid
+             * @description The plugin's id.
+             */
+            id: string;
+            /** @description SHA-256 of the stored package. */
+            package_checksum: string;
+            /**
+             * Format: int64
+             * @description Size of the stored package (bytes).
+             */
+            package_size: number;
+            /**
+             * @description Always `pending_review`.
+             * @example pending_review
+             */
+            status: string;
+            /** @description The submitted version. */
+            version: string;
+        };
+        /** @description `POST /plugins/{id}/rating`. */
+        RatingRequest: {
+            /**
+             * Format: int64
+             * @description 1 to 5 stars.
+             */
+            rating: number;
+        };
+        /** @description The plugin's ratings after a rating. */
+        RatingResult: {
+            /**
+             * Format: double
+             * @description Mean of the ratings, rounded to hundredths.
+             */
+            avg_rating: number;
+            /** @description Always true. */
+            ok: boolean;
+            /**
+             * Format: int32
+             * @description The caller's rating.
+             */
+            rating: number;
+            /**
+             * Format: int64
+             * @description Number of ratings.
+             */
+            rating_count: number;
         };
         /** @description `201` of a create. */
         RecordCreated: {
@@ -977,6 +1435,25 @@ export type components = {
              * @example correct horse battery
              */
             password: string;
+        };
+        /** @description `POST /plugins/{id}/review`. */
+        ReviewRequest: {
+            /** @description `approve` or `reject`. */
+            decision: string;
+            /** @description Notes for the author, at most 2000 characters (required to reject). */
+            notes?: string | null;
+        };
+        /** @description A recorded review. */
+        ReviewResult: {
+            /** @description Always true. */
+            ok: boolean;
+            /**
+             * @description The plugin's status after the decision: `approved`, `rejected` or (a rejected new
+             *     version of a live plugin) still `approved`.
+             */
+            status: string;
+            /** @description The reviewed version. */
+            version: string;
         };
         /** @description `POST /plans/run-step`. */
         RunStepRequest: {
@@ -2961,6 +3438,975 @@ export interface operations {
             };
             /** @description `llm_not_configured` or `upstream_unavailable`. */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_plugins: {
+        parameters: {
+            query?: {
+                /** @description Only this category. */
+                category?: string;
+                /** @description Page size (default 20). */
+                limit?: number;
+                /** @description 1-based page (default 1). */
+                page?: number;
+                /** @description Case-insensitive text in the name or the description. */
+                q?: string;
+                /** @description `rating` (default: best average first, unrated last), `installs` or `newest`. */
+                sort?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginListResponse"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required` (below Power) or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a query parameter. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    submit_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PluginSubmission"];
+            };
+        };
+        responses: {
+            /** @description Stored, pending review. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginSubmitted"];
+                };
+            };
+            /** @description `checksum_mismatch` or `malformed_json` (also: unknown fields). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`: a package over 10 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: the checklist names every bad field (`manifest.*`, `package`, `package_checksum`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plugin id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The plugin. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginInfo"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required` (below Power) or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no approved plugin with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    install_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plugin id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional; when sent, `plugin_id` must be the path's id. */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PluginInstallRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Installed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginInstalled"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payment_required`: no saved card, or the charge was declined; nothing installed. */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required` (below Power) or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no approved plugin with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: `plugin_id` differs from the path. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upstream_unavailable`: Stripe refused the request. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upstream_unavailable`: Stripe is unavailable or not configured. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    uninstall_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plugin id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Uninstalled. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ok"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: not installed. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_plugin: {
+        parameters: {
+            query?: {
+                /** @description The signed token of the `download_url`. */
+                token?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Plugin id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The package (`X-Checksum`: its SHA-256). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": number[];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: missing, tampered, expired or another user's token, or one for another plugin. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: the version no longer exists. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rate_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plugin id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RatingRequest"];
+            };
+        };
+        responses: {
+            /** @description Recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RatingResult"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required` (below Power), or `forbidden`: not installed (or origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no approved plugin with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: `rating`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    review_plugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plugin id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewResult"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin, or the reviewer's own plugin. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: nothing pending, a concurrent review, or a package that no longer matches its checksum. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: decision or notes (required to reject), or a manifest failing the checklist now. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    submit_plugin_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Plugin id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PluginSubmission"];
+            };
+        };
+        responses: {
+            /** @description Stored, pending review. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginSubmitted"];
+                };
+            };
+            /** @description `checksum_mismatch` or `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no plugin of the caller's with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: a version is already pending review. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: the checklist, or a version not above the latest. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    plugin_earnings: {
+        parameters: {
+            query?: {
+                /** @description Only this month (`YYYY-MM`). */
+                period?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Newest month first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EarningsResponse"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: `period`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_payout_account: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PayoutAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description Saved. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ok"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: `stripe_account_id`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pending_plugin_reviews: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Versions waiting for review. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingReviews"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin (or origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -19,4 +19,4 @@ echo "==> applying D1 migrations to local state" >&2
 wrangler d1 migrations apply DB --local
 port="${PORT:-8787}"
 echo "==> serving on http://127.0.0.1:$port/api/v1/health" >&2
-exec wrangler dev --ip 127.0.0.1 --port "$port" --show-interactive-dev-session=false
+exec wrangler dev --ip 127.0.0.1 --port "$port" --show-interactive-dev-session=false --test-scheduled

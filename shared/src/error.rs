@@ -69,6 +69,10 @@ pub enum AppError {
     /// Authenticated, but not allowed (e.g. admin-only route, disallowed CORS origin). 403.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// A payment is needed and could not be taken (no saved card, a decline). 402. The detail
+    /// (the processor's words) goes to the logs only.
+    #[error("payment required: {0}")]
+    PaymentRequired(String),
     /// No such route, or no such resource for this user. 404.
     #[error("not found")]
     NotFound,
@@ -183,6 +187,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::PaymentRequired(_) => "payment_required",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict(_) => "conflict",
@@ -205,6 +210,7 @@ impl AppError {
         match self {
             Self::MalformedJson(_) | Self::ChecksumMismatch | Self::InvalidSignature => 400,
             Self::Unauthorized => 401,
+            Self::PaymentRequired(_) => 402,
             Self::Forbidden(_) | Self::TierRequired { .. } | Self::QuotaExceeded { .. } => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
@@ -255,6 +261,9 @@ impl AppError {
                 Upstream::Storage => "a storage service is unavailable".to_owned(),
             },
             Self::MalformedJson(_) => "the request body is not valid JSON".to_owned(),
+            Self::PaymentRequired(_) => {
+                "the payment could not be taken: add or update a card in billing".to_owned()
+            }
             other => other.to_string(),
         }
     }

@@ -20,6 +20,11 @@ use crate::api::{
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 use crate::api::{
+    EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo,
+    PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
+    PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
+};
+use crate::api::{
     SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
     VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,
 };
@@ -27,6 +32,7 @@ use crate::backup::multipart::{CompleteUpload, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupStored};
 use crate::domain::Tier;
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
+use crate::marketplace::ManifestSubmission;
 use crate::storage::RecordMeta;
 use crate::tiers::Features;
 
@@ -41,6 +47,7 @@ are a stable contract: `validation_failed` 422 (details name each field), `malfo
 (with `WWW-Authenticate: Bearer`), `forbidden` 403 (also: a browser `Origin` that is not \
 allowed), `not_found` 404, `method_not_allowed` 405 (with `Allow`), `conflict` 409, \
 `precondition_failed` 412, `checksum_mismatch` 400, `tier_required` 403, `quota_exceeded` 403, \
+`payment_required` 402, \
 `rate_limited` 429 (with `Retry-After`), `llm_not_configured` 503, `upstream_unavailable` \
 502/503, `not_implemented` 501, `internal` 500.
 
@@ -173,7 +180,10 @@ impl Modify for FloatRange {
         put_backup, get_backup, backup_history, delete_backup,
         begin_upload, upload_part, complete_upload, abort_upload,
         chat, chat_stream, list_playbooks, get_playbook, run_plan_step,
-        upsert_vectors, search_vectors, delete_vectors
+        upsert_vectors, search_vectors, delete_vectors,
+        list_plugins, submit_plugin, get_plugin, submit_plugin_version, pending_plugin_reviews,
+        review_plugin, install_plugin, uninstall_plugin, download_plugin, rate_plugin,
+        plugin_earnings, set_payout_account
     ),
     components(schemas(
         Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
@@ -185,7 +195,10 @@ impl Modify for FloatRange {
         Playbook, PlaybookList, RunStepRequest, RunStepResponse, VectorUpsertRequest,
         VectorItem, VectorSearchRequest, SearchByVector, SearchByBlob, VectorSearchResponse,
         VectorSearchResult,
-        VectorDeleteRequest, VectorUpserted
+        VectorDeleteRequest, VectorUpserted, ManifestSubmission, PluginSubmission,
+        PluginSubmitted, PluginInfo, PluginListResponse, PendingReview, PendingReviews,
+        ReviewRequest, ReviewResult, PluginInstallRequest, PluginInstalled, RatingRequest,
+        RatingResult, PeriodEarningsInfo, EarningsResponse, PayoutAccountRequest
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -206,6 +219,11 @@ impl Modify for FloatRange {
             the meaning: embeddings arrive encrypted by the client (DCPE) with an opaque \
             payload; search is cosine over the encrypted vectors. Pro tier and above; counts \
             towards `cloud_storage_gb`."),
+        (name = "plugins", description = "The plugin marketplace. Anyone signed in may \
+            submit plugins and see their earnings; browsing, installing and rating need the \
+            `plugin_marketplace` feature (Power and Team); admins review every version before \
+            it is listed. Paid plugins are charged once per buyer; developers receive 70% \
+            (rounded down per sale) by monthly Stripe Connect transfers."),
         (name = "billing", description = "Stripe subscriptions. A paid subscription sets the \
             user's tier; `past_due` keeps it until the current period ends; cancellation and \
             deletion return the user to free.")
@@ -616,6 +634,200 @@ fn complete_upload() {}
         (status = 404, description = "`not_found`.", body = ErrorBody)
     ))]
 fn abort_upload() {}
+
+/// Approved plugins, one page at a time. Ties in the order are broken by id, so pages are
+/// stable.
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", operation_id = "list_plugins",
+    security(("bearer" = [])),
+    params(
+        ("category" = Option<String>, Query, pattern = "^(productivity|writing|research|development|automation|integrations|analytics|other)$", description = "Only this category."),
+        ("q" = Option<String>, Query, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "Case-insensitive text in the name or the description."),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "1-based page (default 1)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)."),
+        ("sort" = Option<String>, Query, pattern = "^(rating|installs|newest)$", description = "`rating` (default: best average first, unrated last), `installs` or `newest`.")
+    ),
+    responses(
+        (status = 200, description = "A page.", body = PluginListResponse),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required` (below Power) or `forbidden` (origin).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a query parameter.", body = ErrorBody)
+    ))]
+fn list_plugins() {}
+
+/// Submits a new plugin: the manifest passes the security checklist (schema, strict semver,
+/// allowed permissions, fixed categories, price 0 or 99–99999 cents, no control characters or
+/// encoded blobs), the package (1 byte to 10 MiB) is stored with its checksum, and the plugin
+/// waits for review. The caller becomes its author.
+#[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins", operation_id = "submit_plugin",
+    security(("bearer" = [])),
+    request_body = PluginSubmission,
+    responses(
+        (status = 201, description = "Stored, pending review.", body = PluginSubmitted),
+        (status = 400, description = "`checksum_mismatch` or `malformed_json` (also: unknown fields).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden` (origin).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: a package over 10 MiB.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the checklist names every bad field (`manifest.*`, `package`, `package_checksum`).", body = ErrorBody)
+    ))]
+fn submit_plugin() {}
+
+/// An approved plugin's manifest with its average rating, rating count and install count.
+#[utoipa::path(get, path = "/api/v1/plugins/{id}", tag = "plugins", operation_id = "get_plugin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id.")),
+    responses(
+        (status = 200, description = "The plugin.", body = PluginInfo),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required` (below Power) or `forbidden` (origin).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no approved plugin with this id.", body = ErrorBody)
+    ))]
+fn get_plugin() {}
+
+/// Submits a new version of the caller's plugin. It must be greater than every version
+/// submitted before, and is reviewed again; the live version stays listed meanwhile.
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/versions", tag = "plugins", operation_id = "submit_plugin_version",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id.")),
+    request_body = PluginSubmission,
+    responses(
+        (status = 201, description = "Stored, pending review.", body = PluginSubmitted),
+        (status = 400, description = "`checksum_mismatch` or `malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden` (origin).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no plugin of the caller's with this id.", body = ErrorBody),
+        (status = 409, description = "`conflict`: a version is already pending review.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the checklist, or a version not above the latest.", body = ErrorBody)
+    ))]
+fn submit_plugin_version() {}
+
+/// The review queue (admins only), oldest first, each with a signed download link for the
+/// reviewer.
+#[utoipa::path(get, path = "/api/v1/plugins/review/pending", tag = "plugins", operation_id = "pending_plugin_reviews",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Versions waiting for review.", body = PendingReviews),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (or origin).", body = ErrorBody)
+    ))]
+fn pending_plugin_reviews() {}
+
+/// Approves or rejects the plugin's pending version (admins only, never their own plugin).
+/// Approval runs the checklist again and re-hashes the stored package; the decision is
+/// recorded.
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/review", tag = "plugins", operation_id = "review_plugin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id.")),
+    request_body = ReviewRequest,
+    responses(
+        (status = 200, description = "Recorded.", body = ReviewResult),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin, or the reviewer's own plugin.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 409, description = "`conflict`: nothing pending, a concurrent review, or a package that no longer matches its checksum.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: decision or notes (required to reject), or a manifest failing the checklist now.", body = ErrorBody)
+    ))]
+fn review_plugin() {}
+
+/// Installs an approved plugin and returns a signed download link (10 minutes, this user
+/// only). A paid plugin is charged to the buyer's saved card on their first install only.
+/// Installing again is harmless.
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/install", tag = "plugins", operation_id = "install_plugin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id.")),
+    request_body(content = Option<PluginInstallRequest>, description = "Optional; when sent, `plugin_id` must be the path's id."),
+    responses(
+        (status = 200, description = "Installed.", body = PluginInstalled),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 402, description = "`payment_required`: no saved card, or the charge was declined; nothing installed.", body = ErrorBody),
+        (status = 403, description = "`tier_required` (below Power) or `forbidden` (origin).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no approved plugin with this id.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `plugin_id` differs from the path.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: Stripe refused the request.", body = ErrorBody),
+        (status = 503, description = "`upstream_unavailable`: Stripe is unavailable or not configured.", body = ErrorBody)
+    ))]
+fn install_plugin() {}
+
+/// Uninstalls a plugin (any tier) and removes the caller's rating of it.
+#[utoipa::path(delete, path = "/api/v1/plugins/{id}/install", tag = "plugins", operation_id = "uninstall_plugin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id.")),
+    responses(
+        (status = 200, description = "Uninstalled.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden` (origin).", body = ErrorBody),
+        (status = 404, description = "`not_found`: not installed.", body = ErrorBody)
+    ))]
+fn uninstall_plugin() {}
+
+/// A plugin package, with the `token` of a download link issued to the caller.
+#[utoipa::path(get, path = "/api/v1/plugins/{id}/package", tag = "plugins", operation_id = "download_plugin",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Plugin id."),
+        ("token" = Option<String>, Query, description = "The signed token of the `download_url`.")
+    ),
+    responses(
+        (status = 200, description = "The package (`X-Checksum`: its SHA-256).", content_type = "application/zip", body = Vec<u8>),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: missing, tampered, expired or another user's token, or one for another plugin.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the version no longer exists.", body = ErrorBody)
+    ))]
+fn download_plugin() {}
+
+/// Rates a plugin 1–5 (installed users only; rating again replaces the rating). The average
+/// is exact over all ratings, rounded to hundredths.
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/rating", tag = "plugins", operation_id = "rate_plugin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Plugin id.")),
+    request_body = RatingRequest,
+    responses(
+        (status = 200, description = "Recorded.", body = RatingResult),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required` (below Power), or `forbidden`: not installed (or origin).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no approved plugin with this id.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `rating`.", body = ErrorBody)
+    ))]
+fn rate_plugin() {}
+
+/// The caller's earnings as a developer, per UTC month, with each month's payout status.
+#[utoipa::path(get, path = "/api/v1/plugins/earnings", tag = "plugins", operation_id = "plugin_earnings",
+    security(("bearer" = [])),
+    params(("period" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "Only this month (`YYYY-MM`).")),
+    responses(
+        (status = 200, description = "Newest month first.", body = EarningsResponse),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden` (origin).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `period`.", body = ErrorBody)
+    ))]
+fn plugin_earnings() {}
+
+/// Sets the Stripe Connect account the caller's payouts go to. Payouts of closed months run
+/// monthly (a cron), once per developer and month.
+#[utoipa::path(put, path = "/api/v1/plugins/earnings/account", tag = "plugins", operation_id = "set_payout_account",
+    security(("bearer" = [])),
+    request_body = PayoutAccountRequest,
+    responses(
+        (status = 200, description = "Saved.", body = Ok),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden` (origin).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `stripe_account_id`.", body = ErrorBody)
+    ))]
+fn set_payout_account() {}
 
 #[cfg(test)]
 mod tests {

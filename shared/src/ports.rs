@@ -72,6 +72,9 @@ pub enum UpstreamError {
     /// The service refused the request as invalid (4xx other than 429); the detail is for logs.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The payer cannot be charged (no saved card, a decline, or authentication needed).
+    #[error("declined: {0}")]
+    Declined(String),
 }
 
 impl UpstreamError {
@@ -89,6 +92,7 @@ impl UpstreamError {
                 bad_gateway: false,
                 detail,
             },
+            Self::Declined(detail) => AppError::PaymentRequired(detail),
             Self::BadResponse(detail) | Self::Rejected(detail) => AppError::UpstreamUnavailable {
                 service,
                 bad_gateway: true,
@@ -428,6 +432,26 @@ pub struct TransferRequest {
     pub idempotency_key: String,
 }
 
+/// A one-off, off-session charge of a customer's saved card (paid plugin installs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    /// The payer's customer id (`cus_…`).
+    pub customer_id: String,
+    /// Amount in the smallest currency unit.
+    pub amount_cents: u64,
+    /// ISO currency, lower case (`eur`).
+    pub currency: String,
+    /// Shown on the statement and the dashboard.
+    pub description: String,
+    /// Groups the charge with the developer's later transfer.
+    pub transfer_group: String,
+    /// Searchable metadata (ids only, never content).
+    pub metadata: Vec<(String, String)>,
+    /// Idempotency key of the purchase (the same purchase always sends the same key); the
+    /// client appends the card it charges, so a replaced card is a new attempt.
+    pub idempotency_key: String,
+}
+
 /// The payment provider (Stripe).
 #[async_trait(?Send)]
 pub trait Payments {
@@ -444,6 +468,9 @@ pub trait Payments {
     ) -> Result<(), UpstreamError>;
     /// Pays out to a connected account; returns the transfer id.
     async fn create_transfer(&self, req: &TransferRequest) -> Result<String, UpstreamError>;
+    /// Charges the customer's saved card now; returns the payment's id.
+    /// [`UpstreamError::Declined`] when the customer has no card or the charge did not succeed.
+    async fn charge(&self, req: &ChargeRequest) -> Result<String, UpstreamError>;
 }
 
 #[async_trait(?Send)]

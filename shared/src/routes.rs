@@ -119,6 +119,30 @@ pub enum Operation {
     GetPlaybook,
     /// `POST /plans/run-step`.
     RunPlanStep,
+    /// `GET /plugins`.
+    ListPlugins,
+    /// `POST /plugins`.
+    SubmitPlugin,
+    /// `GET /plugins/{id}`.
+    GetPlugin,
+    /// `POST /plugins/{id}/versions`.
+    SubmitPluginVersion,
+    /// `GET /plugins/review/pending`.
+    PendingPluginReviews,
+    /// `POST /plugins/{id}/review`.
+    ReviewPlugin,
+    /// `POST /plugins/{id}/install`.
+    InstallPlugin,
+    /// `DELETE /plugins/{id}/install`.
+    UninstallPlugin,
+    /// `GET /plugins/{id}/package`.
+    DownloadPlugin,
+    /// `POST /plugins/{id}/rating`.
+    RatePlugin,
+    /// `GET /plugins/earnings`.
+    PluginEarnings,
+    /// `PUT /plugins/earnings/account`.
+    SetPayoutAccount,
     /// `POST /storage/vectors/upsert`.
     UpsertVectors,
     /// `POST /storage/vectors/search`.
@@ -151,6 +175,78 @@ const fn route(method: Method, path: &'static str, access: Access, operation: Op
 
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
+    route(
+        Method::Get,
+        "/api/v1/plugins",
+        Access::User,
+        Operation::ListPlugins,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/plugins",
+        Access::User,
+        Operation::SubmitPlugin,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/plugins/review/pending",
+        Access::User,
+        Operation::PendingPluginReviews,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/plugins/earnings",
+        Access::User,
+        Operation::PluginEarnings,
+    ),
+    route(
+        Method::Put,
+        "/api/v1/plugins/earnings/account",
+        Access::User,
+        Operation::SetPayoutAccount,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/plugins/{id}",
+        Access::User,
+        Operation::GetPlugin,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/plugins/{id}/versions",
+        Access::User,
+        Operation::SubmitPluginVersion,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/plugins/{id}/review",
+        Access::User,
+        Operation::ReviewPlugin,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/plugins/{id}/install",
+        Access::User,
+        Operation::InstallPlugin,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/plugins/{id}/install",
+        Access::User,
+        Operation::UninstallPlugin,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/plugins/{id}/package",
+        Access::User,
+        Operation::DownloadPlugin,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/plugins/{id}/rating",
+        Access::User,
+        Operation::RatePlugin,
+    ),
     route(Method::Post, "/api/v1/chat", Access::User, Operation::Chat),
     route(
         Method::Post,

@@ -25,6 +25,9 @@ use stream_model::StreamModel;
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0123456789";
 /// Emails that become admins.
 pub const ADMIN_EMAIL: &str = "admin@e2e.example.com";
+/// The password whoever registers [`ADMIN_EMAIL`] first gives it (every test uses this one).
+#[allow(dead_code)]
+pub const ADMIN_PASSWORD: &str = "admin password";
 /// The Stripe webhook secret the worker runs with (tests sign events with it).
 pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_e2e_secret";
 /// Price ids the worker maps to tiers.
@@ -50,6 +53,8 @@ pub struct Stack {
     pub stripe: MockServer,
     /// wrangler's combined output (the worker's JSON logs among it).
     pub log_path: PathBuf,
+    /// The throwaway state directory (local D1, R2, Durable Objects) the worker runs on.
+    pub persist_dir: PathBuf,
     wrangler: Child,
 }
 
@@ -177,6 +182,33 @@ async fn mount_stripe_defaults(stripe: &MockServer) {
         .with_priority(10)
         .mount(stripe)
         .await;
+    // Every customer has one saved card, every off-session charge succeeds, every transfer is
+    // made: tests scope their own answers by customer or destination.
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v1/customers/[^/]+/payment_methods$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "object": "list", "has_more": false,
+            "data": [{"id": "pm_default", "object": "payment_method", "type": "card"}]
+        })))
+        .with_priority(10)
+        .mount(stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "pi_default", "object": "payment_intent", "status": "succeeded"
+        })))
+        .with_priority(10)
+        .mount(stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/transfers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "tr_default", "object": "transfer"
+        })))
+        .with_priority(10)
+        .mount(stripe)
+        .await;
 }
 
 /// A model that answers every chat completion with one harmless sentence, at a low priority:
@@ -271,6 +303,8 @@ impl Stack {
             .arg("--persist-to")
             .arg(&persist)
             .args([
+                // Serves GET /__scheduled?cron=… (see `Stack::run_cron`).
+                "--test-scheduled",
                 "--show-interactive-dev-session=false",
                 "--log-level",
                 "info",
@@ -299,6 +333,7 @@ impl Stack {
             stream_model,
             stripe,
             log_path,
+            persist_dir: persist,
             wrangler,
         };
         stack.wait_healthy(Duration::from_secs(300)).await?;
@@ -338,6 +373,52 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// Runs `sql` against the worker's local D1 (as `wrangler d1 execute DB --local` on the
+    /// run's persist directory), while the worker runs; returns wrangler's JSON output.
+    #[allow(dead_code)]
+    pub async fn d1_execute(&self, sql: &str) -> Result<serde_json::Value> {
+        let mut cmd = wrangler_cmd(&repo_root());
+        cmd.args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+            .arg(&self.persist_dir)
+            .arg("--command")
+            .arg(sql);
+        let out = tokio::process::Command::from(cmd)
+            .output()
+            .await
+            .context("running wrangler d1 execute")?;
+        if !out.status.success() {
+            bail!(
+                "wrangler d1 execute failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "wrangler d1 execute printed no JSON:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Fires the worker's cron (`*/30 * * * *` in wrangler.toml) through wrangler dev's
+    /// `/__scheduled` (served with `--test-scheduled`); returns once the handler finished.
+    #[allow(dead_code)]
+    pub async fn run_cron(&self) -> Result<()> {
+        let r = reqwest::Client::new()
+            .get(format!("{}/__scheduled?cron=*/30+*+*+*+*", self.base_url))
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .context("GET /__scheduled")?;
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("/__scheduled answered {status}: {body}");
+        }
+        Ok(())
     }
 
     /// The process group of wrangler and its workerd children.

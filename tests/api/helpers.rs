@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::Stack;
+use crate::harness::{stripe_signature, Stack, ADMIN_EMAIL, ADMIN_PASSWORD, STRIPE_WEBHOOK_SECRET};
 
 /// The running stack as tests see it.
 #[derive(Clone)]
@@ -93,6 +93,106 @@ impl TestApp {
             access_token: body["access_token"].as_str().expect("access").to_owned(),
             refresh_token: body["refresh_token"].as_str().expect("refresh").to_owned(),
         }
+    }
+}
+
+/// The user id (`sub`) inside an access token.
+pub fn user_id_of(user: &TestUser) -> String {
+    use base64::Engine;
+    let payload = user.access_token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url claims"),
+    )
+    .expect("JSON claims");
+    claims["sub"].as_str().expect("sub").to_owned()
+}
+
+impl TestApp {
+    /// Signs in as the run's admin ([`ADMIN_EMAIL`]), registering it if no test has yet.
+    pub async fn admin(&self) -> TestUser {
+        let r = self
+            .post_json(
+                "/auth/register",
+                &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        assert!(
+            r.status() == StatusCode::CREATED || r.status() == StatusCode::CONFLICT,
+            "register the admin: {}",
+            r.status()
+        );
+        let r = self
+            .req(Method::POST, "/auth/login")
+            .header("CF-Connecting-IP", unique_ip())
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::OK, "admin login");
+        let body: Value = r.json().await.expect("json");
+        let admin = TestUser {
+            email: ADMIN_EMAIL.to_owned(),
+            password: ADMIN_PASSWORD.to_owned(),
+            access_token: body["access_token"].as_str().expect("access").to_owned(),
+            refresh_token: body["refresh_token"].as_str().expect("refresh").to_owned(),
+        };
+        // Every test shares the account: a free tier's 20 requests a minute would not do.
+        let me: Value = self
+            .get_auth("/auth/me", &admin.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if me["tier"] != "team" {
+            self.checkout_completed(&admin, "team", 100, None).await;
+        }
+        admin
+    }
+
+    /// Gives `user` an active `tier` subscription through a signed `checkout.session.completed`
+    /// as Stripe sends it, with the Stripe customer `customer` (`None`: a session without one).
+    pub async fn subscribe_as_customer(&self, user: &TestUser, tier: &str, customer: Option<&str>) {
+        self.checkout_completed(user, tier, 1, customer).await;
+    }
+
+    async fn checkout_completed(
+        &self,
+        user: &TestUser,
+        tier: &str,
+        seats: u32,
+        customer: Option<&str>,
+    ) {
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs(),
+        )
+        .expect("seconds fit");
+        let id = user_id_of(user);
+        let payload = json!({
+            "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+            "object": "event", "type": "checkout.session.completed", "created": now,
+            "data": {"object": {
+                "object": "checkout.session", "mode": "subscription", "client_reference_id": id,
+                "customer": customer,
+                "subscription": format!("sub_{}", uuid::Uuid::new_v4().simple()),
+                "metadata": {"tier": tier, "user_id": id, "seats": seats.to_string()}}}})
+        .to_string();
+        let r = self
+            .req(Method::POST, "/billing/webhook")
+            .header("Content-Type", "application/json")
+            .header(
+                "Stripe-Signature",
+                stripe_signature(&payload, now, STRIPE_WEBHOOK_SECRET),
+            )
+            .body(payload)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::OK, "checkout completion for {tier}");
     }
 }
 

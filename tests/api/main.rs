@@ -14,6 +14,7 @@ mod contract;
 mod harness;
 mod helpers;
 mod limits;
+mod plugins;
 mod records;
 mod skeleton;
 mod stream;
@@ -124,6 +125,14 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         stream::pings_arrive_every_chat_ping_ms_while_a_slow_stream_runs,
         stream::a_prompt_fragment_split_across_two_tokens_never_reaches_the_client,
         stream::plan_mode_over_the_socket_ends_with_a_done_frame_carrying_the_plan,
+        plugins::a_plugin_goes_from_submission_through_review_to_installs_ratings_and_uninstall,
+        plugins::free_and_pro_users_are_refused_the_marketplace_with_tier_required,
+        plugins::a_submission_failing_the_checklist_is_refused_by_name_and_stores_nothing,
+        plugins::a_new_version_goes_through_review_again_while_the_approved_one_stays_live,
+        plugins::a_download_link_works_only_for_its_user_and_plugin_with_its_token_intact,
+        plugins::a_paid_install_charges_the_saved_card_once_and_books_the_revenue,
+        plugins::a_declined_card_or_a_missing_customer_is_402_and_installs_nothing,
+        plugins::a_closed_period_is_paid_out_by_the_cron_exactly_once,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
     ]

@@ -31,15 +31,30 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     Ok(http::serve(req, env).await)
 }
 
-/// Housekeeping on the cron of `wrangler.toml`: aborts abandoned multipart uploads.
+/// Housekeeping on the cron of `wrangler.toml`: aborts abandoned multipart uploads and pays
+/// developers their share of closed periods. Each job runs even when the other fails.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let outcome = async {
+    let cleanup = async {
         let deps = services::BackupDeps::new(&env)?;
         deps.service().clean_up_uploads(&deps.uploads).await
     }
     .await;
-    if let Err(e) = outcome {
+    if let Err(e) = cleanup {
         tracing::error!(error = ?e, "scheduled cleanup failed");
+    }
+    let payouts = async {
+        let shared = state::shared(&env).map_err(|e| shared::AppError::Internal(e.into()))?;
+        let deps = services::MarketplaceDeps::for_env(&env, &shared.config, String::new())?;
+        deps.service().run_payouts().await
+    }
+    .await;
+    match payouts {
+        Ok(report) => tracing::info!(
+            paid = report.paid,
+            failed = report.failed,
+            "payout run finished"
+        ),
+        Err(e) => tracing::error!(error = ?e, "payout run failed"),
     }
 }

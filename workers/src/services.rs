@@ -1,13 +1,15 @@
 //! Wiring: the core's services over this request's adapters.
 
+use secrecy::{ExposeSecret, SecretString};
 use shared::auth::tokens::AccessTokens;
 use shared::auth::{AuthService, AuthSettings};
 use shared::backup::BackupService;
 use shared::billing::{BillingService, BillingSettings, StripeClient};
 use shared::chat::openai::OpenAiClient;
 use shared::chat::orchestrator::Brain;
-use shared::config::{OpenAiConfig, VectorBackend};
+use shared::config::{Config, OpenAiConfig, VectorBackend};
 use shared::domain::User;
+use shared::marketplace::Marketplace;
 use shared::ports::UserStore;
 use shared::ports::{Clock, VectorIndex};
 use shared::storage::RecordService;
@@ -16,12 +18,12 @@ use shared::vectors::VectorService;
 use shared::AppError;
 
 use crate::adapters::{
-    CryptoRandom, D1BackupStore, D1BillingStore, D1RecordStore, D1RefreshTokenStore, D1TicketStore,
-    D1TierStore, D1UploadStore, D1UserStore, D1VectorMetaStore, DurableRateLimiter,
+    CryptoRandom, D1BackupStore, D1BillingStore, D1PluginStore, D1RecordStore, D1RefreshTokenStore,
+    D1TicketStore, D1TierStore, D1UploadStore, D1UserStore, D1VectorMetaStore, DurableRateLimiter,
     DurableVectorIndex, FetchHttpClient, R2BlobStore, SystemClock, VectorizeIndex,
 };
 use crate::http::{access_tokens, Ctx};
-use crate::state::{BACKUPS, DB, RATE_LIMITER, RECORDS, VECTOR_INDEX};
+use crate::state::{BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, VECTOR_INDEX};
 
 /// The chat brain (agents, templates, playbooks, plan cache, sanitizer), built once per
 /// isolate and kept for its life.
@@ -237,6 +239,67 @@ impl VectorDeps {
             meta: &self.meta,
             tiers: TierManager { store: &self.usage },
             now_ms: SystemClock.now_ms(),
+        }
+    }
+}
+
+/// Everything the marketplace borrows.
+pub struct MarketplaceDeps {
+    store: D1PluginStore,
+    /// The plugin packages bucket (handlers stream downloads from it).
+    pub packages: R2BlobStore,
+    users: D1UserStore,
+    billing: D1BillingStore,
+    stripe: StripeClient<FetchHttpClient>,
+    download_secret: SecretString,
+    base_url: String,
+}
+
+impl MarketplaceDeps {
+    /// The adapters for `ctx`'s environment; download links point at `PUBLIC_BASE_URL`, or at
+    /// the origin this request came to.
+    pub fn new(ctx: &Ctx) -> Result<Self, AppError> {
+        let base_url = if let Some(url) = &ctx.shared.config.public_base_url {
+            url.as_str().trim_end_matches('/').to_owned()
+        } else {
+            let url = ctx.req.url().map_err(AppError::internal)?;
+            url.origin().ascii_serialization()
+        };
+        Self::for_env(&ctx.env, &ctx.shared.config, base_url)
+    }
+
+    /// The adapters for `env` (the scheduled payout run has no request).
+    pub fn for_env(env: &worker::Env, config: &Config, base_url: String) -> Result<Self, AppError> {
+        let stripe = &config.stripe;
+        Ok(Self {
+            store: D1PluginStore(binding(env.d1(DB), DB)?),
+            packages: R2BlobStore(binding(env.bucket(PLUGINS), PLUGINS)?),
+            users: D1UserStore(binding(env.d1(DB), DB)?),
+            billing: D1BillingStore(binding(env.d1(DB), DB)?),
+            stripe: StripeClient::new(
+                FetchHttpClient,
+                stripe.api_base.as_str(),
+                stripe.secret_key.clone(),
+            ),
+            // Download MACs are domain-separated (see `marketplace::download`), so the JWT
+            // secret can key them without either ever verifying the other's tags.
+            download_secret: config.jwt_secret.clone(),
+            base_url,
+        })
+    }
+
+    /// The service.
+    pub fn service(&self) -> Marketplace<'_, R2BlobStore> {
+        Marketplace {
+            store: &self.store,
+            packages: &self.packages,
+            users: &self.users,
+            billing: &self.billing,
+            payments: &self.stripe,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
+            download_secret: self.download_secret.expose_secret().as_bytes(),
+            base_url: &self.base_url,
         }
     }
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod billing;
 mod chat;
+mod plugins;
 mod records;
 mod tiers;
 mod vectors;
@@ -15,6 +16,11 @@ pub use chat::{
     ChatContext, ChatRequest, ChatResponse, ContextRecord, ExecutionMode, ExecutionPlan,
     PlanAction, PlanActionType, PlanStep, Playbook, PlaybookList, RunStepRequest, RunStepResponse,
     MAX_CONTEXT_ITEMS, MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS,
+};
+pub use plugins::{
+    EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo,
+    PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
+    PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
 };
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use tiers::{TierOffer, TiersResponse};

@@ -1,19 +1,20 @@
 //! Stripe's REST API over the [`HttpClient`] port (fetch in the worker, a script in tests).
 //!
-//! Form-encoded POSTs with `Authorization: Bearer <secret key>` and an `Idempotency-Key` on
-//! every one (the same key on every retry). Each attempt times out after 10 s; 429, 5xx,
-//! timeouts and network errors are retried twice with backoff (0.5 s, 1 s), after which the
-//! call fails as unavailable (503). Other 4xx are Stripe refusing the request (502, details in
-//! the logs only).
+//! `Authorization: Bearer <secret key>` on every request; POSTs are form-encoded and carry an
+//! `Idempotency-Key` (the same key on every retry). Each attempt times out after 10 s; 429,
+//! 5xx, timeouts and network errors are retried twice with backoff (0.5 s, 1 s), after which
+//! the call fails as unavailable (503). Other 4xx are Stripe refusing the request (502, details
+//! in the logs only), except a 402 while charging a card: that is the card being declined.
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use url::form_urlencoded;
 
 use crate::ports::{
-    CheckoutRequest, CheckoutSession, HttpClient, HttpError, HttpRequest, Payments,
-    TransferRequest, UpstreamError,
+    ChargeRequest, CheckoutRequest, CheckoutSession, HttpClient, HttpError, HttpRequest,
+    HttpResponse, Payments, TransferRequest, UpstreamError,
 };
 
 /// Per-attempt timeout.
@@ -35,6 +36,23 @@ struct Created {
     url: Option<String>,
 }
 
+/// A list page (`GET /v1/customers/{id}/payment_methods`); only the ids matter.
+#[derive(Deserialize)]
+struct List {
+    data: Vec<Listed>,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct PaymentIntent {
+    id: String,
+    status: String,
+}
+
 #[derive(Deserialize)]
 struct StripeErrorBody {
     error: StripeErrorDetail,
@@ -46,6 +64,40 @@ struct StripeErrorDetail {
     message: Option<String>,
     #[serde(default, rename = "type")]
     kind: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    decline_code: Option<String>,
+}
+
+/// A request before it is sent: GET without a body, or POST with a form and idempotency key.
+enum Call<'a> {
+    Get,
+    Post {
+        form: &'a [(&'a str, String)],
+        idempotency_key: &'a str,
+    },
+}
+
+/// Stripe's own words from an error body (`type: message (code/decline_code)`), for logs.
+fn error_detail(body: &[u8]) -> String {
+    let Ok(b) = serde_json::from_slice::<StripeErrorBody>(body) else {
+        return String::new();
+    };
+    let detail = format!(
+        "{}: {}",
+        b.error.kind.unwrap_or_default(),
+        b.error.message.unwrap_or_default()
+    );
+    let codes: Vec<String> = [b.error.code, b.error.decline_code]
+        .into_iter()
+        .flatten()
+        .collect();
+    if codes.is_empty() {
+        detail
+    } else {
+        format!("{detail} ({})", codes.join("/"))
+    }
 }
 
 impl<H: HttpClient> StripeClient<H> {
@@ -58,35 +110,39 @@ impl<H: HttpClient> StripeClient<H> {
         }
     }
 
-    /// POSTs `form` to `path`; returns the created object's id and url.
-    async fn post(
-        &self,
-        path: &str,
-        form: &[(&str, String)],
-        idempotency_key: &str,
-    ) -> Result<Created, UpstreamError> {
+    /// Sends `call` to `path` (which may carry a query), retrying overload and timeouts.
+    /// Returns the final answer when it is a 2xx or a 4xx other than 429.
+    async fn send(&self, path: &str, call: Call<'_>) -> Result<HttpResponse, UpstreamError> {
         let key = self
             .secret_key
             .as_ref()
             .ok_or(UpstreamError::NotConfigured)?;
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
-            .finish()
-            .into_bytes();
-        let req = HttpRequest {
-            method: "POST",
-            url: format!("{}{path}", self.api_base),
-            headers: vec![
-                (
-                    "Authorization".to_owned(),
-                    format!("Bearer {}", key.expose_secret()),
-                ),
-                (
+        let mut headers = vec![(
+            "Authorization".to_owned(),
+            format!("Bearer {}", key.expose_secret()),
+        )];
+        let (method, body) = match call {
+            Call::Get => ("GET", Vec::new()),
+            Call::Post {
+                form,
+                idempotency_key,
+            } => {
+                headers.push((
                     "Content-Type".to_owned(),
                     "application/x-www-form-urlencoded".to_owned(),
-                ),
-                ("Idempotency-Key".to_owned(), idempotency_key.to_owned()),
-            ],
+                ));
+                headers.push(("Idempotency-Key".to_owned(), idempotency_key.to_owned()));
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+                    .finish()
+                    .into_bytes();
+                ("POST", body)
+            }
+        };
+        let req = HttpRequest {
+            method,
+            url: format!("{}{path}", self.api_base),
+            headers,
             body,
             timeout_ms: TIMEOUT_MS,
         };
@@ -107,27 +163,63 @@ impl<H: HttpClient> StripeClient<H> {
                 Ok(r) if r.status == 429 || r.status >= 500 => Err(UpstreamError::Unavailable(
                     format!("stripe {path}: {} after {} attempts", r.status, attempt + 1),
                 )),
-                Ok(r) if !(200..300).contains(&r.status) => {
-                    let detail = serde_json::from_slice::<StripeErrorBody>(&r.body)
-                        .map(|b| {
-                            format!(
-                                "{}: {}",
-                                b.error.kind.unwrap_or_default(),
-                                b.error.message.unwrap_or_default()
-                            )
-                        })
-                        .unwrap_or_default();
-                    Err(UpstreamError::Rejected(format!(
-                        "stripe {path}: {} {detail}",
-                        r.status
-                    )))
-                }
-                Ok(r) => serde_json::from_slice::<Created>(&r.body).map_err(|e| {
-                    UpstreamError::BadResponse(format!("stripe {path}: unreadable body: {e}"))
-                }),
+                Ok(r) => Ok(r),
             };
         }
     }
+
+    /// The 2xx body of `r` as a `T`; any other status is Stripe refusing the request.
+    fn decode<T: DeserializeOwned>(path: &str, r: &HttpResponse) -> Result<T, UpstreamError> {
+        if !(200..300).contains(&r.status) {
+            return Err(UpstreamError::Rejected(format!(
+                "stripe {path}: {} {}",
+                r.status,
+                error_detail(&r.body)
+            )));
+        }
+        serde_json::from_slice::<T>(&r.body)
+            .map_err(|e| UpstreamError::BadResponse(format!("stripe {path}: unreadable body: {e}")))
+    }
+
+    /// POSTs `form` to `path`; returns the created object's id and url.
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, String)],
+        idempotency_key: &str,
+    ) -> Result<Created, UpstreamError> {
+        let r = self
+            .send(
+                path,
+                Call::Post {
+                    form,
+                    idempotency_key,
+                },
+            )
+            .await?;
+        Self::decode(path, &r)
+    }
+
+    /// Like [`Self::send`], but a 402 (a card error) is a decline.
+    async fn send_charging(
+        &self,
+        path: &str,
+        call: Call<'_>,
+    ) -> Result<HttpResponse, UpstreamError> {
+        let r = self.send(path, call).await?;
+        if r.status == 402 {
+            return Err(UpstreamError::Declined(format!(
+                "stripe {path}: 402 {}",
+                error_detail(&r.body)
+            )));
+        }
+        Ok(r)
+    }
+}
+
+/// A path segment, percent-encoded.
+fn segment(id: &str) -> String {
+    form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 #[async_trait(?Send)]
@@ -174,10 +266,7 @@ impl<H: HttpClient> Payments for StripeClient<H> {
         subscription_id: &str,
         idempotency_key: &str,
     ) -> Result<(), UpstreamError> {
-        let path = format!(
-            "/v1/subscriptions/{}",
-            form_urlencoded::byte_serialize(subscription_id.as_bytes()).collect::<String>()
-        );
+        let path = format!("/v1/subscriptions/{}", segment(subscription_id));
         self.post(
             &path,
             &[("cancel_at_period_end", "true".to_owned())],
@@ -197,6 +286,66 @@ impl<H: HttpClient> Payments for StripeClient<H> {
         self.post("/v1/transfers", &form, &req.idempotency_key)
             .await
             .map(|c| c.id)
+    }
+
+    /// The customer's first saved card, then a confirmed off-session payment intent on it.
+    async fn charge(&self, req: &ChargeRequest) -> Result<String, UpstreamError> {
+        let path = format!(
+            "/v1/customers/{}/payment_methods?type=card&limit=1",
+            segment(&req.customer_id)
+        );
+        let r = self.send_charging(&path, Call::Get).await?;
+        let cards: List = Self::decode(&path, &r)?;
+        let Some(card) = cards.data.into_iter().next() else {
+            return Err(UpstreamError::Declined(
+                "customer has no saved card".to_owned(),
+            ));
+        };
+
+        let path = "/v1/payment_intents";
+        let metadata_keys: Vec<String> = req
+            .metadata
+            .iter()
+            .map(|(k, _)| format!("metadata[{k}]"))
+            .collect();
+        let mut form: Vec<(&str, String)> = vec![
+            ("amount", req.amount_cents.to_string()),
+            ("currency", req.currency.clone()),
+            ("customer", req.customer_id.clone()),
+            ("payment_method", card.id.clone()),
+            ("confirm", "true".to_owned()),
+            ("off_session", "true".to_owned()),
+            ("description", req.description.clone()),
+            ("transfer_group", req.transfer_group.clone()),
+        ];
+        form.extend(
+            metadata_keys
+                .iter()
+                .zip(&req.metadata)
+                .map(|(k, (_, v))| (k.as_str(), v.clone())),
+        );
+        // The card is part of the key: a retry with the same card replays Stripe's answer (no
+        // second charge), while a buyer who replaced a declined card is charged afresh instead
+        // of being shown the cached decline for 24 hours.
+        let idempotency_key = format!("{}:{}", req.idempotency_key, card.id);
+        let r = self
+            .send_charging(
+                path,
+                Call::Post {
+                    form: &form,
+                    idempotency_key: &idempotency_key,
+                },
+            )
+            .await?;
+        let intent: PaymentIntent = Self::decode(path, &r)?;
+        if intent.status == "succeeded" {
+            Ok(intent.id)
+        } else {
+            Err(UpstreamError::Declined(format!(
+                "stripe payment intent {} is {}, not succeeded",
+                intent.id, intent.status
+            )))
+        }
     }
 }
 
@@ -366,5 +515,189 @@ mod tests {
             c.cancel_subscription("sub_1", "k").await,
             Err(UpstreamError::BadResponse(_))
         ));
+    }
+
+    fn charge_req() -> ChargeRequest {
+        ChargeRequest {
+            customer_id: "cus_1/x".into(),
+            amount_cents: 499,
+            currency: "eur".into(),
+            description: "Adiuva plugin p 1.0.0".into(),
+            transfer_group: "plugin_p".into(),
+            metadata: vec![
+                ("plugin_id".into(), "p".into()),
+                ("user_id".into(), "u".into()),
+            ],
+            idempotency_key: "plugin-purchase:p:u".into(),
+        }
+    }
+
+    #[allow(clippy::unnecessary_wraps)] // scripts hold results
+    fn status(status: u16, body: &str) -> Result<HttpResponse, HttpError> {
+        Ok(HttpResponse {
+            status,
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    const ONE_CARD: &str =
+        r#"{"object":"list","data":[{"id":"pm_1","type":"card"},{"id":"pm_2"}]}"#;
+
+    #[tokio::test]
+    async fn a_charge_confirms_an_off_session_intent_on_the_first_saved_card() {
+        let http = ScriptedHttp::with(vec![
+            ok(ONE_CARD),
+            ok(r#"{"id":"pi_1","status":"succeeded"}"#),
+        ]);
+        let c = StripeClient::new(&http, "https://s/", Some("sk_test".to_owned().into()));
+        assert_eq!(c.charge(&charge_req()).await.unwrap(), "pi_1");
+
+        let reqs = http.requests.borrow();
+        assert_eq!(reqs.len(), 2);
+        let list = &reqs[0];
+        assert_eq!(list.method, "GET");
+        assert_eq!(
+            list.url,
+            "https://s/v1/customers/cus_1%2Fx/payment_methods?type=card&limit=1"
+        );
+        assert!(list
+            .headers
+            .contains(&("Authorization".into(), "Bearer sk_test".into())));
+        assert!(list.body.is_empty());
+
+        let pay = &reqs[1];
+        assert_eq!(pay.method, "POST");
+        assert_eq!(pay.url, "https://s/v1/payment_intents");
+        assert!(pay
+            .headers
+            .contains(&("Authorization".into(), "Bearer sk_test".into())));
+        assert!(pay
+            .headers
+            .contains(&("Idempotency-Key".into(), "plugin-purchase:p:u:pm_1".into())));
+        let form = form_of(&pay.body);
+        let expected: Vec<(String, String)> = [
+            ("amount", "499"),
+            ("currency", "eur"),
+            ("customer", "cus_1/x"),
+            ("payment_method", "pm_1"),
+            ("confirm", "true"),
+            ("off_session", "true"),
+            ("description", "Adiuva plugin p 1.0.0"),
+            ("transfer_group", "plugin_p"),
+            ("metadata[plugin_id]", "p"),
+            ("metadata[user_id]", "u"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(form, expected);
+    }
+
+    #[tokio::test]
+    async fn a_customer_without_a_card_is_declined_before_any_intent_is_created() {
+        let http = ScriptedHttp::with(vec![ok(r#"{"object":"list","data":[]}"#)]);
+        let c = StripeClient::new(&http, "https://s", Some("sk".to_owned().into()));
+        let e = c.charge(&charge_req()).await.unwrap_err();
+        let UpstreamError::Declined(detail) = e else {
+            panic!("declined expected, got {e:?}")
+        };
+        assert_eq!(detail, "customer has no saved card");
+        let reqs = http.requests.borrow();
+        assert_eq!(reqs.len(), 1);
+        assert!(!reqs.iter().any(|r| r.url.contains("payment_intents")));
+    }
+
+    #[tokio::test]
+    async fn a_card_error_is_a_decline_with_stripes_words_and_no_secret() {
+        let http = ScriptedHttp::with(vec![
+            ok(ONE_CARD),
+            status(
+                402,
+                r#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds."}}"#,
+            ),
+        ]);
+        let c = StripeClient::new(&http, "https://s", Some("sk_live_secret".to_owned().into()));
+        let e = c.charge(&charge_req()).await.unwrap_err();
+        let UpstreamError::Declined(detail) = e else {
+            panic!("declined expected, got {e:?}")
+        };
+        assert!(detail.contains("card_error"), "{detail}");
+        assert!(detail.contains("insufficient funds"), "{detail}");
+        assert!(detail.contains("insufficient_funds"), "{detail}");
+        assert!(!detail.contains("sk_live_secret"), "{detail}");
+        assert_eq!(http.requests.borrow().len(), 2, "a decline is not retried");
+    }
+
+    #[tokio::test]
+    async fn an_intent_that_did_not_succeed_is_a_decline() {
+        for s in ["requires_action", "requires_payment_method", "processing"] {
+            let http = ScriptedHttp::with(vec![
+                ok(ONE_CARD),
+                ok(&format!(r#"{{"id":"pi_9","status":"{s}"}}"#)),
+            ]);
+            let c = StripeClient::new(&http, "https://s", Some("sk".to_owned().into()));
+            let e = c.charge(&charge_req()).await.unwrap_err();
+            let UpstreamError::Declined(detail) = e else {
+                panic!("declined expected for {s}, got {e:?}")
+            };
+            assert!(detail.contains(s), "{detail}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_charge_retries_overload_with_the_same_idempotency_key() {
+        let http = ScriptedHttp::with(vec![
+            status(429, ""),
+            ok(ONE_CARD),
+            status(500, ""),
+            Err(HttpError::Timeout),
+            ok(r#"{"id":"pi_2","status":"succeeded"}"#),
+        ]);
+        let c = StripeClient::new(&http, "https://s", Some("sk".to_owned().into()));
+        assert_eq!(c.charge(&charge_req()).await.unwrap(), "pi_2");
+        let reqs = http.requests.borrow();
+        assert_eq!(reqs.len(), 5);
+        let intents: Vec<_> = reqs
+            .iter()
+            .filter(|r| r.url.ends_with("/v1/payment_intents"))
+            .collect();
+        assert_eq!(intents.len(), 3);
+        assert!(intents.iter().all(|r| r
+            .headers
+            .contains(&("Idempotency-Key".into(), "plugin-purchase:p:u:pm_1".into()))));
+        assert!(intents.iter().all(|r| r.body == intents[0].body));
+        assert_eq!(*http.slept.borrow(), vec![500, 500, 1000]);
+    }
+
+    #[tokio::test]
+    async fn other_refusals_and_outages_while_charging_are_not_declines() {
+        let http = ScriptedHttp::with(vec![status(
+            404,
+            r#"{"error":{"type":"invalid_request_error","message":"No such customer"}}"#,
+        )]);
+        let c = StripeClient::new(&http, "https://s", Some("sk".to_owned().into()));
+        let e = c.charge(&charge_req()).await.unwrap_err();
+        assert!(
+            matches!(&e, UpstreamError::Rejected(d) if d.contains("No such customer")),
+            "{e:?}"
+        );
+
+        let http = ScriptedHttp::with(vec![
+            ok(ONE_CARD),
+            status(503, ""),
+            status(503, ""),
+            status(503, ""),
+        ]);
+        let c = StripeClient::new(&http, "https://s", Some("sk".to_owned().into()));
+        let e = c.charge(&charge_req()).await.unwrap_err();
+        assert!(matches!(e, UpstreamError::Unavailable(_)), "{e:?}");
+
+        let http = ScriptedHttp::with(vec![]);
+        let c = StripeClient::new(&http, "https://s", None);
+        assert!(matches!(
+            c.charge(&charge_req()).await,
+            Err(UpstreamError::NotConfigured)
+        ));
+        assert!(http.requests.borrow().is_empty());
     }
 }

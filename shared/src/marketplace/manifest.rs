@@ -177,32 +177,58 @@ impl Category {
 
 /// A manifest as submitted, before the checklist. Unknown fields are refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ManifestSubmission {
     /// Must be absent (server-assigned); accepted here only to be refused by name.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub id: Option<serde_json::Value>,
-    /// Display name.
+    /// Display name, 1–80 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 80))]
     pub name: String,
-    /// Long description.
+    /// Long description, at most 2000 characters (line feeds and tabs allowed).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: String,
-    /// Semantic version.
+    /// Semantic version (semver.org 2.0, without build metadata).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 64,
+            pattern = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-((0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?$",
+            example = "1.2.0"
+        )
+    )]
     pub version: String,
-    /// Author display name.
+    /// Author display name, 1–80 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 80))]
     pub author: String,
-    /// Requested permissions.
+    /// Requested permissions, each once: `tasks:read`, `tasks:write`, `notes:read`,
+    /// `notes:write`, `projects:read`, `projects:write`, `checkpoints:read`,
+    /// `checkpoints:write`, `network`, `notifications`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 10))]
     pub permissions: Vec<String>,
-    /// Catalog category.
+    /// Catalog category: `productivity`, `writing`, `research`, `development`, `automation`,
+    /// `integrations`, `analytics` or `other`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^(productivity|writing|research|development|automation|integrations|analytics|other)$"
+        )
+    )]
     pub category: String,
-    /// Price in cents; signed so a negative price is refused by name, not as bad JSON.
-    #[serde(default)]
+    /// Price in euro cents: 0 (free) or 99–99999. Signed here so that a negative price is
+    /// refused by name, not as bad JSON.
+    #[serde(default, deserialize_with = "crate::input::integral_i64")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 99_999))]
     pub price_cents: i64,
 }
 
-/// A manifest that passed the checklist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A manifest that passed the checklist. It deserialises only from storage (trusted rows);
+/// untrusted input goes through [`PluginManifest::from_json`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginManifest {
     /// Display name (trimmed).
     pub name: String,
@@ -394,7 +420,8 @@ impl PluginManifest {
     ///
     /// # Errors
     /// [`AppError::MalformedJson`] for bad JSON, a missing field, a wrong type or an unknown
-    /// field; otherwise those of [`Self::parse`].
+    /// field (stored manifests only: request bodies go through [`crate::input::parse_json`],
+    /// which names such fields in a 422); otherwise those of [`Self::parse`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, AppError> {
         let raw: ManifestSubmission =
             serde_json::from_slice(bytes).map_err(|e| AppError::MalformedJson(e.to_string()))?;

@@ -8,13 +8,17 @@
 //!   idempotency keys.
 //! - [`download`]: HMAC-signed, user- and plugin-bound download tokens living 10 minutes.
 //! - [`rating`]: 1–5 star ratings and the exact integer tally behind the average.
+//! - [`store`]: the storage port and its rows.
+//! - [`service`]: the marketplace's operations over the port, payments and blobs.
 //!
-//! Endpoints and storage adapters build on these; nothing here does I/O.
+//! Only [`service`] does I/O, through ports.
 
 pub mod download;
 pub mod manifest;
 pub mod rating;
 pub mod revenue;
+pub mod service;
+pub mod store;
 pub mod version;
 
 pub use download::{sign, verify, DownloadClaims, TokenError, DOWNLOAD_TTL_MS};
@@ -24,4 +28,12 @@ pub use manifest::{
 };
 pub use rating::{RatingTally, Stars, TallyMismatch};
 pub use revenue::{payout_idempotency_key, period_of, split, Period, DEVELOPER_SHARE_PERCENT};
+pub use service::{
+    catalog_query, plugin_id, Marketplace, PackageRef, PayoutReport, SUBMISSION_BODY_LIMIT,
+};
+pub use store::{
+    latest_version, CatalogQuery, Decision, DuePayout, Payout, PayoutStatus, PeriodEarnings,
+    Plugin, PluginStatus, PluginStore, PluginVersion, RevenueEvent, ReviewRecord, Sort,
+    VersionStatus,
+};
 pub use version::{Identifier, Version, VersionError};

@@ -6,6 +6,7 @@
 mod d1;
 mod d1_backups;
 mod d1_billing;
+mod d1_plugins;
 mod d1_records;
 mod d1_tiers;
 mod d1_uploads;
@@ -19,6 +20,7 @@ mod vectorize;
 pub use d1::{D1RefreshTokenStore, D1TicketStore, D1UserStore};
 pub use d1_backups::D1BackupStore;
 pub use d1_billing::D1BillingStore;
+pub use d1_plugins::D1PluginStore;
 pub use d1_records::D1RecordStore;
 pub use d1_tiers::D1TierStore;
 pub use d1_uploads::D1UploadStore;

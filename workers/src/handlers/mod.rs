@@ -7,5 +7,6 @@ pub mod backup;
 pub mod billing;
 pub mod chat;
 pub mod health;
+pub mod plugins;
 pub mod records;
 pub mod vectors;

@@ -1,0 +1,190 @@
+//! `/api/v1/plugins*`: parse, hand to the marketplace service, serialise.
+
+use shared::api::{
+    Ok as OkBody, PayoutAccountRequest, PluginInstallRequest, PluginSubmission, RatingRequest,
+    ReviewRequest,
+};
+use shared::input;
+use shared::marketplace::{catalog_query, plugin_id, SUBMISSION_BODY_LIMIT};
+use shared::{AppError, AppResult};
+use worker::Response;
+
+use crate::http::{json, Ctx};
+use crate::services::MarketplaceDeps;
+
+/// The query pairs of the request URL.
+fn query(ctx: &Ctx) -> AppResult<Vec<(String, String)>> {
+    let url = ctx.req.url().map_err(AppError::internal)?;
+    Ok(url.query_pairs().into_owned().collect())
+}
+
+/// The value of the first query parameter `name`.
+fn query_param(ctx: &Ctx, name: &str) -> AppResult<Option<String>> {
+    Ok(query(ctx)?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v))
+}
+
+/// A submission body: JSON up to the base64 of the largest package.
+async fn submission(ctx: &mut Ctx) -> AppResult<PluginSubmission> {
+    let content_type = ctx.header("Content-Type");
+    if !input::is_json(content_type.as_deref()) {
+        return Err(AppError::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    let bytes = ctx.body_bytes(SUBMISSION_BODY_LIMIT).await?;
+    input::parse_json(content_type.as_deref(), &bytes)
+}
+
+/// `GET /plugins?category&q&page&limit&sort` → `PluginListResponse`.
+pub async fn list(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let pairs = query(&ctx)?;
+    let q = catalog_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(200, &deps.service().list(who.tier, &q).await?)
+}
+
+/// `POST /plugins` → 201 `PluginSubmitted`.
+pub async fn submit(mut ctx: Ctx) -> AppResult<Response> {
+    let sub = submission(&mut ctx).await?;
+    let who = ctx.principal()?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(201, &deps.service().submit(who.user_id, sub).await?)
+}
+
+/// `GET /plugins/{id}` → `PluginInfo`.
+pub async fn get(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let id = plugin_id(ctx.param("id"))?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(200, &deps.service().get(who.tier, id).await?)
+}
+
+/// `POST /plugins/{id}/versions` → 201 `PluginSubmitted`.
+pub async fn submit_version(mut ctx: Ctx) -> AppResult<Response> {
+    let sub = submission(&mut ctx).await?;
+    let who = ctx.principal()?;
+    let id = plugin_id(ctx.param("id"))?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(
+        201,
+        &deps.service().submit_version(who.user_id, id, sub).await?,
+    )
+}
+
+/// `GET /plugins/review/pending` (admin) → `PendingReviews`.
+pub async fn pending(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(200, &deps.service().pending(who.user_id).await?)
+}
+
+/// `POST /plugins/{id}/review` (admin) → `ReviewResult`.
+pub async fn review(mut ctx: Ctx) -> AppResult<Response> {
+    let req: ReviewRequest = ctx.json_body().await?;
+    let who = ctx.principal()?;
+    let id = plugin_id(ctx.param("id"))?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(200, &deps.service().review(who.user_id, id, req).await?)
+}
+
+/// `POST /plugins/{id}/install` (body optional) → `PluginInstalled`.
+pub async fn install(mut ctx: Ctx) -> AppResult<Response> {
+    let content_type = ctx.header("Content-Type");
+    let bytes = ctx.body_bytes(input::JSON_BODY_LIMIT).await?;
+    let body: Option<PluginInstallRequest> = if bytes.is_empty() {
+        None
+    } else {
+        if !input::is_json(content_type.as_deref()) {
+            return Err(AppError::UnsupportedMediaType {
+                expected: "application/json",
+            });
+        }
+        // `null` is the same as no body.
+        input::parse_json::<Option<PluginInstallRequest>>(content_type.as_deref(), &bytes)?
+    };
+    let who = ctx.principal()?;
+    let id = plugin_id(ctx.param("id"))?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(
+        200,
+        &deps
+            .service()
+            .install(who.user_id, who.tier, id, body)
+            .await?,
+    )
+}
+
+/// `DELETE /plugins/{id}/install` → `{ok: true}`.
+pub async fn uninstall(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let id = plugin_id(ctx.param("id"))?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    deps.service().uninstall(who.user_id, id).await?;
+    json(200, &OkBody::YES)
+}
+
+/// `GET /plugins/{id}/package?token=` → the package bytes, streamed from R2.
+pub async fn package(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let id = plugin_id(ctx.param("id"))?;
+    let token = query_param(&ctx, "token")?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    let pkg = deps
+        .service()
+        .package(who.user_id, id, token.as_deref())
+        .await?;
+    let (body, size) = deps
+        .packages
+        .stream(&pkg.key)
+        .await?
+        .ok_or_else(|| AppError::internal(format!("plugin package {} is missing", pkg.key)))?;
+    let mut resp = Response::from_body(body).map_err(AppError::internal)?;
+    let h = resp.headers_mut();
+    let _ = h.set("Content-Type", "application/zip");
+    let _ = h.set("Content-Length", &size.to_string());
+    let _ = h.set("X-Checksum", pkg.checksum.as_str());
+    let _ = h.set(
+        "Content-Disposition",
+        &format!("attachment; filename=\"{id}-{}.zip\"", pkg.version),
+    );
+    Ok(resp)
+}
+
+/// `POST /plugins/{id}/rating` → `RatingResult`.
+pub async fn rate(mut ctx: Ctx) -> AppResult<Response> {
+    let req: RatingRequest = ctx.json_body().await?;
+    let who = ctx.principal()?;
+    let id = plugin_id(ctx.param("id"))?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(
+        200,
+        &deps.service().rate(who.user_id, who.tier, id, req).await?,
+    )
+}
+
+/// `GET /plugins/earnings?period=YYYY-MM` → `EarningsResponse`.
+pub async fn earnings(ctx: Ctx) -> AppResult<Response> {
+    let who = ctx.principal()?;
+    let period = query_param(&ctx, "period")?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    json(
+        200,
+        &deps
+            .service()
+            .earnings(who.user_id, period.as_deref())
+            .await?,
+    )
+}
+
+/// `PUT /plugins/earnings/account` → `{ok: true}`.
+pub async fn set_payout_account(mut ctx: Ctx) -> AppResult<Response> {
+    let req: PayoutAccountRequest = ctx.json_body().await?;
+    let who = ctx.principal()?;
+    let deps = MarketplaceDeps::new(&ctx)?;
+    deps.service().set_payout_account(who.user_id, &req).await?;
+    json(200, &OkBody::YES)
+}

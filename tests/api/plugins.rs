@@ -359,17 +359,6 @@ async fn assert_names_field(r: Response, field: &str) {
     );
 }
 
-/// As [`assert_error`], quoting the whole answer when the status or code differs.
-async fn assert_error_saying(r: Response, status: u16, code: &str, what: &str) {
-    let got = r.status().as_u16();
-    let has_request_id = r.headers().contains_key("x-request-id");
-    let body = r.text().await.unwrap();
-    assert_eq!(got, status, "{what}: answered {got} {body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body["error"]["code"], code, "{what}: {body}");
-    assert!(has_request_id, "{what}: X-Request-Id");
-}
-
 async fn assert_tier_required(r: Response, what: &str) {
     assert_eq!(r.status(), 403, "{what}");
     let body = assert_error(r, 403, "tier_required").await;

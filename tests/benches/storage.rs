@@ -42,6 +42,8 @@ fn workerd_rss_kib(pgid: u32) -> u64 {
         .sum()
 }
 
+// One script, read top to bottom: the phases share the stack, the client and the user.
+#[allow(clippy::too_many_lines)]
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -84,10 +86,17 @@ fn main() {
         println!("ratio: a create+get pair costs {:.1} hello-world requests", hello_rps / pair_rps);
 
         // (2) memory while a 50 MB backup streams through.
-        let size = 50 * 1024 * 1024;
+        // `BACKUP_MB` changes the size (e.g. to see whether resident memory scales with it).
+        let mb: usize = std::env::var("BACKUP_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+        let size = mb * 1024 * 1024;
         let data: Vec<u8> = (0..size).map(|i| u8::try_from(i % 253).unwrap()).collect();
         let checksum = hex::encode(Sha256::digest(&data));
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // The worker's own heap: the access log's `wasm_memory_bytes` of a request before the
+        // upload and of the upload and download themselves (wasm memory never shrinks, so each
+        // is the high-water mark up to that request).
+        let r = client.get(format!("{base}/api/v1/health")).header("X-Request-Id", "bench-mem-before").send().await.unwrap();
+        assert_eq!(r.status(), 200);
         let pgid = stack.process_group();
         let before = workerd_rss_kib(pgid);
         assert!(before > 0, "workerd found in process group {pgid}");
@@ -110,6 +119,7 @@ fn main() {
             .header("X-Backup-Version", "1")
             .header("X-Backup-Timestamp", "1")
             .header("X-Backup-Checksum", &checksum)
+            .header("X-Request-Id", "bench-mem-put-50mb")
             .body(data)
             .send()
             .await
@@ -117,20 +127,38 @@ fn main() {
         let upload = t.elapsed();
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
         let t = Instant::now();
-        let back = client.get(format!("{base}/api/v1/backup")).bearer_auth(&token).send().await.unwrap().bytes().await.unwrap();
+        let back = client.get(format!("{base}/api/v1/backup")).bearer_auth(&token).header("X-Request-Id", "bench-mem-get-50mb").send().await.unwrap().bytes().await.unwrap();
         let download = t.elapsed();
         done.store(true, Ordering::Relaxed);
         sampler.join().unwrap();
-        assert_eq!(hex::encode(Sha256::digest(&back)), checksum, "the 50 MB backup round-trips intact");
+        assert_eq!(hex::encode(Sha256::digest(&back)), checksum, "the {mb} MB backup round-trips intact");
         let peak = peak.load(Ordering::Relaxed);
         println!(
-            "50 MB backup: upload {:.2} s, download {:.2} s; workerd RSS {} MiB before, peak {} MiB (+{} MiB)",
+            "{mb} MB backup: upload {:.2} s, download {:.2} s; workerd RSS {} MiB before, peak {} MiB (+{} MiB)",
             upload.as_secs_f64(),
             download.as_secs_f64(),
             before / 1024,
             peak / 1024,
             peak.saturating_sub(before) / 1024
         );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let log = stack.log();
+        let wasm = |id: &str| -> u64 {
+            log.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| v["message"] == "request" && v["span"]["request_id"] == id)
+                .and_then(|v| v["wasm_memory_bytes"].as_u64())
+                .unwrap_or_else(|| panic!("no access log line with wasm_memory_bytes for {id}"))
+        };
+        let (m0, m_put, m_get) = (wasm("bench-mem-before"), wasm("bench-mem-put-50mb"), wasm("bench-mem-get-50mb"));
+        println!(
+            "worker wasm heap (linear memory): {} KiB before, {} KiB after the {mb} MB upload, {} KiB after the download (+{} KiB)",
+            m0 / 1024,
+            m_put / 1024,
+            m_get / 1024,
+            m_get.saturating_sub(m0) / 1024
+        );
+        assert!(m_get.saturating_sub(m0) < 8 * 1024 * 1024, "the worker's heap grew by {} bytes while {mb} MB streamed", m_get - m0);
         drop(stack);
     });
 }

@@ -74,9 +74,23 @@ pub async fn serve(req: Request, env: Env) -> Response {
         path = %path,
         status = resp.status_code(),
         duration_ms,
+        wasm_memory_bytes = wasm_memory_bytes(),
         "request"
     );
     resp
+}
+
+/// The isolate's wasm linear memory in bytes. It only ever grows, so it is the high-water mark
+/// of the Rust heap since the isolate started: a handler that buffered a body would show it here.
+fn wasm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64) * 65_536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }
 
 /// A CORS preflight from an allowed origin.

@@ -67,5 +67,11 @@ cargo bench -q -p tests --bench stream 2>/dev/null
 echo "==> vector search latency under wrangler dev" >&2
 cargo bench -q -p tests --bench vectors 2>/dev/null
 
+echo "==> load: per-route throughput and p50/p99 against GET /health under wrangler dev (~2.5 min)" >&2
+cargo bench -q -p tests --bench load 2>/dev/null
+
 echo "==> DCPE recall (real embeddings: python3 scripts/embed-corpus.py first; synthetic otherwise)" >&2
 cargo bench -q -p shared --bench dcpe 2>/dev/null
+
+echo "==> cold start: wasm size, V8 compile, first request under a fresh wrangler dev" >&2
+bash scripts/coldstart.sh 3

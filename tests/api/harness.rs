@@ -446,6 +446,58 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Kills wrangler's whole process group with SIGKILL (a crash: no graceful shutdown), then
+    /// starts it again with the very same command line — same port, settings and persist
+    /// directory (read back from `/proc/<pid>/cmdline`) — and waits until `/health` answers.
+    /// For a stack of its own ([`Stack::start_with`]), never the shared one.
+    #[allow(dead_code)]
+    pub async fn restart(&mut self) -> Result<()> {
+        let raw = fs::read(format!("/proc/{}/cmdline", self.wrangler.id()))
+            .context("reading wrangler's command line")?;
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let (program, args) = argv.split_first().context("an empty command line")?;
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.process_group())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.wrangler.wait();
+        // workerd may outlive the signal for an instant: wait until the port is free again.
+        let port = self
+            .base_url
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let freed = Instant::now();
+        while TcpListener::bind(format!("127.0.0.1:{port}")).is_err() {
+            if freed.elapsed() > Duration::from_secs(10) {
+                bail!("port {port} still busy 10 s after the kill");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = fs::OpenOptions::new().append(true).open(&self.log_path)?;
+        // wrangler_cmd's environment (PATH, no metrics); the program and arguments from argv.
+        let cmd = wrangler_cmd(&repo_root());
+        let mut restarted = Command::new(program);
+        restarted
+            .args(args)
+            .current_dir(repo_root())
+            .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0);
+        eprintln!("==> restarting wrangler dev: {program} {}", args.join(" "));
+        self.wrangler = restarted.spawn().context("respawning wrangler dev")?;
+        self.wait_healthy(Duration::from_secs(120)).await
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         // wrangler runs workerd as a child: signal the whole process group it leads.

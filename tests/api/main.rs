@@ -11,10 +11,13 @@ mod backups;
 mod billing;
 mod chat;
 mod contract;
+mod faults;
 mod harness;
 mod helpers;
 mod limits;
 mod plugins;
+mod pressure;
+mod privacy;
 mod records;
 mod skeleton;
 mod stream;
@@ -40,6 +43,7 @@ macro_rules! tests {
     };
 }
 
+#[allow(clippy::too_many_lines)] // one line per test
 fn all_tests() -> Vec<(&'static str, TestFn)> {
     tests![
         skeleton::health_reports_ok_and_the_version,
@@ -135,6 +139,15 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         plugins::a_closed_period_is_paid_out_by_the_cron_exactly_once,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
+        pressure::racing_conditional_writers_have_exactly_one_winner_per_round,
+        pressure::racing_refreshes_of_one_token_follow_the_grace_rule_and_reuse_revokes_the_family,
+        pressure::storage_usage_equals_the_live_records_after_concurrent_writes,
+        faults::a_failing_model_gets_clear_chat_errors_in_bounded_time,
+        faults::a_truncated_or_garbled_model_stream_ends_in_an_error_frame,
+        faults::a_failing_stripe_gets_clear_errors_and_charges_or_installs_nothing,
+        faults::clients_vanishing_mid_upload_or_mid_stream_lose_nothing,
+        faults::a_wrangler_restart_on_the_same_state_loses_nothing,
+        privacy::no_user_content_is_at_rest_in_plaintext_anywhere_after_a_full_session,
     ]
 }
 

@@ -2,14 +2,10 @@
 
 use reqwest::Method;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::billing::subscribe;
+use crate::helpers::sha;
 use crate::helpers::{assert_error, TestApp, TestUser};
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 fn bytes_of(n: usize, seed: u8) -> Vec<u8> {
     (0..n)

@@ -11,33 +11,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::billing::subscribe;
 use crate::helpers::{assert_error, TestApp, TestUser};
-
-fn marker() -> String {
-    format!("m{}", uuid::Uuid::new_v4().simple())
-}
-
-fn completion(message: &Value) -> Value {
-    json!({
-        "id": "chatcmpl-e2e", "object": "chat.completion", "created": 1_795_000_000,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}
-    })
-}
-
-fn text(content: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(completion(
-        &json!({"role": "assistant", "content": content}),
-    ))
-}
-
-fn tool_call(name: &str, args: &Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(completion(&json!({
-        "role": "assistant", "content": null,
-        "tool_calls": [{"id": "call_1", "type": "function",
-            "function": {"name": name, "arguments": args.to_string()}}]
-    })))
-}
+use crate::helpers::{marker, text, tool_call};
 
 /// Scripts the model for requests carrying `marker`: the classifier answers `intent`; an
 /// agent's first call gets `first`; a call that carries a tool result gets `after_tool`.

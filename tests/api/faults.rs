@@ -11,7 +11,6 @@ use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -25,17 +24,10 @@ use crate::billing::subscribe;
 use crate::harness::stream_model::{Probe, Script};
 use crate::harness::Stack;
 use crate::helpers::{assert_error, user_id_of, TestApp, TestUser};
+use crate::helpers::{marker, sha};
 
 /// The longest any one answer may take here, unless a test says otherwise.
 const BOUND: Duration = Duration::from_secs(10);
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn marker() -> String {
-    format!("m{}", uuid::Uuid::new_v4().simple())
-}
 
 fn bytes_of(n: usize, seed: u8) -> Vec<u8> {
     (0..n)

@@ -218,3 +218,50 @@ pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(body["error"]["request_id"], request_id.as_str(), "{body}");
     body
 }
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// `n` bytes unique to this call.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 16);
+    while out.len() < n {
+        out.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// A marker unique to one test, to scope scripted upstream answers to its requests.
+pub fn marker() -> String {
+    format!("m{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An OpenAI chat completion whose choice is `message`.
+pub fn completion(message: &Value) -> Value {
+    serde_json::json!({
+        "id": "chatcmpl-e2e", "object": "chat.completion", "created": 1_795_000_000,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}
+    })
+}
+
+/// A scripted model answer with plain text.
+pub fn text(content: &str) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200).set_body_json(completion(
+        &serde_json::json!({"role": "assistant", "content": content}),
+    ))
+}
+
+/// A scripted model answer calling the tool `name` with `args`.
+pub fn tool_call(name: &str, args: &Value) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200).set_body_json(completion(&serde_json::json!({
+        "role": "assistant", "content": null,
+        "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": name, "arguments": args.to_string()}}]
+    })))
+}

@@ -47,6 +47,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::harness::stream_model::Script;
 use crate::harness::Stack;
+use crate::helpers::{sha, text, tool_call};
 use crate::helpers::{unique_email, unique_ip, TestApp, TestUser};
 
 /// One canary: a unique string planted in one place.
@@ -118,10 +119,6 @@ fn encrypt(key: &[u8], plain: &[u8]) -> Vec<u8> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// The byte strings the scan looks for, for one canary: `(form, needle)`.
@@ -240,29 +237,6 @@ fn area(file: &Path, persist: &Path) -> String {
         }
         Err(_) => "logs".to_owned(),
     }
-}
-
-fn completion(message: &Value) -> Value {
-    json!({
-        "id": "chatcmpl-privacy", "object": "chat.completion", "created": 1_795_000_000,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}
-    })
-}
-
-fn text(content: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(completion(
-        &json!({"role": "assistant", "content": content}),
-    ))
-}
-
-fn tool_call(name: &str, args: &Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(completion(&json!({
-        "role": "assistant", "content": null,
-        "tool_calls": [{"id": "call_1", "type": "function",
-            "function": {"name": name, "arguments": args.to_string()}}]
-    })))
 }
 
 /// Scripts the model for requests carrying `marker` (as `chat.rs` does).

@@ -6,23 +6,10 @@ use base64::Engine;
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::billing::subscribe;
 use crate::helpers::{assert_error, TestApp, TestUser};
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 16);
-    while out.len() < n {
-        out.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    }
-    out.truncate(n);
-    out
-}
+use crate::helpers::{random_bytes, sha};
 
 async fn pro_user(app: &TestApp, tag: &str) -> TestUser {
     let user = app.register(tag).await;

@@ -17,16 +17,13 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{connect_async_with_config, MaybeTlsStream, WebSocketStream};
 
 use crate::harness::stream_model::{Probe, Script};
+use crate::helpers::marker;
 use crate::helpers::{assert_error, TestApp, TestUser};
 
 /// The longest wait for any one frame.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause between two tokens of a slow stream.
 const TOKEN_GAP: Duration = Duration::from_millis(100);
-
-fn marker() -> String {
-    format!("m{}", uuid::Uuid::new_v4().simple())
-}
 
 /// `n` distinct tokens, each ending with a space.
 fn words(prefix: &str, n: usize) -> Vec<String> {

@@ -129,6 +129,11 @@ pub enum AppError {
         /// Operator-facing detail; logged, never sent to the client.
         detail: String,
     },
+    /// The client went away before its request body was complete (a dropped connection
+    /// mid-upload). 400; the answer rarely reaches anyone, but the log says it was the client,
+    /// not the service. The detail is for operators.
+    #[error("the request body ended before it was complete")]
+    RequestAborted(String),
     /// A WebSocket endpoint was called without `Upgrade: websocket`. 426.
     #[error("this endpoint speaks WebSocket: send `Upgrade: websocket`")]
     UpgradeRequired,
@@ -199,6 +204,7 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::LlmNotConfigured => "llm_not_configured",
             Self::UpstreamUnavailable { .. } => "upstream_unavailable",
+            Self::RequestAborted(_) => "request_aborted",
             Self::UpgradeRequired => "upgrade_required",
             Self::NotImplemented(_) => "not_implemented",
             Self::Internal(_) => "internal",
@@ -208,7 +214,10 @@ impl AppError {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Self::MalformedJson(_) | Self::ChecksumMismatch | Self::InvalidSignature => 400,
+            Self::MalformedJson(_)
+            | Self::ChecksumMismatch
+            | Self::InvalidSignature
+            | Self::RequestAborted(_) => 400,
             Self::Unauthorized => 401,
             Self::PaymentRequired(_) => 402,
             Self::Forbidden(_) | Self::TierRequired { .. } | Self::QuotaExceeded { .. } => 403,
@@ -345,6 +354,7 @@ mod tests {
                 bad_gateway: false,
                 detail: "timeout".into(),
             },
+            AppError::RequestAborted("connection lost".into()),
             AppError::UpgradeRequired,
             AppError::NotImplemented("vector search"),
             AppError::internal("db exploded: secret detail"),
@@ -378,6 +388,7 @@ mod tests {
                 ("llm_not_configured", 503),
                 ("upstream_unavailable", 502),
                 ("upstream_unavailable", 503),
+                ("request_aborted", 400),
                 ("upgrade_required", 426),
                 ("not_implemented", 501),
                 ("internal", 500),

@@ -47,7 +47,7 @@ are a stable contract: `validation_failed` 422 (details name each field), `malfo
 (with `WWW-Authenticate: Bearer`), `forbidden` 403 (also: a browser `Origin` that is not \
 allowed), `not_found` 404, `method_not_allowed` 405 (with `Allow`), `conflict` 409, \
 `precondition_failed` 412, `checksum_mismatch` 400, `tier_required` 403, `quota_exceeded` 403, \
-`payment_required` 402, \
+`payment_required` 402, `request_aborted` 400 (the request body broke off), \
 `rate_limited` 429 (with `Retry-After`), `llm_not_configured` 503, `upstream_unavailable` \
 502/503, `not_implemented` 501, `internal` 500.
 

@@ -44,12 +44,16 @@ pub enum StoreError {
     /// The backing store failed or is unreachable; the detail is for operators.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A streamed write failed because its source, the client's request body, broke off.
+    #[error("the request body broke off: {0}")]
+    SourceAborted(String),
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => AppError::Conflict(what),
+            StoreError::SourceAborted(detail) => AppError::RequestAborted(detail),
             StoreError::Unavailable(detail) => {
                 AppError::Internal(anyhow::anyhow!("store unavailable: {detail}"))
             }

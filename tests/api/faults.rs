@@ -643,6 +643,41 @@ async fn vanish_mid_body(
     drop(tcp); // gone: no more bytes, no FIN handshake awaited
 }
 
+/// Waits (up to 10 s) for the access-log line of request `id` and asserts it was answered 400
+/// `request_aborted` with a warning and no error line.
+async fn assert_logged_as_client_abort(app: &TestApp, id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines: Vec<Value> = app
+            .stack
+            .log()
+            .lines()
+            // wrangler dev wraps warnings and errors in a coloured `[WARNING]` frame.
+            .filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..=l.rfind('}')?]).ok())
+            .filter(|v| v["span"]["request_id"] == id)
+            .collect();
+        if let Some(access) = lines.iter().find(|v| v["message"] == "request") {
+            assert_eq!(access["status"], 400, "{id}: {lines:?}");
+            assert!(
+                lines
+                    .iter()
+                    .any(|v| v["level"] == "WARN" && v["code"] == "request_aborted"),
+                "{id}: {lines:?}"
+            );
+            assert!(
+                lines.iter().all(|v| v["level"] != "ERROR"),
+                "{id}: {lines:?}"
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id}: no access-log line yet"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Starts a slow streamed answer on a new socket of `user`, reads 3 tokens, then drops the
 /// socket without a close frame; returns the model's probe.
 async fn drop_socket_mid_stream(app: &TestApp, user: &TestUser) -> Arc<Probe> {
@@ -682,6 +717,8 @@ async fn begin_upload(app: &TestApp, user: &TestUser) -> String {
         .to_owned()
 }
 
+// One story: three vanishing clients, then everything re-verified.
+#[allow(clippy::too_many_lines)]
 pub async fn clients_vanishing_mid_upload_or_mid_stream_lose_nothing(app: TestApp) {
     let user = app.register("fault-vanish").await;
     subscribe(&app, &user, "power", 1).await;
@@ -691,10 +728,15 @@ pub async fn clients_vanishing_mid_upload_or_mid_stream_lose_nothing(app: TestAp
     // A raw backup upload that stops after 2 of its 6 MiB.
     let whole = bytes_of(6 * 1024 * 1024, 42);
     let auth = format!("Bearer {}", user.access_token);
+    let (put_id, part_id) = (
+        format!("vanish-{}", marker()),
+        format!("vanish-{}", marker()),
+    );
     vanish_mid_body(
         &app,
         "/backup",
         &[
+            ("X-Request-Id", put_id.clone()),
             ("Authorization", auth.clone()),
             ("Content-Type", "application/octet-stream".to_owned()),
             ("X-Backup-Version", "3".to_owned()),
@@ -713,6 +755,7 @@ pub async fn clients_vanishing_mid_upload_or_mid_stream_lose_nothing(app: TestAp
         &app,
         &format!("/backup/uploads/{upload}/parts/1"),
         &[
+            ("X-Request-Id", part_id.clone()),
             ("Authorization", auth.clone()),
             ("Content-Type", "application/octet-stream".to_owned()),
             ("X-Part-Checksum", sha(&part)),
@@ -724,6 +767,12 @@ pub async fn clients_vanishing_mid_upload_or_mid_stream_lose_nothing(app: TestAp
 
     // A socket that goes away in the middle of a streamed answer.
     let probe = drop_socket_mid_stream(&app, &user).await;
+
+    // The worker logged both as the client going away (400 `request_aborted`, a warning), not
+    // as its own failure.
+    for id in [&put_id, &part_id] {
+        assert_logged_as_client_abort(&app, id).await;
+    }
 
     // The previous backup is the latest, whole; nothing partial reached the history.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -56,6 +56,11 @@ impl BlobStore for R2BlobStore {
             {
                 Ok(false)
             }
+            // workerd's words when the body stream being written (the client's request) broke
+            // off; R2's own failures carry R2 error codes instead.
+            Err(e) if e.to_string().contains("Network connection lost") => Err(
+                StoreError::SourceAborted(format!("writing blob {key}: {e}")),
+            ),
             Err(e) => Err(unavailable("writing blob", &e)),
         }
     }

@@ -77,7 +77,9 @@ impl Ctx {
         };
         let mut buf = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| AppError::internal(format!("reading body: {e}")))?;
+            // The request's own body can only break off on the client's side.
+            let chunk =
+                chunk.map_err(|e| AppError::RequestAborted(format!("reading body: {e}")))?;
             if (buf.len() + chunk.len()) as u64 > limit {
                 return Err(AppError::PayloadTooLarge { limit });
             }

@@ -7,6 +7,8 @@ use worker::Response;
 pub fn error_response(e: &AppError, request_id: &str) -> Response {
     if e.is_server_error() {
         tracing::error!(code = e.code(), error = ?e, "request failed");
+    } else if let AppError::RequestAborted(detail) = e {
+        tracing::warn!(code = e.code(), detail, "client went away mid-request");
     } else {
         tracing::info!(code = e.code(), "request rejected");
     }

@@ -432,6 +432,32 @@ async fn checkout_fault(
     took
 }
 
+/// Stripe answers a checkout after 2 s (within its 10 s timeout): the checkout succeeds.
+async fn slow_checkout(app: &TestApp) -> Duration {
+    let user = app.register("stripe-slow").await;
+    let id = user_id_of(&user);
+    Mock::given(method("POST"))
+        .and(path("/v1/checkout/sessions"))
+        .and(body_string_contains(id.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "cs_slow", "url": "https://checkout.stripe.test/slow"}))
+                .set_delay(Duration::from_secs(2)),
+        )
+        .with_priority(1)
+        .mount(&app.stack.stripe)
+        .await;
+    let (r, took) = checkout(app, &user, BOUND).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["checkout_url"], "https://checkout.stripe.test/slow",
+        "{body}"
+    );
+    assert_eq!(stripe_calls(app, "/v1/checkout/sessions", &id).await, 1);
+    took
+}
+
 async fn publish_paid_plugin(app: &TestApp, m: &str) -> String {
     let author = app.register("fault-author").await;
     let mut package = b"PK\x03\x04".to_vec();
@@ -527,8 +553,19 @@ pub async fn a_failing_stripe_gets_clear_errors_and_charges_or_installs_nothing(
     let a = &app;
     let m = marker();
     let plugin = publish_paid_plugin(a, &m).await;
-    let (e500, e400, hang, (), ()) = tokio::join!(
+    let (e500, e429, garbled, slow, e400, hang, (), ()) = tokio::join!(
         checkout_fault(a, "stripe-500", ResponseTemplate::new(500), 503, 3, BOUND),
+        checkout_fault(a, "stripe-429", ResponseTemplate::new(429), 503, 3, BOUND),
+        // A 200 whose body is not JSON: an unusable answer, not retried.
+        checkout_fault(
+            a,
+            "stripe-garbled",
+            ResponseTemplate::new(200).set_body_string("<html>oops"),
+            502,
+            1,
+            BOUND
+        ),
+        slow_checkout(a),
         checkout_fault(
             a,
             "stripe-400",
@@ -553,10 +590,16 @@ pub async fn a_failing_stripe_gets_clear_errors_and_charges_or_installs_nothing(
         install_fault(a, &plugin, "intent"),
     );
     assert!(e500 >= Duration::from_millis(1400), "backoff: {e500:?}");
+    assert!(e429 >= Duration::from_millis(1400), "backoff: {e429:?}");
+    assert!(garbled < Duration::from_secs(5), "not retried: {garbled:?}");
+    assert!(slow >= Duration::from_secs(2), "{slow:?}");
     assert!(
         e400 < Duration::from_secs(5),
         "a refusal is not retried: {e400:?}"
     );
+    assert!(e429 >= Duration::from_millis(1400), "backoff: {e429:?}");
+    assert!(garbled < Duration::from_secs(5), "not retried: {garbled:?}");
+    assert!(slow >= Duration::from_secs(2), "{slow:?}");
     assert!(hang >= Duration::from_secs(30), "{hang:?}");
     let admin = app.admin().await;
     let info: Value = app

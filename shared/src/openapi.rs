@@ -795,6 +795,7 @@ fn download_plugin() {}
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
         (status = 403, description = "`tier_required` (below Power), or `forbidden`: not installed (or origin).", body = ErrorBody),
         (status = 404, description = "`not_found`: no approved plugin with this id.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the plugin was uninstalled while the rating was written.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
         (status = 422, description = "`validation_failed`: `rating`.", body = ErrorBody)

@@ -1138,6 +1138,9 @@ impl crate::marketplace::PluginStore for InMemoryPluginStore {
         stars: crate::marketplace::Stars,
         _now_ms: i64,
     ) -> Result<crate::marketplace::RatingTally, StoreError> {
+        if !self.installs.borrow().contains_key(&(plugin, user)) {
+            return Err(StoreError::Conflict("the plugin is no longer installed"));
+        }
         self.ratings.borrow_mut().insert((plugin, user), stars);
         Ok(self.recount(plugin))
     }

@@ -356,6 +356,7 @@ pub trait PluginStore {
     /// Removes an installation and the user's rating. Returns whether it existed.
     async fn uninstall(&self, plugin: uuid::Uuid, user: UserId) -> Result<bool, StoreError>;
     /// Sets the user's rating (insert or replace) and returns the plugin's new tally.
+    /// `Conflict` when the user no longer has the plugin installed (a concurrent uninstall).
     async fn rate(
         &self,
         plugin: uuid::Uuid,

@@ -146,8 +146,11 @@ const DELETE_INSTALLATION: &str =
 
 const DELETE_RATING: &str = "DELETE FROM plugin_ratings WHERE plugin_id = ?1 AND user_id = ?2";
 
+/// Sets a rating only while the user has the plugin installed (a rating racing an uninstall
+/// writes nothing).
 const UPSERT_RATING: &str = "INSERT INTO plugin_ratings (plugin_id, user_id, rating, updated_at) \
-     VALUES (?1, ?2, ?3, ?4) \
+     SELECT ?1, ?2, ?3, ?4 \
+     WHERE EXISTS (SELECT 1 FROM plugin_installations WHERE plugin_id = ?1 AND user_id = ?2) \
      ON CONFLICT (plugin_id, user_id) DO UPDATE SET \
        rating = excluded.rating, updated_at = excluded.updated_at";
 
@@ -850,6 +853,9 @@ impl PluginStore for D1PluginStore {
             self.stmt(SELECT_TALLY, &[id(plugin)])?,
         ];
         let results = self.batch("recording rating", statements).await?;
+        if changes(nth(&results, 0, "recording rating")?) == 0 {
+            return Err(StoreError::Conflict("the plugin is no longer installed"));
+        }
         let tally = rows::<TallyRow>(nth(&results, 2, "reading tally")?, "reading tally")?
             .into_iter()
             .next()

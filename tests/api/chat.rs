@@ -11,44 +11,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::billing::subscribe;
 use crate::helpers::{assert_error, TestApp, TestUser};
-use crate::helpers::{marker, text, tool_call};
-
-/// Scripts the model for requests carrying `marker`: the classifier answers `intent`; an
-/// agent's first call gets `first`; a call that carries a tool result gets `after_tool`.
-async fn script(
-    app: &TestApp,
-    marker: &str,
-    intent: &str,
-    first: ResponseTemplate,
-    after_tool: Option<ResponseTemplate>,
-) {
-    let server = &app.stack.openai;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .and(body_string_contains(marker))
-        .and(body_string_contains("intent classifier"))
-        .respond_with(text(intent))
-        .with_priority(1)
-        .mount(server)
-        .await;
-    if let Some(after) = after_tool {
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .and(body_string_contains(marker))
-            .and(body_string_contains(r#""role":"tool""#))
-            .respond_with(after)
-            .with_priority(2)
-            .mount(server)
-            .await;
-    }
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .and(body_string_contains(marker))
-        .respond_with(first)
-        .with_priority(3)
-        .mount(server)
-        .await;
-}
+use crate::helpers::{marker, script, text, tool_call};
 
 async fn requests_with(app: &TestApp, marker: &str) -> Vec<Value> {
     app.stack

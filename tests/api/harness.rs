@@ -129,7 +129,12 @@ pub async fn team_user(client: &reqwest::Client, base: &str) -> String {
         .json()
         .await
         .unwrap();
-    let user = me["id"].as_str().unwrap();
+    make_team(client, base, me["id"].as_str().unwrap()).await;
+    token
+}
+
+/// Makes `user` (an id) a 1000-seat team through a signed `checkout.session.completed`.
+pub async fn make_team(client: &reqwest::Client, base: &str, user: &str) {
     let now = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -156,7 +161,6 @@ pub async fn team_user(client: &reqwest::Client, base: &str) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    token
 }
 
 /// Stripe's happy path, at a low priority: tests mount their own answers (priority 1–5) for

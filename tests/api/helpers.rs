@@ -265,3 +265,42 @@ pub fn tool_call(name: &str, args: &Value) -> wiremock::ResponseTemplate {
             "function": {"name": name, "arguments": args.to_string()}}]
     })))
 }
+
+/// Scripts the model for requests carrying `marker`: the classifier answers `intent`; an
+/// agent's first call gets `first`; a call that carries a tool result gets `after_tool`.
+pub async fn script(
+    app: &TestApp,
+    marker: &str,
+    intent: &str,
+    first: wiremock::ResponseTemplate,
+    after_tool: Option<wiremock::ResponseTemplate>,
+) {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::Mock;
+    let server = &app.stack.openai;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_string_contains(marker))
+        .and(body_string_contains("intent classifier"))
+        .respond_with(text(intent))
+        .with_priority(1)
+        .mount(server)
+        .await;
+    if let Some(after) = after_tool {
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .and(body_string_contains(marker))
+            .and(body_string_contains(r#""role":"tool""#))
+            .respond_with(after)
+            .with_priority(2)
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_string_contains(marker))
+        .respond_with(first)
+        .with_priority(3)
+        .mount(server)
+        .await;
+}

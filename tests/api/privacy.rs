@@ -47,7 +47,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::harness::stream_model::Script;
 use crate::harness::Stack;
-use crate::helpers::{sha, text, tool_call};
+use crate::helpers::{script, sha, text, tool_call};
 use crate::helpers::{unique_email, unique_ip, TestApp, TestUser};
 
 /// One canary: a unique string planted in one place.
@@ -239,40 +239,6 @@ fn area(file: &Path, persist: &Path) -> String {
     }
 }
 
-/// Scripts the model for requests carrying `marker` (as `chat.rs` does).
-async fn script(
-    app: &TestApp,
-    marker: &str,
-    intent: &str,
-    first: ResponseTemplate,
-    after_tool: ResponseTemplate,
-) {
-    let server = &app.stack.openai;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .and(body_string_contains(marker))
-        .and(body_string_contains("intent classifier"))
-        .respond_with(text(intent))
-        .with_priority(1)
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .and(body_string_contains(marker))
-        .and(body_string_contains(r#""role":"tool""#))
-        .respond_with(after_tool)
-        .with_priority(2)
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .and(body_string_contains(marker))
-        .respond_with(first)
-        .with_priority(3)
-        .mount(server)
-        .await;
-}
-
 /// A chat context with a canary in every field.
 fn context(c: &mut Canaries, tag: &'static [&'static str; 7]) -> Value {
     json!({
@@ -422,7 +388,7 @@ async fn chat_session(app: &TestApp, user: &TestUser, c: &mut Canaries) {
             "create_task",
             &json!({"title": tool_title, "priority": "high"}),
         ),
-        text(&answer),
+        Some(text(&answer)),
     )
     .await;
     let r = send(
@@ -470,7 +436,10 @@ async fn chat_session(app: &TestApp, user: &TestUser, c: &mut Canaries) {
             &m,
             intent,
             tool_call(tool, &args),
-            text(&format!("Listed: {}", c.plant("model-answer-after-list"))),
+            Some(text(&format!(
+                "Listed: {}",
+                c.plant("model-answer-after-list")
+            ))),
         )
         .await;
         let body = json!({"message": m, "context": ctx});
@@ -507,7 +476,7 @@ async fn chat_session(app: &TestApp, user: &TestUser, c: &mut Canaries) {
         &plan_msg,
         "task_agent, note_agent",
         tool_call("create_note", &json!({"title": "Summary", "content": note})),
-        text(&format!("Saved {}", c.plant("model-step-answer"))),
+        Some(text(&format!("Saved {}", c.plant("model-step-answer")))),
     )
     .await;
     let r = send(
@@ -545,7 +514,7 @@ async fn chat_session(app: &TestApp, user: &TestUser, c: &mut Canaries) {
             "create_task",
             &json!({"title": c.plant("playbook-tool-args")}),
         ),
-        text(&c.plant("playbook-answer")),
+        Some(text(&c.plant("playbook-answer"))),
     )
     .await;
     let r = send(

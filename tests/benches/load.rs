@@ -21,7 +21,7 @@
 mod harness;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use harness::{percentile_ms, stripe_signature, Stack, STRIPE_WEBHOOK_SECRET};
+use harness::{make_team, percentile_ms, Stack};
 
 /// Concurrent clients in every throughput phase.
 const CONCURRENCY: usize = 16;
@@ -402,42 +402,10 @@ fn user_id_of(access: &str) -> String {
     claims["sub"].as_str().expect("sub").to_owned()
 }
 
-/// Makes the user a 1000-seat team through a signed `checkout.session.completed` (as
-/// `harness::team_user` does).
-async fn make_team(client: &reqwest::Client, base: &str, access: &str) {
-    let now = i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    let event = json!({"id": format!("evt_{}", uuid::Uuid::new_v4().simple()), "object": "event",
-        "type": "checkout.session.completed", "created": now, "data": {"object": {
-            "object": "checkout.session", "mode": "subscription",
-            "client_reference_id": user_id_of(access),
-            "customer": format!("cus_{}", uuid::Uuid::new_v4().simple()),
-            "subscription": format!("sub_{}", uuid::Uuid::new_v4().simple()),
-            "metadata": {"tier": "team", "seats": "1000"}}}})
-    .to_string();
-    let r = client
-        .post(format!("{base}/api/v1/billing/webhook"))
-        .header("Content-Type", "application/json")
-        .header(
-            "Stripe-Signature",
-            stripe_signature(&event, now, STRIPE_WEBHOOK_SECRET),
-        )
-        .body(event)
-        .send()
-        .await
-        .expect("webhook");
-    assert_eq!(r.status(), StatusCode::OK, "team checkout");
-}
-
 async fn team_client(client: &reqwest::Client, base: &str) -> Client {
     let email = format!("load-{}@bench.example.com", uuid::Uuid::new_v4().simple());
     let (access, refresh) = register(client, base, &email).await;
-    make_team(client, base, &access).await;
+    make_team(client, base, &user_id_of(&access)).await;
     Client {
         email,
         access,

@@ -26,18 +26,6 @@ fn query_param(ctx: &Ctx, name: &str) -> AppResult<Option<String>> {
         .map(|(_, v)| v))
 }
 
-/// A submission body: JSON up to the base64 of the largest package.
-async fn submission(ctx: &mut Ctx) -> AppResult<PluginSubmission> {
-    let content_type = ctx.header("Content-Type");
-    if !input::is_json(content_type.as_deref()) {
-        return Err(AppError::UnsupportedMediaType {
-            expected: "application/json",
-        });
-    }
-    let bytes = ctx.body_bytes(SUBMISSION_BODY_LIMIT).await?;
-    input::parse_json(content_type.as_deref(), &bytes)
-}
-
 /// `GET /plugins?category&q&page&limit&sort` → `PluginListResponse`.
 pub async fn list(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
@@ -49,7 +37,7 @@ pub async fn list(ctx: Ctx) -> AppResult<Response> {
 
 /// `POST /plugins` → 201 `PluginSubmitted`.
 pub async fn submit(mut ctx: Ctx) -> AppResult<Response> {
-    let sub = submission(&mut ctx).await?;
+    let sub: PluginSubmission = ctx.json_body_up_to(SUBMISSION_BODY_LIMIT).await?;
     let who = ctx.principal()?;
     let deps = MarketplaceDeps::new(&ctx)?;
     json(201, &deps.service().submit(who.user_id, sub).await?)
@@ -65,7 +53,7 @@ pub async fn get(ctx: Ctx) -> AppResult<Response> {
 
 /// `POST /plugins/{id}/versions` → 201 `PluginSubmitted`.
 pub async fn submit_version(mut ctx: Ctx) -> AppResult<Response> {
-    let sub = submission(&mut ctx).await?;
+    let sub: PluginSubmission = ctx.json_body_up_to(SUBMISSION_BODY_LIMIT).await?;
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
     let deps = MarketplaceDeps::new(&ctx)?;

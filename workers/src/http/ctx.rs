@@ -90,13 +90,21 @@ impl Ctx {
 
     /// Parses a JSON body (415 / 400 / 413 / 422 as [`shared::input`] says).
     pub async fn json_body<T: DeserializeOwned>(&mut self) -> Result<T, AppError> {
+        self.json_body_up_to(JSON_BODY_LIMIT).await
+    }
+
+    /// As [`Ctx::json_body`], for the few bodies allowed past [`JSON_BODY_LIMIT`].
+    pub async fn json_body_up_to<T: DeserializeOwned>(
+        &mut self,
+        limit: u64,
+    ) -> Result<T, AppError> {
         let content_type = self.header("Content-Type");
         if !input::is_json(content_type.as_deref()) {
             return Err(AppError::UnsupportedMediaType {
                 expected: "application/json",
             });
         }
-        let bytes = self.body_bytes(JSON_BODY_LIMIT).await?;
+        let bytes = self.body_bytes(limit).await?;
         input::parse_json(content_type.as_deref(), &bytes)
     }
 }

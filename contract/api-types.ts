@@ -15,8 +15,10 @@ export type paths = {
         get?: never;
         put?: never;
         /**
-         * Signs in. A wrong password and an unknown email get the same 401. After 5 failures in
-         *     15 minutes for an account, or 50 for a client IP, answers 429 until the throttle wears off.
+         * Signs in. A wrong password and an unknown email get the same 401. Failures are throttled
+         *     per account and client address (5 in 15 minutes), per client address (50 in 15 minutes) and
+         *     per account from all addresses (100 an hour); while one is exhausted, answers 429 without
+         *     checking the password. Guesses from one address never lock the owner out elsewhere.
          */
         post: operations["login"];
         delete?: never;
@@ -109,7 +111,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Creates an account and signs it in. Emails listed in `ADMIN_EMAILS` get the admin role. */
+        /**
+         * Creates an account and signs it in. Emails listed in `ADMIN_EMAILS` get the admin role.
+         *     Each client address may register 20 accounts an hour (`REGISTER_LIMIT_PER_HOUR`).
+         */
         post: operations["register"];
         delete?: never;
         options?: never;
@@ -1287,6 +1292,13 @@ export type components = {
              * @description Must equal the plugin id of the path.
              */
             plugin_id: string;
+            /**
+             * Format: int32
+             * @description The price (cents) the buyer was shown and agreed to. Required when the install would
+             *     charge (a paid plugin not bought before); when it differs from the live price the
+             *     install is refused with 409 and nothing is charged.
+             */
+            price_cents?: number;
         };
         /** @description `GET /plugins`. */
         PluginListResponse: {
@@ -2082,6 +2094,15 @@ export interface operations {
             };
             /** @description `validation_failed`, naming `email` and/or `password`. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: too many registrations from this address; see `Retry-After`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3554,7 +3575,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `forbidden` (origin). */
+            /** @description `quota_exceeded`: the author has 5 versions pending review already; or `forbidden` (origin). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3731,6 +3752,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `conflict`: `price_cents` is not the live price (it changed since the buyer saw it); nothing charged. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `payload_too_large`. */
             413: {
                 headers: {
@@ -3749,7 +3779,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `validation_failed`: `plugin_id` differs from the path. */
+            /** @description `validation_failed`: `plugin_id` differs from the path, or `price_cents` is missing for a purchase. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3951,7 +3981,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `tier_required` (below Power), or `forbidden`: not installed (or origin). */
+            /** @description `tier_required` (below Power), or `forbidden`: not installed, the caller's own plugin (or origin). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4167,7 +4197,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `forbidden` (origin). */
+            /** @description `quota_exceeded`: the author has 5 versions pending review already; or `forbidden` (origin). */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -26,6 +26,8 @@ pub const DEFAULT_BILLING_SUCCESS_URL: &str =
 pub const DEFAULT_BILLING_CANCEL_URL: &str = "https://adiuva.app/billing/cancel";
 /// The shortest HS256 secret accepted (bytes): the hash output size.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
+/// Default registrations allowed per client address and hour (`REGISTER_LIMIT_PER_HOUR`).
+pub const DEFAULT_REGISTER_LIMIT_PER_HOUR: u32 = 20;
 
 /// Which deployment this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,9 @@ pub struct Config {
     /// Whether per-user request limits apply (`RATE_LIMITS`, default `on`; `off` is for
     /// measuring the limiter's cost and for emergencies).
     pub rate_limits: bool,
+    /// Registrations allowed per client address and hour (`REGISTER_LIMIT_PER_HOUR`, default
+    /// 20, 1–1 000 000).
+    pub register_limit_per_hour: u32,
 }
 
 /// One invalid setting.
@@ -188,6 +193,33 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         }
     }
 
+    /// One of `options` by name; the default when unset (a problem and the default when the
+    /// value is none of them).
+    fn choice<T: Copy>(&mut self, key: &'static str, options: &[(&str, T)], default: T) -> T {
+        let Some(v) = self.get(key) else {
+            return default;
+        };
+        if let Some((_, t)) = options.iter().find(|(name, _)| *name == v) {
+            return *t;
+        }
+        let names: Vec<String> = options.iter().map(|(n, _)| format!("`{n}`")).collect();
+        self.problem(key, format!("must be one of {}", names.join(", ")));
+        default
+    }
+
+    fn count(&mut self, key: &'static str, default: u32, max: u32) -> u32 {
+        match self.get(key) {
+            None => default,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    self.problem(key, format!("must be a whole number from 1 to {max}"));
+                    default
+                }
+            },
+        }
+    }
+
     fn url(&mut self, key: &'static str, default: &str) -> Url {
         let fallback = Url::parse(default).expect("default URLs are valid");
         match self.get(key) {
@@ -221,6 +253,24 @@ fn is_origin_pattern(origin: &str) -> bool {
     !origin.ends_with('/') && Url::parse(base).is_ok_and(|u| u.host().is_some() && u.path() == "/")
 }
 
+/// The access-token signing secret (required, at least [`MIN_JWT_SECRET_LEN`] bytes).
+fn jwt_secret<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> String {
+    match r.get("JWT_SECRET") {
+        Some(s) if s.len() >= MIN_JWT_SECRET_LEN => s,
+        Some(_) => {
+            r.problem(
+                "JWT_SECRET",
+                format!("must be at least {MIN_JWT_SECRET_LEN} bytes"),
+            );
+            String::new()
+        }
+        None => {
+            r.problem("JWT_SECRET", "is required");
+            String::new()
+        }
+    }
+}
+
 /// The Stripe settings.
 fn stripe_config<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> StripeConfig {
     StripeConfig {
@@ -251,29 +301,12 @@ impl Config {
             problems: Vec::new(),
         };
 
-        let env = match r.get("ENV").as_deref() {
-            None | Some("dev") => Environment::Dev,
-            Some("prod") => Environment::Prod,
-            Some(_) => {
-                r.problem("ENV", "must be `dev` or `prod`");
-                Environment::Dev
-            }
-        };
-
-        let jwt_secret = match r.get("JWT_SECRET") {
-            Some(s) if s.len() >= MIN_JWT_SECRET_LEN => s,
-            Some(_) => {
-                r.problem(
-                    "JWT_SECRET",
-                    format!("must be at least {MIN_JWT_SECRET_LEN} bytes"),
-                );
-                String::new()
-            }
-            None => {
-                r.problem("JWT_SECRET", "is required");
-                String::new()
-            }
-        };
+        let env = r.choice(
+            "ENV",
+            &[("dev", Environment::Dev), ("prod", Environment::Prod)],
+            Environment::Dev,
+        );
+        let jwt_secret = jwt_secret(&mut r);
 
         let access_token_ttl_secs = r.secs(
             "ACCESS_TOKEN_TTL_SECS",
@@ -312,27 +345,26 @@ impl Config {
         let chat_ping_ms = r.millis("CHAT_PING_MS", 30_000, 300_000);
         let stripe = stripe_config(&mut r);
 
-        let vector_backend = match r.get("VECTOR_BACKEND").as_deref() {
-            None | Some("durable-object") => VectorBackend::DurableObject,
-            Some("vectorize") => VectorBackend::Vectorize,
-            Some(_) => {
-                r.problem("VECTOR_BACKEND", "must be `durable-object` or `vectorize`");
-                VectorBackend::DurableObject
-            }
-        };
+        let vector_backend = r.choice(
+            "VECTOR_BACKEND",
+            &[
+                ("durable-object", VectorBackend::DurableObject),
+                ("vectorize", VectorBackend::Vectorize),
+            ],
+            VectorBackend::DurableObject,
+        );
 
         let public_base_url = r
             .get("PUBLIC_BASE_URL")
             .map(|_| r.url("PUBLIC_BASE_URL", "http://localhost"));
 
-        let rate_limits = match r.get("RATE_LIMITS").as_deref() {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(_) => {
-                r.problem("RATE_LIMITS", "must be `on` or `off`");
-                true
-            }
-        };
+        let rate_limits = r.choice("RATE_LIMITS", &[("on", true), ("off", false)], true);
+
+        let register_limit_per_hour = r.count(
+            "REGISTER_LIMIT_PER_HOUR",
+            DEFAULT_REGISTER_LIMIT_PER_HOUR,
+            1_000_000,
+        );
 
         if env == Environment::Prod && openai.base_url.scheme() != "https" {
             r.problem("OPENAI_BASE_URL", "must be https in prod");
@@ -357,6 +389,7 @@ impl Config {
             vector_backend,
             public_base_url,
             rate_limits,
+            register_limit_per_hour,
         })
     }
 }
@@ -399,6 +432,7 @@ mod tests {
         assert!(c.cors_origins.is_empty());
         assert!(c.public_base_url.is_none());
         assert!(c.rate_limits);
+        assert_eq!(c.register_limit_per_hour, 20);
         assert_eq!(
             c.stripe.success_url,
             "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}"
@@ -432,6 +466,7 @@ mod tests {
             ("VECTOR_BACKEND", "pinecone"),
             ("CORS_ORIGINS", "app.example.com"),
             ("RATE_LIMITS", "sometimes"),
+            ("REGISTER_LIMIT_PER_HOUR", "0"),
         ])
         .unwrap_err();
         assert_eq!(
@@ -446,6 +481,7 @@ mod tests {
                 "STRIPE_API_BASE",
                 "VECTOR_BACKEND",
                 "RATE_LIMITS",
+                "REGISTER_LIMIT_PER_HOUR",
             ]
         );
     }

@@ -110,6 +110,17 @@ pub enum AppError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A count limit of the user's would be exceeded (e.g. versions pending review, open
+    /// uploads). 403, with the code of [`AppError::QuotaExceeded`]: both are quotas.
+    #[error("quota exceeded ({used} of {limit} {what})")]
+    LimitReached {
+        /// What is counted, in words (`versions pending review`).
+        what: &'static str,
+        /// How many there are.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Too many requests; retry after the given number of seconds. 429.
     #[error("rate limited (retry after {retry_after_secs} s)")]
     RateLimited {
@@ -200,7 +211,7 @@ impl AppError {
             Self::ChecksumMismatch => "checksum_mismatch",
             Self::InvalidSignature => "invalid_signature",
             Self::TierRequired { .. } => "tier_required",
-            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::QuotaExceeded { .. } | Self::LimitReached { .. } => "quota_exceeded",
             Self::RateLimited { .. } => "rate_limited",
             Self::LlmNotConfigured => "llm_not_configured",
             Self::UpstreamUnavailable { .. } => "upstream_unavailable",
@@ -220,7 +231,10 @@ impl AppError {
             | Self::RequestAborted(_) => 400,
             Self::Unauthorized => 401,
             Self::PaymentRequired(_) => 402,
-            Self::Forbidden(_) | Self::TierRequired { .. } | Self::QuotaExceeded { .. } => 403,
+            Self::Forbidden(_)
+            | Self::TierRequired { .. }
+            | Self::QuotaExceeded { .. }
+            | Self::LimitReached { .. } => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Conflict(_) => 409,
@@ -288,7 +302,12 @@ impl AppError {
                 feature,
                 required_tier,
             } => Some(json!({ "feature": feature, "required_tier": required_tier })),
-            Self::QuotaExceeded { used, limit } => Some(json!({ "used": used, "limit": limit })),
+            Self::QuotaExceeded { used, limit } => {
+                Some(json!({ "used": used, "limit": limit, "unit": "bytes" }))
+            }
+            Self::LimitReached { what, used, limit } => {
+                Some(json!({ "used": used, "limit": limit, "unit": what }))
+            }
             Self::RateLimited { retry_after_secs } => {
                 Some(json!({ "retry_after": retry_after_secs.max(&1) }))
             }
@@ -340,6 +359,11 @@ mod tests {
                 required_tier: "power",
             },
             AppError::QuotaExceeded { used: 5, limit: 4 },
+            AppError::LimitReached {
+                what: "open uploads",
+                used: 4,
+                limit: 4,
+            },
             AppError::RateLimited {
                 retry_after_secs: 7,
             },
@@ -383,6 +407,7 @@ mod tests {
                 ("checksum_mismatch", 400),
                 ("invalid_signature", 400),
                 ("tier_required", 403),
+                ("quota_exceeded", 403),
                 ("quota_exceeded", 403),
                 ("rate_limited", 429),
                 ("llm_not_configured", 503),

@@ -19,11 +19,13 @@ pub mod do_protocol;
 pub mod domain;
 pub mod error;
 pub mod input;
+pub mod keys;
 pub mod marketplace;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod ports;
 pub mod rate_limit;
+pub mod redact;
 pub mod routes;
 pub mod storage;
 pub mod tiers;

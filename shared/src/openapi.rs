@@ -265,6 +265,7 @@ fn health() {}
 fn openapi_document() {}
 
 /// Creates an account and signs it in. Emails listed in `ADMIN_EMAILS` get the admin role.
+/// Each client address may register 20 accounts an hour (`REGISTER_LIMIT_PER_HOUR`).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register",
     request_body = RegisterRequest,
     responses(
@@ -274,12 +275,15 @@ fn openapi_document() {}
         (status = 409, description = "`conflict`: the email is registered already.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
-        (status = 422, description = "`validation_failed`, naming `email` and/or `password`.", body = ErrorBody)
+        (status = 422, description = "`validation_failed`, naming `email` and/or `password`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many registrations from this address; see `Retry-After`.", body = ErrorBody)
     ))]
 fn register() {}
 
-/// Signs in. A wrong password and an unknown email get the same 401. After 5 failures in
-/// 15 minutes for an account, or 50 for a client IP, answers 429 until the throttle wears off.
+/// Signs in. A wrong password and an unknown email get the same 401. Failures are throttled
+/// per account and client address (5 in 15 minutes), per client address (50 in 15 minutes) and
+/// per account from all addresses (100 an hour); while one is exhausted, answers 429 without
+/// checking the password. Guesses from one address never lock the owner out elsewhere.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login",
     request_body = LoginRequest,
     responses(
@@ -665,10 +669,11 @@ fn list_plugins() {}
         (status = 201, description = "Stored, pending review.", body = PluginSubmitted),
         (status = 400, description = "`checksum_mismatch` or `malformed_json` (also: unknown fields).", body = ErrorBody),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
-        (status = 403, description = "`forbidden` (origin).", body = ErrorBody),
+        (status = 403, description = "`quota_exceeded`: the author has 5 versions pending review already; or `forbidden` (origin).", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: a package over 10 MiB.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: the checklist names every bad field (`manifest.*`, `package`, `package_checksum`).", body = ErrorBody)
+        (status = 422, description = "`validation_failed`: the checklist names every bad field (`manifest.*`, `package`, `package_checksum`).", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 20 submissions in an hour.", body = ErrorBody)
     ))]
 fn submit_plugin() {}
 
@@ -694,12 +699,13 @@ fn get_plugin() {}
         (status = 201, description = "Stored, pending review.", body = PluginSubmitted),
         (status = 400, description = "`checksum_mismatch` or `malformed_json`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
-        (status = 403, description = "`forbidden` (origin).", body = ErrorBody),
+        (status = 403, description = "`quota_exceeded`: the author has 5 versions pending review already; or `forbidden` (origin).", body = ErrorBody),
         (status = 404, description = "`not_found`: no plugin of the caller's with this id.", body = ErrorBody),
         (status = 409, description = "`conflict`: a version is already pending review.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: the checklist, or a version not above the latest.", body = ErrorBody)
+        (status = 422, description = "`validation_failed`: the checklist, or a version not above the latest.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 20 submissions in an hour.", body = ErrorBody)
     ))]
 fn submit_plugin_version() {}
 
@@ -748,9 +754,10 @@ fn review_plugin() {}
         (status = 402, description = "`payment_required`: no saved card, or the charge was declined; nothing installed.", body = ErrorBody),
         (status = 403, description = "`tier_required` (below Power) or `forbidden` (origin).", body = ErrorBody),
         (status = 404, description = "`not_found`: no approved plugin with this id.", body = ErrorBody),
+        (status = 409, description = "`conflict`: `price_cents` is not the live price (it changed since the buyer saw it); nothing charged.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: `plugin_id` differs from the path.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `plugin_id` differs from the path, or `price_cents` is missing for a purchase.", body = ErrorBody),
         (status = 502, description = "`upstream_unavailable`: Stripe refused the request.", body = ErrorBody),
         (status = 503, description = "`upstream_unavailable`: Stripe is unavailable or not configured.", body = ErrorBody)
     ))]
@@ -793,7 +800,7 @@ fn download_plugin() {}
         (status = 200, description = "Recorded.", body = RatingResult),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
-        (status = 403, description = "`tier_required` (below Power), or `forbidden`: not installed (or origin).", body = ErrorBody),
+        (status = 403, description = "`tier_required` (below Power), or `forbidden`: not installed, the caller's own plugin (or origin).", body = ErrorBody),
         (status = 404, description = "`not_found`: no approved plugin with this id.", body = ErrorBody),
         (status = 409, description = "`conflict`: the plugin was uninstalled while the rating was written.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),

@@ -48,6 +48,9 @@ pub enum RateOp {
     Peek,
     /// Take one unit whether or not allowed (e.g. a failed login), capped at a full bucket.
     Penalize,
+    /// Give back one unit taken by an earlier [`RateOp::Acquire`] (the guarded work turned out
+    /// not to count, e.g. a login whose password was right). Never more than a full bucket.
+    Refund,
 }
 
 /// The answer of a counter.
@@ -82,11 +85,12 @@ pub fn gcra(tat_ns: Option<i64>, now_ms: i64, rule: RateRule, op: RateOp) -> (Ra
     let cap = rule.capacity_ns();
     let tat = tat_ns.unwrap_or(now).max(now);
     let next = tat + t;
-    let allowed = next - now <= cap;
+    let allowed = op == RateOp::Refund || next - now <= cap;
     let new_tat = match op {
         RateOp::Acquire if allowed => next,
         RateOp::Acquire | RateOp::Peek => tat,
         RateOp::Penalize => next.min(now + cap),
+        RateOp::Refund => (tat - t).max(now),
     };
     // Units available from here: how many more intervals fit before the bucket is full.
     let free_ns = (now + cap - new_tat).max(0);
@@ -205,6 +209,42 @@ mod tests {
         assert!(!peek.allowed);
         // Capped: one interval (3 min) frees a unit however many failures there were.
         assert_eq!(peek.retry_after_ms, 180_000);
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_one_unit_and_never_more_than_the_bucket() {
+        let rule = RateRule {
+            limit: 3,
+            window_ms: 900_000,
+        };
+        let ds = run(
+            rule,
+            &[
+                (0, RateOp::Acquire),
+                (0, RateOp::Acquire),
+                (0, RateOp::Acquire),
+                (0, RateOp::Acquire),
+                (0, RateOp::Refund),
+                (0, RateOp::Acquire),
+                (0, RateOp::Acquire),
+            ],
+        );
+        let allowed: Vec<bool> = ds.iter().map(|d| d.allowed).collect();
+        assert_eq!(allowed, [true, true, true, false, true, true, false]);
+        // Refunds on a fresh counter do not raise the bucket above its limit.
+        let ds = run(
+            rule,
+            &[
+                (0, RateOp::Refund),
+                (0, RateOp::Refund),
+                (0, RateOp::Acquire),
+                (0, RateOp::Acquire),
+                (0, RateOp::Acquire),
+                (0, RateOp::Acquire),
+            ],
+        );
+        assert_eq!(ds[1].remaining, 3);
+        assert_eq!(ds.iter().filter(|d| d.allowed).count(), 2 + 3);
     }
 
     #[test]

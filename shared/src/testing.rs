@@ -914,7 +914,11 @@ impl crate::marketplace::PluginStore for InMemoryPluginStore {
         author: UserId,
         first: &crate::marketplace::PluginVersion,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+        max_pending: u64,
+    ) -> Result<bool, StoreError> {
+        if self.pending_by_author(author).await? >= max_pending {
+            return Ok(false);
+        }
         self.plugins.borrow_mut().insert(
             id,
             crate::marketplace::Plugin {
@@ -929,12 +933,22 @@ impl crate::marketplace::PluginStore for InMemoryPluginStore {
             },
         );
         self.versions.borrow_mut().push(first.clone());
-        Ok(())
+        Ok(true)
     }
     async fn insert_version(
         &self,
         version: &crate::marketplace::PluginVersion,
-    ) -> Result<(), StoreError> {
+        max_pending: u64,
+    ) -> Result<bool, StoreError> {
+        let author = self
+            .plugins
+            .borrow()
+            .get(&version.plugin_id)
+            .map(|p| p.author_id)
+            .ok_or(StoreError::Conflict("no such plugin"))?;
+        if self.pending_by_author(author).await? >= max_pending {
+            return Ok(false);
+        }
         let mut versions = self.versions.borrow_mut();
         if versions.iter().any(|v| {
             v.plugin_id == version.plugin_id
@@ -944,7 +958,21 @@ impl crate::marketplace::PluginStore for InMemoryPluginStore {
             return Err(StoreError::Conflict("version exists or one is pending"));
         }
         versions.push(version.clone());
-        Ok(())
+        Ok(true)
+    }
+    async fn pending_by_author(&self, author: UserId) -> Result<u64, StoreError> {
+        let plugins = self.plugins.borrow();
+        Ok(self
+            .versions
+            .borrow()
+            .iter()
+            .filter(|v| {
+                v.status == crate::marketplace::VersionStatus::PendingReview
+                    && plugins
+                        .get(&v.plugin_id)
+                        .is_some_and(|p| p.author_id == author)
+            })
+            .count() as u64)
     }
     async fn plugin(
         &self,

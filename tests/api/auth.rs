@@ -382,14 +382,15 @@ pub async fn logout_revokes_one_session_and_logout_all_every_session(app: TestAp
     .await;
 }
 
-pub async fn repeated_failures_throttle_the_account(app: TestApp) {
+pub async fn repeated_failures_throttle_the_account_from_that_address(app: TestApp) {
     let user = app.register("throttle").await;
+    let ip = unique_ip();
     for i in 0..5 {
-        let r = login(&app, &user.email, "wrong password", &unique_ip()).await;
+        let r = login(&app, &user.email, "wrong password", &ip).await;
         assert_eq!(r.status(), 401, "attempt {i}");
     }
-    // Locked, even with the right password and from a new IP.
-    let r = login(&app, &user.email, &user.password, &unique_ip()).await;
+    // Locked from that address, even with the right password.
+    let r = login(&app, &user.email, &user.password, &ip).await;
     let retry: u64 = r.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -398,10 +399,16 @@ pub async fn repeated_failures_throttle_the_account(app: TestApp) {
     assert!((1..=180).contains(&retry), "{retry}");
     let body = assert_error(r, 429, "rate_limited").await;
     assert_eq!(body["error"]["details"]["retry_after"], retry);
-    // Other accounts are unaffected.
+    // The owner elsewhere, and other accounts from that address, are unaffected.
+    assert_eq!(
+        login(&app, &user.email, &user.password, &unique_ip())
+            .await
+            .status(),
+        200
+    );
     let other = app.register("throttle-other").await;
     assert_eq!(
-        login(&app, &other.email, &other.password, &unique_ip())
+        login(&app, &other.email, &other.password, &ip)
             .await
             .status(),
         200

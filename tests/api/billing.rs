@@ -475,3 +475,138 @@ pub async fn unknown_events_are_acknowledged_and_ignored(app: TestApp) {
     )
     .await;
 }
+
+/// Defect 8 of the December review: a `checkout.session.completed` still `unpaid` (a delayed
+/// payment method) granted the tier at once.
+pub async fn an_unpaid_checkout_grants_nothing_until_its_payment_succeeds(app: TestApp) {
+    let user = app.register("unpaid-checkout").await;
+    let id = user_id(&user);
+    let (sub, cus) = (unique("sub"), unique("cus"));
+    let mut session = completed(&id, &sub, &cus, "power");
+    session["payment_status"] = json!("unpaid");
+    let t = now_secs();
+    send(
+        &app,
+        &unique("evt"),
+        "checkout.session.completed",
+        t,
+        session.clone(),
+    )
+    .await;
+    assert_eq!(tier_of(&app, &user).await, "free", "not paid yet");
+    send(
+        &app,
+        &unique("evt"),
+        "checkout.session.async_payment_failed",
+        t + 1,
+        session.clone(),
+    )
+    .await;
+    assert_eq!(tier_of(&app, &user).await, "free", "the payment failed");
+
+    // Another buyer's delayed payment succeeds: then the tier is granted.
+    let payer = app.register("async-paid").await;
+    let payer_id = user_id(&payer);
+    let mut session = completed(&payer_id, &unique("sub"), &unique("cus"), "pro");
+    session["payment_status"] = json!("unpaid");
+    send(
+        &app,
+        &unique("evt"),
+        "checkout.session.completed",
+        t,
+        session.clone(),
+    )
+    .await;
+    assert_eq!(tier_of(&app, &payer).await, "free");
+    session["payment_status"] = json!("paid");
+    send(
+        &app,
+        &unique("evt"),
+        "checkout.session.async_payment_succeeded",
+        t + 2,
+        session,
+    )
+    .await;
+    assert_eq!(tier_of(&app, &payer).await, "pro");
+}
+
+/// Defect 9: `customer.subscription.deleted` followed by an `updated` (status `active`) of the
+/// same `created` second revived the tier.
+pub async fn a_deleted_subscription_never_comes_back_to_life(app: TestApp) {
+    let user = app.register("zombie-sub").await;
+    let id = user_id(&user);
+    let (sub, cus) = (unique("sub"), unique("cus"));
+    let t = now_secs();
+    send(
+        &app,
+        &unique("evt"),
+        "checkout.session.completed",
+        t,
+        completed(&id, &sub, &cus, "power"),
+    )
+    .await;
+    assert_eq!(tier_of(&app, &user).await, "power");
+    send(
+        &app,
+        &unique("evt"),
+        "customer.subscription.deleted",
+        t + 5,
+        subscription(&sub, &cus, "canceled", PRICE_POWER, t + 5),
+    )
+    .await;
+    assert_eq!(tier_of(&app, &user).await, "free");
+    for created in [t + 5, t + 6] {
+        send(
+            &app,
+            &unique("evt"),
+            "customer.subscription.updated",
+            created,
+            subscription(&sub, &cus, "active", PRICE_POWER, t + 3600),
+        )
+        .await;
+        assert_eq!(tier_of(&app, &user).await, "free", "update at {created}");
+    }
+    assert_eq!(subscription_info(&app, &user).await["status"], "canceled");
+}
+
+/// Defect 11: a Stripe error quoting the customer's email was logged verbatim.
+pub async fn an_upstream_error_quoting_the_email_never_reaches_the_logs(app: TestApp) {
+    let user = app.register("leaky-stripe").await;
+    let id = user_id(&user);
+    Mock::given(method("POST"))
+        .and(path("/v1/checkout/sessions"))
+        .and(body_string_contains(id.as_str()))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "type": "invalid_request_error", "code": "email_invalid",
+            "message": format!("Invalid email address: {} (sk_test_e2e_0123456789abcdefghij)", user.email),
+        }})))
+        .with_priority(1)
+        .mount(&app.stack.stripe)
+        .await;
+    let r = app
+        .req(Method::POST, "/billing/checkout")
+        .bearer_auth(&user.access_token)
+        .json(&json!({"tier": "pro"}))
+        .send()
+        .await
+        .unwrap();
+    let raw = r.text().await.unwrap();
+    assert!(raw.contains("upstream_unavailable"), "{raw}");
+    assert!(
+        !raw.contains(&user.email),
+        "the answer quotes nothing: {raw}"
+    );
+    // The request's own log lines have arrived once the access line has.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = app.stack.log();
+    let local = user.email.split('@').next().unwrap();
+    assert!(!log.contains(local), "the email reached the logs");
+    assert!(
+        !log.contains("Invalid email address"),
+        "Stripe's words reached the logs"
+    );
+    assert!(
+        log.contains("invalid_request_error (email_invalid)"),
+        "the status, type and code are logged"
+    );
+}

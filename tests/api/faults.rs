@@ -523,7 +523,8 @@ async fn install_fault(app: &TestApp, plugin: &str, what: &str) {
         BOUND,
         "POST /plugins/{id}/install",
         app.req(Method::POST, &format!("/plugins/{plugin}/install"))
-            .bearer_auth(&user.access_token),
+            .bearer_auth(&user.access_token)
+            .json(&json!({"plugin_id": plugin, "price_cents": 799})),
     )
     .await;
     let body = assert_error(r, 503, "upstream_unavailable").await;

@@ -107,11 +107,18 @@ pub fn stripe_signature(payload: &str, t: i64, secret: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A random address in 10.0.0.0/8, so per-address throttles (registration) never cross users.
+pub fn random_ip() -> String {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    format!("10.{}.{}.{}", b[0], b[1], b[2].max(1))
+}
+
 /// Registers a user with a 1000-seat team subscription; returns its access token.
 pub async fn team_user(client: &reqwest::Client, base: &str) -> String {
     let email = format!("bench-{}@bench.example.com", uuid::Uuid::new_v4().simple());
     let r: serde_json::Value = client
         .post(format!("{base}/api/v1/auth/register"))
+        .header("CF-Connecting-IP", random_ip())
         .json(&serde_json::json!({"email": email, "password": "bench password"}))
         .send()
         .await

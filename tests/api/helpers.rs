@@ -59,12 +59,15 @@ impl TestApp {
         self.client.request(method, self.url(path))
     }
 
+    /// POSTs `body` as JSON. Registrations come each from an address of their own, so the
+    /// per-address registration throttle (20 an hour) never crosses tests; the throttle's own
+    /// test sends its address explicitly.
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.req(Method::POST, path)
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        let mut req = self.req(Method::POST, path).json(body);
+        if path == "/auth/register" {
+            req = req.header("CF-Connecting-IP", unique_ip());
+        }
+        req.send().await.expect("request")
     }
 
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
@@ -303,4 +306,23 @@ pub async fn script(
         .with_priority(3)
         .mount(server)
         .await;
+}
+
+/// Whether any file of the worker's local state (D1, R2, Durable Objects) contains `needle`.
+pub fn state_contains(app: &TestApp, needle: &[u8]) -> bool {
+    fn walk(dir: &std::path::Path, needle: &[u8]) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&p, needle),
+                Ok(t) if t.is_file() => std::fs::read(&p)
+                    .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle)),
+                _ => false,
+            }
+        })
+    }
+    walk(&app.stack.persist_dir, needle)
 }

@@ -19,6 +19,7 @@ mod plugins;
 mod pressure;
 mod privacy;
 mod records;
+mod security;
 mod skeleton;
 mod stream;
 mod vectors;
@@ -70,7 +71,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         auth::forged_and_broken_tokens_are_rejected,
         auth::racing_refreshes_from_one_device_keep_it_signed_in,
         auth::logout_revokes_one_session_and_logout_all_every_session,
-        auth::repeated_failures_throttle_the_account,
+        auth::repeated_failures_throttle_the_account_from_that_address,
         auth::repeated_failures_throttle_the_client_ip,
         auth::ws_tickets_are_issued_for_thirty_seconds,
         auth::passwords_and_tokens_never_reach_the_logs,
@@ -84,6 +85,9 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         billing::a_failed_payment_keeps_the_tier_and_payment_restores_it,
         billing::cancellation_goes_through_stripe_and_deletion_makes_the_user_free,
         billing::unknown_events_are_acknowledged_and_ignored,
+        billing::an_unpaid_checkout_grants_nothing_until_its_payment_succeeds,
+        billing::a_deleted_subscription_never_comes_back_to_life,
+        billing::an_upstream_error_quoting_the_email_never_reaches_the_logs,
         chat::a_task_request_routes_to_the_task_agent_and_returns_a_create_record_action,
         chat::plan_mode_returns_template_ids_and_run_step_executes_one,
         chat::playbooks_are_filtered_by_the_tier_in_the_database,
@@ -129,6 +133,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         stream::pings_arrive_every_chat_ping_ms_while_a_slow_stream_runs,
         stream::a_prompt_fragment_split_across_two_tokens_never_reaches_the_client,
         stream::plan_mode_over_the_socket_ends_with_a_done_frame_carrying_the_plan,
+        stream::an_echo_of_the_prompts_actually_sent_never_reaches_the_client,
         plugins::a_plugin_goes_from_submission_through_review_to_installs_ratings_and_uninstall,
         plugins::free_and_pro_users_are_refused_the_marketplace_with_tier_required,
         plugins::a_submission_failing_the_checklist_is_refused_by_name_and_stores_nothing,
@@ -137,6 +142,9 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         plugins::a_paid_install_charges_the_saved_card_once_and_books_the_revenue,
         plugins::a_declined_card_or_a_missing_customer_is_402_and_installs_nothing,
         plugins::a_closed_period_is_paid_out_by_the_cron_exactly_once,
+        plugins::an_author_has_at_most_five_pending_versions_and_rejected_packages_are_deleted,
+        plugins::an_author_cannot_rate_their_own_plugin,
+        plugins::a_paid_install_charges_only_the_price_the_buyer_confirmed,
         contract::the_served_document_is_the_committed_contract,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
         pressure::racing_conditional_writers_have_exactly_one_winner_per_round,
@@ -148,6 +156,12 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         faults::clients_vanishing_mid_upload_or_mid_stream_lose_nothing,
         faults::a_wrangler_restart_on_the_same_state_loses_nothing,
         privacy::no_user_content_is_at_rest_in_plaintext_anywhere_after_a_full_session,
+        security::another_users_run_step_never_sends_or_returns_my_chat_message,
+        security::concurrent_wrong_passwords_run_exactly_as_many_checks_as_the_limit,
+        security::failures_from_one_address_never_lock_the_owner_out_from_another,
+        security::only_many_addresses_together_reach_the_hourly_account_ceiling,
+        security::registrations_from_one_address_stop_at_twenty_an_hour,
+        security::echoed_prompts_as_sent_are_removed_from_chat_and_run_step_answers,
     ]
 }
 

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{assert_error, user_id_of, TestApp, TestUser};
+use crate::helpers::{assert_error, state_contains, user_id_of, TestApp, TestUser};
 
 /// Largest package the API takes (10 MiB).
 const MAX_PACKAGE_BYTES: usize = 10 * 1024 * 1024;
@@ -234,13 +234,24 @@ fn ids(listing: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Installs as the app does: agreeing to the price the catalog shows (the plugin's page is
+/// read first, when the user may see it).
 async fn install(app: &TestApp, user: &TestUser, id: &str) -> Response {
+    let page = app
+        .get_auth(&format!("/plugins/{id}"), &user.access_token)
+        .await;
+    let body = if page.status() == StatusCode::OK {
+        let page: Value = page.json().await.unwrap();
+        Some(json!({"plugin_id": id, "price_cents": page["price_cents"]}))
+    } else {
+        None
+    };
     call(
         app,
         user,
         Method::POST,
         &format!("/plugins/{id}/install"),
-        None,
+        body.as_ref(),
     )
     .await
 }
@@ -1389,4 +1400,186 @@ async fn wait_for_paid(app: &TestApp, developer: &TestUser, wanted: &str) -> Val
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Defect 6 of the December review: one free account submitted 12 packages in seconds, all
+/// pending. Now: at most 5 pending per author (403 `quota_exceeded`), 20 submissions an hour
+/// (429), and a rejected package is deleted from storage.
+pub async fn an_author_has_at_most_five_pending_versions_and_rejected_packages_are_deleted(
+    app: TestApp,
+) {
+    let mark = marker();
+    let author = app.register("plugin-flood").await;
+    let admin = app.admin().await;
+    let mut ids = Vec::new();
+    let mut packages = Vec::new();
+    for i in 0..5 {
+        let pkg = package(&format!("flood-{mark}-{i}"));
+        ids.push(
+            submit(
+                &app,
+                &author,
+                manifest(&format!("Flood {mark} {i}"), "1.0.0", "productivity", 0),
+                &pkg,
+            )
+            .await,
+        );
+        packages.push(pkg);
+    }
+    let sixth = package(&format!("flood-{mark}-6"));
+    let r = call(
+        &app,
+        &author,
+        Method::POST,
+        "/plugins",
+        Some(&submission(
+            &manifest(&format!("Flood {mark} 6"), "1.0.0", "productivity", 0),
+            &sixth,
+        )),
+    )
+    .await;
+    let body = assert_error(r, 403, "quota_exceeded").await;
+    assert_eq!(body["error"]["details"]["limit"], 5, "{body}");
+    assert!(
+        !state_contains(&app, format!("flood-{mark}-6").as_bytes()),
+        "a refused package is not stored"
+    );
+    // New versions of the author's plugins count too.
+    let r = submit_version(
+        &app,
+        &author,
+        &ids[0],
+        manifest(&format!("Flood {mark} 0"), "1.1.0", "productivity", 0),
+        &package("v"),
+    )
+    .await;
+    // (the plugin already has a version pending: that is refused by the per-plugin rule or the
+    // author's limit, never stored)
+    assert!(r.status() == 403 || r.status() == 409, "{}", r.status());
+
+    // Rejecting frees a slot and deletes the package.
+    let marker_bytes = format!("flood-{mark}-0");
+    assert!(
+        state_contains(&app, marker_bytes.as_bytes()),
+        "stored while pending"
+    );
+    let r = review(&app, &admin, &ids[0], "reject", Some("not useful")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        !state_contains(&app, marker_bytes.as_bytes()),
+        "the rejected package is gone from R2"
+    );
+    submit(
+        &app,
+        &author,
+        manifest(&format!("Flood {mark} 6"), "1.0.0", "productivity", 0),
+        &sixth,
+    )
+    .await;
+
+    // Eight submissions so far; twelve more are allowed this hour (refused by the pending
+    // limit), the next is over the rate.
+    for _ in 0..12 {
+        let r = call(
+            &app,
+            &author,
+            Method::POST,
+            "/plugins",
+            Some(&submission(
+                &manifest(&format!("Flood {mark} x"), "1.0.0", "productivity", 0),
+                &package("x"),
+            )),
+        )
+        .await;
+        assert_error(r, 403, "quota_exceeded").await;
+    }
+    let r = call(
+        &app,
+        &author,
+        Method::POST,
+        "/plugins",
+        Some(&submission(
+            &manifest(&format!("Flood {mark} y"), "1.0.0", "productivity", 0),
+            &package("y"),
+        )),
+    )
+    .await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, 429, "rate_limited").await;
+}
+
+/// Defect 7: an author installed their own plugin for free and rated it 5 stars.
+pub async fn an_author_cannot_rate_their_own_plugin(app: TestApp) {
+    let mark = marker();
+    let (author, _) = power_user(&app, "plugin-self-rater").await;
+    let id = publish(
+        &app,
+        &author,
+        manifest(&format!("Self Rated {mark}"), "1.0.0", "productivity", 0),
+        &package("self"),
+    )
+    .await;
+    installed(&app, &author, &id).await;
+    assert_error(rate(&app, &author, &id, 5).await, 403, "forbidden").await;
+    let page = info(&app, &author, &id).await;
+    assert_eq!(page["rating_count"], 0, "{page}");
+}
+
+/// A raised price was charged silently. Now the buyer names the price they saw: a different
+/// one is 409 and charges nothing; none at all is 422.
+pub async fn a_paid_install_charges_only_the_price_the_buyer_confirmed(app: TestApp) {
+    let mark = marker();
+    let author = app.register("plugin-repricer").await;
+    let (buyer, customer) = power_user(&app, "plugin-careful-buyer").await;
+    mount_cards(&app, &customer, &[&format!("pm_{mark}")]).await;
+    mount_intent(
+        &app,
+        &customer,
+        200,
+        json!({"id": format!("pi_{mark}"), "object": "payment_intent", "status": "succeeded"}),
+    )
+    .await;
+    let id = publish(
+        &app,
+        &author,
+        manifest(&format!("Repriced {mark}"), "1.0.0", "analytics", 499),
+        &package("repriced"),
+    )
+    .await;
+    let path = format!("/plugins/{id}/install");
+    let r = call(&app, &buyer, Method::POST, &path, None).await;
+    let body = assert_error(r, 422, "validation_failed").await;
+    assert_eq!(
+        body["error"]["details"]["fields"][0]["field"],
+        "price_cents"
+    );
+    let r = call(
+        &app,
+        &buyer,
+        Method::POST,
+        &path,
+        Some(&json!({"plugin_id": id, "price_cents": 299})),
+    )
+    .await;
+    assert_error(r, 409, "conflict").await;
+    assert!(
+        stripe_requests(
+            &app,
+            "/v1/payment_intents",
+            &format!("customer={customer}&")
+        )
+        .await
+        .is_empty(),
+        "nothing was charged"
+    );
+    let r = call(
+        &app,
+        &buyer,
+        Method::POST,
+        &path,
+        Some(&json!({"plugin_id": id, "price_cents": 499})),
+    )
+    .await;
+    let done = ok_json(r, "install at the confirmed price").await;
+    assert_eq!(done["charged_cents"], 499);
 }

@@ -39,6 +39,14 @@ pub struct Script {
 }
 
 impl Script {
+    /// A token standing for the system message of the streamed request itself: it is played
+    /// as that text (as the worker sent it, in pieces of 7 chars), like a model echoing its
+    /// instructions.
+    pub const ECHO_SYSTEM: &'static str = "\u{1}echo-system\u{1}";
+    /// A token standing for the system message of the last non-streamed request carrying the
+    /// marker (the intent classifier's prompt, with its agent roster), played likewise.
+    pub const ECHO_CLASSIFIER: &'static str = "\u{1}echo-classifier\u{1}";
+
     /// The classifier answers `intent`; a streamed call streams `tokens`, without delay.
     pub fn new<T: Into<String>>(intent: &str, tokens: impl IntoIterator<Item = T>) -> Self {
         Self {
@@ -67,6 +75,27 @@ impl Script {
     pub fn text(&self) -> String {
         self.tokens.concat()
     }
+
+    /// This script with its echo tokens played as `system` and `classifier`.
+    fn expand(&self, system: &str, classifier: &str) -> Self {
+        let pieces = |text: &str| -> Vec<String> {
+            let chars: Vec<char> = text.chars().collect();
+            chars.chunks(7).map(|c| c.iter().collect()).collect()
+        };
+        let tokens = self
+            .tokens
+            .iter()
+            .flat_map(|t| match t.as_str() {
+                Self::ECHO_SYSTEM => pieces(system),
+                Self::ECHO_CLASSIFIER => pieces(classifier),
+                _ => vec![t.clone()],
+            })
+            .collect();
+        Self {
+            tokens,
+            ..self.clone()
+        }
+    }
 }
 
 /// What happened to one script's requests; shared between the server and the test.
@@ -78,10 +107,12 @@ pub struct Probe {
     times: Mutex<Times>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Times {
     disconnected: Option<Instant>,
     finished: Option<Instant>,
+    /// The system message of the last non-streamed request (see [`Script::ECHO_CLASSIFIER`]).
+    classifier_system: Option<String>,
 }
 
 impl Probe {
@@ -109,6 +140,11 @@ impl Probe {
     /// When a stream was last served through `[DONE]`.
     pub fn finished_at(&self) -> Option<Instant> {
         self.times.lock().unwrap().finished
+    }
+
+    /// The system message of the last non-streamed request (the classifier's prompt).
+    pub fn classifier_system(&self) -> Option<String> {
+        self.times.lock().unwrap().classifier_system.clone()
     }
 
     /// Waits up to `within` for a disconnect; returns when it happened.
@@ -231,10 +267,17 @@ async fn serve(conn: TcpStream, scripts: Scripts, forward: Forward) {
         return;
     };
     probe.requests.fetch_add(1, Ordering::SeqCst);
+    let system = serde_json::from_slice::<Value>(&req.body)
+        .ok()
+        .and_then(|v| v["messages"][0]["content"].as_str().map(str::to_owned))
+        .unwrap_or_default();
     if body.contains(r#""stream":true"#) {
         probe.streams.fetch_add(1, Ordering::SeqCst);
+        let classifier = probe.times.lock().unwrap().classifier_system.clone();
+        let script = script.expand(&system, classifier.as_deref().unwrap_or_default());
         stream(read, write, &script, &probe).await;
     } else {
+        probe.set(|t| t.classifier_system = Some(system));
         let answer = completion(&script.intent).to_string();
         let _ = write_whole(&mut write, 200, "application/json", answer.as_bytes()).await;
     }

@@ -378,6 +378,7 @@ async fn phase(
 async fn register(client: &reqwest::Client, base: &str, email: &str) -> (String, String) {
     let r = client
         .post(format!("{base}/api/v1/auth/register"))
+        .header("CF-Connecting-IP", harness::random_ip())
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await

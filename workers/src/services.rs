@@ -1,6 +1,6 @@
 //! Wiring: the core's services over this request's adapters.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use shared::auth::tokens::AccessTokens;
 use shared::auth::{AuthService, AuthSettings};
 use shared::backup::BackupService;
@@ -9,6 +9,7 @@ use shared::chat::openai::OpenAiClient;
 use shared::chat::orchestrator::Brain;
 use shared::config::{Config, OpenAiConfig, VectorBackend};
 use shared::domain::User;
+use shared::keys::{self, KeyPurpose};
 use shared::marketplace::Marketplace;
 use shared::ports::UserStore;
 use shared::ports::{Clock, VectorIndex};
@@ -77,6 +78,7 @@ impl AuthDeps {
             settings: AuthSettings {
                 refresh_ttl_ms,
                 admin_emails: cfg.admin_emails.clone(),
+                register_per_hour: cfg.register_limit_per_hour,
             },
         })
     }
@@ -251,7 +253,8 @@ pub struct MarketplaceDeps {
     users: D1UserStore,
     billing: D1BillingStore,
     stripe: StripeClient<FetchHttpClient>,
-    download_secret: SecretString,
+    limiter: DurableRateLimiter,
+    download_key: [u8; 32],
     base_url: String,
 }
 
@@ -281,9 +284,11 @@ impl MarketplaceDeps {
                 stripe.api_base.as_str(),
                 stripe.secret_key.clone(),
             ),
-            // Download MACs are domain-separated (see `marketplace::download`), so the JWT
-            // secret can key them without either ever verifying the other's tags.
-            download_secret: config.jwt_secret.clone(),
+            limiter: DurableRateLimiter(binding(env.durable_object(RATE_LIMITER), RATE_LIMITER)?),
+            download_key: keys::derive(
+                config.jwt_secret.expose_secret().as_bytes(),
+                KeyPurpose::PluginDownload,
+            ),
             base_url,
         })
     }
@@ -296,9 +301,10 @@ impl MarketplaceDeps {
             users: &self.users,
             billing: &self.billing,
             payments: &self.stripe,
+            limiter: &self.limiter,
             clock: &SystemClock,
             rng: &CryptoRandom,
-            download_secret: self.download_secret.expose_secret().as_bytes(),
+            download_secret: &self.download_key,
             base_url: &self.base_url,
         }
     }

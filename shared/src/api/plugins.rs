@@ -145,6 +145,12 @@ pub struct PluginInstallRequest {
     /// Must equal the plugin id of the path.
     #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub plugin_id: String,
+    /// The price (cents) the buyer was shown and agreed to. Required when the install would
+    /// charge (a paid plugin not bought before); when it differs from the live price the
+    /// install is refused with 409 and nothing is charged.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, nullable = false))]
+    #[serde(default, deserialize_with = "crate::input::opt_integral_u32")]
+    pub price_cents: Option<u32>,
 }
 
 /// An installation.

@@ -11,9 +11,19 @@
 //! token lives `REFRESH_TOKEN_TTL_SECS` from its issue.
 //!
 //! ## Login throttling
-//! Failed logins are counted per account (hash of the email) and per client IP with GCRA
-//! ([`LOGIN_ACCOUNT_RULE`], [`LOGIN_IP_RULE`]); while either counter is exhausted, login answers
-//! 429 with `Retry-After` before checking the password, so a locked-out guesser learns nothing.
+//! Failed logins are counted with GCRA on three counters: per account *and* client address
+//! ([`LOGIN_PAIR_RULE`], 5 per 15 min), per client address ([`LOGIN_IP_RULE`], 50 per 15 min)
+//! and per account across all addresses ([`LOGIN_ACCOUNT_RULE`], 100 per hour — a ceiling no
+//! single address can reach, since its own pair counter stops it at 5). Guessing from one
+//! address therefore never locks the owner out from another.
+//!
+//! A unit is taken from every counter **before** the password is checked and given back when
+//! the password was right, so N concurrent attempts against a counter with L units left run at
+//! most L password checks; the others answer 429 with `Retry-After` without any check.
+//!
+//! ## Registration throttling
+//! Each registration takes a unit per client address ([`register_rule`]: 20 per hour unless
+//! `REGISTER_LIMIT_PER_HOUR` says otherwise) before the password is hashed.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -33,20 +43,38 @@ use crate::rate_limit::{RateDecision, RateOp, RateRule};
 /// How long after its rotation a refresh token may be presented again without counting as
 /// reuse (racing refreshes from one device).
 pub const REFRESH_GRACE_MS: i64 = 10_000;
-/// Failed logins allowed per account: 5 per 15 minutes.
-pub const LOGIN_ACCOUNT_RULE: RateRule = RateRule {
+/// Failed logins allowed per account and client address: 5 per 15 minutes.
+pub const LOGIN_PAIR_RULE: RateRule = RateRule {
     limit: 5,
     window_ms: 15 * 60_000,
 };
-/// Failed logins allowed per client IP: 50 per 15 minutes.
+/// Failed logins allowed per client address: 50 per 15 minutes.
 pub const LOGIN_IP_RULE: RateRule = RateRule {
     limit: 50,
     window_ms: 15 * 60_000,
 };
+/// Failed logins allowed per account from all addresses together: 100 per hour.
+pub const LOGIN_ACCOUNT_RULE: RateRule = RateRule {
+    limit: 100,
+    window_ms: 60 * 60_000,
+};
+/// The key of requests that carry no client address (never in production, where Cloudflare
+/// always sets one).
+const UNKNOWN_ADDRESS: &str = "unknown";
+
+/// Registrations allowed per client address: `per_hour` an hour.
+pub fn register_rule(per_hour: u32) -> RateRule {
+    RateRule {
+        limit: per_hour.max(1),
+        window_ms: 60 * 60_000,
+    }
+}
 /// WebSocket ticket lifetime.
 pub const WS_TICKET_TTL_MS: i64 = 30_000;
 /// Rate-limiter bucket of failed logins.
 const LOGIN_BUCKET: &str = "login_failures";
+/// Rate-limiter bucket of registrations.
+const REGISTER_BUCKET: &str = "registrations";
 
 /// Settings of the auth service, from configuration.
 #[derive(Debug, Clone)]
@@ -55,6 +83,8 @@ pub struct AuthSettings {
     pub refresh_ttl_ms: i64,
     /// Lower-cased emails that become admins at registration.
     pub admin_emails: Vec<String>,
+    /// Registrations allowed per client address and hour.
+    pub register_per_hour: u32,
 }
 
 /// The auth service over its ports.
@@ -100,7 +130,20 @@ impl AuthService<'_> {
         &self,
         email: Email,
         password: &Password,
+        client_ip: Option<&str>,
     ) -> Result<AuthTokens, AppError> {
+        let key = format!(
+            "register:ip:{}#{REGISTER_BUCKET}",
+            client_ip.unwrap_or(UNKNOWN_ADDRESS)
+        );
+        let rule = register_rule(self.settings.register_per_hour);
+        let d = self.limiter.check(&key, rule, RateOp::Acquire).await?;
+        if !d.allowed {
+            tracing::warn!("registration throttled");
+            return Err(AppError::RateLimited {
+                retry_after_secs: d.retry_after_secs(),
+            });
+        }
         let now = self.clock.now_ms();
         let mut salt = [0u8; 16];
         self.rng.fill(&mut salt);
@@ -139,27 +182,7 @@ impl AuthService<'_> {
         password: &[u8],
         client_ip: Option<&str>,
     ) -> Result<AuthTokens, AppError> {
-        let account = account_key(email);
-        let ip = client_ip.map(|ip| format!("login:ip:{ip}"));
-        let mut refusal: Option<RateDecision> = None;
-        for (key, rule) in [
-            (Some(&account), LOGIN_ACCOUNT_RULE),
-            (ip.as_ref(), LOGIN_IP_RULE),
-        ] {
-            if let Some(key) = key {
-                let d = self.throttle(key, rule, RateOp::Peek).await?;
-                if !d.allowed && refusal.is_none_or(|r| r.retry_after_ms < d.retry_after_ms) {
-                    refusal = Some(d);
-                }
-            }
-        }
-        if let Some(d) = refusal {
-            tracing::warn!("login throttled");
-            return Err(AppError::RateLimited {
-                retry_after_secs: d.retry_after_secs(),
-            });
-        }
-
+        let taken = self.take_login_units(email, client_ip).await?;
         let user = self.users.find_by_email(email).await?;
         let ok = if let Some(u) = &user {
             passwords::verify(password, &u.password_hash)
@@ -169,14 +192,11 @@ impl AuthService<'_> {
             false
         };
         let (true, Some(user)) = (ok, user) else {
-            self.throttle(&account, LOGIN_ACCOUNT_RULE, RateOp::Penalize)
-                .await?;
-            if let Some(ip) = &ip {
-                self.throttle(ip, LOGIN_IP_RULE, RateOp::Penalize).await?;
-            }
             tracing::info!("login failed");
             return Err(AppError::Unauthorized);
         };
+        // The password was right: the attempt does not count as a failure.
+        self.give_back(&taken).await;
 
         let now = self.clock.now_ms();
         if passwords::needs_rehash(&user.password_hash) {
@@ -188,6 +208,67 @@ impl AuthService<'_> {
         }
         tracing::info!(user_id = %user.id, "login succeeded");
         self.start_session(&user, now).await
+    }
+
+    /// Takes one unit from each login counter of `email` and `client_ip` (see the module's
+    /// throttling rule). When any is exhausted, gives back what was taken and answers 429.
+    async fn take_login_units(
+        &self,
+        email: &Email,
+        client_ip: Option<&str>,
+    ) -> Result<Vec<(String, RateRule)>, AppError> {
+        let account = account_key(email);
+        let ip = client_ip.unwrap_or(UNKNOWN_ADDRESS);
+        let counters = [
+            (format!("{account}:ip:{ip}"), LOGIN_PAIR_RULE),
+            (format!("login:ip:{ip}"), LOGIN_IP_RULE),
+            (account, LOGIN_ACCOUNT_RULE),
+        ];
+        let decisions = futures_util::future::join_all(
+            counters
+                .iter()
+                .map(|(key, rule)| self.throttle(key, *rule, RateOp::Acquire)),
+        )
+        .await;
+        let mut taken = Vec::new();
+        let mut refusal: Option<RateDecision> = None;
+        let mut failure = None;
+        for ((key, rule), d) in counters.into_iter().zip(decisions) {
+            match d {
+                Ok(d) if d.allowed => taken.push((key, rule)),
+                Ok(d) => {
+                    if refusal.is_none_or(|r| r.retry_after_ms < d.retry_after_ms) {
+                        refusal = Some(d);
+                    }
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if refusal.is_none() && failure.is_none() {
+            return Ok(taken);
+        }
+        self.give_back(&taken).await;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        tracing::warn!("login throttled");
+        Err(AppError::RateLimited {
+            retry_after_secs: refusal.map_or(1, |d| d.retry_after_secs()),
+        })
+    }
+
+    /// Returns units taken by [`Self::take_login_units`]. Best effort: a counter that cannot
+    /// be reached keeps the unit, which only ever errs on the side of throttling.
+    async fn give_back(&self, taken: &[(String, RateRule)]) {
+        let refunds = futures_util::future::join_all(
+            taken
+                .iter()
+                .map(|(key, rule)| self.throttle(key, *rule, RateOp::Refund)),
+        )
+        .await;
+        if refunds.iter().any(Result::is_err) {
+            tracing::warn!("a login throttle unit could not be given back");
+        }
     }
 
     async fn throttle(
@@ -396,6 +477,7 @@ mod tests {
                 settings: AuthSettings {
                     refresh_ttl_ms: 30 * 24 * 3_600_000,
                     admin_emails: vec!["boss@example.com".into()],
+                    register_per_hour: 3,
                 },
             }
         }
@@ -424,7 +506,7 @@ mod tests {
 
     async fn registered(w: &World) -> AuthTokens {
         w.svc()
-            .register(email("ada@example.com"), &pw("correct horse"))
+            .register(email("ada@example.com"), &pw("correct horse"), None)
             .await
             .unwrap()
     }
@@ -448,7 +530,7 @@ mod tests {
         registered(&w).await;
         let e = w
             .svc()
-            .register(email("ADA@example.com "), &pw("another one"))
+            .register(email("ADA@example.com "), &pw("another one"), None)
             .await
             .unwrap_err();
         assert_eq!(e.code(), "conflict");
@@ -458,7 +540,7 @@ mod tests {
     async fn admin_emails_get_the_admin_role() {
         let w = World::new();
         w.svc()
-            .register(email("Boss@Example.com"), &pw("12345678"))
+            .register(email("Boss@Example.com"), &pw("12345678"), None)
             .await
             .unwrap();
         let role = w.users.rows.borrow().values().next().unwrap().role;
@@ -529,31 +611,120 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn five_failures_lock_the_account_and_the_lock_wears_off() {
+    async fn five_failures_lock_the_account_for_that_address_only_and_the_lock_wears_off() {
         let w = World::new();
         registered(&w).await;
+        let attacker = Some("203.0.113.66");
         for _ in 0..5 {
             let e = w
                 .svc()
-                .login(&email("ada@example.com"), b"nope-nope", None)
+                .login(&email("ada@example.com"), b"nope-nope", attacker)
                 .await
                 .unwrap_err();
             assert_eq!(e.status(), 401);
         }
-        // Even the right password is refused while locked.
+        // Even the right password is refused from that address while locked…
         let e = w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", None)
+            .login(&email("ada@example.com"), b"correct horse", attacker)
             .await
             .unwrap_err();
         assert_eq!(e.code(), "rate_limited");
         assert_eq!(e.headers(), vec![("Retry-After", "180".to_owned())]);
+        // …but the owner elsewhere is not locked out.
+        assert!(w
+            .svc()
+            .login(
+                &email("ada@example.com"),
+                b"correct horse",
+                Some("198.51.100.1")
+            )
+            .await
+            .is_ok());
         w.clock.advance(180_000);
         assert!(w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", None)
+            .login(&email("ada@example.com"), b"correct horse", attacker)
             .await
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_account_ceiling_needs_many_addresses_and_a_right_password_costs_no_unit() {
+        let w = World::new();
+        registered(&w).await;
+        // Right passwords never use up the ceiling.
+        for i in 0..150 {
+            let ip = format!("192.0.2.{}", i % 200);
+            w.svc()
+                .login(&email("ada@example.com"), b"correct horse", Some(&ip))
+                .await
+                .unwrap();
+        }
+        // 100 failures from 20 addresses (5 each) reach the per-account ceiling.
+        for i in 0..100 {
+            let ip = format!("198.51.100.{}", i / 5);
+            let e = w
+                .svc()
+                .login(&email("ada@example.com"), b"nope-nope", Some(&ip))
+                .await
+                .unwrap_err();
+            assert_eq!(e.status(), 401, "failure {i}");
+        }
+        let e = w
+            .svc()
+            .login(
+                &email("ada@example.com"),
+                b"correct horse",
+                Some("203.0.113.200"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "rate_limited");
+        // A refused attempt took nothing from its other counters: after the ceiling refills
+        // by one unit, the fresh address may try again.
+        w.clock.advance(36_000);
+        assert!(w
+            .svc()
+            .login(
+                &email("ada@example.com"),
+                b"correct horse",
+                Some("203.0.113.200")
+            )
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn registrations_are_throttled_per_address_before_any_hashing() {
+        let w = World::new();
+        let ip = Some("203.0.113.5");
+        for i in 0..3 {
+            w.svc()
+                .register(
+                    email(&format!("r{i}@example.com")),
+                    &pw("correct horse"),
+                    ip,
+                )
+                .await
+                .unwrap();
+        }
+        let e = w
+            .svc()
+            .register(email("r3@example.com"), &pw("correct horse"), ip)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "rate_limited");
+        assert_eq!(e.headers(), vec![("Retry-After", "1200".to_owned())]);
+        assert_eq!(w.users.rows.borrow().len(), 3, "nothing was created");
+        w.svc()
+            .register(
+                email("r3@example.com"),
+                &pw("correct horse"),
+                Some("203.0.113.6"),
+            )
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

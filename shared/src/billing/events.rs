@@ -50,6 +50,8 @@ fn u32_at(v: &Value, pointer: &str) -> Option<u32> {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct CheckoutCompleted {
     pub mode: Option<String>,
+    /// `paid`, `unpaid` (a delayed payment method has not paid yet) or `no_payment_required`.
+    pub payment_status: Option<String>,
     pub user: Option<String>,
     pub customer: Option<String>,
     pub subscription: Option<String>,
@@ -58,9 +60,18 @@ pub(crate) struct CheckoutCompleted {
 }
 
 impl CheckoutCompleted {
+    /// Whether the session's payment is settled: `paid` or `no_payment_required`. A session
+    /// without the field (API versions before it existed) counts as paid, as it was then.
+    pub fn is_paid(&self) -> bool {
+        self.payment_status
+            .as_deref()
+            .is_none_or(|s| matches!(s, "paid" | "no_payment_required"))
+    }
+
     pub fn read(o: &Value) -> Self {
         Self {
             mode: str_at(o, "/mode"),
+            payment_status: str_at(o, "/payment_status"),
             user: str_at(o, "/client_reference_id").or_else(|| str_at(o, "/metadata/user_id")),
             customer: id_at(o, "/customer"),
             subscription: id_at(o, "/subscription"),

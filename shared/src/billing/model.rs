@@ -36,6 +36,14 @@ pub struct Subscription {
     pub last_event_created: i64,
 }
 
+impl Subscription {
+    /// Whether Stripe can no longer change it: a canceled (deleted) or expired subscription
+    /// never comes back, so no later event may revive it.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.status.as_str(), "canceled" | "incomplete_expired")
+    }
+}
+
 /// What a subscription gives its user: the tier and when it lapses (`None`: it does not).
 pub fn entitlement(sub: &Subscription) -> (Tier, Option<i64>) {
     match sub.status.as_str() {

@@ -234,9 +234,20 @@ impl BillingService<'_> {
         let created = event.created.saturating_mul(1000);
         let o = &event.data.object;
         let change = match event.kind.as_str() {
-            "checkout.session.completed" => {
-                self.on_checkout(&CheckoutCompleted::read(o), created)
-                    .await?
+            "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+                let session = CheckoutCompleted::read(o);
+                let paid =
+                    event.kind == "checkout.session.async_payment_succeeded" || session.is_paid();
+                if paid {
+                    self.on_checkout(&session, created).await?
+                } else {
+                    tracing::info!(event = %event.id, "checkout completed unpaid: nothing granted until its payment succeeds");
+                    None
+                }
+            }
+            "checkout.session.async_payment_failed" => {
+                tracing::info!(event = %event.id, "checkout payment failed: nothing granted");
+                None
             }
             "customer.subscription.created"
             | "customer.subscription.updated"
@@ -317,6 +328,10 @@ impl BillingService<'_> {
         let Ok(existing) = self.current(sub_id, created).await? else {
             return Ok(None);
         };
+        if existing.as_ref().is_some_and(Subscription::is_terminal) {
+            tracing::info!(subscription = %sub_id, "checkout of a canceled subscription ignored");
+            return Ok(None);
+        }
         let tier = c
             .tier
             .as_deref()
@@ -361,6 +376,12 @@ impl BillingService<'_> {
         let Ok(existing) = self.current(id, created).await? else {
             return Ok(None);
         };
+        // A canceled subscription is terminal at Stripe: nothing after its deletion revives it
+        // (an update of the same second, a replay with another id, a late `created`).
+        if existing.as_ref().is_some_and(Subscription::is_terminal) {
+            tracing::info!(subscription = %id, "event for a canceled subscription ignored");
+            return Ok(None);
+        }
         let user_id = match (&existing, o.meta_user.as_deref().and_then(UserId::parse)) {
             (Some(s), _) => Some(s.user_id),
             (None, Some(u)) => Some(u),
@@ -433,7 +454,7 @@ impl BillingService<'_> {
             return Ok(None);
         };
         // A canceled subscription stays canceled whatever late invoices say.
-        if existing.status == "canceled" {
+        if existing.is_terminal() {
             return Ok(None);
         }
         // Paid: the invoice's period is the new one. Failed: the tier lasts until the end of
@@ -625,6 +646,91 @@ mod tests {
             w.store.event_processed("evt_2").await.unwrap(),
             "recorded, so a replay is ignored"
         );
+    }
+
+    #[tokio::test]
+    async fn an_unpaid_checkout_grants_nothing_until_its_async_payment_succeeds() {
+        let w = World::new();
+        let mut session = completed(w.user.id, "pro");
+        session["payment_status"] = json!("unpaid");
+        w.send(
+            "evt_1",
+            "checkout.session.completed",
+            secs(T0),
+            session.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            w.me().tier,
+            Tier::Free,
+            "a delayed payment has not paid yet"
+        );
+        w.send(
+            "evt_2",
+            "checkout.session.async_payment_failed",
+            secs(T0) + 1,
+            session.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.me().tier, Tier::Free);
+        session["payment_status"] = json!("paid");
+        w.send(
+            "evt_3",
+            "checkout.session.async_payment_succeeded",
+            secs(T0) + 2,
+            session.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.me().tier, Tier::Pro);
+        // A session that needs no payment (a 100 % coupon) grants at once.
+        let w = World::new();
+        let mut free = completed(w.user.id, "power");
+        free["payment_status"] = json!("no_payment_required");
+        w.send("evt_1", "checkout.session.completed", secs(T0), free)
+            .await
+            .unwrap();
+        assert_eq!(w.me().tier, Tier::Power);
+    }
+
+    #[tokio::test]
+    async fn a_canceled_subscription_is_terminal_even_for_an_update_of_the_same_second() {
+        let w = World::new();
+        w.checkout_completed("evt_1", "power").await;
+        let t = secs(T0) + 10;
+        w.send(
+            "evt_2",
+            "customer.subscription.deleted",
+            t,
+            sub_obj("canceled", "price_power", t + 3600, false),
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.me().tier, Tier::Free);
+        for (i, (kind, created)) in [
+            ("customer.subscription.updated", t),
+            ("customer.subscription.updated", t + 60),
+            ("customer.subscription.created", t + 61),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            w.send(
+                &format!("evt_late_{i}"),
+                kind,
+                created,
+                sub_obj("active", "price_power", t + 3600, false),
+            )
+            .await
+            .unwrap();
+            assert_eq!(w.me().tier, Tier::Free, "{kind} at {created}");
+        }
+        w.checkout_completed("evt_9", "power").await;
+        assert_eq!(w.me().tier, Tier::Free, "a replayed checkout of it too");
+        let sub = w.store.subscription("sub_1").await.unwrap().unwrap();
+        assert_eq!(sub.status, "canceled");
     }
 
     #[tokio::test]

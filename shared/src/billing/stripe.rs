@@ -60,8 +60,6 @@ struct StripeErrorBody {
 
 #[derive(Deserialize)]
 struct StripeErrorDetail {
-    #[serde(default)]
-    message: Option<String>,
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]
@@ -79,24 +77,32 @@ enum Call<'a> {
     },
 }
 
-/// Stripe's own words from an error body (`type: message (code/decline_code)`), for logs.
+/// An identifier Stripe uses for error types and codes (`card_error`, `card_declined`), kept
+/// only when it looks like one: anything else is upstream free text, which is never logged.
+fn identifier(raw: Option<String>) -> Option<String> {
+    raw.filter(|s| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
+
+/// What an error body says, for logs: Stripe's error `type` and its `code`/`decline_code`
+/// (`card_error (card_declined/insufficient_funds)`). The `message` is left out: it is free
+/// text and may quote the customer's email address or other personal data.
 fn error_detail(body: &[u8]) -> String {
     let Ok(b) = serde_json::from_slice::<StripeErrorBody>(body) else {
         return String::new();
     };
-    let detail = format!(
-        "{}: {}",
-        b.error.kind.unwrap_or_default(),
-        b.error.message.unwrap_or_default()
-    );
+    let kind = identifier(b.error.kind).unwrap_or_else(|| "error".to_owned());
     let codes: Vec<String> = [b.error.code, b.error.decline_code]
         .into_iter()
-        .flatten()
+        .filter_map(identifier)
         .collect();
     if codes.is_empty() {
-        detail
+        kind
     } else {
-        format!("{detail} ({})", codes.join("/"))
+        format!("{kind} ({})", codes.join("/"))
     }
 }
 
@@ -492,7 +498,8 @@ mod tests {
         let UpstreamError::Rejected(detail) = e else {
             panic!("rejected expected")
         };
-        assert!(detail.contains("No such price"));
+        assert!(detail.contains("400 invalid_request_error"), "{detail}");
+        assert!(!detail.contains("No such price"), "{detail}");
         assert_eq!(http.requests.borrow().len(), 1, "4xx is not retried");
     }
 
@@ -608,7 +615,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_card_error_is_a_decline_with_stripes_words_and_no_secret() {
+    async fn a_card_error_is_a_decline_with_stripes_codes_but_not_its_words_nor_the_secret() {
         let http = ScriptedHttp::with(vec![
             ok(ONE_CARD),
             status(
@@ -622,8 +629,11 @@ mod tests {
             panic!("declined expected, got {e:?}")
         };
         assert!(detail.contains("card_error"), "{detail}");
-        assert!(detail.contains("insufficient funds"), "{detail}");
         assert!(detail.contains("insufficient_funds"), "{detail}");
+        assert!(
+            !detail.contains("insufficient funds"),
+            "Stripe's free text stays out: {detail}"
+        );
         assert!(!detail.contains("sk_live_secret"), "{detail}");
         assert_eq!(http.requests.borrow().len(), 2, "a decline is not retried");
     }
@@ -673,14 +683,15 @@ mod tests {
     async fn other_refusals_and_outages_while_charging_are_not_declines() {
         let http = ScriptedHttp::with(vec![status(
             404,
-            r#"{"error":{"type":"invalid_request_error","message":"No such customer"}}"#,
+            r#"{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such customer: ada@example.com"}}"#,
         )]);
         let c = StripeClient::new(&http, "https://s", Some("sk".to_owned().into()));
         let e = c.charge(&charge_req()).await.unwrap_err();
         assert!(
-            matches!(&e, UpstreamError::Rejected(d) if d.contains("No such customer")),
+            matches!(&e, UpstreamError::Rejected(d) if d.ends_with("404 invalid_request_error (resource_missing)")),
             "{e:?}"
         );
+        assert!(!format!("{e:?}").contains("ada@example.com"));
 
         let http = ScriptedHttp::with(vec![
             ok(ONE_CARD),

@@ -12,4 +12,5 @@ pub mod plans;
 pub mod prompts;
 pub mod registry;
 pub mod sanitize;
+pub mod sent;
 pub mod sse;

@@ -22,7 +22,8 @@ use super::plans::{
 };
 use super::prompts;
 use super::registry::{AgentRegistry, FALLBACK_AGENT};
-use super::sanitize::{fingerprints_of, Sanitizer, StreamSanitizer};
+use super::sanitize::{fingerprints_of, Sanitizer};
+use super::sent::{RecordingLlm, RequestCleaner, RequestStream, SentPrompts};
 
 /// Everything the chat needs that does not change between requests: agents, templates,
 /// playbooks, the plan cache and the sanitizer built from every prompt. Build once per isolate.
@@ -135,11 +136,13 @@ pub enum Orchestrated {
     Plan(ExecutionPlan),
 }
 
-/// One request's orchestration: the brain, the model, the time.
+/// One request's orchestration: the brain, the model, the time, and the system messages this
+/// request sent (every answer is cleaned of them too; see [`super::sent`]).
 pub struct Orchestrator<'a> {
     brain: &'a Brain,
     llm: &'a dyn Llm,
     now_ms: i64,
+    sent: SentPrompts,
 }
 
 impl std::fmt::Debug for Orchestrator<'_> {
@@ -150,10 +153,10 @@ impl std::fmt::Debug for Orchestrator<'_> {
     }
 }
 
-/// Applies the stream sanitizer to tokens on their way to `inner`.
+/// Applies the request's stream cleaner to tokens on their way to `inner`.
 struct SanitizingSink<'s> {
     inner: &'s mut dyn TokenSink,
-    clean: StreamSanitizer<'s>,
+    clean: RequestStream<'s>,
 }
 
 impl TokenSink for SanitizingSink<'_> {
@@ -180,7 +183,28 @@ impl SanitizingSink<'_> {
 impl<'a> Orchestrator<'a> {
     /// An orchestrator for one request at `now_ms`.
     pub fn new(brain: &'a Brain, llm: &'a dyn Llm, now_ms: i64) -> Self {
-        Self { brain, llm, now_ms }
+        Self {
+            brain,
+            llm,
+            now_ms,
+            sent: SentPrompts::default(),
+        }
+    }
+
+    /// The model, recording every system message this request sends.
+    fn model(&self) -> RecordingLlm<'_> {
+        RecordingLlm {
+            inner: self.llm,
+            sent: &self.sent,
+        }
+    }
+
+    /// The cleaner of this request's answers.
+    fn cleaner(&self) -> RequestCleaner<'_> {
+        RequestCleaner {
+            shared: &self.brain.sanitizer,
+            sent: &self.sent,
+        }
     }
 
     /// The agents to route to, in order: the classifier's answer, or [`FALLBACK_AGENT`] when it
@@ -224,7 +248,7 @@ impl<'a> Orchestrator<'a> {
     }
 
     async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, AppError> {
-        self.llm
+        self.model()
             .complete(req)
             .await
             .map_err(|e| e.into_app_error(Upstream::Llm))
@@ -253,7 +277,7 @@ impl<'a> Orchestrator<'a> {
     ) -> Result<AgentReply, AppError> {
         self.brain
             .registry
-            .call_agent(agent, &self.input(message, context, &[]), self.llm)
+            .call_agent(agent, &self.input(message, context, &[]), &self.model())
             .await
     }
 
@@ -272,7 +296,11 @@ impl<'a> Orchestrator<'a> {
             let reply = self
                 .brain
                 .registry
-                .call_agent(agent, &self.input(message, context, &previous), self.llm)
+                .call_agent(
+                    agent,
+                    &self.input(message, context, &previous),
+                    &self.model(),
+                )
                 .await?;
             merge_usage(&mut merged, &reply);
             merged.hit_bound |= reply.hit_bound;
@@ -293,7 +321,7 @@ impl<'a> Orchestrator<'a> {
         );
         let resp = match sink {
             None => Some(self.complete(&req).await?),
-            Some(sink) => stream_once(self.llm, &req, sink).await?,
+            Some(sink) => stream_once(&self.model(), &req, sink).await?,
         };
         if let Some(resp) = resp {
             merged.count(&resp);
@@ -311,7 +339,7 @@ impl<'a> Orchestrator<'a> {
         req.validate()?;
         let agents = self.classify_intent(&req.message, &req.context).await?;
         match req.execution_mode {
-            ExecutionMode::Plan => self.plan(&agents, &req.message).map(Orchestrated::Plan),
+            ExecutionMode::Plan => self.plan(&agents).map(Orchestrated::Plan),
             ExecutionMode::Direct => {
                 let reply = if let [agent] = agents.as_slice() {
                     self.route_single(agent, &req.message, &req.context).await?
@@ -335,18 +363,18 @@ impl<'a> Orchestrator<'a> {
         req.validate()?;
         let agents = self.classify_intent(&req.message, &req.context).await?;
         if req.execution_mode == ExecutionMode::Plan {
-            return self.plan(&agents, &req.message).map(Orchestrated::Plan);
+            return self.plan(&agents).map(Orchestrated::Plan);
         }
         let mut clean = SanitizingSink {
             inner: sink,
-            clean: self.brain.sanitizer.stream(),
+            clean: self.cleaner().stream("stream"),
         };
         let reply = if let [agent] = agents.as_slice() {
             let agent = self.brain.registry.get(agent).ok_or(AppError::NotFound)?;
             agent
                 .handle_stream(
                     &self.input(&req.message, &req.context, &[]),
-                    self.llm,
+                    &self.model(),
                     &mut clean,
                 )
                 .await?
@@ -358,8 +386,10 @@ impl<'a> Orchestrator<'a> {
         Ok(Orchestrated::Response(self.finish(reply, "stream")))
     }
 
-    fn plan(&self, agents: &[&str], message: &str) -> Result<ExecutionPlan, AppError> {
-        let mut plan = plans::chat_plan(&self.brain.templates, agents, Some(message))
+    /// The plan of `agents`. It holds no word of the request (see [`plans::chat_plan`]), so
+    /// caching it for every user is safe.
+    fn plan(&self, agents: &[&str]) -> Result<ExecutionPlan, AppError> {
+        let mut plan = plans::chat_plan(&self.brain.templates, agents)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("chat plan: {e}")))?;
         self.brain
             .cache
@@ -369,7 +399,7 @@ impl<'a> Orchestrator<'a> {
         for step in &mut plan.steps {
             if let Some(vars) = &mut step.variables {
                 let mut value = Value::Object(std::mem::take(vars));
-                removed += self.brain.sanitizer.clean_json(&mut value);
+                removed += self.cleaner().clean_json(&mut value);
                 if let Value::Object(m) = value {
                     *vars = m;
                 }
@@ -381,11 +411,12 @@ impl<'a> Orchestrator<'a> {
     }
 
     fn finish(&self, reply: AgentReply, surface: &'static str) -> ChatResponse {
-        let cleaned = self.brain.sanitizer.clean(&reply.text);
+        let cleaner = self.cleaner();
+        let cleaned = cleaner.clean(&reply.text);
         let mut removed = cleaned.removed;
         let mut actions = reply.actions;
         for action in &mut actions {
-            removed += clean_action(&self.brain.sanitizer, action);
+            removed += clean_action(&cleaner, action);
         }
         log_sanitized(surface, removed);
         tracing::info!(
@@ -465,7 +496,7 @@ impl<'a> Orchestrator<'a> {
         let reply = if let Some(agent) = template.agent {
             self.brain
                 .registry
-                .call_agent(agent, &self.input(&rendered, &empty, &[]), self.llm)
+                .call_agent(agent, &self.input(&rendered, &empty, &[]), &self.model())
                 .await?
         } else {
             let req = LlmRequest::plain(
@@ -497,7 +528,7 @@ impl<'a> Orchestrator<'a> {
         let agents = plans::chat_plan_agents(plan_id)
             .filter(|agents| agents.iter().all(|a| self.brain.registry.get(a).is_some()))
             .ok_or(AppError::NotFound)?;
-        let plan = plans::chat_plan(&self.brain.templates, &agents, None)
+        let plan = plans::chat_plan(&self.brain.templates, &agents)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("chat plan: {e}")))?;
         self.brain
             .cache
@@ -513,7 +544,7 @@ fn merge_usage(into: &mut AgentReply, reply: &AgentReply) {
     into.completion_tokens += reply.completion_tokens;
 }
 
-fn clean_action(sanitizer: &Sanitizer, action: &mut PlanAction) -> usize {
+fn clean_action(sanitizer: &RequestCleaner<'_>, action: &mut PlanAction) -> usize {
     let Some(data) = action.data.take() else {
         return 0;
     };

@@ -447,11 +447,14 @@ const CHAT_PLAN_PREFIX: &str = "chat.";
 
 /// The plan `POST /chat` returns in `plan` mode for `agents` (in order): one step per agent,
 /// each after the first consuming its predecessor's output, then a synthesis when there are
-/// several. `message` prefills each agent step's `message`.
+/// several.
+///
+/// A chat plan carries no content: each agent step's `message` is `null`, and the client sends
+/// its message back in `variables` when it runs the step. So the plan depends on nothing but
+/// its id, may be cached and served to anyone, and no request's words ever reach another's.
 pub fn chat_plan(
     templates: &PromptTemplateRegistry,
     agents: &[&str],
-    message: Option<&str>,
 ) -> Result<ExecutionPlan, PlanError> {
     let first = agents.first().copied().unwrap_or_default();
     let id = format!("{CHAT_PLAN_PREFIX}{}", agents.join("+"));
@@ -459,9 +462,6 @@ pub fn chat_plan(
     for (i, agent) in agents.iter().enumerate() {
         let template = agent_template(agent).unwrap_or("unknown");
         let mut variables = vars(&["message"]);
-        if let Some(m) = message {
-            variables.insert("message".to_owned(), Value::from(m));
-        }
         builder = match u32::try_from(i).ok().and_then(|i| i.checked_sub(1)) {
             None => builder.add_llm_step(template, variables),
             Some(prev) => {
@@ -730,7 +730,7 @@ mod tests {
     #[test]
     fn chat_plans_chain_agents_then_synthesize_and_their_ids_rebuild_them() {
         let t = PromptTemplateRegistry::standard();
-        let plan = chat_plan(&t, &["task_agent", "note_agent"], Some("hi")).unwrap();
+        let plan = chat_plan(&t, &["task_agent", "note_agent"]).unwrap();
         assert_eq!(plan.id, "chat.task_agent+note_agent");
         let templates: Vec<_> = plan
             .steps
@@ -740,12 +740,14 @@ mod tests {
         assert_eq!(templates, ["agent.task", "agent.note", "synthesize"]);
         assert_eq!(plan.steps[1].data_from_step, Some(0));
         assert_eq!(plan.steps[2].data_from_step, Some(1));
-        assert_eq!(plan.steps[0].variables.as_ref().unwrap()["message"], "hi");
+        assert!(
+            plan.steps[0].variables.as_ref().unwrap()["message"].is_null(),
+            "a chat plan carries no message: the client sends it back"
+        );
         let agents = chat_plan_agents(&plan.id).unwrap();
-        let rebuilt = chat_plan(&t, &agents, None).unwrap();
-        assert_eq!(rebuilt.steps.len(), 3);
-        assert!(rebuilt.steps[0].variables.as_ref().unwrap()["message"].is_null());
-        let single = chat_plan(&t, &["checkpoint_agent"], None).unwrap();
+        let rebuilt = chat_plan(&t, &agents).unwrap();
+        assert_eq!(rebuilt, plan, "the id alone rebuilds the plan");
+        let single = chat_plan(&t, &["checkpoint_agent"]).unwrap();
         assert_eq!(single.steps.len(), 1);
     }
 
@@ -768,7 +770,7 @@ mod tests {
     fn the_plan_cache_evicts_the_least_recently_used_and_keeps_playbooks() {
         let t = PromptTemplateRegistry::standard();
         let mut cache = PlanCache::new(2, playbooks(&t).unwrap());
-        let plan = |id: &str| chat_plan(&t, &["task_agent"], Some(id)).unwrap();
+        let plan = |_: &str| chat_plan(&t, &["task_agent"]).unwrap();
         cache.cache_plan("a", plan("a"));
         cache.cache_plan("b", plan("b"));
         assert!(cache.get_plan("a").is_some(), "a is now the most recent");

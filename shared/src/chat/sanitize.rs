@@ -135,6 +135,8 @@ pub struct Sanitizer {
     nfa: NFA,
     /// The longest normalised pattern, in bytes: the bound of a stream's held-back tail.
     max_len: usize,
+    /// Whether ASCII punctuation counts as whitespace (see [`Sanitizer::for_sent_prompts`]).
+    fold: bool,
 }
 
 impl Sanitizer {
@@ -147,12 +149,37 @@ impl Sanitizer {
     /// Only if the automaton outgrew aho-corasick's state-id space (billions of states), which
     /// prompt-sized input cannot reach.
     pub fn new(fingerprints: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
-        let mut patterns: Vec<String> = fingerprints
+        let patterns = fingerprints
             .into_iter()
-            .map(|f| normalize(f.as_ref()))
+            .map(|f| normalize(f.as_ref(), false))
             .filter(|p| p.chars().count() >= MIN_FINGERPRINT_CHARS)
-            .chain(BUILTIN_MARKERS.iter().map(|m| normalize(m)))
+            .chain(BUILTIN_MARKERS.iter().map(|m| normalize(m, false)))
             .collect();
+        Self::build(patterns, false)
+    }
+
+    /// A sanitizer for the system messages one request actually sent (their texts as sent,
+    /// interpolated values included): every line of at least [`MIN_FINGERPRINT_CHARS`] and
+    /// every [`fingerprints_of`] piece of it. Matching ignores case, whitespace *and* ASCII
+    /// punctuation (any run of them matches any other), so an echo that re-punctuates a line
+    /// is caught too. It holds no [`BUILTIN_MARKERS`] (whose punctuation is their point): use it
+    /// after the shared sanitizer, not instead of it.
+    pub fn for_sent_prompts(messages: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let mut patterns = Vec::new();
+        for message in messages {
+            for line in message.as_ref().lines() {
+                for piece in std::iter::once(line.to_owned()).chain(fingerprints_of(line)) {
+                    let p = normalize(&piece, true);
+                    if p.chars().count() >= MIN_FINGERPRINT_CHARS {
+                        patterns.push(p);
+                    }
+                }
+            }
+        }
+        Self::build(patterns, true)
+    }
+
+    fn build(mut patterns: Vec<String>, fold: bool) -> Self {
         patterns.sort_unstable();
         patterns.dedup();
         let nfa = NFA::builder()
@@ -161,7 +188,7 @@ impl Sanitizer {
             .build(&patterns)
             .expect("prompt-sized patterns fit the automaton");
         let max_len = nfa.max_pattern_len();
-        Self { nfa, max_len }
+        Self { nfa, max_len, fold }
     }
 
     /// `text` without its prompt fragments and markers. When nothing matches, the result is a
@@ -217,8 +244,7 @@ impl Sanitizer {
         StreamSanitizer {
             sanitizer: self,
             surface,
-            held: String::new(),
-            state: State::START,
+            stream: TokenStream::default(),
         }
     }
 
@@ -237,7 +263,7 @@ impl Sanitizer {
     /// Pushes the original byte span of every match in `text` (in order of their ends).
     fn scan(&self, text: &str, spans: &mut Vec<(usize, usize)>) {
         let mut sid = self.start(Anchored::No);
-        for (i, byte) in NormBytes::new(text) {
+        for (i, byte) in NormBytes::new(text, self.fold) {
             sid = self.nfa.next_state(Anchored::No, sid, byte);
             if self.nfa.is_match(sid) {
                 // Patterns neither start nor end with a space, so `i` is the last byte of a
@@ -245,7 +271,7 @@ impl Sanitizer {
                 let end = i + 1;
                 for k in 0..self.nfa.match_len(sid) {
                     let len = self.nfa.pattern_len(self.nfa.match_pattern(sid, k));
-                    spans.push((start_of(text, end, len), end));
+                    spans.push((start_of(text, end, len, self.fold), end));
                 }
             }
         }
@@ -254,7 +280,7 @@ impl Sanitizer {
     /// Whether the normalised `text` is a prefix of (or equal to) some pattern.
     fn is_pattern_prefix(&self, text: &str) -> bool {
         let mut sid = self.start(Anchored::Yes);
-        for (_, byte) in NormBytes::new(text) {
+        for (_, byte) in NormBytes::new(text, self.fold) {
             sid = self.nfa.next_state(Anchored::Yes, sid, byte);
             if self.nfa.is_dead(sid) {
                 return false;
@@ -267,10 +293,10 @@ impl Sanitizer {
     /// that is a pattern prefix (or `text.len()`). Only suffixes no longer than the longest
     /// pattern are tried, and only from chars that are not whitespace.
     fn hold_from(&self, text: &str) -> usize {
-        let window = window_start(text, self.max_len);
+        let window = window_start(text, self.max_len, self.fold);
         text[window..]
             .char_indices()
-            .filter(|(_, c)| !c.is_whitespace())
+            .filter(|(_, c)| !is_separator(*c, self.fold))
             .map(|(i, _)| window + i)
             .find(|&p| self.is_pattern_prefix(&text[p..]))
             .unwrap_or(text.len())
@@ -294,42 +320,68 @@ impl Sanitizer {
 pub struct StreamSanitizer<'a> {
     sanitizer: &'a Sanitizer,
     surface: &'static str,
-    /// Text received but not yet emitted or dropped.
-    held: String,
-    state: State,
+    stream: TokenStream,
 }
 
 impl StreamSanitizer<'_> {
     /// Takes the next token; returns the text that is safe to emit now (possibly empty).
     pub fn push(&mut self, token: &str) -> String {
+        self.stream.push(self.sanitizer, token)
+    }
+
+    /// Ends the stream: returns the rest of the text and logs the removals (if any).
+    pub fn finish(mut self) -> String {
+        let out = self.stream.flush(self.sanitizer);
+        report(self.surface, self.stream.state.removed);
+        out
+    }
+
+    /// Removals so far (a removal still growing at the held tail counts already).
+    pub fn removed(&self) -> usize {
+        self.stream.state.removed
+    }
+}
+
+/// The state of one sanitized token stream, apart from the sanitizer it runs with (so an owner
+/// of a sanitizer that may be replaced between tokens can hold it; see
+/// [`TokenStream::push`]). [`StreamSanitizer`] is this with a borrowed sanitizer.
+#[derive(Debug)]
+pub struct TokenStream {
+    /// Text received but not yet emitted or dropped.
+    held: String,
+    state: State,
+}
+
+impl Default for TokenStream {
+    fn default() -> Self {
+        Self {
+            held: String::new(),
+            state: State::START,
+        }
+    }
+}
+
+impl TokenStream {
+    /// Takes the next token, cleaned with `sanitizer`; returns the text safe to emit now. Use
+    /// the same sanitizer for every call until [`TokenStream::flush`].
+    pub fn push(&mut self, sanitizer: &Sanitizer, token: &str) -> String {
         self.held.push_str(token);
-        let cut = self.sanitizer.hold_from(&self.held);
+        let cut = sanitizer.hold_from(&self.held);
         let mut out = String::new();
         if cut > 0 {
             let mut spans = Vec::new();
-            self.sanitizer.scan(&self.held, &mut spans);
+            sanitizer.scan(&self.held, &mut spans);
             apply(&self.held, spans, cut, false, &mut self.state, &mut out);
             self.held.drain(..cut);
         }
         out
     }
 
-    /// Ends the stream: returns the rest of the text and logs the removals (if any).
-    pub fn finish(mut self) -> String {
-        let out = self.flush();
-        report(self.surface, self.state.removed);
-        out
-    }
-
-    /// Removals so far (a removal still growing at the held tail counts already).
-    pub fn removed(&self) -> usize {
-        self.state.removed
-    }
-
-    /// Releases the held text, closing any open removal.
-    fn flush(&mut self) -> String {
+    /// Releases the held text, closing any open removal; the stream may go on afterwards
+    /// (with another sanitizer, too).
+    pub fn flush(&mut self, sanitizer: &Sanitizer) -> String {
         let mut spans = Vec::new();
-        self.sanitizer.scan(&self.held, &mut spans);
+        sanitizer.scan(&self.held, &mut spans);
         let mut out = String::new();
         apply(
             &self.held,
@@ -341,6 +393,11 @@ impl StreamSanitizer<'_> {
         );
         self.held.clear();
         out
+    }
+
+    /// Removals so far.
+    pub fn removed(&self) -> usize {
+        self.state.removed
     }
 }
 
@@ -455,10 +512,14 @@ fn merge(spans: &mut Vec<(usize, usize)>) {
     spans.truncate(merged);
 }
 
-/// A pattern's normal form: ASCII lowercase, whitespace runs as single spaces, trimmed.
-fn normalize(text: &str) -> String {
+/// A pattern's normal form: ASCII lowercase, separator runs as single spaces, trimmed. The
+/// separators are whitespace, and with `fold` ASCII punctuation too.
+fn normalize(text: &str, fold: bool) -> String {
     let mut out = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
+    for word in text
+        .split(|c| is_separator(c, fold))
+        .filter(|w| !w.is_empty())
+    {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -466,6 +527,11 @@ fn normalize(text: &str) -> String {
     }
     out.make_ascii_lowercase();
     out
+}
+
+/// Whether `c` separates words: whitespace, and with `fold` ASCII punctuation.
+fn is_separator(c: char, fold: bool) -> bool {
+    c.is_whitespace() || (fold && c.is_ascii_punctuation())
 }
 
 /// `char::is_whitespace` for ASCII bytes (unlike `u8::is_ascii_whitespace`, it includes U+000B).
@@ -481,15 +547,18 @@ struct NormBytes<'a> {
     /// End of the non-whitespace char being yielded byte by byte.
     char_end: usize,
     in_ws: bool,
+    /// Whether ASCII punctuation separates like whitespace.
+    fold: bool,
 }
 
 impl<'a> NormBytes<'a> {
-    fn new(text: &'a str) -> Self {
+    fn new(text: &'a str, fold: bool) -> Self {
         Self {
             text,
             pos: 0,
             char_end: 0,
             in_ws: false,
+            fold,
         }
     }
 }
@@ -506,7 +575,7 @@ impl Iterator for NormBytes<'_> {
                 return Some((i, b));
             }
             let (ws, len) = if b.is_ascii() {
-                (is_ascii_ws(b), 1)
+                (is_ascii_ws(b) || (self.fold && b.is_ascii_punctuation()), 1)
             } else {
                 let c = self.text[i..].chars().next()?;
                 (c.is_whitespace(), c.len_utf8())
@@ -527,10 +596,10 @@ impl Iterator for NormBytes<'_> {
 }
 
 /// The original offset where a match of normalised length `norm_len` ending at `end` starts.
-fn start_of(text: &str, end: usize, norm_len: usize) -> usize {
+fn start_of(text: &str, end: usize, norm_len: usize, fold: bool) -> usize {
     let (mut n, mut in_ws) = (0, false);
     for (i, c) in text[..end].char_indices().rev() {
-        if c.is_whitespace() {
+        if is_separator(c, fold) {
             n += usize::from(!in_ws);
             in_ws = true;
         } else {
@@ -545,10 +614,10 @@ fn start_of(text: &str, end: usize, norm_len: usize) -> usize {
 }
 
 /// The earliest offset whose suffix of `text` is at most `max` normalised bytes long.
-fn window_start(text: &str, max: usize) -> usize {
+fn window_start(text: &str, max: usize, fold: bool) -> usize {
     let (mut n, mut in_ws, mut start) = (0, false, text.len());
     for (i, c) in text.char_indices().rev() {
-        if c.is_whitespace() {
+        if is_separator(c, fold) {
             n += usize::from(!in_ws);
             in_ws = true;
         } else {
@@ -564,7 +633,7 @@ fn window_start(text: &str, max: usize) -> usize {
 }
 
 /// Logs a sanitization event: where and how many, never what.
-fn report(surface: &'static str, removed: usize) {
+pub(crate) fn report(surface: &'static str, removed: usize) {
     if removed > 0 {
         tracing::warn!(
             surface,
@@ -604,7 +673,7 @@ mod tests {
         for t in tokens {
             out.push_str(&stream.push(t));
         }
-        out.push_str(&stream.flush());
+        out.push_str(&stream.stream.flush(s));
         (out, stream.removed())
     }
 
@@ -661,7 +730,7 @@ mod tests {
         let c = s.clean(echo);
         for marker in BUILTIN_MARKERS {
             assert!(
-                !normalize(&c.text).contains(&normalize(marker)),
+                !normalize(&c.text, false).contains(&normalize(marker, false)),
                 "{marker} left in {}",
                 c.text
             );
@@ -797,9 +866,9 @@ mod tests {
             .chain("Keep answers short and concrete".chars())
         {
             stream.push(&c.to_string());
-            let held = normalize(&stream.held);
+            let held = normalize(&stream.stream.held, false);
             assert!(held.len() <= s.max_len, "{held:?}");
-            assert!(s.is_pattern_prefix(&stream.held) || stream.held.is_empty());
+            assert!(s.is_pattern_prefix(&stream.stream.held) || stream.stream.held.is_empty());
         }
         assert_eq!(stream.finish(), "Keep answers short and concrete");
     }

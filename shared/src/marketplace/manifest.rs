@@ -479,10 +479,16 @@ impl PackageRecord {
     }
 }
 
-/// The object key of a plugin version's package: `plugins/{plugin_id}/{version}.zip`.
-/// Both parts are restricted alphabets (UUID, semver), so the key is never a traversal.
-pub fn package_key(plugin_id: uuid::Uuid, version: &Version) -> String {
-    format!("plugins/{}/{version}.zip", plugin_id.hyphenated())
+/// The object key of one submitted package: `plugins/{plugin_id}/{version}-{submission}.zip`.
+/// Every part is a restricted alphabet (UUID, semver), so the key is never a traversal; the
+/// submission id makes it unique to one submission, so a refused duplicate cleaning up after
+/// itself can never delete the package of the version that won.
+pub fn package_key(plugin_id: uuid::Uuid, version: &Version, submission: uuid::Uuid) -> String {
+    format!(
+        "plugins/{}/{version}-{}.zip",
+        plugin_id.hyphenated(),
+        submission.simple()
+    )
 }
 
 #[cfg(test)]
@@ -812,14 +818,15 @@ mod tests {
     }
 
     #[test]
-    fn the_package_key_is_made_of_the_plugin_id_and_version() {
+    fn the_package_key_is_made_of_the_plugin_id_version_and_submission() {
         let key = package_key(
             uuid::Uuid::from_u128(1),
             &Version::parse("1.0.0-rc.1").unwrap(),
+            uuid::Uuid::from_u128(0xab),
         );
         assert_eq!(
             key,
-            "plugins/00000000-0000-0000-0000-000000000001/1.0.0-rc.1.zip"
+            "plugins/00000000-0000-0000-0000-000000000001/1.0.0-rc.1-000000000000000000000000000000ab.zip"
         );
     }
 }

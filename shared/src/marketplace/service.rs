@@ -35,8 +35,10 @@ use crate::backup::multipart::MultipartBlobs;
 use crate::domain::{Role, Tier, UserId};
 use crate::error::{AppError, FieldError, Upstream};
 use crate::ports::{
-    new_uuid, BillingStore, ChargeRequest, Clock, Payments, Random, TransferRequest, UserStore,
+    new_uuid, BillingStore, ChargeRequest, Clock, Payments, Random, RateLimiter, TransferRequest,
+    UserStore,
 };
+use crate::rate_limit::{RateOp, RateRule};
 use crate::storage::{BlobStore, Checksum};
 use crate::tiers::{check_feature, Feature};
 
@@ -56,6 +58,14 @@ pub const MAX_NOTES_CHARS: usize = 2000;
 pub const PENDING_LIMIT: u32 = 100;
 /// Largest JSON body of a submission: the base64 of the largest package plus 64 KiB.
 pub const SUBMISSION_BODY_LIMIT: u64 = MAX_PACKAGE_BYTES.div_ceil(3) * 4 + 64 * 1024;
+/// Most versions one author may have waiting for review at once (403 `quota_exceeded` beyond).
+pub const MAX_PENDING_PER_AUTHOR: u64 = 5;
+/// Submissions (new plugins and versions) one author may make: 20 an hour — room to fix a
+/// few checklist findings, not to flood the review queue.
+pub const SUBMISSION_RULE: RateRule = RateRule {
+    limit: 20,
+    window_ms: 3_600_000,
+};
 
 /// What a download token grants, resolved to the stored package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +101,8 @@ pub struct Marketplace<'a, B> {
     pub billing: &'a dyn BillingStore,
     /// Charges and transfers.
     pub payments: &'a dyn Payments,
+    /// Per-author submission counters.
+    pub limiter: &'a dyn RateLimiter,
     /// Time.
     pub clock: &'a dyn Clock,
     /// Ids.
@@ -106,6 +118,15 @@ impl<B> std::fmt::Debug for Marketplace<'_, B> {
         f.debug_struct("Marketplace")
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// The refusal of a submission beyond the pending-review limit.
+fn pending_quota(used: u64) -> AppError {
+    AppError::LimitReached {
+        what: "versions pending review",
+        used,
+        limit: MAX_PENDING_PER_AUTHOR,
     }
 }
 
@@ -294,8 +315,30 @@ where
         )
     }
 
-    /// Checks, stores the package, then the version row; the package is removed again when
-    /// the row cannot be written.
+    /// Takes one of `author`'s submissions (before any parsing or storing), then refuses when
+    /// the author already has [`MAX_PENDING_PER_AUTHOR`] versions waiting for review.
+    async fn admit_submission(&self, author: UserId) -> Result<(), AppError> {
+        let key = format!("plugins:submit:{author}");
+        let d = self
+            .limiter
+            .check(&key, SUBMISSION_RULE, RateOp::Acquire)
+            .await?;
+        if !d.allowed {
+            tracing::info!(user_id = %author, "plugin submission rate limited");
+            return Err(AppError::RateLimited {
+                retry_after_secs: d.retry_after_secs(),
+            });
+        }
+        let pending = self.store.pending_by_author(author).await?;
+        if pending >= MAX_PENDING_PER_AUTHOR {
+            return Err(pending_quota(pending));
+        }
+        Ok(())
+    }
+
+    /// Checks, stores the package, then the version row (which is refused atomically when the
+    /// author reached the pending limit meanwhile); the package is removed again when the row
+    /// is not written.
     async fn store_version(
         &self,
         plugin: uuid::Uuid,
@@ -305,7 +348,8 @@ where
         first_of: Option<UserId>,
     ) -> Result<PluginSubmitted, AppError> {
         let record = PackageRecord::record(&bytes, Some(declared))?;
-        let key = package_key(plugin, &manifest.version);
+        let version_id = new_uuid(self.rng);
+        let key = package_key(plugin, &manifest.version, version_id);
         if !self
             .packages
             .put(&key, B::Body::from(bytes), &record.checksum)
@@ -314,7 +358,7 @@ where
             return Err(AppError::ChecksumMismatch);
         }
         let version = PluginVersion {
-            id: new_uuid(self.rng),
+            id: version_id,
             plugin_id: plugin,
             manifest,
             package_key: key.clone(),
@@ -327,16 +371,34 @@ where
         let written = match first_of {
             Some(author) => {
                 self.store
-                    .insert_plugin(plugin, author, &version, version.submitted_at)
+                    .insert_plugin(
+                        plugin,
+                        author,
+                        &version,
+                        version.submitted_at,
+                        MAX_PENDING_PER_AUTHOR,
+                    )
                     .await
             }
-            None => self.store.insert_version(&version).await,
-        };
+            None => {
+                self.store
+                    .insert_version(&version, MAX_PENDING_PER_AUTHOR)
+                    .await
+            }
+        }
+        .map_err(AppError::from)
+        .and_then(|stored| {
+            if stored {
+                Ok(())
+            } else {
+                Err(pending_quota(MAX_PENDING_PER_AUTHOR))
+            }
+        });
         if let Err(e) = written {
             if let Err(cleanup) = self.packages.delete(&key).await {
                 tracing::warn!(error = %cleanup, key, "orphan plugin package left in R2");
             }
-            return Err(e.into());
+            return Err(e);
         }
         tracing::info!(
             plugin_id = %plugin,
@@ -362,6 +424,7 @@ where
         author: UserId,
         sub: PluginSubmission,
     ) -> Result<PluginSubmitted, AppError> {
+        self.admit_submission(author).await?;
         let (manifest, bytes, declared) = parse_submission(&sub)?;
         let id = new_uuid(self.rng);
         self.store_version(id, manifest, bytes, &declared, Some(author))
@@ -379,6 +442,7 @@ where
         plugin: uuid::Uuid,
         sub: PluginSubmission,
     ) -> Result<PluginSubmitted, AppError> {
+        self.admit_submission(author).await?;
         let (manifest, bytes, declared) = parse_submission(&sub)?;
         let owned = self.store.plugin(plugin).await?;
         if owned.is_none_or(|p| p.author_id != author) {
@@ -524,6 +588,13 @@ where
             reviewed_at: self.now(),
         };
         self.store.decide(&record).await?;
+        if decision == Decision::Reject {
+            // A rejected package is never served again (downloads need a pending or live
+            // version): nothing should keep it.
+            if let Err(e) = self.packages.delete(&version.package_key).await {
+                tracing::warn!(plugin_id = %plugin_id, error = %e, "rejected package left in R2");
+            }
+        }
         let status = match decision {
             Decision::Approve => PluginStatus::Approved,
             Decision::Reject if plugin.live.is_some() => PluginStatus::Approved,
@@ -603,6 +674,7 @@ where
         body: Option<PluginInstallRequest>,
     ) -> Result<PluginInstalled, AppError> {
         check_feature(tier, Feature::PluginMarketplace)?;
+        let mut agreed_price = None;
         if let Some(b) = body {
             if uuid::Uuid::try_parse(&b.plugin_id).ok() != Some(id) {
                 return Err(AppError::field(
@@ -610,14 +682,26 @@ where
                     "must be the plugin id of the path",
                 ));
             }
+            agreed_price = b.price_cents.map(u64::from);
         }
         let (plugin, live) = self.approved(id).await?;
+        if agreed_price.is_some_and(|p| p != live.price_cents) {
+            return Err(AppError::Conflict(
+                "the price changed: show the buyer the current price and ask again",
+            ));
+        }
         let mut charged_cents = 0;
         let mut purchase = None;
         if live.is_paid()
             && plugin.author_id != user
             && self.store.purchase(id, user).await?.is_none()
         {
+            if agreed_price.is_none() {
+                return Err(AppError::field(
+                    "price_cents",
+                    "is required to buy a paid plugin: the price the buyer agreed to",
+                ));
+            }
             let event = self.charge(user, &plugin, &live).await?;
             charged_cents = event.amount_cents;
             purchase = Some(event);
@@ -712,7 +796,10 @@ where
         check_feature(tier, Feature::PluginMarketplace)?;
         let stars =
             Stars::parse(req.rating, "rating").map_err(|e| AppError::Validation(vec![e]))?;
-        self.approved(id).await?;
+        let (plugin, _) = self.approved(id).await?;
+        if plugin.author_id == user {
+            return Err(AppError::Forbidden("authors cannot rate their own plugins"));
+        }
         if self.store.installed_at(id, user).await?.is_none() {
             return Err(AppError::Forbidden("install the plugin before rating it"));
         }
@@ -745,7 +832,7 @@ where
             .versions(id)
             .await?
             .into_iter()
-            .find(|v| v.manifest.version == claims.version)
+            .find(|v| v.manifest.version == claims.version && v.status != VersionStatus::Rejected)
             .ok_or(AppError::NotFound)?;
         tracing::info!(plugin_id = %id, user_id = %user, version = %claims.version, "plugin package downloaded");
         Ok(PackageRef {
@@ -900,7 +987,7 @@ mod tests {
     use crate::marketplace::ManifestSubmission;
     use crate::testing::{
         FakePayments, FixedClock, InMemoryBillingStore, InMemoryBlobStore, InMemoryPluginStore,
-        InMemoryUserStore, SeqRandom,
+        InMemoryRateLimiter, InMemoryUserStore, SeqRandom,
     };
 
     /// 2026-11-27T12:00:00Z.
@@ -912,7 +999,8 @@ mod tests {
         blobs: InMemoryBlobStore,
         users: InMemoryUserStore,
         payments: FakePayments,
-        clock: FixedClock,
+        clock: &'static FixedClock,
+        limiter: InMemoryRateLimiter<'static>,
         rng: SeqRandom,
         customers: RefCustomers,
     }
@@ -921,12 +1009,14 @@ mod tests {
 
     impl World {
         fn new() -> Self {
+            let clock: &'static FixedClock = Box::leak(Box::new(FixedClock::at(NOW)));
             Self {
                 store: InMemoryPluginStore::default(),
                 blobs: InMemoryBlobStore::default(),
                 users: InMemoryUserStore::default(),
                 payments: FakePayments::default(),
-                clock: FixedClock::at(NOW),
+                clock,
+                limiter: InMemoryRateLimiter::new(clock),
                 rng: SeqRandom::new(7),
                 customers: RefCustomers::default(),
             }
@@ -964,7 +1054,8 @@ mod tests {
                 users: &self.users,
                 billing: &billing,
                 payments: &self.payments,
-                clock: &self.clock,
+                limiter: &self.limiter,
+                clock: self.clock,
                 rng: &self.rng,
                 download_secret: SECRET,
                 base_url: "https://api.test",
@@ -992,6 +1083,30 @@ mod tests {
             package: STANDARD.encode(package),
             package_checksum: Checksum::of(package).as_str().to_owned(),
         }
+    }
+
+    /// An install body agreeing to `price` cents.
+    #[allow(clippy::unnecessary_wraps)] // `install` takes an optional body
+    fn buying(id: uuid::Uuid, price: u32) -> Option<PluginInstallRequest> {
+        Some(PluginInstallRequest {
+            plugin_id: id.to_string(),
+            price_cents: Some(price),
+        })
+    }
+
+    /// The key of the one stored package of `id`'s version `version`.
+    fn stored_key(w: &World, id: uuid::Uuid, version: &str) -> String {
+        let prefix = format!("plugins/{id}/{version}-");
+        let keys: Vec<String> = w
+            .blobs
+            .objects
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        keys[0].clone()
     }
 
     fn review(decision: &str, notes: Option<&str>) -> ReviewRequest {
@@ -1042,12 +1157,9 @@ mod tests {
             assert_eq!(sub.status, "pending_review");
             assert_eq!(sub.package_size, 13);
             let id = plugin_id(&sub.id).unwrap();
+            let key = stored_key(&w, id, "1.0.0");
             assert_eq!(
-                w.blobs
-                    .objects
-                    .borrow()
-                    .get(&format!("plugins/{id}/1.0.0.zip"))
-                    .unwrap(),
+                w.blobs.objects.borrow().get(&key).unwrap(),
                 b"package bytes"
             );
             // Not listed, not visible, not installable before approval.
@@ -1093,6 +1205,69 @@ mod tests {
         assert_eq!(reviews.len(), 1);
         assert_eq!(reviews[0].reviewer_id, admin);
         assert_eq!(reviews[0].notes, "looks fine");
+    }
+
+    #[tokio::test]
+    async fn an_author_has_at_most_five_versions_pending_and_twenty_submissions_an_hour() {
+        let w = World::new();
+        let (author, admin) = (w.user(1, Role::User), w.user(2, Role::Admin));
+        w.with(async |m| {
+            let mut ids = Vec::new();
+            for i in 0..5u8 {
+                let sub = m
+                    .submit(author, submission("1.0.0", 0, &[b'p', i]))
+                    .await
+                    .unwrap();
+                ids.push(plugin_id(&sub.id).unwrap());
+            }
+            let objects = w.blobs.objects.borrow().len();
+            let e = m
+                .submit(author, submission("1.0.0", 0, b"sixth"))
+                .await
+                .unwrap_err();
+            assert_eq!((e.status(), e.code()), (403, "quota_exceeded"));
+            assert_eq!(w.blobs.objects.borrow().len(), objects, "nothing stored");
+            // A decision frees a slot; a rejected package is deleted at once.
+            let key = stored_key(&w, ids[0], "1.0.0");
+            m.review(admin, ids[0], review("reject", Some("unclear")))
+                .await
+                .unwrap();
+            assert!(!w.blobs.objects.borrow().contains_key(&key));
+            m.submit(author, submission("1.0.0", 0, b"sixth"))
+                .await
+                .unwrap();
+            // Seven submissions so far (one refused); thirteen more, then the hourly limit.
+            for _ in 0..13 {
+                let e = m
+                    .submit(author, submission("1.0.0", 0, b"again"))
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.code(), "quota_exceeded");
+            }
+            let e = m
+                .submit(author, submission("1.0.0", 0, b"again"))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "rate_limited");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn authors_cannot_rate_their_own_plugins() {
+        let w = World::new();
+        let (author, admin) = (w.user(1, Role::User), w.user(2, Role::Admin));
+        let id = approved(&w, author, admin, 0).await;
+        w.with(async |m| {
+            m.install(author, Tier::Power, id, None).await.unwrap();
+            let e = m
+                .rate(author, Tier::Power, id, RatingRequest { rating: 5 })
+                .await
+                .unwrap_err();
+            assert_eq!((e.status(), e.code()), (403, "forbidden"));
+        })
+        .await;
+        assert!(w.store.ratings.borrow().is_empty());
     }
 
     #[tokio::test]
@@ -1170,10 +1345,11 @@ mod tests {
                     .id,
             )
             .unwrap();
+            let key = stored_key(&w, id, "1.0.0");
             w.blobs
                 .objects
                 .borrow_mut()
-                .insert(format!("plugins/{id}/1.0.0.zip"), b"tampered".to_vec());
+                .insert(key, b"tampered".to_vec());
             assert!(matches!(
                 m.review(admin, id, review("approve", None)).await,
                 Err(AppError::Conflict(_))
@@ -1335,7 +1511,18 @@ mod tests {
         w.customers.borrow_mut().push((buyer, "cus_buyer".into()));
         let id = approved(&w, author, admin, 499).await;
         w.with(async |m| {
-            let first = m.install(buyer, Tier::Power, id, None).await.unwrap();
+            // A paid install names the price the buyer agreed to.
+            let e = m.install(buyer, Tier::Power, id, None).await.unwrap_err();
+            assert_eq!(fields(&e), ["price_cents"]);
+            let e = m
+                .install(buyer, Tier::Power, id, buying(id, 399))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "conflict", "a price the buyer did not see");
+            let first = m
+                .install(buyer, Tier::Power, id, buying(id, 499))
+                .await
+                .unwrap();
             assert_eq!(first.charged_cents, 499);
             let again = m
                 .install(
@@ -1344,6 +1531,7 @@ mod tests {
                     id,
                     Some(PluginInstallRequest {
                         plugin_id: id.to_string(),
+                        price_cents: None,
                     }),
                 )
                 .await
@@ -1403,7 +1591,7 @@ mod tests {
         let id = approved(&w, author, admin, 99).await;
         w.with(async |m| {
             assert!(matches!(
-                m.install(buyer, Tier::Power, id, None).await,
+                m.install(buyer, Tier::Power, id, buying(id, 99)).await,
                 Err(AppError::PaymentRequired(_))
             ));
         })
@@ -1413,7 +1601,10 @@ mod tests {
             .push((buyer, "cus_declined".into()));
         w.payments.failing.set(true);
         w.with(async |m| {
-            let e = m.install(buyer, Tier::Power, id, None).await.unwrap_err();
+            let e = m
+                .install(buyer, Tier::Power, id, buying(id, 99))
+                .await
+                .unwrap_err();
             assert_eq!((e.status(), e.code()), (402, "payment_required"));
             let e = m
                 .install(
@@ -1422,6 +1613,7 @@ mod tests {
                     id,
                     Some(PluginInstallRequest {
                         plugin_id: uuid::Uuid::nil().to_string(),
+                        price_cents: Some(99),
                     }),
                 )
                 .await
@@ -1454,10 +1646,8 @@ mod tests {
         let token = url.download_url.split("token=").nth(1).unwrap().to_owned();
         w.with(async |m| {
             let pkg = m.package(user, id, Some(&token)).await.unwrap();
-            assert_eq!(
-                (pkg.key.as_str(), pkg.version.as_str()),
-                (format!("plugins/{id}/1.0.0.zip").as_str(), "1.0.0")
-            );
+            assert_eq!(pkg.version, "1.0.0");
+            assert!(pkg.key.starts_with(&format!("plugins/{id}/1.0.0-")));
             let mut tampered = token.clone().into_bytes();
             let last = tampered.len() - 1;
             tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
@@ -1653,7 +1843,9 @@ mod tests {
         }
         w.with(async |m| {
             for b in &buyers {
-                m.install(*b, Tier::Power, id, None).await.unwrap();
+                m.install(*b, Tier::Power, id, buying(id, 999))
+                    .await
+                    .unwrap();
             }
             // The period is still open: nothing is due.
             m.set_payout_account(
@@ -1741,8 +1933,12 @@ mod tests {
         );
         w.customers.borrow_mut().push((buyer, "cus_b".into()));
         let id = approved(&w, author, admin, 100).await;
-        w.with(async |m| m.install(buyer, Tier::Power, id, None).await.unwrap())
-            .await;
+        w.with(async |m| {
+            m.install(buyer, Tier::Power, id, buying(id, 100))
+                .await
+                .unwrap()
+        })
+        .await;
         w.clock.advance(40 * 86_400_000);
         assert_eq!(
             w.with(async |m| m.run_payouts().await.unwrap()).await.paid,

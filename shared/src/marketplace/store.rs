@@ -306,17 +306,27 @@ pub struct DuePayout {
 /// The marketplace's tables.
 #[async_trait(?Send)]
 pub trait PluginStore {
-    /// Creates a plugin (status `pending_review`) with its first version, atomically.
+    /// Creates a plugin (status `pending_review`) with its first version, atomically — unless
+    /// `author` already has `max_pending` versions pending review, in which case nothing is
+    /// written and the answer is `false`.
     async fn insert_plugin(
         &self,
         id: uuid::Uuid,
         author: UserId,
         first: &PluginVersion,
         now_ms: i64,
-    ) -> Result<(), StoreError>;
-    /// Adds a version to an existing plugin. `Conflict` when the plugin already has a version
-    /// pending review or this version number exists.
-    async fn insert_version(&self, version: &PluginVersion) -> Result<(), StoreError>;
+        max_pending: u64,
+    ) -> Result<bool, StoreError>;
+    /// Adds a version to an existing plugin unless its author already has `max_pending`
+    /// versions pending review (then `false`, nothing written). `Conflict` when the plugin
+    /// already has a version pending review or this version number exists.
+    async fn insert_version(
+        &self,
+        version: &PluginVersion,
+        max_pending: u64,
+    ) -> Result<bool, StoreError>;
+    /// How many versions of plugins by `author` are pending review.
+    async fn pending_by_author(&self, author: UserId) -> Result<u64, StoreError>;
     /// A plugin in any status.
     async fn plugin(&self, id: uuid::Uuid) -> Result<Option<Plugin>, StoreError>;
     /// Every version of a plugin, oldest submission first.

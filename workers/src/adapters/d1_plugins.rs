@@ -39,12 +39,25 @@ const RECOUNT: &str = "UPDATE plugins SET \
 const PLUGIN_COLUMNS: &str = "id, author_id, status, manifest, install_count, rating_sum, \
      rating_count, created_at, approved_at";
 
+/// Versions pending review of the author `?2` (a plugin insert) — the limit's subject.
 const INSERT_PLUGIN: &str = "INSERT INTO plugins (id, author_id, status, created_at, updated_at) \
-     VALUES (?1, ?2, 'pending_review', ?3, ?3)";
+     SELECT ?1, ?2, 'pending_review', ?3, ?3 \
+     WHERE (SELECT COUNT(*) FROM plugin_versions v JOIN plugins p ON p.id = v.plugin_id \
+            WHERE v.status = 'pending_review' AND p.author_id = ?2) < ?4";
 
+/// Inserts a version of plugin `?2` while its author has fewer than `?11` versions pending
+/// review (in the batch of a new plugin, the plugin row inserted just before is the guard).
 const INSERT_VERSION: &str = "INSERT INTO plugin_versions (id, plugin_id, version, manifest, \
        package_key, package_checksum, package_size, status, submitted_at, decided_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+     WHERE EXISTS (SELECT 1 FROM plugins WHERE id = ?2) \
+       AND (SELECT COUNT(*) FROM plugin_versions v JOIN plugins p ON p.id = v.plugin_id \
+            WHERE v.status = 'pending_review' \
+              AND p.author_id = (SELECT author_id FROM plugins WHERE id = ?2)) < ?11";
+
+const PENDING_BY_AUTHOR: &str = "SELECT COUNT(*) AS total FROM plugin_versions v \
+     JOIN plugins p ON p.id = v.plugin_id \
+     WHERE v.status = 'pending_review' AND p.author_id = ?1";
 
 const SELECT_PLUGIN: &str = "SELECT id, author_id, status, manifest, install_count, rating_sum, \
        rating_count, created_at, approved_at \
@@ -591,7 +604,11 @@ impl D1PluginStore {
         self.stmt(RECOUNT, &[id(plugin)])
     }
 
-    fn insert_version_stmt(&self, v: &PluginVersion) -> Result<D1PreparedStatement, StoreError> {
+    fn insert_version_stmt(
+        &self,
+        v: &PluginVersion,
+        max_pending: u64,
+    ) -> Result<D1PreparedStatement, StoreError> {
         let manifest = serde_json::to_string(&v.manifest)
             .map_err(|e| StoreError::Unavailable(format!("encoding manifest: {e}")))?;
         self.stmt(
@@ -607,6 +624,7 @@ impl D1PluginStore {
                 text(v.status.as_str()),
                 int(v.submitted_at),
                 opt_int(v.decided_at),
+                count(max_pending),
             ],
         )
     }
@@ -631,26 +649,45 @@ impl PluginStore for D1PluginStore {
         author: UserId,
         first: &PluginVersion,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+        max_pending: u64,
+    ) -> Result<bool, StoreError> {
         let statements = vec![
-            self.stmt(INSERT_PLUGIN, &[id(plugin), user(author), int(now_ms)])?,
-            self.insert_version_stmt(first)?,
+            self.stmt(
+                INSERT_PLUGIN,
+                &[id(plugin), user(author), int(now_ms), count(max_pending)],
+            )?,
+            self.insert_version_stmt(first, max_pending)?,
         ];
         match self.0.batch(statements).await {
-            Ok(_) => Ok(()),
+            Ok(results) => Ok(changes(nth(&results, 1, "inserting plugin")?) == 1),
             Err(e) => {
                 Err(version_conflict(&e).unwrap_or_else(|| unavailable("inserting plugin", &e)))
             }
         }
     }
 
-    async fn insert_version(&self, version: &PluginVersion) -> Result<(), StoreError> {
-        match self.insert_version_stmt(version)?.run().await {
-            Ok(_) => Ok(()),
+    async fn insert_version(
+        &self,
+        version: &PluginVersion,
+        max_pending: u64,
+    ) -> Result<bool, StoreError> {
+        match self.insert_version_stmt(version, max_pending)?.run().await {
+            Ok(r) => Ok(changes(&r) == 1),
             Err(e) => {
                 Err(version_conflict(&e).unwrap_or_else(|| unavailable("inserting version", &e)))
             }
         }
+    }
+
+    async fn pending_by_author(&self, author: UserId) -> Result<u64, StoreError> {
+        let row = self
+            .first::<TotalRow>(
+                "counting pending versions",
+                PENDING_BY_AUTHOR,
+                &[user(author)],
+            )
+            .await?;
+        Ok(row.map_or(0, |r| unsigned(r.total)))
     }
 
     async fn plugin(&self, plugin: uuid::Uuid) -> Result<Option<Plugin>, StoreError> {

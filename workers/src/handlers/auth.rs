@@ -14,7 +14,12 @@ pub async fn register(mut ctx: Ctx) -> AppResult<Response> {
         .await?
         .try_into_domain()?;
     let deps = AuthDeps::new(&ctx)?;
-    json(201, &deps.service().register(email, &password).await?)
+    let ip = ctx.client_ip();
+    let tokens = deps
+        .service()
+        .register(email, &password, ip.as_deref())
+        .await?;
+    json(201, &tokens)
 }
 
 /// `POST /auth/login` → `AuthTokens`.

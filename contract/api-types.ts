@@ -37,8 +37,9 @@ export type paths = {
         get?: never;
         put?: never;
         /**
-         * Ends the caller's session of a refresh token (its whole family). Unknown tokens and other
-         *     users' tokens are ignored.
+         * Ends the caller's session of a refresh token (its whole family): its access tokens stop
+         *     working at once and its sockets are closed. Unknown tokens and other users' tokens are
+         *     ignored.
          */
         post: operations["logout"];
         delete?: never;
@@ -56,7 +57,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Ends every session of the caller. Access tokens already issued live until they expire. */
+        /**
+         * Ends every session of the caller: their access tokens stop working at once and every open
+         *     socket of the caller gets an `unauthorized` error frame and is closed.
+         */
         post: operations["logout_all"];
         delete?: never;
         options?: never;
@@ -71,7 +75,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        /** The caller's profile; the tier is read from the database, not the token. */
+        /**
+         * The caller's profile; the tier is the server's (the user's home, a copy of the billing
+         *     state), not the token's.
+         */
         get: operations["me"];
         put?: never;
         post?: never;
@@ -781,6 +788,32 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sync/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live change notices over a WebSocket (`Upgrade: websocket`), with the same authentication as
+         *     `GET /chat/stream`. After a record, backup or vector change of the user is committed — from
+         *     any device — every open socket of the user (this one, and chat sockets too) receives
+         *     `{"type":"changed","kind":"record"|"backup"|"vector","cursor":…}`: records' `cursor` is the
+         *     change's listing position (`<updated_at>.<id>`), backups' `<created_at>.<id>`, vectors' the
+         *     time of the change. Pull with your own last cursor until you have it. The client may send
+         *     `{"type":"ping"}` (answered `{"type":"pong"}`); other frames get an error frame. Revoking the
+         *     session (logout, logout-all) sends an `unauthorized` error frame and closes the socket (4001).
+         */
+        get: operations["sync_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tiers": {
         parameters: {
             query?: never;
@@ -790,6 +823,27 @@ export type paths = {
         };
         /** The tier matrix with prices (euro cents per month; team per seat) and request limits. */
         get: operations["tiers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's exact usage and limits, for the app's storage meter: cloud storage (records and
+         *     vectors), backups (stored backups and the parts of open uploads), and this minute's
+         *     requests (after this one). `limit_bytes` is `null` when unlimited.
+         */
+        get: operations["usage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -852,6 +906,19 @@ export type components = {
             id: string;
             /** @description Always true. */
             ok: boolean;
+        };
+        /** @description Bytes used of a byte quota. */
+        ByteUsage: {
+            /**
+             * Format: int64
+             * @description The tier's limit; `null` when unlimited.
+             */
+            limit_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Bytes in use (for backups, open uploads' parts included).
+             */
+            used_bytes: number;
         };
         /** @description The request's context: the only user data the agents ever see. */
         ChatContext: {
@@ -1448,6 +1515,19 @@ export type components = {
              */
             password: string;
         };
+        /** @description The request allowance. */
+        RequestUsage: {
+            /**
+             * Format: int32
+             * @description Requests per minute.
+             */
+            limit: number;
+            /**
+             * Format: int32
+             * @description Requests left right now (after this one).
+             */
+            remaining: number;
+        };
         /** @description `POST /plugins/{id}/review`. */
         ReviewRequest: {
             /** @description `approve` or `reject`. */
@@ -1583,6 +1663,15 @@ export type components = {
             part_size: number;
             /** @description The upload's id. */
             upload_id: string;
+        };
+        /** @description `GET /usage`. */
+        UsageReport: {
+            /** @description Backups, and the parts of open uploads. */
+            backup: components["schemas"]["ByteUsage"];
+            /** @description Cloud records and vectors. */
+            cloud_storage: components["schemas"]["ByteUsage"];
+            /** @description This minute's requests. */
+            requests: components["schemas"]["RequestUsage"];
         };
         /** @description `GET /auth/me`. */
         UserProfile: {
@@ -5130,6 +5219,63 @@ export interface operations {
             };
         };
     };
+    sync_stream: {
+        parameters: {
+            query?: {
+                /** @description A ticket from `POST /auth/ws-ticket`, when no bearer header is sent. */
+                ticket?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol. */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`: no valid token or ticket, or a revoked session. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upgrade_required`: not a WebSocket handshake. */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     tiers: {
         parameters: {
             query?: never;
@@ -5150,6 +5296,53 @@ export interface operations {
             };
             /** @description `forbidden`: browser origin not allowed. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Usage and limits. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -8,7 +8,7 @@ cd "$root"
 export PATH="$root/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 stamp=build/.stamp
 if [ -f "$stamp" ] && [ -f build/index.js ] && [ -z "${FORCE_BUILD:-}" ] \
-    && [ -z "$(find Cargo.toml Cargo.lock shared durable-objects workers -newer "$stamp" -not -path '*/target/*' -not -path 'workers/build*' | head -n 1)" ]; then
+    && [ -z "$(find Cargo.toml Cargo.lock shared durable-objects workers contract -newer "$stamp" -not -path '*/target/*' -not -path 'workers/build*' | head -n 1)" ]; then
     echo "==> worker build is up to date" >&2
     exit 0
 fi

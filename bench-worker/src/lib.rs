@@ -42,6 +42,7 @@ async fn fetch(req: Request, _env: Env, _ctx: Context) -> Result<Response> {
                     UserId(uuid::Uuid::from_u128(7)),
                     Tier::Pro,
                     uuid::Uuid::nil(),
+                    uuid::Uuid::nil(),
                     now,
                 )
                 .map_err(|e| worker::Error::RustError(e.to_string()))?

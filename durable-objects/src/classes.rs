@@ -1,19 +1,12 @@
-//! The exported Durable Object classes (wasm32 only). Each decodes its input, delegates to
-//! natively tested logic, and encodes the answer.
+//! The `RateLimiter` class (wasm32 only): decodes its input, delegates to natively tested
+//! logic, and encodes the answer. (The `UserHome` class needs the worker's adapters and lives in
+//! the `workers` crate.)
 
-use shared::do_protocol::{
-    RateCheck, VectorDelete, VectorQuery, VectorUpsert, RATE_LIMITER_CHECK_PATH,
-    VECTOR_DELETE_PATH, VECTOR_QUERY_PATH, VECTOR_STATS_PATH, VECTOR_UPSERT_PATH,
-};
+use shared::do_protocol::{RateCheck, RATE_LIMITER_CHECK_PATH};
 use shared::AppError;
-use wasm_bindgen::JsValue;
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, SqlStorageValue,
-    State,
-};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State};
 
 use crate::rate_limiter::{self, TatStore};
-use crate::vector_index::{self, VectorError, VectorStore};
 
 /// The JSON error envelope from inside an object (the worker adds its own request id).
 fn error(e: &AppError, req: &Request) -> worker::Result<Response> {
@@ -134,132 +127,5 @@ impl DurableObject for RateLimiter {
         let next = rate_limiter::expire(&self.store(), now_ms())?;
         self.schedule(next).await?;
         Response::empty()
-    }
-}
-
-/// One user's vectors (see [`vector_index`]): one object per user, named by the user id.
-#[durable_object]
-pub struct VectorIndex {
-    state: State,
-}
-
-/// Vectors in the object's SQLite storage: `vals` holds the values as little-endian `f32`
-/// bytes. BLOBs are bound as an `ArrayBuffer` (the type the SQL API documents for BLOBs) and
-/// come back as one.
-struct SqlVectors(SqlStorage);
-
-impl VectorStore for SqlVectors {
-    type Error = worker::Error;
-
-    fn put(&self, id: &str, dims: u32, vals: &[u8], blob: &str) -> worker::Result<()> {
-        let buffer = js_sys::Uint8Array::from(vals).buffer();
-        self.0.exec_raw(
-            "INSERT INTO vectors (id, dims, vals, blob) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET \
-             dims = excluded.dims, vals = excluded.vals, blob = excluded.blob",
-            vec![
-                JsValue::from_str(id),
-                JsValue::from(dims),
-                buffer.into(),
-                JsValue::from_str(blob),
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn remove(&self, id: &str) -> worker::Result<bool> {
-        let cursor = self.0.exec(
-            "DELETE FROM vectors WHERE id = ? RETURNING id",
-            vec![id.into()],
-        )?;
-        Ok(cursor.raw().next().transpose()?.is_some())
-    }
-
-    fn scan(&self, visit: &mut dyn FnMut(&str, u32, &[u8])) -> worker::Result<()> {
-        use SqlStorageValue as V;
-        let cursor = self.0.exec("SELECT id, dims, vals FROM vectors", None)?;
-        for row in cursor.raw() {
-            if let [V::String(id), V::Integer(dims), V::Blob(vals)] = row?.as_slice() {
-                if let Ok(dims) = u32::try_from(*dims) {
-                    visit(id, dims, vals);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn blob(&self, id: &str) -> worker::Result<Option<String>> {
-        let cursor = self
-            .0
-            .exec("SELECT blob FROM vectors WHERE id = ?", vec![id.into()])?;
-        Ok(match cursor.raw().next().transpose()?.as_deref() {
-            Some([SqlStorageValue::String(blob)]) => Some(blob.clone()),
-            _ => None,
-        })
-    }
-
-    fn dims_summary(&self) -> worker::Result<(u64, Option<u32>, Option<u32>)> {
-        let cursor = self
-            .0
-            .exec("SELECT COUNT(*), MIN(dims), MAX(dims) FROM vectors", None)?;
-        let row = cursor.raw().next().transpose()?.unwrap_or_default();
-        let int = |i: usize| match row.get(i) {
-            Some(SqlStorageValue::Integer(v)) => Some(*v),
-            _ => None,
-        };
-        let dims = |i: usize| int(i).and_then(|v| u32::try_from(v).ok());
-        Ok((
-            int(0).and_then(|v| u64::try_from(v).ok()).unwrap_or(0),
-            dims(1),
-            dims(2),
-        ))
-    }
-}
-
-/// A logic result as a response: the answer, a 422 for a broken bound, or the store's error.
-fn vector_answer<T: serde::Serialize>(
-    result: Result<T, VectorError<worker::Error>>,
-    req: &Request,
-) -> worker::Result<Response> {
-    match result {
-        Ok(answer) => Response::from_json(&answer),
-        Err(VectorError::Invalid(field)) => error(&AppError::Validation(vec![field]), req),
-        Err(VectorError::Store(e)) => Err(e),
-    }
-}
-
-impl DurableObject for VectorIndex {
-    fn new(state: State, _env: Env) -> Self {
-        let sql = state.storage().sql();
-        if let Err(e) = sql.exec(
-            "CREATE TABLE IF NOT EXISTS vectors (\
-             id TEXT PRIMARY KEY, dims INTEGER NOT NULL, vals BLOB NOT NULL, blob TEXT NOT NULL)",
-            None,
-        ) {
-            tracing::error!(error = %e, "vector index: creating table failed");
-        }
-        Self { state }
-    }
-
-    // Vectors, ids and blobs are user content: nothing here logs them.
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let store = SqlVectors(self.state.storage().sql());
-        let path = req.path();
-        match (req.method(), path.as_str()) {
-            (Method::Get, VECTOR_STATS_PATH) => Response::from_json(&vector_index::stats(&store)?),
-            (Method::Post, VECTOR_UPSERT_PATH) => match req.json::<VectorUpsert>().await {
-                Ok(msg) => vector_answer(vector_index::upsert(&store, &msg), &req),
-                Err(e) => error(&AppError::MalformedJson(e.to_string()), &req),
-            },
-            (Method::Post, VECTOR_QUERY_PATH) => match req.json::<VectorQuery>().await {
-                Ok(msg) => vector_answer(vector_index::query(&store, &msg), &req),
-                Err(e) => error(&AppError::MalformedJson(e.to_string()), &req),
-            },
-            (Method::Post, VECTOR_DELETE_PATH) => match req.json::<VectorDelete>().await {
-                Ok(msg) => vector_answer(vector_index::delete(&store, &msg), &req),
-                Err(e) => error(&AppError::MalformedJson(e.to_string()), &req),
-            },
-            _ => error(&AppError::NotFound, &req),
-        }
     }
 }

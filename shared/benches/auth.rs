@@ -25,6 +25,7 @@ fn main() {
             UserId(uuid::Uuid::from_u128(7)),
             Tier::Pro,
             uuid::Uuid::nil(),
+            uuid::Uuid::nil(),
             now,
         )
         .unwrap()

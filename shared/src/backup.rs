@@ -1,21 +1,24 @@
 //! Backups: whole-database snapshots the desktop app encrypts, stored as opaque bytes in R2
-//! under `{user_id}/{timestamp}/{backup_id}` with a `backup_metadata` row in D1.
+//! under `{user_id}/{timestamp}/{backup_id}`, with their metadata in the user's home.
 //!
-//! Rules: backups need the `backup_gb` feature (pro and above); the user's total backup bytes
-//! stay within the tier's limit (pro 5 GB, power 25 GB, team unlimited), checked before the
-//! upload; when a new backup would exceed it, the oldest backups are deleted to make room
-//! **only** if the request says `X-Backup-Prune: oldest`. The blob is stored (and verified by
-//! R2) before its row is written, and a row is deleted before its blob, so a crash never leaves
-//! a row without bytes, and an unreferenced blob never counts.
+//! Rules: backups need the `backup_gb` feature (pro and above); the user's backup bytes —
+//! stored backups and the parts of open uploads — stay within the tier's limit (pro 5 GB,
+//! power 25 GB, team unlimited), reserved before the upload; when a new backup would exceed
+//! it, the oldest backups are deleted to make room **only** if the request says
+//! `X-Backup-Prune: oldest`, and only once the new backup is stored and verified (a corrupt
+//! upload never costs a backup). The blob is stored (and verified by R2) before its metadata,
+//! and metadata is deleted before its blob, so a crash never leaves metadata without bytes, and
+//! an unreferenced blob never counts.
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Tier, UserId};
+use crate::domain::UserId;
 use crate::error::{AppError, FieldError};
-use crate::ports::{new_uuid, Clock, Random, StoreError};
+use crate::home::ops::{
+    BackupFacts, BackupHistory, CommitBackup, DeleteBackup, LatestBackup, Release, ReserveBackup,
+};
+use crate::home::{self, HomePort};
 use crate::storage::{BlobStore, Checksum, Payload};
-use crate::tiers::{check_feature, features, Feature, GB};
 
 /// Largest backup in one request (Workers accept 100 MB bodies; larger ones go multipart).
 pub const MAX_SINGLE_BACKUP_BYTES: u64 = 95 * 1024 * 1024;
@@ -51,7 +54,7 @@ pub struct BackupStored {
 }
 
 /// A stored backup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRow {
     /// Owner.
     pub user_id: UserId,
@@ -75,6 +78,16 @@ pub struct BackupHeaders {
 }
 
 impl BackupHeaders {
+    /// What the home records of a backup with these headers.
+    pub fn facts(&self) -> BackupFacts {
+        BackupFacts {
+            version: self.version,
+            timestamp: self.timestamp,
+            checksum: self.checksum.as_str().to_owned(),
+            prune: self.prune_oldest,
+        }
+    }
+
     /// Parses the header values (each `None` when absent).
     ///
     /// # Errors
@@ -118,203 +131,151 @@ impl BackupHeaders {
     }
 }
 
-/// Backup metadata (D1 `backup_metadata`).
-#[async_trait(?Send)]
-pub trait BackupStore {
-    /// Inserts a row.
-    async fn insert(&self, row: &BackupRow) -> Result<(), StoreError>;
-    /// The user's backups, newest first.
-    async fn list(&self, user: UserId) -> Result<Vec<BackupRow>, StoreError>;
-    /// The user's backup with this id.
-    async fn get(&self, user: UserId, id: &str) -> Result<Option<BackupRow>, StoreError>;
-    /// Deletes the row; returns whether it existed.
-    async fn delete(&self, user: UserId, id: &str) -> Result<bool, StoreError>;
-}
-
-/// Backups over their ports.
+/// Backups over their ports: the user's home (metadata, quota, pruning) and the blobs.
 pub struct BackupService<'a, B: BlobStore> {
-    /// Metadata.
-    pub backups: &'a dyn BackupStore,
+    /// The user's home.
+    pub home: &'a dyn HomePort,
     /// Bytes.
     pub blobs: &'a B,
-    /// Time.
-    pub clock: &'a dyn Clock,
-    /// Ids.
-    pub rng: &'a dyn Random,
-}
-
-/// The byte limit of a tier's backups (`None`: unlimited).
-fn limit_of(tier: Tier) -> Option<u64> {
-    u64::try_from(features(tier).backup_gb)
-        .ok()
-        .map(|gb| gb.saturating_mul(GB))
 }
 
 impl<B: BlobStore> BackupService<'_, B>
 where
     B::Body: From<Vec<u8>>,
 {
-    /// Makes room for `adding` bytes: refuses, or (if allowed) deletes the oldest backups.
-    ///
-    /// # Errors
-    /// 403 `tier_required` without backups; 403 `quota_exceeded` when it cannot fit.
-    pub async fn make_room(
-        &self,
-        user: UserId,
-        tier: Tier,
-        adding: u64,
-        prune_oldest: bool,
-    ) -> Result<(), AppError> {
-        check_feature(tier, Feature::Backup)?;
-        let Some(limit) = limit_of(tier) else {
-            return Ok(());
-        };
-        if adding > limit {
-            let used = self.used(user).await?;
-            return Err(AppError::QuotaExceeded { used, limit });
+    /// Deletes blobs the home no longer references (pruned or replaced backups); best effort.
+    pub(crate) async fn forget(&self, keys: &[String]) {
+        for key in keys {
+            let _ = self.blobs.delete(key).await;
         }
-        let mut existing = self.backups.list(user).await?;
-        let mut used: u64 = existing.iter().map(|b| b.meta.size_bytes).sum();
-        while used.saturating_add(adding) > limit {
-            let Some(oldest) = existing.pop().filter(|_| prune_oldest) else {
-                return Err(AppError::QuotaExceeded { used, limit });
-            };
-            self.remove(&oldest).await?;
-            used = used.saturating_sub(oldest.meta.size_bytes);
-            tracing::info!(user_id = %user, backup = %oldest.meta.id, "oldest backup pruned on request");
-        }
-        Ok(())
     }
 
-    async fn used(&self, user: UserId) -> Result<u64, AppError> {
-        Ok(self
-            .backups
-            .list(user)
-            .await?
-            .iter()
-            .map(|b| b.meta.size_bytes)
-            .sum())
-    }
-
-    async fn remove(&self, row: &BackupRow) -> Result<(), AppError> {
-        if self.backups.delete(row.user_id, &row.meta.id).await? {
-            let _ = self.blobs.delete(&row.r2_key).await;
-        }
-        Ok(())
-    }
-
-    /// Stores a backup sent in one request.
+    /// Stores a backup sent in one request: reserve (gate, quota), store and verify, then
+    /// commit — which alone may prune, once the new backup is known to be good.
     ///
     /// # Errors
     /// 403 gates and quota, 413 over [`MAX_SINGLE_BACKUP_BYTES`], 400 `checksum_mismatch`.
     pub async fn put(
         &self,
-        user: UserId,
-        tier: Tier,
         h: BackupHeaders,
         payload: Payload<B::Body>,
     ) -> Result<BackupMetadata, AppError> {
-        let size = match &payload {
-            Payload::Bytes(b) => b.len() as u64,
-            Payload::Stream(_, n) => *n,
-        };
+        let size = payload.size();
         if size > MAX_SINGLE_BACKUP_BYTES {
             return Err(AppError::PayloadTooLarge {
                 limit: MAX_SINGLE_BACKUP_BYTES,
             });
         }
-        self.make_room(user, tier, size, h.prune_oldest).await?;
-        let id = new_uuid(self.rng).to_string();
-        let key = format!("{user}/{}/{id}", h.timestamp);
-        let body = match payload {
-            Payload::Bytes(bytes) if !h.checksum.matches(&bytes) => {
-                return Err(AppError::ChecksumMismatch)
+        if let Payload::Bytes(bytes) = &payload {
+            if !h.checksum.matches(bytes) {
+                return Err(AppError::ChecksumMismatch);
             }
+        }
+        let reservation = home::call(
+            self.home,
+            &ReserveBackup {
+                size,
+                timestamp: h.timestamp,
+                prune: h.prune_oldest,
+            },
+        )
+        .await?;
+        let body = match payload {
             Payload::Bytes(bytes) => B::Body::from(bytes),
             Payload::Stream(body, _) => body,
         };
-        if !self.blobs.put(&key, body, &h.checksum).await? {
-            return Err(AppError::ChecksumMismatch);
+        let stored = self.blobs.put(&reservation.key, body, &h.checksum).await;
+        if !matches!(stored, Ok(true)) {
+            let _ = home::call(
+                self.home,
+                &Release {
+                    reservation: reservation.reservation,
+                },
+            )
+            .await;
+            return Err(match stored {
+                Err(e) => e.into(),
+                Ok(_) => AppError::ChecksumMismatch,
+            });
         }
-        self.record(user, key, id, &h, size, 1).await
-    }
-
-    /// Writes the row of a stored blob (after a single or a multipart upload).
-    ///
-    /// # Errors
-    /// Storage failures (the blob is then removed).
-    pub async fn record(
-        &self,
-        user: UserId,
-        key: String,
-        id: String,
-        h: &BackupHeaders,
-        size: u64,
-        chunks: u32,
-    ) -> Result<BackupMetadata, AppError> {
-        let row = BackupRow {
-            user_id: user,
-            r2_key: key,
-            meta: BackupMetadata {
-                id,
-                version: h.version,
-                timestamp: h.timestamp,
-                checksum: h.checksum.as_str().to_owned(),
-                chunk_count: chunks,
-                size_bytes: size,
-                created_at: self.clock.now_ms(),
+        let committed = home::call(
+            self.home,
+            &CommitBackup {
+                reservation: reservation.reservation,
+                facts: h.facts(),
             },
-        };
-        if let Err(e) = self.backups.insert(&row).await {
-            let _ = self.blobs.delete(&row.r2_key).await;
-            return Err(e.into());
+        )
+        .await;
+        match committed {
+            Ok(done) => {
+                self.forget(&done.pruned_keys).await;
+                tracing::info!(backup = %done.meta.id, size, pruned = done.pruned_keys.len(), "backup stored");
+                Ok(done.meta)
+            }
+            Err(e) => {
+                self.forget(&[reservation.key]).await;
+                Err(e)
+            }
         }
-        tracing::info!(user_id = %user, backup = %row.meta.id, size, chunks, "backup stored");
-        Ok(row.meta)
     }
 
     /// The newest backup.
     ///
     /// # Errors
     /// 404 when there is none.
-    pub async fn latest(&self, user: UserId) -> Result<BackupRow, AppError> {
-        self.backups
-            .list(user)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or(AppError::NotFound)
+    pub async fn latest(&self) -> Result<BackupRow, AppError> {
+        home::call(self.home, &LatestBackup {}).await
     }
 
     /// Every backup's metadata, newest first.
     ///
     /// # Errors
     /// Storage failures only.
-    pub async fn history(&self, user: UserId) -> Result<Vec<BackupMetadata>, AppError> {
-        Ok(self
-            .backups
-            .list(user)
-            .await?
-            .into_iter()
-            .map(|b| b.meta)
-            .collect())
+    pub async fn history(&self) -> Result<Vec<BackupMetadata>, AppError> {
+        home::call(self.home, &BackupHistory {}).await
     }
 
     /// Deletes one backup.
     ///
     /// # Errors
     /// 404 for a missing or foreign backup.
-    pub async fn delete(&self, user: UserId, id: &str) -> Result<(), AppError> {
-        let row = self
-            .backups
-            .get(user, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        self.remove(&row).await
+    pub async fn delete(&self, id: &str) -> Result<(), AppError> {
+        let deleted = home::call(self.home, &DeleteBackup { id: id.to_owned() }).await?;
+        self.forget(&[deleted.key]).await;
+        Ok(())
     }
 }
 
 pub mod multipart;
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_parsed_and_every_bad_one_named() {
+        let ok = BackupHeaders::parse(
+            Some("2"),
+            Some("1700000000000"),
+            Some(&"a".repeat(64)),
+            Some("oldest"),
+        )
+        .unwrap();
+        assert!(ok.prune_oldest);
+        assert_eq!(ok.facts().timestamp, 1_700_000_000_000);
+        let e = BackupHeaders::parse(Some("0"), Some("x"), None, Some("newest")).unwrap_err();
+        let AppError::Validation(fields) = e else {
+            panic!()
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "X-Backup-Version",
+                "X-Backup-Timestamp",
+                "X-Backup-Checksum",
+                "X-Backup-Prune"
+            ]
+        );
+    }
+}

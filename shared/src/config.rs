@@ -113,6 +113,9 @@ pub struct Config {
     /// Registrations allowed per client address and hour (`REGISTER_LIMIT_PER_HOUR`, default
     /// 20, 1–1 000 000).
     pub register_limit_per_hour: u32,
+    /// Bytes in one quota gigabyte: 10^9, unless `DEV_BYTES_PER_GB` says otherwise — honoured
+    /// only with `ENV=dev`, so end-to-end tests can reach a quota's edge.
+    pub bytes_per_gb: u64,
 }
 
 /// One invalid setting.
@@ -271,6 +274,28 @@ fn jwt_secret<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> String {
     }
 }
 
+/// Bytes per quota gigabyte: `DEV_BYTES_PER_GB` (dev only), else 10^9.
+fn bytes_per_gb<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>, env: Environment) -> u64 {
+    let gb = crate::tiers::GB;
+    match (r.get("DEV_BYTES_PER_GB"), env) {
+        (None, _) => gb,
+        (Some(_), Environment::Prod) => {
+            r.problem("DEV_BYTES_PER_GB", "is honoured only with ENV=dev");
+            gb
+        }
+        (Some(v), Environment::Dev) => match v.parse::<u64>() {
+            Ok(n) if (1..=gb).contains(&n) => n,
+            _ => {
+                r.problem(
+                    "DEV_BYTES_PER_GB",
+                    format!("must be a whole number from 1 to {gb}"),
+                );
+                gb
+            }
+        },
+    }
+}
+
 /// The Stripe settings.
 fn stripe_config<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> StripeConfig {
     StripeConfig {
@@ -366,6 +391,8 @@ impl Config {
             1_000_000,
         );
 
+        let bytes_per_gb = bytes_per_gb(&mut r, env);
+
         if env == Environment::Prod && openai.base_url.scheme() != "https" {
             r.problem("OPENAI_BASE_URL", "must be https in prod");
         }
@@ -390,6 +417,7 @@ impl Config {
             public_base_url,
             rate_limits,
             register_limit_per_hour,
+            bytes_per_gb,
         })
     }
 }
@@ -433,11 +461,25 @@ mod tests {
         assert!(c.public_base_url.is_none());
         assert!(c.rate_limits);
         assert_eq!(c.register_limit_per_hour, 20);
+        assert_eq!(c.bytes_per_gb, 1_000_000_000);
         assert_eq!(
             c.stripe.success_url,
             "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}"
         );
         assert_eq!(c.jwt_secret.expose_secret(), SECRET);
+    }
+
+    #[test]
+    fn shrunken_quotas_are_for_dev_only() {
+        let c = parse(&[("JWT_SECRET", SECRET), ("DEV_BYTES_PER_GB", "1000")]).unwrap();
+        assert_eq!(c.bytes_per_gb, 1_000);
+        let err = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("ENV", "prod"),
+            ("DEV_BYTES_PER_GB", "1000"),
+        ])
+        .unwrap_err();
+        assert_eq!(keys(&err), vec!["DEV_BYTES_PER_GB"]);
     }
 
     #[test]

@@ -154,7 +154,40 @@ pub enum AppError {
     /// Anything else. 500. The client sees only "internal error"; the chain goes to the logs.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// An error decided by a user's home (a Durable Object), relayed as it answered: status,
+    /// code, message, details and headers are the home's.
+    #[error("{} ({})", .0.code, .0.status)]
+    Relayed(Box<crate::home::WireError>),
 }
+
+/// Every stable code, so a relayed code maps back to its `'static` name.
+pub const CODES: &[&str] = &[
+    "validation_failed",
+    "malformed_json",
+    "unsupported_media_type",
+    "payload_too_large",
+    "unauthorized",
+    "forbidden",
+    "payment_required",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "precondition_failed",
+    "checksum_mismatch",
+    "invalid_signature",
+    "tier_required",
+    "quota_exceeded",
+    "rate_limited",
+    "llm_not_configured",
+    "upstream_unavailable",
+    "request_aborted",
+    "upgrade_required",
+    "not_implemented",
+    "internal",
+];
+
+/// Headers an error may carry, so a relayed header maps back to its `'static` name.
+const ERROR_HEADERS: &[&str] = &["WWW-Authenticate", "Allow", "Retry-After"];
 
 /// The JSON error envelope: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +252,11 @@ impl AppError {
             Self::UpgradeRequired => "upgrade_required",
             Self::NotImplemented(_) => "not_implemented",
             Self::Internal(_) => "internal",
+            Self::Relayed(w) => CODES
+                .iter()
+                .find(|c| **c == w.code)
+                .copied()
+                .unwrap_or("internal"),
         }
     }
 
@@ -254,6 +292,7 @@ impl AppError {
                 }
             }
             Self::LlmNotConfigured => 503,
+            Self::Relayed(w) => w.status,
         }
     }
 
@@ -270,6 +309,16 @@ impl AppError {
             Self::RateLimited { retry_after_secs } => {
                 vec![("Retry-After", retry_after_secs.max(&1).to_string())]
             }
+            Self::Relayed(w) => w
+                .headers
+                .iter()
+                .filter_map(|(k, v)| {
+                    ERROR_HEADERS
+                        .iter()
+                        .find(|h| h.eq_ignore_ascii_case(k))
+                        .map(|h| (*h, v.clone()))
+                })
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -287,6 +336,7 @@ impl AppError {
             Self::PaymentRequired(_) => {
                 "the payment could not be taken: add or update a card in billing".to_owned()
             }
+            Self::Relayed(w) => w.message.clone(),
             other => other.to_string(),
         }
     }
@@ -312,6 +362,7 @@ impl AppError {
                 Some(json!({ "retry_after": retry_after_secs.max(&1) }))
             }
             Self::UpstreamUnavailable { service, .. } => Some(json!({ "service": service })),
+            Self::Relayed(w) => w.details.clone(),
             _ => None,
         }
     }
@@ -419,6 +470,18 @@ mod tests {
                 ("internal", 500),
             ]
         );
+    }
+
+    #[test]
+    fn every_code_is_listed_and_a_relayed_error_answers_as_it_was_made() {
+        for e in every_variant() {
+            assert!(CODES.contains(&e.code()), "{}", e.code());
+            let relayed = crate::home::WireError::of(&e).into_app_error();
+            assert_eq!(relayed.code(), e.code());
+            assert_eq!(relayed.status(), e.status());
+            assert_eq!(relayed.headers(), e.headers());
+            assert_eq!(relayed.body("r"), e.body("r"));
+        }
     }
 
     #[test]

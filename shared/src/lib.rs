@@ -18,6 +18,7 @@ pub mod dcpe;
 pub mod do_protocol;
 pub mod domain;
 pub mod error;
+pub mod home;
 pub mod input;
 pub mod keys;
 pub mod marketplace;

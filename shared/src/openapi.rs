@@ -14,6 +14,7 @@ use crate::api::{
     RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse, UserProfile,
     WsTicket,
 };
+use crate::api::{ByteUsage, RequestUsage, UsageReport};
 use crate::api::{
     ChatContext, ChatRequest, ChatResponse, ExecutionMode, ExecutionPlan, PlanAction,
     PlanActionType, PlanStep, Playbook, PlaybookList, RunStepRequest, RunStepResponse,
@@ -179,14 +180,14 @@ impl Modify for FloatRange {
         create_record, list_records, get_record, update_record, delete_record,
         put_backup, get_backup, backup_history, delete_backup,
         begin_upload, upload_part, complete_upload, abort_upload,
-        chat, chat_stream, list_playbooks, get_playbook, run_plan_step,
+        chat, chat_stream, sync_stream, usage, list_playbooks, get_playbook, run_plan_step,
         upsert_vectors, search_vectors, delete_vectors,
         list_plugins, submit_plugin, get_plugin, submit_plugin_version, pending_plugin_reviews,
         review_plugin, install_plugin, uninstall_plugin, download_plugin, rate_plugin,
         plugin_earnings, set_payout_account
     ),
     components(schemas(
-        Health, Ok, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
+        Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
         WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
         TiersResponse, TierOffer, Features, CreateRecord, UpdateRecord, RecordCreated,
         RecordUpdated, RecordMeta, BackupStored, BackupMetadata, UploadStarted, PartStored,
@@ -314,8 +315,9 @@ fn login() {}
     ))]
 fn refresh() {}
 
-/// Ends the caller's session of a refresh token (its whole family). Unknown tokens and other
-/// users' tokens are ignored.
+/// Ends the caller's session of a refresh token (its whole family): its access tokens stop
+/// working at once and its sockets are closed. Unknown tokens and other users' tokens are
+/// ignored.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout",
     security(("bearer" = [])),
     request_body = RefreshRequest,
@@ -330,7 +332,8 @@ fn refresh() {}
     ))]
 fn logout() {}
 
-/// Ends every session of the caller. Access tokens already issued live until they expire.
+/// Ends every session of the caller: their access tokens stop working at once and every open
+/// socket of the caller gets an `unauthorized` error frame and is closed.
 #[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", operation_id = "logout_all",
     security(("bearer" = [])),
     responses(
@@ -340,7 +343,8 @@ fn logout() {}
     ))]
 fn logout_all() {}
 
-/// The caller's profile; the tier is read from the database, not the token.
+/// The caller's profile; the tier is the server's (the user's home, a copy of the billing
+/// state), not the token's.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "me",
     security(("bearer" = [])),
     responses(
@@ -954,6 +958,39 @@ fn chat() {}
         (status = 426, description = "`upgrade_required`: not a WebSocket handshake.", body = ErrorBody)
     ))]
 fn chat_stream() {}
+
+/// Live change notices over a WebSocket (`Upgrade: websocket`), with the same authentication as
+/// `GET /chat/stream`. After a record, backup or vector change of the user is committed — from
+/// any device — every open socket of the user (this one, and chat sockets too) receives
+/// `{"type":"changed","kind":"record"|"backup"|"vector","cursor":…}`: records' `cursor` is the
+/// change's listing position (`<updated_at>.<id>`), backups' `<created_at>.<id>`, vectors' the
+/// time of the change. Pull with your own last cursor until you have it. The client may send
+/// `{"type":"ping"}` (answered `{"type":"pong"}`); other frames get an error frame. Revoking the
+/// session (logout, logout-all) sends an `unauthorized` error frame and closes the socket (4001).
+#[utoipa::path(get, path = "/api/v1/sync/stream", tag = "storage", operation_id = "sync_stream",
+    security(("bearer" = []), ()),
+    params(("ticket" = Option<String>, Query, nullable = false,
+        description = "A ticket from `POST /auth/ws-ticket`, when no bearer header is sent.")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 401, description = "`unauthorized`: no valid token or ticket, or a revoked session.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 426, description = "`upgrade_required`: not a WebSocket handshake.", body = ErrorBody)
+    ))]
+fn sync_stream() {}
+
+/// The caller's exact usage and limits, for the app's storage meter: cloud storage (records and
+/// vectors), backups (stored backups and the parts of open uploads), and this minute's
+/// requests (after this one). `limit_bytes` is `null` when unlimited.
+#[utoipa::path(get, path = "/api/v1/usage", tag = "storage", operation_id = "usage",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Usage and limits.", body = UsageReport),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn usage() {}
 
 /// The two shapes `POST /chat` answers with.
 #[derive(serde::Serialize, utoipa::ToSchema)]

@@ -202,22 +202,29 @@ pub trait RefreshTokenStore {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), StoreError>;
-    /// Revokes every live family of a user; returns how many were revoked.
-    async fn revoke_all(&self, user_id: UserId, now_ms: i64) -> Result<u64, StoreError>;
+    /// Revokes every live family of a user; returns the families revoked.
+    async fn revoke_all(&self, user_id: UserId, now_ms: i64)
+        -> Result<Vec<uuid::Uuid>, StoreError>;
 }
 
 /// Single-use WebSocket tickets (D1 `ws_tickets`).
 #[async_trait(?Send)]
 pub trait TicketStore {
-    /// Stores a ticket's hash.
+    /// Stores a ticket's hash, with the session it was issued to.
     async fn insert(
         &self,
         hash: &[u8; 32],
         user_id: UserId,
+        sid: Option<uuid::Uuid>,
         expires_at: i64,
     ) -> Result<(), StoreError>;
-    /// Marks the ticket used and returns its user, if it exists, is unused and unexpired.
-    async fn consume(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<UserId>, StoreError>;
+    /// Marks the ticket used and returns its user and session, if it exists, is unused and
+    /// unexpired.
+    async fn consume(
+        &self,
+        hash: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<(UserId, Option<uuid::Uuid>)>, StoreError>;
 }
 
 /// Exact rate counters (the `RateLimiter` Durable Object in production).

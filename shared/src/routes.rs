@@ -45,8 +45,12 @@ impl Method {
 pub enum Access {
     /// Anyone.
     Public,
-    /// A caller with a valid access token (checked before the handler runs).
+    /// A caller with a valid access token (checked before the handler runs); the pipeline
+    /// admits the request (one call to the caller's home) before the handler runs.
     User,
+    /// As [`Access::User`], but the handler's own call to the caller's home takes the
+    /// admission, so the request makes one Durable Object round trip, not two.
+    UserAtHome,
     /// As [`Access::User`], or with a single-use `?ticket=` from `POST /auth/ws-ticket`
     /// (browsers cannot set headers on a WebSocket).
     UserOrTicket,
@@ -149,6 +153,10 @@ pub enum Operation {
     SearchVectors,
     /// `DELETE /storage/vectors`.
     DeleteVectors,
+    /// `GET /usage`.
+    Usage,
+    /// `GET /sync/stream` (WebSocket).
+    SyncStream,
 }
 
 /// One route.
@@ -251,19 +259,19 @@ pub const ROUTES: &[Route] = &[
     route(
         Method::Post,
         "/api/v1/storage/vectors/upsert",
-        Access::User,
+        Access::UserAtHome,
         Operation::UpsertVectors,
     ),
     route(
         Method::Post,
         "/api/v1/storage/vectors/search",
-        Access::User,
+        Access::UserAtHome,
         Operation::SearchVectors,
     ),
     route(
         Method::Delete,
         "/api/v1/storage/vectors",
-        Access::User,
+        Access::UserAtHome,
         Operation::DeleteVectors,
     ),
     route(
@@ -332,7 +340,12 @@ pub const ROUTES: &[Route] = &[
         Access::User,
         Operation::LogoutAll,
     ),
-    route(Method::Get, "/api/v1/auth/me", Access::User, Operation::Me),
+    route(
+        Method::Get,
+        "/api/v1/auth/me",
+        Access::UserAtHome,
+        Operation::Me,
+    ),
     route(
         Method::Post,
         "/api/v1/auth/ws-ticket",
@@ -348,79 +361,79 @@ pub const ROUTES: &[Route] = &[
     route(
         Method::Post,
         "/api/v1/backup/uploads",
-        Access::User,
+        Access::UserAtHome,
         Operation::BeginUpload,
     ),
     route(
         Method::Put,
         "/api/v1/backup/uploads/{id}/parts/{n}",
-        Access::User,
+        Access::UserAtHome,
         Operation::UploadPart,
     ),
     route(
         Method::Post,
         "/api/v1/backup/uploads/{id}/complete",
-        Access::User,
+        Access::UserAtHome,
         Operation::CompleteUpload,
     ),
     route(
         Method::Delete,
         "/api/v1/backup/uploads/{id}",
-        Access::User,
+        Access::UserAtHome,
         Operation::AbortUpload,
     ),
     route(
         Method::Put,
         "/api/v1/backup",
-        Access::User,
+        Access::UserAtHome,
         Operation::PutBackup,
     ),
     route(
         Method::Get,
         "/api/v1/backup",
-        Access::User,
+        Access::UserAtHome,
         Operation::GetBackup,
     ),
     route(
         Method::Get,
         "/api/v1/backup/history",
-        Access::User,
+        Access::UserAtHome,
         Operation::BackupHistory,
     ),
     route(
         Method::Delete,
         "/api/v1/backup/{id}",
-        Access::User,
+        Access::UserAtHome,
         Operation::DeleteBackup,
     ),
     route(
         Method::Post,
         "/api/v1/storage/records",
-        Access::User,
+        Access::UserAtHome,
         Operation::CreateRecord,
     ),
     route(
         Method::Get,
         "/api/v1/storage/records",
-        Access::User,
+        Access::UserAtHome,
         Operation::ListRecords,
     ),
     route(
         Method::Get,
         "/api/v1/storage/records/{id}",
-        Access::User,
+        Access::UserAtHome,
         Operation::GetRecord,
     ),
     route(
         Method::Put,
         "/api/v1/storage/records/{id}",
-        Access::User,
+        Access::UserAtHome,
         Operation::UpdateRecord,
     ),
     route(
         Method::Delete,
         "/api/v1/storage/records/{id}",
-        Access::User,
+        Access::UserAtHome,
         Operation::DeleteRecord,
     ),
     route(
@@ -446,6 +459,18 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/billing/subscription",
         Access::User,
         Operation::CancelSubscription,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/usage",
+        Access::UserAtHome,
+        Operation::Usage,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/sync/stream",
+        Access::UserOrTicket,
+        Operation::SyncStream,
     ),
 ];
 

@@ -1,4 +1,4 @@
-//! Cloud records: opaque client-encrypted blobs in R2 with their metadata in D1.
+//! Cloud records: opaque client-encrypted blobs in R2 with their metadata in the user's home.
 //!
 //! ## Rules
 //! - `table` is a short identifier (`[A-Za-z0-9_-]`, 1–64, not starting with `-`), never a path.
@@ -7,11 +7,15 @@
 //! - ETag: `"<version>.<first 16 hex of the checksum>"`; every write bumps the version.
 //!   `If-Match` (strong comparison, `*` allowed) on PUT/DELETE → 412 when stale; without it the
 //!   last write wins. `If-None-Match` on GET → 304.
-//! - Crash safety and exact usage: usage is the sum of `size_bytes` of live D1 rows. A write
-//!   puts the new blob under a key unique to that write first, then commits the row (compare-and-set on the
-//!   version), then deletes the blob the row no longer references. A crash between the steps
-//!   leaves at worst an unreferenced blob, which counts for nothing and is never served; a row
-//!   never points at a missing blob.
+//! - Crash safety and exact usage: usage is the sum of `size_bytes` of live records, kept by the
+//!   home in the same step as the metadata. A write reserves its bytes first (so concurrent
+//!   writes at the quota's edge cannot all pass), puts the new blob under a key unique to that
+//!   write, then commits, then deletes the blob the record no longer references. A crash
+//!   between the steps leaves at worst an unreferenced blob (counted for nothing, never served)
+//!   and a reservation that lapses by itself; a record never points at a missing blob.
+//! - Without `If-Match` the last write wins: an unconditional update or delete applies to the
+//!   version current when it commits, whatever raced it — except that a delete is never undone:
+//!   an update that commits after a racing delete answers 404.
 //! - Delete leaves a tombstone (`deleted: true`) listed for 30 days so other devices sync it.
 //! - Listing is ordered by `(updated_at, id)`; the cursor is that pair, so paging is stable
 //!   while records change.
@@ -21,10 +25,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::{Tier, UserId};
+use crate::domain::UserId;
 use crate::error::{AppError, FieldError};
-use crate::ports::{new_uuid, Clock, Random, StoreError};
-use crate::tiers::{check_feature, enforce_quota_gb, features, Feature, TierStore};
+use crate::home::ops::{
+    CommitRecord, DeleteRecord, GetRecord, ListRecords, RecordTarget, Release, Reservation,
+    ReserveRecord,
+};
+use crate::home::{self, HomePort};
+use crate::ports::StoreError;
 
 /// Largest record blob (bytes).
 pub const MAX_RECORD_BYTES: u64 = 25 * 1024 * 1024;
@@ -176,8 +184,8 @@ impl Cursor {
     }
 }
 
-/// A record's metadata row (D1 `storage_records`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A record's metadata (kept by the user's home).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordRow {
     /// Id.
     pub id: String,
@@ -260,33 +268,6 @@ pub struct ListQuery {
     pub limit: u32,
 }
 
-/// Record metadata (D1).
-#[async_trait(?Send)]
-pub trait RecordStore {
-    /// Inserts a new row.
-    async fn insert(&self, row: &RecordRow) -> Result<(), StoreError>;
-    /// The user's row with this id (tombstones included).
-    async fn get(&self, user: UserId, id: &str) -> Result<Option<RecordRow>, StoreError>;
-    /// Replaces the blob fields if the row is live and still at `expected_version`; returns
-    /// whether it did.
-    async fn update(&self, row: &RecordRow, expected_version: i64) -> Result<bool, StoreError>;
-    /// Marks the row deleted if live and at `expected_version`; returns whether it did.
-    async fn delete(
-        &self,
-        user: UserId,
-        id: &str,
-        expected_version: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError>;
-    /// Rows ordered by `(updated_at, id)`, tombstones newer than `tombstones_since` included.
-    async fn list(
-        &self,
-        user: UserId,
-        query: &ListQuery,
-        tombstones_since: i64,
-    ) -> Result<Vec<RecordRow>, StoreError>;
-}
-
 /// Blob storage (R2), generic over the platform's body type so bodies stream through.
 #[async_trait(?Send)]
 pub trait BlobStore {
@@ -313,7 +294,8 @@ pub enum Payload<B> {
 }
 
 impl<B> Payload<B> {
-    fn size(&self) -> u64 {
+    /// The size of the bytes.
+    pub fn size(&self) -> u64 {
         match self {
             Payload::Bytes(b) => b.len() as u64,
             Payload::Stream(_, n) => *n,
@@ -321,71 +303,82 @@ impl<B> Payload<B> {
     }
 }
 
-/// Records over their ports.
+/// Records over their ports: the user's home (metadata, versions, quota) and the blobs.
+///
+/// A write is `reserve` (one home call: admission, gate, `If-Match`, quota) → the blob to R2
+/// (verified by its checksum) → `commit` (the second call) or, when the blob was refused,
+/// `release`; the blob a commit replaced is deleted after it. Reads and deletes are one call.
 pub struct RecordService<'a, B: BlobStore> {
-    /// Metadata.
-    pub records: &'a dyn RecordStore,
+    /// The user's home.
+    pub home: &'a dyn HomePort,
     /// Blobs.
     pub blobs: &'a B,
-    /// Usage for quotas.
-    pub usage: &'a dyn TierStore,
-    /// Time.
-    pub clock: &'a dyn Clock,
-    /// Ids.
-    pub rng: &'a dyn Random,
 }
 
 impl<B: BlobStore> RecordService<'_, B>
 where
     B::Body: From<Vec<u8>>,
 {
-    async fn store_blob(
-        &self,
-        key: &str,
-        payload: Payload<B::Body>,
-        checksum: &Checksum,
-    ) -> Result<(), AppError> {
-        let body = match payload {
-            Payload::Bytes(bytes) => {
-                if !checksum.matches(&bytes) {
-                    return Err(AppError::ChecksumMismatch);
-                }
-                B::Body::from(bytes)
-            }
-            Payload::Stream(body, _) => body,
-        };
-        if self.blobs.put(key, body, checksum).await? {
-            Ok(())
-        } else {
-            Err(AppError::ChecksumMismatch)
-        }
-    }
-
-    async fn check_quota(
-        &self,
-        user: UserId,
-        tier: Tier,
-        adding: u64,
-        freeing: u64,
-    ) -> Result<(), AppError> {
-        check_feature(tier, Feature::CloudStorage)?;
-        if adding > MAX_RECORD_BYTES {
+    /// Checks a buffered body before anything is reserved (a stream is checked by R2).
+    fn precheck(payload: &Payload<B::Body>, checksum: &Checksum) -> Result<(), AppError> {
+        if payload.size() > MAX_RECORD_BYTES {
             return Err(AppError::PayloadTooLarge {
                 limit: MAX_RECORD_BYTES,
             });
         }
-        let in_use = self.usage.storage_used(user).await?.saturating_sub(freeing);
-        enforce_quota_gb(features(tier).cloud_storage_gb, in_use, adding)
+        match payload {
+            Payload::Bytes(bytes) if !checksum.matches(bytes) => Err(AppError::ChecksumMismatch),
+            _ => Ok(()),
+        }
     }
 
-    /// The blob key of a write: `{user}/{table}/{id}` for the first, then a suffix unique to
-    /// each write attempt — never per version, since concurrent writers of one version would
-    /// otherwise overwrite (and, losing, delete) the winner's blob.
-    fn key(&self, user: UserId, table: &str, id: &str, first: bool) -> String {
-        if first {
-            format!("{user}/{table}/{id}")
-        } else {
-            format!("{user}/{table}/{id}~{}", new_uuid(self.rng).simple())
+    /// Stores the blob of `reservation` and commits it, or releases the reservation.
+    async fn store(
+        &self,
+        reservation: Reservation,
+        payload: Payload<B::Body>,
+        checksum: &Checksum,
+    ) -> Result<RecordRow, AppError> {
+        let body = match payload {
+            Payload::Bytes(bytes) => B::Body::from(bytes),
+            Payload::Stream(body, _) => body,
+        };
+        let stored = self.blobs.put(&reservation.key, body, checksum).await;
+        if !matches!(stored, Ok(true)) {
+            // Nothing of the write happened: give the bytes back (best effort: a lost release
+            // lapses on its own).
+            let _ = home::call(
+                self.home,
+                &Release {
+                    reservation: reservation.reservation,
+                },
+            )
+            .await;
+            return Err(match stored {
+                Err(e) => e.into(),
+                Ok(_) => AppError::ChecksumMismatch,
+            });
+        }
+        match home::call(
+            self.home,
+            &CommitRecord {
+                reservation: reservation.reservation,
+            },
+        )
+        .await
+        {
+            Ok(done) => {
+                if let Some(old) = &done.replaced_key {
+                    let _ = self.blobs.delete(old).await;
+                }
+                Ok(done.row)
+            }
+            Err(e) => {
+                // Not committed (a conditional write lost, the quota filled meanwhile): the
+                // blob is nobody's.
+                let _ = self.blobs.delete(&reservation.key).await;
+                Err(e)
+            }
         }
     }
 
@@ -395,128 +388,80 @@ where
     /// 403 `tier_required`/`quota_exceeded`, 413, 400 `checksum_mismatch` (nothing stored).
     pub async fn create(
         &self,
-        user: UserId,
-        tier: Tier,
         table: TableName,
         checksum: Checksum,
         payload: Payload<B::Body>,
     ) -> Result<RecordRow, AppError> {
-        let size = payload.size();
-        self.check_quota(user, tier, size, 0).await?;
-        let id = new_uuid(self.rng).to_string();
-        let key = self.key(user, table.as_str(), &id, true);
-        self.store_blob(&key, payload, &checksum).await?;
-        let now = self.clock.now_ms();
-        let row = RecordRow {
-            id,
-            user_id: user,
-            table: table.as_str().to_owned(),
-            r2_key: key,
-            checksum: checksum.as_str().to_owned(),
-            size_bytes: size,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            deleted_at: None,
-        };
-        if let Err(e) = self.records.insert(&row).await {
-            // No row, so the blob would be an orphan: remove it (best effort; it counts nothing).
-            let _ = self.blobs.delete(&row.r2_key).await;
-            return Err(e.into());
-        }
-        tracing::info!(user_id = %user, record = %row.id, size, "record created");
+        Self::precheck(&payload, &checksum)?;
+        let reservation = home::call(
+            self.home,
+            &ReserveRecord {
+                target: RecordTarget::Create {
+                    table: table.as_str().to_owned(),
+                },
+                size: payload.size(),
+                checksum: checksum.as_str().to_owned(),
+            },
+        )
+        .await?;
+        let row = self.store(reservation, payload, &checksum).await?;
+        tracing::info!(record = %row.id, size = row.size_bytes, "record created");
         Ok(row)
     }
 
-    /// The live record `id` of `user`.
+    /// The live record `id`.
     ///
     /// # Errors
     /// 404 for a missing, deleted or foreign record.
-    pub async fn get(&self, user: UserId, id: &str) -> Result<RecordRow, AppError> {
-        self.records
-            .get(user, id)
-            .await?
-            .filter(|r| r.deleted_at.is_none())
-            .ok_or(AppError::NotFound)
+    pub async fn get(&self, id: &str) -> Result<RecordRow, AppError> {
+        home::call(self.home, &GetRecord { id: id.to_owned() }).await
     }
 
-    /// Replaces a record's blob.
+    /// Replaces a record's blob. Without `If-Match` the last write wins.
     ///
     /// # Errors
     /// 404, 412 on a stale `If-Match`, and the errors of [`Self::create`].
     pub async fn update(
         &self,
-        user: UserId,
-        tier: Tier,
         id: &str,
         if_match: Option<&str>,
         checksum: Checksum,
         payload: Payload<B::Body>,
     ) -> Result<RecordRow, AppError> {
-        let current = self.get(user, id).await?;
-        if !if_match_allows(if_match, &current.etag()) {
-            return Err(AppError::PreconditionFailed);
-        }
-        let size = payload.size();
-        self.check_quota(user, tier, size, current.size_bytes)
-            .await?;
-        let version = current.version + 1;
-        let key = self.key(user, &current.table, id, false);
-        self.store_blob(&key, payload, &checksum).await?;
-        let row = RecordRow {
-            r2_key: key,
-            checksum: checksum.as_str().to_owned(),
-            size_bytes: size,
-            version,
-            updated_at: self.clock.now_ms().max(current.updated_at + 1),
-            ..current.clone()
-        };
-        match self.records.update(&row, current.version).await {
-            Ok(true) => {
-                let _ = self.blobs.delete(&current.r2_key).await;
-                tracing::info!(user_id = %user, record = %id, version, size, "record updated");
-                Ok(row)
-            }
-            other => {
-                let _ = self.blobs.delete(&row.r2_key).await;
-                other?;
-                // Another write got in between: with If-Match that is a conflict of versions;
-                // without it, last write wins, so the caller may simply retry.
-                if if_match.is_some() {
-                    Err(AppError::PreconditionFailed)
-                } else {
-                    Err(AppError::Conflict(
-                        "the record changed during the write; retry",
-                    ))
-                }
-            }
-        }
+        Self::precheck(&payload, &checksum)?;
+        let reservation = home::call(
+            self.home,
+            &ReserveRecord {
+                target: RecordTarget::Update {
+                    id: id.to_owned(),
+                    if_match: if_match.map(str::to_owned),
+                },
+                size: payload.size(),
+                checksum: checksum.as_str().to_owned(),
+            },
+        )
+        .await?;
+        let row = self.store(reservation, payload, &checksum).await?;
+        tracing::info!(record = %id, version = row.version, size = row.size_bytes, "record updated");
+        Ok(row)
     }
 
-    /// Deletes a record (leaving a tombstone).
+    /// Deletes a record (leaving a tombstone). Without `If-Match` it deletes whatever version is
+    /// current.
     ///
     /// # Errors
     /// 404, 412 on a stale `If-Match`.
-    pub async fn delete(
-        &self,
-        user: UserId,
-        id: &str,
-        if_match: Option<&str>,
-    ) -> Result<(), AppError> {
-        let current = self.get(user, id).await?;
-        if !if_match_allows(if_match, &current.etag()) {
-            return Err(AppError::PreconditionFailed);
-        }
-        let now = self.clock.now_ms().max(current.updated_at + 1);
-        if !self.records.delete(user, id, current.version, now).await? {
-            return Err(if if_match.is_some() {
-                AppError::PreconditionFailed
-            } else {
-                AppError::NotFound
-            });
-        }
-        let _ = self.blobs.delete(&current.r2_key).await;
-        tracing::info!(user_id = %user, record = %id, "record deleted");
+    pub async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<(), AppError> {
+        let deleted = home::call(
+            self.home,
+            &DeleteRecord {
+                id: id.to_owned(),
+                if_match: if_match.map(str::to_owned),
+            },
+        )
+        .await?;
+        let _ = self.blobs.delete(&deleted.key).await;
+        tracing::info!(record = %id, "record deleted");
         Ok(())
     }
 
@@ -526,27 +471,20 @@ where
     /// Storage failures only.
     pub async fn list(
         &self,
-        user: UserId,
         query: &ListQuery,
     ) -> Result<(Vec<RecordMeta>, Option<String>), AppError> {
-        let mut probe = query.clone();
-        probe.limit = query.limit + 1;
-        let since = self.clock.now_ms() - TOMBSTONE_TTL_MS;
-        let mut rows = self.records.list(user, &probe, since).await?;
-        let more = rows.len() > query.limit as usize;
-        rows.truncate(query.limit as usize);
-        let next = if more {
-            rows.last().map(|r| {
-                Cursor {
-                    u: r.updated_at,
-                    i: r.id.clone(),
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
-        Ok((rows.iter().map(RecordMeta::from).collect(), next))
+        let page = home::call(
+            self.home,
+            &ListRecords {
+                table: query.table.as_ref().map(|t| t.as_str().to_owned()),
+                updated_since: query.updated_since,
+                after: query.after.clone(),
+                offset: query.offset,
+                limit: query.limit,
+            },
+        )
+        .await?;
+        Ok((page.items, page.next))
     }
 }
 

@@ -1,15 +1,13 @@
 //! The tier matrix (the plan's `TierManager.FEATURES`), feature gates, quotas and rate limits.
 //!
 //! Limits read `-1` as unlimited, as in the plan. Storage quotas are in decimal gigabytes
-//! (1 GB = 10^9 bytes). The tier always comes from D1 ([`TierStore`]), never from the token or
-//! the client.
+//! (1 GB = 10^9 bytes). The tier always comes from the server's state (the user's home, a copy
+//! of D1's billing state), never from the token or the client.
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Tier, UserId};
+use crate::domain::Tier;
 use crate::error::AppError;
-use crate::ports::StoreError;
 
 /// Bytes in one (decimal) gigabyte.
 pub const GB: u64 = 1_000_000_000;
@@ -164,111 +162,8 @@ pub fn rate_limit(tier: Tier, seats: u32) -> u32 {
     }
 }
 
-/// A byte quota: `None` for unlimited.
-fn quota_bytes(gb: i64) -> Option<u64> {
-    u64::try_from(gb).ok().map(|gb| gb.saturating_mul(GB))
-}
-
-/// Checks that adding `adding` bytes to `used` stays within `gb` (the matrix value).
-///
-/// # Errors
-/// 403 `quota_exceeded` with the bytes used and the limit.
-pub fn enforce_quota_gb(gb: i64, used: u64, adding: u64) -> Result<(), AppError> {
-    match quota_bytes(gb) {
-        None => Ok(()),
-        Some(limit) if used.saturating_add(adding) <= limit => Ok(()),
-        Some(limit) => Err(AppError::QuotaExceeded { used, limit }),
-    }
-}
-
-/// A user's tier as stored, with what decides its rate limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TierInfo {
-    /// The paid tier as stored.
-    pub tier: Tier,
-    /// When it lapses (past due), if it does.
-    pub tier_until: Option<i64>,
-    /// Seats of the team subscription (1 otherwise).
-    pub seats: u32,
-}
-
-impl TierInfo {
-    /// The tier in force at `now_ms`.
-    pub fn effective(&self, now_ms: i64) -> Tier {
-        match self.tier_until {
-            Some(until) if until <= now_ms => Tier::Free,
-            _ => self.tier,
-        }
-    }
-}
-
-/// Where tiers and usage come from (D1).
-#[async_trait(?Send)]
-pub trait TierStore {
-    /// The user's tier and seats; `None` for an unknown user.
-    async fn tier_info(&self, user: UserId) -> Result<Option<TierInfo>, StoreError>;
-    /// Bytes of live cloud records.
-    async fn storage_used(&self, user: UserId) -> Result<u64, StoreError>;
-    /// Bytes of stored backups.
-    async fn backup_used(&self, user: UserId) -> Result<u64, StoreError>;
-}
-
-/// Gates and quotas for one user, read from the store.
-pub struct TierManager<'a> {
-    /// Tiers and usage.
-    pub store: &'a dyn TierStore,
-}
-
-impl TierManager<'_> {
-    /// The tier in force for `user` at `now_ms`.
-    ///
-    /// # Errors
-    /// 401 for an unknown user (a token outliving its account).
-    pub async fn get_tier(&self, user: UserId, now_ms: i64) -> Result<(Tier, u32), AppError> {
-        let info = self
-            .store
-            .tier_info(user)
-            .await?
-            .ok_or(AppError::Unauthorized)?;
-        let tier = info.effective(now_ms);
-        Ok((tier, if tier == Tier::Team { info.seats } else { 1 }))
-    }
-
-    /// Whether cloud storage has room for `adding` more bytes (`check_quota`).
-    ///
-    /// # Errors
-    /// 403 `tier_required` without cloud storage, `quota_exceeded` when full.
-    pub async fn enforce_quota(
-        &self,
-        user: UserId,
-        tier: Tier,
-        adding: u64,
-    ) -> Result<(), AppError> {
-        check_feature(tier, Feature::CloudStorage)?;
-        let in_use = self.store.storage_used(user).await?;
-        enforce_quota_gb(features(tier).cloud_storage_gb, in_use, adding)
-    }
-
-    /// Whether backups have room for `adding` more bytes.
-    ///
-    /// # Errors
-    /// 403 `tier_required` without backups, `quota_exceeded` when full.
-    pub async fn enforce_backup_quota(
-        &self,
-        user: UserId,
-        tier: Tier,
-        adding: u64,
-    ) -> Result<(), AppError> {
-        check_feature(tier, Feature::Backup)?;
-        let in_use = self.store.backup_used(user).await?;
-        enforce_quota_gb(features(tier).backup_gb, in_use, adding)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-
     use super::*;
 
     #[test]
@@ -340,90 +235,5 @@ mod tests {
             "a team has at least one seat"
         );
         assert_eq!(rate_limit(Tier::Team, u32::MAX), u32::MAX);
-    }
-
-    #[test]
-    fn quota_arithmetic_at_the_edges() {
-        // 0 GB: nothing fits, not even an empty write beyond zero.
-        assert!(enforce_quota_gb(0, 0, 0).is_ok());
-        assert_eq!(
-            enforce_quota_gb(0, 0, 1).unwrap_err().code(),
-            "quota_exceeded"
-        );
-        // Exactly full is allowed; one byte more is not.
-        assert!(enforce_quota_gb(5, 5 * GB - 10, 10).is_ok());
-        let e = enforce_quota_gb(5, 5 * GB - 10, 11).unwrap_err();
-        let body = serde_json::to_value(e.body("r")).unwrap();
-        assert_eq!(body["error"]["details"]["used"], 5 * GB - 10);
-        assert_eq!(body["error"]["details"]["limit"], 5 * GB);
-        // Unlimited never refuses, even at the edge of u64.
-        assert!(enforce_quota_gb(-1, u64::MAX, u64::MAX).is_ok());
-        // No overflow on absurd inputs.
-        assert!(enforce_quota_gb(25, u64::MAX, 1).is_err());
-    }
-
-    struct Fixed {
-        info: Option<TierInfo>,
-        used: Cell<u64>,
-    }
-
-    #[async_trait(?Send)]
-    impl TierStore for Fixed {
-        async fn tier_info(&self, _: UserId) -> Result<Option<TierInfo>, StoreError> {
-            Ok(self.info)
-        }
-        async fn storage_used(&self, _: UserId) -> Result<u64, StoreError> {
-            Ok(self.used.get())
-        }
-        async fn backup_used(&self, _: UserId) -> Result<u64, StoreError> {
-            Ok(self.used.get())
-        }
-    }
-
-    const U: UserId = UserId(uuid::Uuid::nil());
-
-    #[tokio::test]
-    async fn the_tier_comes_from_the_store_and_lapses_on_time() {
-        let store = Fixed {
-            info: Some(TierInfo {
-                tier: Tier::Team,
-                tier_until: Some(1_000),
-                seats: 4,
-            }),
-            used: Cell::new(0),
-        };
-        let m = TierManager { store: &store };
-        assert_eq!(m.get_tier(U, 999).await.unwrap(), (Tier::Team, 4));
-        assert_eq!(m.get_tier(U, 1_000).await.unwrap(), (Tier::Free, 1));
-        let none = Fixed {
-            info: None,
-            used: Cell::new(0),
-        };
-        let m = TierManager { store: &none };
-        assert_eq!(m.get_tier(U, 0).await.unwrap_err().status(), 401);
-    }
-
-    #[tokio::test]
-    async fn quotas_read_current_usage() {
-        let store = Fixed {
-            info: None,
-            used: Cell::new(5 * GB),
-        };
-        let m = TierManager { store: &store };
-        assert_eq!(
-            m.enforce_quota(U, Tier::Free, 1).await.unwrap_err().code(),
-            "tier_required"
-        );
-        assert!(m.enforce_quota(U, Tier::Pro, 0).await.is_ok());
-        assert_eq!(
-            m.enforce_backup_quota(U, Tier::Pro, 1)
-                .await
-                .unwrap_err()
-                .code(),
-            "quota_exceeded"
-        );
-        assert!(m.enforce_quota(U, Tier::Power, GB).await.is_ok());
-        store.used.set(u64::MAX / 2);
-        assert!(m.enforce_backup_quota(U, Tier::Team, GB).await.is_ok());
     }
 }

@@ -1,10 +1,9 @@
 //! The encrypted-embedding vector store's rules: what may be stored and searched, per user.
 //!
 //! Vectors are embeddings the client already encrypted (DCPE, see [`crate::dcpe`]) plus an
-//! opaque client-encrypted payload. The index (Vectorize in production, the `VectorIndex`
-//! Durable Object locally) holds them; D1 holds only ids, dimensions, sizes and checksums
-//! ([`VectorMetaStore`]), which give each user one dimension and count towards the
-//! `cloud_storage_gb` quota, as records do. Without `values`, an item's vector is derived from
+//! opaque client-encrypted payload. The index (Vectorize in production, the user's home
+//! locally) holds them; the user's home holds ids, dimensions, sizes and checksums, which give
+//! each user one dimension and count towards the `cloud_storage_gb` quota, as records do. Without `values`, an item's vector is derived from
 //! the SHA-256 of its blob ([`derived_vector`]): 32 dimensions that only an identical blob
 //! matches — exact-match search, not similarity.
 //!
@@ -12,7 +11,6 @@
 //! 1–100, ids of 1–128 `[A-Za-z0-9_.:-]`. An all-zero vector may be stored but has no
 //! direction, so it never matches a search (and an all-zero query matches nothing).
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -21,11 +19,12 @@ use crate::api::{
     VectorDeleteRequest, VectorItem, VectorSearchRequest, VectorSearchResponse, VectorSearchResult,
     VectorUpsertRequest,
 };
-use crate::domain::{Tier, UserId};
+use crate::domain::UserId;
 use crate::error::{AppError, FieldError};
-use crate::ports::{StoreError, VectorEntry, VectorIndex};
+use crate::home::ops::{DeleteVectors, SearchVectors, UpsertVectors, VectorIn};
+use crate::home::{self, HomePort};
+use crate::ports::{VectorEntry, VectorIndex};
 use crate::storage::Checksum;
-use crate::tiers::TierManager;
 
 /// Items per upsert or delete.
 pub const MAX_BATCH: usize = 100;
@@ -39,37 +38,6 @@ pub const MAX_TOP_K: u32 = 100;
 pub const DEFAULT_TOP_K: u32 = 10;
 /// Dimensions of a blob-derived vector.
 pub const DERIVED_DIMS: usize = 32;
-
-/// What D1 keeps of one vector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VectorMeta {
-    /// The vector's id.
-    pub id: String,
-    /// Its dimensions.
-    pub dims: u32,
-    /// Bytes it takes (blob plus 4 per dimension).
-    pub size_bytes: u64,
-    /// SHA-256 of its blob.
-    pub checksum: String,
-}
-
-/// Vector metadata (D1 `vector_meta`).
-#[async_trait(?Send)]
-pub trait VectorMetaStore {
-    /// The dimension of the user's vectors, if the user has any.
-    async fn dims(&self, user: UserId) -> Result<Option<u32>, StoreError>;
-    /// Sizes of those of `ids` the user has.
-    async fn sizes(&self, user: UserId, ids: &[String]) -> Result<Vec<(String, u64)>, StoreError>;
-    /// Inserts or replaces rows.
-    async fn upsert(
-        &self,
-        user: UserId,
-        rows: &[VectorMeta],
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-    /// Deletes rows (unknown ids ignored).
-    async fn delete(&self, user: UserId, ids: &[String]) -> Result<(), StoreError>;
-}
 
 /// The plan's SHA-256-derived vector of `bytes`: each of the 32 digest bytes mapped to
 /// `[-1, 1]`. Identical bytes give identical vectors (cosine 1); anything else is noise.
@@ -127,8 +95,7 @@ fn decode_blob(raw: &str, field: &str, errors: &mut Vec<FieldError>) -> Option<V
 
 /// An upsert checked item by item.
 struct Prepared {
-    entries: Vec<VectorEntry>,
-    meta: Vec<VectorMeta>,
+    items: Vec<VectorIn>,
     dims: usize,
 }
 
@@ -140,8 +107,7 @@ fn prepare(req: VectorUpsertRequest) -> Result<Prepared, AppError> {
             format!("must hold 1 to {MAX_BATCH} items"),
         ));
     }
-    let mut entries = Vec::with_capacity(req.vectors.len());
-    let mut meta = Vec::with_capacity(req.vectors.len());
+    let mut items: Vec<VectorIn> = Vec::with_capacity(req.vectors.len());
     let mut dims: Option<usize> = None;
     let mut checksum_failed = false;
     for (
@@ -158,7 +124,7 @@ fn prepare(req: VectorUpsertRequest) -> Result<Prepared, AppError> {
         if !valid_id(&id) {
             errors.push(FieldError::new(at("id"), "1 to 128 of [A-Za-z0-9_.:-]"));
         }
-        if entries.iter().any(|e: &VectorEntry| e.id == id) {
+        if items.iter().any(|e| e.id == id) {
             errors.push(FieldError::new(at("id"), "appears twice in the batch"));
         }
         let sum = Checksum::parse(&checksum, &at("checksum")).map_err(|e| errors.push(e));
@@ -181,13 +147,12 @@ fn prepare(req: VectorUpsertRequest) -> Result<Prepared, AppError> {
             )),
             Some(_) => {}
         }
-        meta.push(VectorMeta {
+        items.push(VectorIn {
             id: id.clone(),
-            dims: u32::try_from(values.len()).unwrap_or(u32::MAX),
-            size_bytes: bytes.len() as u64 + 4 * values.len() as u64,
+            size: bytes.len() as u64 + 4 * values.len() as u64,
             checksum: sum.as_str().to_owned(),
+            entry: Some(VectorEntry { id, values, blob }),
         });
-        entries.push(VectorEntry { id, values, blob });
     }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
@@ -196,22 +161,20 @@ fn prepare(req: VectorUpsertRequest) -> Result<Prepared, AppError> {
         return Err(AppError::ChecksumMismatch);
     }
     Ok(Prepared {
-        entries,
-        meta,
+        items,
         dims: dims.unwrap_or(0),
     })
 }
 
-/// The vector store for one request.
+/// The vector store for one request: the user's home (gate, dimension, quota, metadata) and
+/// the index — the home itself (the local backend: one call does everything) or Vectorize.
 pub struct VectorService<'a> {
-    /// The index.
-    pub index: &'a dyn VectorIndex,
-    /// Metadata (dimension, sizes).
-    pub meta: &'a dyn VectorMetaStore,
-    /// Tiers and usage.
-    pub tiers: TierManager<'a>,
-    /// Now, ms since the epoch.
-    pub now_ms: i64,
+    /// The user's home.
+    pub home: &'a dyn HomePort,
+    /// A separate index (Vectorize); `None` when the home is the index.
+    pub index: Option<&'a dyn VectorIndex>,
+    /// The user (the index's tenant).
+    pub user: UserId,
 }
 
 impl std::fmt::Debug for VectorService<'_> {
@@ -227,46 +190,39 @@ impl VectorService<'_> {
     /// # Errors
     /// 422 naming each bad item or a dimension mismatch, 400 `checksum_mismatch`, 403
     /// `tier_required` / `quota_exceeded`.
-    pub async fn upsert(
-        &self,
-        user: UserId,
-        tier: Tier,
-        req: VectorUpsertRequest,
-    ) -> Result<u64, AppError> {
-        crate::tiers::check_feature(tier, crate::tiers::Feature::CloudStorage)?;
+    pub async fn upsert(&self, req: VectorUpsertRequest) -> Result<u64, AppError> {
         let prepared = prepare(req)?;
-        if let Some(existing) = self.meta.dims(user).await? {
-            if existing as usize != prepared.dims {
-                return Err(AppError::field(
-                    "vectors[0].values",
-                    format!(
-                        "this index holds {existing}-dimension vectors, not {}; delete them \
-                         first to change",
-                        prepared.dims
-                    ),
-                ));
+        let dims = u32::try_from(prepared.dims).unwrap_or(u32::MAX);
+        let Some(index) = self.index else {
+            let done = home::call(
+                self.home,
+                &UpsertVectors {
+                    dims,
+                    items: prepared.items,
+                },
+            )
+            .await?;
+            tracing::info!(count = done.upserted, "vectors stored");
+            return Ok(done.upserted);
+        };
+        let mut entries = Vec::with_capacity(prepared.items.len());
+        let mut items = prepared.items;
+        for item in &mut items {
+            entries.extend(item.entry.take());
+        }
+        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        home::call(self.home, &UpsertVectors { dims, items }).await?;
+        match index.upsert(self.user, entries).await {
+            Ok(n) => {
+                tracing::info!(count = n, "vectors stored");
+                Ok(n)
+            }
+            Err(e) => {
+                // Keep the accounting in step with the index: take the metadata back out.
+                let _ = home::call(self.home, &DeleteVectors { ids }).await;
+                Err(e.into())
             }
         }
-        let ids: Vec<String> = prepared.entries.iter().map(|e| e.id.clone()).collect();
-        let replaced: u64 = self
-            .meta
-            .sizes(user, &ids)
-            .await?
-            .iter()
-            .map(|(_, s)| s)
-            .sum();
-        let adding: u64 = prepared.meta.iter().map(|m| m.size_bytes).sum();
-        self.tiers
-            .enforce_quota(user, tier, adding.saturating_sub(replaced))
-            .await?;
-        let written = self.index.upsert(user, prepared.entries).await?;
-        if let Err(e) = self.meta.upsert(user, &prepared.meta, self.now_ms).await {
-            // Keep the index and the accounting in step: take the vectors back out.
-            let _ = self.index.delete(user, &ids).await;
-            return Err(e.into());
-        }
-        tracing::info!(%user, count = written, bytes = adding, "vectors stored");
-        Ok(written)
     }
 
     /// The `top_k` vectors nearest the query, best first.
@@ -274,13 +230,7 @@ impl VectorService<'_> {
     /// # Errors
     /// 422 for a bad query (bad numbers or blob, `top_k` out of range, a dimension other than
     /// the index's); 403 `tier_required`.
-    pub async fn search(
-        &self,
-        user: UserId,
-        tier: Tier,
-        req: VectorSearchRequest,
-    ) -> Result<VectorSearchResponse, AppError> {
-        crate::tiers::check_feature(tier, crate::tiers::Feature::CloudStorage)?;
+    pub async fn search(&self, req: VectorSearchRequest) -> Result<VectorSearchResponse, AppError> {
         let mut errors = Vec::new();
         let (query, top_k) = match req {
             VectorSearchRequest::Vector(q) => (
@@ -300,21 +250,20 @@ impl VectorService<'_> {
             return Err(AppError::Validation(errors));
         }
         let query = query.unwrap_or_default();
-        let Some(dims) = self.meta.dims(user).await? else {
-            return Ok(VectorSearchResponse {
-                results: Vec::new(),
-            });
+        let found = home::call(
+            self.home,
+            &SearchVectors {
+                vector: query.clone(),
+                top_k,
+                search: self.index.is_none(),
+            },
+        )
+        .await?;
+        let hits = match (found.dims, self.index) {
+            (None, _) => Vec::new(),
+            (Some(_), None) => found.matches,
+            (Some(_), Some(index)) => index.query(self.user, &query, top_k).await?,
         };
-        if dims as usize != query.len() {
-            return Err(AppError::field(
-                "vector",
-                format!(
-                    "this index holds {dims}-dimension vectors, not {}",
-                    query.len()
-                ),
-            ));
-        }
-        let hits = self.index.query(user, &query, top_k).await?;
         Ok(VectorSearchResponse {
             results: hits
                 .into_iter()
@@ -331,7 +280,7 @@ impl VectorService<'_> {
     ///
     /// # Errors
     /// 422 for an empty or oversized batch.
-    pub async fn delete(&self, user: UserId, req: VectorDeleteRequest) -> Result<(), AppError> {
+    pub async fn delete(&self, req: VectorDeleteRequest) -> Result<(), AppError> {
         if req.ids.is_empty() || req.ids.len() > MAX_BATCH {
             return Err(AppError::field(
                 "ids",
@@ -343,98 +292,19 @@ impl VectorService<'_> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.index.delete(user, &ids).await?;
-        self.meta.delete(user, &ids).await?;
+        if let Some(index) = self.index {
+            index.delete(self.user, &ids).await?;
+        }
+        home::call(self.home, &DeleteVectors { ids }).await?;
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
     use serde_json::json;
 
     use super::*;
-    use crate::testing::InMemoryVectorIndex;
-    use crate::tiers::{TierInfo, TierStore};
-
-    /// Metadata in a map; usage = the sum of its sizes plus `records` bytes.
-    #[derive(Default)]
-    struct Meta {
-        rows: RefCell<HashMap<(UserId, String), VectorMeta>>,
-        records: u64,
-    }
-
-    #[async_trait(?Send)]
-    impl VectorMetaStore for Meta {
-        async fn dims(&self, user: UserId) -> Result<Option<u32>, StoreError> {
-            Ok(self
-                .rows
-                .borrow()
-                .iter()
-                .find(|((u, _), _)| *u == user)
-                .map(|(_, m)| m.dims))
-        }
-        async fn sizes(
-            &self,
-            user: UserId,
-            ids: &[String],
-        ) -> Result<Vec<(String, u64)>, StoreError> {
-            let rows = self.rows.borrow();
-            Ok(ids
-                .iter()
-                .filter_map(|id| {
-                    rows.get(&(user, id.clone()))
-                        .map(|m| (id.clone(), m.size_bytes))
-                })
-                .collect())
-        }
-        async fn upsert(
-            &self,
-            user: UserId,
-            rows: &[VectorMeta],
-            _now_ms: i64,
-        ) -> Result<(), StoreError> {
-            for r in rows {
-                self.rows
-                    .borrow_mut()
-                    .insert((user, r.id.clone()), r.clone());
-            }
-            Ok(())
-        }
-        async fn delete(&self, user: UserId, ids: &[String]) -> Result<(), StoreError> {
-            for id in ids {
-                self.rows.borrow_mut().remove(&(user, id.clone()));
-            }
-            Ok(())
-        }
-    }
-
-    #[async_trait(?Send)]
-    impl TierStore for Meta {
-        async fn tier_info(&self, _user: UserId) -> Result<Option<TierInfo>, StoreError> {
-            Ok(None)
-        }
-        async fn storage_used(&self, user: UserId) -> Result<u64, StoreError> {
-            let vectors: u64 = self
-                .rows
-                .borrow()
-                .iter()
-                .filter(|((u, _), _)| *u == user)
-                .map(|(_, m)| m.size_bytes)
-                .sum();
-            Ok(self.records + vectors)
-        }
-        async fn backup_used(&self, _user: UserId) -> Result<u64, StoreError> {
-            Ok(0)
-        }
-    }
-
-    fn user(n: u8) -> UserId {
-        UserId(uuid::Uuid::from_bytes([n; 16]))
-    }
 
     fn item(id: &str, values: Option<Vec<f32>>, blob: &[u8]) -> serde_json::Value {
         let mut v = json!({"id": id, "blob": STANDARD.encode(blob),
@@ -450,272 +320,36 @@ mod tests {
         serde_json::from_value(json!({ "vectors": items })).unwrap()
     }
 
-    fn search_req(v: serde_json::Value) -> VectorSearchRequest {
-        serde_json::from_value(v).unwrap()
-    }
-
-    fn svc<'a>(index: &'a InMemoryVectorIndex, meta: &'a Meta) -> VectorService<'a> {
-        VectorService {
-            index,
-            meta,
-            tiers: TierManager { store: meta },
-            now_ms: 1,
-        }
-    }
-
-    #[tokio::test]
-    async fn vectors_are_stored_and_searched_best_first() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let s = svc(&index, &meta);
-        let n = s
-            .upsert(
-                user(1),
-                Tier::Pro,
-                upsert_req(vec![
-                    item("a", Some(vec![1.0, 0.0, 0.0]), b"A"),
-                    item("b", Some(vec![0.7, 0.7, 0.0]), b"B"),
-                    item("c", Some(vec![0.0, 0.0, 1.0]), b"C"),
-                ]),
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 3);
-        let r = s
-            .search(
-                user(1),
-                Tier::Pro,
-                search_req(json!({"vector": [0.9, 0.1, 0.0], "top_k": 2})),
-            )
-            .await
-            .unwrap();
-        let ids: Vec<&str> = r.results.iter().map(|h| h.id.as_str()).collect();
-        assert_eq!(ids, ["a", "b"]);
-        assert_eq!(r.results[0].blob, STANDARD.encode(b"A"));
-        assert!(r.results[0].score > r.results[1].score);
-    }
-
-    #[tokio::test]
-    async fn a_blob_without_values_is_found_only_by_the_same_blob() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let s = svc(&index, &meta);
-        s.upsert(
-            user(1),
-            Tier::Pro,
-            upsert_req(vec![
-                item("x", None, b"secret-1"),
-                item("y", None, b"secret-2"),
-            ]),
-        )
-        .await
-        .unwrap();
-        let r = s
-            .search(
-                user(1),
-                Tier::Pro,
-                search_req(json!({"query_blob": STANDARD.encode(b"secret-2"), "top_k": 1})),
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.results[0].id, "y");
-        assert!((r.results[0].score - 1.0).abs() < 1e-5);
-        assert_eq!(derived_vector(b"x").len(), DERIVED_DIMS);
-    }
-
-    #[tokio::test]
-    async fn every_bad_item_is_named_and_nothing_is_stored() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let s = svc(&index, &meta);
-        let mut bad_sum = item("ok", Some(vec![1.0]), b"x");
-        bad_sum["checksum"] = json!("zz");
-        let err = s
-            .upsert(
-                user(1),
-                Tier::Pro,
-                upsert_req(vec![
-                    item("bad id!", Some(vec![1.0]), b"x"),
-                    item("empty", Some(vec![]), b"x"),
-                    bad_sum,
-                    item("wide", Some(vec![1.0; MAX_DIMS + 1]), b"x"),
-                ]),
-            )
-            .await
-            .unwrap_err();
-        let AppError::Validation(fields) = err else {
-            panic!("422")
+    #[test]
+    fn every_bad_item_is_named_and_sizes_count_the_blob_and_the_values() {
+        let Err(AppError::Validation(fields)) = prepare(upsert_req(vec![
+            item("ok", Some(vec![1.0, 2.0]), b"a"),
+            item("bad id!", Some(vec![1.0, 2.0]), b"b"),
+            item("ok", None, b"c"),
+            item("dims", Some(vec![1.0, 2.0, 3.0]), b"d"),
+        ])) else {
+            panic!("validation expected")
         };
         let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(
             names,
             [
-                "vectors[0].id",
-                "vectors[1].values",
-                "vectors[2].checksum",
+                "vectors[1].id",
+                "vectors[2].id",
+                "vectors[2].values",
                 "vectors[3].values"
             ]
         );
-        assert!(meta.rows.borrow().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_checksum_that_does_not_match_the_blob_is_refused() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let mut it = item("a", Some(vec![1.0]), b"one");
-        it["checksum"] = json!(Checksum::of(b"two").as_str());
-        let err = svc(&index, &meta)
-            .upsert(user(1), Tier::Pro, upsert_req(vec![it]))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "checksum_mismatch");
-        assert!(meta.rows.borrow().is_empty());
-    }
-
-    #[tokio::test]
-    async fn one_user_keeps_one_dimension_until_the_vectors_are_deleted() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let s = svc(&index, &meta);
-        s.upsert(
-            user(1),
-            Tier::Pro,
-            upsert_req(vec![item("a", Some(vec![1.0, 2.0]), b"a")]),
-        )
-        .await
-        .unwrap();
-        let err = s
-            .upsert(
-                user(1),
-                Tier::Pro,
-                upsert_req(vec![item("b", Some(vec![1.0; 3]), b"b")]),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "validation_failed");
-        let err = s
-            .search(
-                user(1),
-                Tier::Pro,
-                search_req(json!({"vector": [1.0, 2.0, 3.0]})),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "validation_failed");
-        let mixed = s
-            .upsert(
-                user(2),
-                Tier::Pro,
-                upsert_req(vec![
-                    item("a", Some(vec![1.0, 2.0]), b"a"),
-                    item("b", Some(vec![1.0]), b"b"),
-                ]),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(
-            mixed.code(),
-            "validation_failed",
-            "one dimension per batch too"
-        );
-        s.delete(
-            user(1),
-            serde_json::from_value(json!({"ids": ["a"]})).unwrap(),
-        )
-        .await
-        .unwrap();
-        s.upsert(
-            user(1),
-            Tier::Pro,
-            upsert_req(vec![item("b", Some(vec![1.0; 3]), b"b")]),
-        )
-        .await
-        .unwrap();
-    }
-
-    #[tokio::test]
-    async fn users_never_see_each_others_vectors() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let s = svc(&index, &meta);
-        s.upsert(
-            user(1),
-            Tier::Pro,
-            upsert_req(vec![item("a", Some(vec![1.0]), b"a")]),
-        )
-        .await
-        .unwrap();
-        let r = s
-            .search(user(2), Tier::Pro, search_req(json!({"vector": [1.0]})))
-            .await
-            .unwrap();
-        assert!(r.results.is_empty());
-    }
-
-    #[tokio::test]
-    async fn free_users_are_refused_and_quotas_count_vectors_with_records() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let err = svc(&index, &meta)
-            .upsert(user(1), Tier::Free, upsert_req(vec![item("a", None, b"a")]))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "tier_required");
-        let err = svc(&index, &meta)
-            .search(user(1), Tier::Free, search_req(json!({"vector": [1.0]})))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "tier_required");
-        let full = Meta {
-            records: 5_000_000_000 - 10,
-            ..Meta::default()
-        };
-        let err = svc(&index, &full)
-            .upsert(
-                user(1),
-                Tier::Pro,
-                upsert_req(vec![item("a", None, b"abc")]),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "quota_exceeded");
-        assert!(full.rows.borrow().is_empty());
-    }
-
-    #[tokio::test]
-    async fn search_and_delete_bounds_are_enforced() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let s = svc(&index, &meta);
-        for bad in [
-            json!({"vector": [1.0], "top_k": 0}),
-            json!({"vector": [1.0], "top_k": 101}),
-            json!({"vector": []}),
-            json!({"query_blob": "%%%"}),
-        ] {
-            let err = s.search(user(1), Tier::Pro, search_req(bad.clone())).await;
-            assert_eq!(err.unwrap_err().code(), "validation_failed", "{bad}");
-        }
-        for not_a_query in [
-            json!({}),
-            json!({"vector": [1.0], "query_blob": "YQ=="}),
-            json!({"vector": null, "query_blob": "YQ=="}),
-            json!({"vector": [1.0], "extra": 1}),
-        ] {
-            assert!(
-                serde_json::from_value::<VectorSearchRequest>(not_a_query.clone()).is_err(),
-                "{not_a_query}"
-            );
-        }
-        let many: Vec<String> = (0..=MAX_BATCH).map(|i| format!("id{i}")).collect();
-        for ids in [json!([]), json!(many)] {
-            let err = s
-                .delete(
-                    user(1),
-                    serde_json::from_value(json!({ "ids": ids })).unwrap(),
-                )
-                .await;
-            assert_eq!(err.unwrap_err().code(), "validation_failed");
-        }
-        s.delete(
-            user(1),
-            serde_json::from_value(json!({"ids": ["ok", "", "not ok"]})).unwrap(),
-        )
-        .await
-        .expect("strings that cannot be ids name nothing: ignored");
+        let ok = prepare(upsert_req(vec![item("v", Some(vec![1.0, 2.0]), b"abc")])).unwrap();
+        assert_eq!((ok.dims, ok.items[0].size), (2, 3 + 8));
+        let derived = prepare(upsert_req(vec![item("v", None, b"abc")])).unwrap();
+        assert_eq!(derived.dims, DERIVED_DIMS);
+        let mut wrong = item("v", None, b"abc");
+        wrong["checksum"] = json!(Checksum::of(b"xyz").as_str());
+        assert!(matches!(
+            prepare(upsert_req(vec![wrong])),
+            Err(AppError::ChecksumMismatch)
+        ));
     }
 
     #[test]
@@ -729,27 +363,5 @@ mod tests {
         check_values(&parse("-3.402823466385289e38"), "v", &mut errors);
         check_values(&parse("3.402823466385289e38"), "v", &mut errors);
         assert_eq!(errors.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn an_all_zero_vector_is_accepted_and_scores_nothing() {
-        let (index, meta) = (InMemoryVectorIndex::default(), Meta::default());
-        let s = svc(&index, &meta);
-        s.upsert(
-            user(1),
-            Tier::Pro,
-            upsert_req(vec![item("z", Some(vec![0.0, 0.0]), b"z")]),
-        )
-        .await
-        .unwrap();
-        let r = s
-            .search(
-                user(1),
-                Tier::Pro,
-                search_req(json!({"vector": [0.0, 0.0]})),
-            )
-            .await
-            .unwrap();
-        assert!(r.results.iter().all(|h| h.score <= 0.0), "{r:?}");
     }
 }

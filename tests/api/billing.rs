@@ -80,6 +80,33 @@ pub async fn subscribe(app: &TestApp, user: &TestUser, tier: &str, seats: u32) {
     send(app, &evt, "checkout.session.completed", now_secs(), session).await;
 }
 
+/// As [`subscribe`] (one seat); returns the subscription and customer ids.
+pub async fn subscribe_with_ids(app: &TestApp, user: &TestUser, tier: &str) -> (String, String) {
+    let (sub, cus) = (unique("sub"), unique("cus"));
+    let session = completed(&user_id(user), &sub, &cus, tier);
+    send(
+        app,
+        &unique("evt"),
+        "checkout.session.completed",
+        now_secs(),
+        session,
+    )
+    .await;
+    (sub, cus)
+}
+
+/// Stripe ends the subscription `sub` (`customer.subscription.deleted`, signed).
+pub async fn delete_subscription(app: &TestApp, sub: &str, cus: &str) {
+    send(
+        app,
+        &unique("evt"),
+        "customer.subscription.deleted",
+        now_secs() + 1,
+        subscription(sub, cus, "canceled", PRICE_POWER, now_secs()),
+    )
+    .await;
+}
+
 async fn tier_of(app: &TestApp, user: &TestUser) -> String {
     let me: Value = app
         .get_auth("/auth/me", &user.access_token)

@@ -14,6 +14,7 @@ mod contract;
 mod faults;
 mod harness;
 mod helpers;
+mod home;
 mod limits;
 mod plugins;
 mod pressure;
@@ -162,6 +163,11 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         security::only_many_addresses_together_reach_the_hourly_account_ceiling,
         security::registrations_from_one_address_stop_at_twenty_an_hour,
         security::echoed_prompts_as_sent_are_removed_from_chat_and_run_step_answers,
+        security::logout_all_closes_every_open_socket_and_ends_the_old_tokens,
+        security::an_unconditional_delete_racing_updates_always_deletes,
+        home::a_second_device_hears_of_a_write_within_a_second,
+        home::the_main_routes_cost_one_home_call_and_no_d1_statement,
+        home::quotas_hold_at_their_edge_and_open_parts_count_as_backup_bytes,
     ]
 }
 

@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::billing::subscribe;
-use crate::helpers::{assert_error, unique_ip, user_id_of, TestApp, TestUser};
+use crate::helpers::{assert_error, unique_ip, TestApp, TestUser};
 use crate::helpers::{random_bytes, sha};
 
 /// A user with a 10-seat team plan: 2000 requests a minute, unlimited storage.
@@ -216,15 +216,6 @@ pub async fn racing_refreshes_of_one_token_follow_the_grace_rule_and_reuse_revok
     refreshed(refresh(&app, &other_family).await).await;
 }
 
-/// Rows of `wrangler d1 execute --json` output.
-fn d1_rows(out: &Value) -> Vec<Value> {
-    let first = match out {
-        Value::Array(a) => a.first().cloned().unwrap_or_default(),
-        other => other.clone(),
-    };
-    first["results"].as_array().cloned().unwrap_or_default()
-}
-
 /// All at once on `ids` (24 records): 6 grow, 6 shrink, 6 are deleted, 6 see an update racing a
 /// delete, and 8 new records are created. Returns every answer's status.
 async fn churn(app: &TestApp, user: &TestUser, ids: &[String]) -> Vec<u16> {
@@ -279,7 +270,6 @@ async fn churn(app: &TestApp, user: &TestUser, ids: &[String]) -> Vec<u16> {
 
 pub async fn storage_usage_equals_the_live_records_after_concurrent_writes(app: TestApp) {
     let user = team_user(&app, "press-usage").await;
-    let uid = user_id_of(&user);
     // 24 records of different sizes, created at once.
     let created = join_all((0..24usize).map(|i| {
         let bytes = random_bytes(1000 + 37 * i);
@@ -328,26 +318,14 @@ pub async fn storage_usage_equals_the_live_records_after_concurrent_writes(app: 
         assert_error(r, 404, "not_found").await;
     }
 
-    // The usage the quota check reads (no endpoint reports it): the same sum the worker's
-    // `storage_used` computes, read from the run's local D1.
-    let out = app
-        .stack
-        .d1_execute(&format!(
-            "SELECT (SELECT COALESCE(SUM(size_bytes), 0) FROM storage_records \
-               WHERE user_id = '{uid}' AND deleted_at IS NULL) \
-             + (SELECT COALESCE(SUM(size_bytes), 0) FROM vector_meta WHERE user_id = '{uid}') \
-             AS total, \
-             (SELECT COUNT(*) FROM storage_records WHERE user_id = '{uid}' \
-               AND deleted_at IS NULL) AS live"
-        ))
-        .await
-        .expect("read D1");
-    let rows = d1_rows(&out);
-    assert_eq!(rows.len(), 1, "{out}");
-    assert_eq!(rows[0]["live"].as_u64(), Some(live.len() as u64), "{out}");
+    // The usage the quota check reads, as the user's home reports it: exactly the sum of the
+    // live records' sizes.
+    let r = app.get_auth("/usage", &user.access_token).await;
+    assert_eq!(r.status(), 200);
+    let usage: Value = r.json().await.unwrap();
     assert_eq!(
-        rows[0]["total"].as_u64(),
+        usage["cloud_storage"]["used_bytes"].as_u64(),
         Some(sum),
-        "usage equals the sum of the live records' sizes: {out}"
+        "usage equals the sum of the live records' sizes: {usage}"
     );
 }

@@ -19,9 +19,8 @@
 //! where the design *does* keep them, each of which must be found there and only there —
 //! - a record stored with a canary in its *raw* bytes (a client that did not encrypt): in the
 //!   R2 blob area (`v3/r2/adiuva-records/blobs/`);
-//! - an email (auth data): in D1;
-//! - a vector id (metadata): in the `VectorIndex` Durable Object's SQLite storage (and D1's
-//!   `vector_meta`);
+//! - an email (auth data): in D1, and in the user's home (its copy of the account);
+//! - a vector id (metadata): in the user's `UserHome` Durable Object's SQLite storage;
 //! - a client's `X-Request-Id` (an id): in the worker's log (and the local observability store).
 //!
 //! Not covered: plugin manifests (public marketplace data by design, so no canaries there);
@@ -299,7 +298,11 @@ async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response 
 /// Passwords: registered, logged in with, mistyped, refused; tokens refreshed.
 async fn auth_session(app: &TestApp, c: &mut Canaries) -> TestUser {
     // A positive control: an email is auth data, kept in D1 (and only there).
-    let email = format!("{}@e2e.example.com", c.control("email", &["d1/"], "d1/"));
+    // The account's email lives in D1 and in the copy of the account the user's home keeps.
+    let email = format!(
+        "{}@e2e.example.com",
+        c.control("email", &["d1/", "do/adiuva-api-UserHome"], "d1/")
+    );
     let user = register(app, &email, &c.plant("password-registered")).await;
     // A positive control: a client's request id is an id, logged (and only logged).
     let r = app
@@ -700,11 +703,11 @@ async fn storage_session(app: &TestApp, user: &TestUser, c: &mut Canaries) {
     };
     let b1 = enc(&c.plant("vector-blob-1"));
     let b2 = enc(&c.plant("vector-blob-2"));
-    // A positive control: a vector id (metadata) lives in the index and in D1's vector_meta.
+    // A positive control: a vector id (metadata) lives in the user's home, and only there.
     let vector_id = c.control(
         "vector-id",
-        &["do/adiuva-api-VectorIndex", "d1/"],
-        "do/adiuva-api-VectorIndex",
+        &["do/adiuva-api-UserHome"],
+        "do/adiuva-api-UserHome",
     );
     let r = send(
         app,

@@ -287,3 +287,119 @@ pub async fn echoed_prompts_as_sent_are_removed_from_chat_and_run_step_answers(a
     assert!(!output.contains("You are Adiuva"), "{output}");
     assert!(output.contains("you have 2 notes."), "{output}");
 }
+
+/// Defect 10: after `POST /auth/logout-all`, an open chat socket authenticated before kept
+/// streaming answers. Now every socket of the user gets an `unauthorized` error frame and is
+/// closed, and the old access tokens stop working at once.
+pub async fn logout_all_closes_every_open_socket_and_ends_the_old_tokens(app: TestApp) {
+    use crate::home::{next, socket, Next};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let user = app.register("logout-sockets").await;
+    let mut chat = socket(&app, &user, "/chat/stream").await;
+    let mut sync = socket(&app, &user, "/sync/stream").await;
+    let r = app
+        .req(Method::POST, "/auth/logout-all")
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for ws in [&mut chat, &mut sync] {
+        match next(ws, std::time::Duration::from_secs(5)).await {
+            Next::Frame(f) => {
+                assert_eq!(f["type"], "error", "{f}");
+                assert_eq!(f["code"], "unauthorized", "{f}");
+            }
+            other => panic!("an unauthorized frame first, not {other:?}"),
+        }
+        match next(ws, std::time::Duration::from_secs(5)).await {
+            Next::Closed(code) => assert!(
+                code.is_none_or(|c| c == 4001),
+                "closed as revoked: {code:?}"
+            ),
+            other => panic!("then the socket closes, not {other:?}"),
+        }
+    }
+    let r = app.get_auth("/auth/me", &user.access_token).await;
+    assert_error(r, 401, "unauthorized").await;
+    // A new socket with the old token is refused before the upgrade.
+    let url = format!(
+        "{}/api/v1/chat/stream",
+        app.base.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", user.access_token).parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 401);
+        }
+        other => panic!("refused with 401, not {:?}", other.map(|_| ())),
+    }
+    // Signing in again works.
+    let r = login(&app, &user.email, &user.password, &unique_ip()).await;
+    assert_eq!(r.status(), 200);
+}
+
+/// Defect 12: an unconditional delete racing updates answered 404 while the record stayed
+/// live. Now it always succeeds, and no racing update revives the record.
+pub async fn an_unconditional_delete_racing_updates_always_deletes(app: TestApp) {
+    let user = app.register("delete-race").await;
+    crate::billing::subscribe(&app, &user, "pro", 1).await;
+    for round in 0..3 {
+        let body = crate::helpers::random_bytes(100);
+        let r = app
+            .req(Method::POST, "/storage/records")
+            .bearer_auth(&user.access_token)
+            .header("Content-Type", "application/octet-stream")
+            .header("X-Table", "tasks")
+            .header("X-Checksum", crate::helpers::sha(&body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/storage/records/{id}");
+        let update = || {
+            let body = crate::helpers::random_bytes(200);
+            app.req(Method::PUT, &path)
+                .bearer_auth(&user.access_token)
+                .header("Content-Type", "application/octet-stream")
+                .header("X-Checksum", crate::helpers::sha(&body))
+                .body(body)
+                .send()
+        };
+        let delete = app
+            .req(Method::DELETE, &path)
+            .bearer_auth(&user.access_token)
+            .send();
+        let (deleted, updates) = futures_util::join!(delete, join_all((0..8).map(|_| update())));
+        assert_eq!(
+            deleted.unwrap().status(),
+            200,
+            "round {round}: the delete succeeds"
+        );
+        for u in updates {
+            let s = u.unwrap().status().as_u16();
+            assert!(
+                s == 200 || s == 404,
+                "round {round}: an update answered {s}"
+            );
+        }
+        let r = app.get_auth(&path, &user.access_token).await;
+        assert_error(r, 404, "not_found").await;
+    }
+    let usage: Value = app
+        .get_auth("/usage", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["cloud_storage"]["used_bytes"], 0, "{usage}");
+}

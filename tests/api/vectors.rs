@@ -1,4 +1,4 @@
-//! The vector store end to end under `wrangler dev` (the `VectorIndex` Durable Object backend).
+//! The vector store end to end under `wrangler dev` (the local backend: the user's home is the index).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

@@ -1,22 +1,24 @@
 //! The Adiuva Cloud API worker: the cdylib Cloudflare runs.
 //!
-//! It adapts the platform-free core (`shared`) to Workers: [`http`] is the request pipeline
-//! (request ids, CORS, routing, auth, error mapping, access logs), [`handlers`] are thin
-//! parse-call-serialize functions, and [`adapters`] implement the core's ports over D1, R2,
-//! Durable Objects and fetch. The Durable Object classes come from the `durable-objects` crate
-//! and are re-exported here so the runtime finds them — except `ChatSession`, which needs the
-//! worker's adapters and lives in [`chat_session`] over the natively tested session logic.
+//! It adapts the platform-free core (`shared`) to Workers. Dependencies run one way: the entry
+//! points here → [`routes`] (the pipeline and the route table) → [`handlers`] (thin
+//! parse-call-serialize functions) → [`http`] (request context, auth, error mapping) → [`app`]
+//! (the wiring of one event) → [`adapters`] (the core's ports over D1, R2, Durable Objects and
+//! fetch). The `UserHome` Durable Object class ([`home`]) needs the worker's adapters and lives
+//! here over the natively tested logic of the `durable-objects` crate, whose `RateLimiter`
+//! class is re-exported so the runtime finds it.
 
 mod adapters;
-mod chat_session;
+mod app;
 mod handlers;
+mod home;
 mod http;
 mod logging;
-mod services;
+mod routes;
 mod state;
 
-pub use chat_session::ChatSession;
-pub use durable_objects::{RateLimiter, VectorIndex};
+pub use durable_objects::RateLimiter;
+pub use home::UserHome;
 
 use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
@@ -28,25 +30,19 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    Ok(http::serve(req, env).await)
+    Ok(routes::serve(req, env).await)
 }
 
-/// Housekeeping on the cron of `wrangler.toml`: aborts abandoned multipart uploads and pays
-/// developers their share of closed periods. Each job runs even when the other fails.
+/// Housekeeping on the cron of `wrangler.toml`: pays developers their share of closed periods.
+/// (Abandoned multipart uploads are aborted by each user's home, on its own alarm.)
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let cleanup = async {
-        let deps = services::BackupDeps::new(&env)?;
-        deps.service().clean_up_uploads(&deps.uploads).await
-    }
-    .await;
-    if let Err(e) = cleanup {
-        tracing::error!(error = ?e, "scheduled cleanup failed");
-    }
     let payouts = async {
-        let shared = state::shared(&env).map_err(|e| shared::AppError::Internal(e.into()))?;
-        let deps = services::MarketplaceDeps::for_env(&env, &shared.config, String::new())?;
-        deps.service().run_payouts().await
+        let app = app::App::for_object(&env).map_err(|e| shared::AppError::Internal(e.into()))?;
+        app.marketplace(String::new())?
+            .service()
+            .run_payouts()
+            .await
     }
     .await;
     match payouts {

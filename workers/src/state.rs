@@ -14,13 +14,10 @@ pub const RECORDS: &str = "RECORDS";
 /// R2 bucket of backups.
 pub const BACKUPS: &str = "BACKUPS";
 /// R2 bucket of plugin packages.
-#[allow(dead_code)] // bound in wrangler.toml; used by the marketplace issue
 pub const PLUGINS: &str = "PLUGINS";
-/// `ChatSession` Durable Object namespace.
-pub const CHAT_SESSION: &str = "CHAT_SESSION";
-/// `VectorIndex` Durable Object namespace (the local vector store).
-pub const VECTOR_INDEX: &str = "VECTOR_INDEX";
-/// `RateLimiter` Durable Object namespace.
+/// `UserHome` Durable Object namespace: one object per user.
+pub const USER_HOME: &str = "USER_HOME";
+/// `RateLimiter` Durable Object namespace (counters that belong to no user's home).
 pub const RATE_LIMITER: &str = "RATE_LIMITER";
 
 /// What every request needs, built once per isolate.

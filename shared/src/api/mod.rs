@@ -6,6 +6,7 @@ mod chat;
 mod plugins;
 mod records;
 mod tiers;
+mod usage;
 mod vectors;
 
 pub use auth::{
@@ -24,6 +25,7 @@ pub use plugins::{
 };
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use tiers::{TierOffer, TiersResponse};
+pub use usage::{ByteUsage, RequestUsage, UsageReport};
 pub use vectors::{
     SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
     VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,

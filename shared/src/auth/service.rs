@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::passwords;
 use super::tokens::AccessTokens;
-use crate::api::{AuthTokens, UserProfile, WsTicket};
+use crate::api::{AuthTokens, WsTicket};
 use crate::domain::{Email, Password, RefreshTokenHash, Role, Tier, User, UserId};
 use crate::error::AppError;
 use crate::ports::{
@@ -281,12 +281,12 @@ impl AuthService<'_> {
         Ok(self.limiter.check(&bucketed, rule, op).await?)
     }
 
-    /// A new token family for `user`.
+    /// A new token family (a session) for `user`.
     async fn start_session(&self, user: &User, now: i64) -> Result<AuthTokens, AppError> {
         let family_id = new_uuid(self.rng);
         let (refresh_token, row) = self.new_refresh(user.id, family_id, None, now);
         self.refresh_tokens.start_family(&row).await?;
-        self.pair(user, refresh_token, now)
+        self.pair(user, family_id, refresh_token, now)
     }
 
     fn new_refresh(
@@ -309,10 +309,20 @@ impl AuthService<'_> {
         (token, row)
     }
 
-    fn pair(&self, user: &User, refresh_token: String, now: i64) -> Result<AuthTokens, AppError> {
-        let access =
-            self.tokens
-                .issue(user.id, user.effective_tier(now), new_uuid(self.rng), now)?;
+    fn pair(
+        &self,
+        user: &User,
+        session: uuid::Uuid,
+        refresh_token: String,
+        now: i64,
+    ) -> Result<AuthTokens, AppError> {
+        let access = self.tokens.issue(
+            user.id,
+            user.effective_tier(now),
+            session,
+            new_uuid(self.rng),
+            now,
+        )?;
         Ok(AuthTokens {
             access_token: access.token,
             refresh_token,
@@ -343,7 +353,7 @@ impl AuthService<'_> {
         let rotated_at = match row.rotated_at {
             Some(at) => at,
             None => match self.refresh_tokens.rotate(row.id, &child, now).await? {
-                RotateOutcome::Rotated => return self.pair(&user, token, now),
+                RotateOutcome::Rotated => return self.pair(&user, row.family_id, token, now),
                 RotateOutcome::FamilyRevoked => return Err(AppError::Unauthorized),
                 // A racing request rotated it an instant ago: the grace rule applies.
                 RotateOutcome::AlreadyRotated => now,
@@ -352,7 +362,7 @@ impl AuthService<'_> {
         if now - rotated_at <= REFRESH_GRACE_MS {
             if self.refresh_tokens.add_sibling(&child).await? {
                 tracing::info!(user_id = %user.id, family_id = %row.family_id, "refresh within grace");
-                return self.pair(&user, token, now);
+                return self.pair(&user, row.family_id, token, now);
             }
             return Err(AppError::Unauthorized);
         }
@@ -367,73 +377,70 @@ impl AuthService<'_> {
         Err(AppError::Unauthorized)
     }
 
-    /// Revokes the family of `presented` if it belongs to `user`. Unknown tokens, and tokens
-    /// of other users, are ignored (idempotent, and nobody can end someone else's session).
+    /// Revokes the family of `presented` if it belongs to `user`; returns it. Unknown tokens,
+    /// and tokens of other users, are ignored (idempotent, and nobody can end someone else's
+    /// session).
     ///
     /// # Errors
     /// Storage failures only.
-    pub async fn logout(&self, user: UserId, presented: &str) -> Result<(), AppError> {
-        if let Some(row) = self
+    pub async fn logout(
+        &self,
+        user: UserId,
+        presented: &str,
+    ) -> Result<Option<uuid::Uuid>, AppError> {
+        let Some(row) = self
             .refresh_tokens
             .find_by_hash(&RefreshTokenHash::of(presented))
             .await?
             .filter(|row| row.user_id == user)
-        {
-            self.refresh_tokens
-                .revoke_family(row.family_id, "logout", self.clock.now_ms())
-                .await?;
-            tracing::info!(user_id = %row.user_id, family_id = %row.family_id, "logged out");
-        }
-        Ok(())
+        else {
+            return Ok(None);
+        };
+        self.refresh_tokens
+            .revoke_family(row.family_id, "logout", self.clock.now_ms())
+            .await?;
+        tracing::info!(user_id = %row.user_id, family_id = %row.family_id, "logged out");
+        Ok(Some(row.family_id))
     }
 
-    /// Revokes every family of `user`; returns how many.
+    /// Revokes every family of `user`; returns them (the user's home ends their tokens and
+    /// sockets).
     ///
     /// # Errors
     /// Storage failures only.
-    pub async fn logout_all(&self, user: UserId) -> Result<u64, AppError> {
-        let n = self
+    pub async fn logout_all(&self, user: UserId) -> Result<Vec<uuid::Uuid>, AppError> {
+        let revoked = self
             .refresh_tokens
             .revoke_all(user, self.clock.now_ms())
             .await?;
-        tracing::info!(user_id = %user, families = n, "logged out everywhere");
-        Ok(n)
+        tracing::info!(user_id = %user, families = revoked.len(), "logged out everywhere");
+        Ok(revoked)
     }
 
-    /// The caller's profile, tier from the store.
-    ///
-    /// # Errors
-    /// 401 when the account no longer exists.
-    pub async fn me(&self, user: UserId) -> Result<UserProfile, AppError> {
-        let u = self
-            .users
-            .find_by_id(user)
-            .await?
-            .ok_or(AppError::Unauthorized)?;
-        Ok(UserProfile {
-            id: u.id.to_string(),
-            email: u.email.to_string(),
-            tier: u.effective_tier(self.clock.now_ms()),
-        })
-    }
-
-    /// A single-use ticket for the WebSocket endpoint.
+    /// A single-use ticket for the WebSocket endpoint, bound to the caller's session.
     ///
     /// # Errors
     /// Storage failures only.
-    pub async fn ws_ticket(&self, user: UserId) -> Result<WsTicket, AppError> {
+    pub async fn ws_ticket(
+        &self,
+        user: UserId,
+        sid: Option<uuid::Uuid>,
+    ) -> Result<WsTicket, AppError> {
         let ticket = random_token(self.rng);
         let expires_at = self.clock.now_ms() + WS_TICKET_TTL_MS;
         let hash: [u8; 32] = Sha256::digest(ticket.as_bytes()).into();
-        self.tickets.insert(&hash, user, expires_at).await?;
+        self.tickets.insert(&hash, user, sid, expires_at).await?;
         Ok(WsTicket { ticket, expires_at })
     }
 
-    /// Redeems a ticket once.
+    /// Redeems a ticket once: its user and session.
     ///
     /// # Errors
     /// 401 for unknown, used or expired tickets.
-    pub async fn redeem_ticket(&self, ticket: &str) -> Result<UserId, AppError> {
+    pub async fn redeem_ticket(
+        &self,
+        ticket: &str,
+    ) -> Result<(UserId, Option<uuid::Uuid>), AppError> {
         let hash: [u8; 32] = Sha256::digest(ticket.as_bytes()).into();
         self.tickets
             .consume(&hash, self.clock.now_ms())
@@ -853,6 +860,8 @@ mod tests {
             .await
             .unwrap();
         let user = w.tokens.verify(&a.access_token, T0).unwrap().user_id;
+        let sid = |t: &AuthTokens| w.tokens.verify(&t.access_token, T0).unwrap().sid.unwrap();
+        let first = sid(&a);
         // Someone else presenting the token cannot end the session.
         w.svc()
             .logout(UserId(uuid::Uuid::from_u128(999)), &a.refresh_token)
@@ -864,10 +873,16 @@ mod tests {
             .login(&email("ada@example.com"), b"correct horse", None)
             .await
             .unwrap();
-        w.svc().logout(user, &a.refresh_token).await.unwrap();
+        assert_eq!(
+            w.svc().logout(user, &a.refresh_token).await.unwrap(),
+            Some(sid(&a))
+        );
         assert!(w.svc().refresh(&a.refresh_token).await.is_err());
         let b2 = w.svc().refresh(&b.refresh_token).await.unwrap();
-        assert_eq!(w.svc().logout_all(user).await.unwrap(), 3);
+        assert_eq!(sid(&b2), sid(&b), "a rotation stays in its session");
+        let mut expected = vec![first, sid(&b), sid(&c)];
+        expected.sort();
+        assert_eq!(w.svc().logout_all(user).await.unwrap(), expected);
         assert!(w.svc().refresh(&b2.refresh_token).await.is_err());
         assert!(w.svc().refresh(&c.refresh_token).await.is_err());
         // Logging out an unknown token is a no-op, not an error.
@@ -875,41 +890,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn me_reads_the_tier_from_the_store_not_the_token() {
-        let w = World::new();
-        let t = registered(&w).await;
-        let id = w.tokens.verify(&t.access_token, T0).unwrap().user_id;
-        w.users.rows.borrow_mut().get_mut(&id).unwrap().tier = Tier::Power;
-        let me = w.svc().me(id).await.unwrap();
-        assert_eq!(me.tier, Tier::Power);
-        assert_eq!(me.email, "ada@example.com");
-    }
-
-    #[tokio::test]
-    async fn a_lapsed_tier_reads_as_free() {
-        let w = World::new();
-        let t = registered(&w).await;
-        let id = w.tokens.verify(&t.access_token, T0).unwrap().user_id;
-        {
-            let mut rows = w.users.rows.borrow_mut();
-            let u = rows.get_mut(&id).unwrap();
-            u.tier = Tier::Pro;
-            u.tier_until = Some(T0 + 1_000);
-        }
-        assert_eq!(w.svc().me(id).await.unwrap().tier, Tier::Pro);
-        w.clock.advance(1_000);
-        assert_eq!(w.svc().me(id).await.unwrap().tier, Tier::Free);
-    }
-
-    #[tokio::test]
     async fn a_ws_ticket_works_once_and_only_before_it_expires() {
         let w = World::new();
         let id = UserId(uuid::Uuid::from_u128(5));
-        let t = w.svc().ws_ticket(id).await.unwrap();
+        let sid = Some(uuid::Uuid::from_u128(6));
+        let t = w.svc().ws_ticket(id, sid).await.unwrap();
         assert_eq!(t.expires_at, T0 + WS_TICKET_TTL_MS);
-        assert_eq!(w.svc().redeem_ticket(&t.ticket).await.unwrap(), id);
+        assert_eq!(
+            w.svc().redeem_ticket(&t.ticket).await.unwrap(),
+            (id, sid),
+            "the socket belongs to the ticket's session"
+        );
         assert!(w.svc().redeem_ticket(&t.ticket).await.is_err());
-        let late = w.svc().ws_ticket(id).await.unwrap();
+        let late = w.svc().ws_ticket(id, None).await.unwrap();
         w.clock.advance(WS_TICKET_TTL_MS);
         assert!(w.svc().redeem_ticket(&late.ticket).await.is_err());
     }

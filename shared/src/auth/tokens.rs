@@ -1,4 +1,5 @@
-//! Access tokens: HS256 JWTs with `sub`, `tier`, `iat`, `exp`, `jti`.
+//! Access tokens: HS256 JWTs with `sub`, `tier`, `sid` (the session: the refresh-token family
+//! the token was issued to), `iat`, `exp`, `jti`.
 //!
 //! Verification accepts only `alg: HS256` with a valid signature, a `sub` that is a user id, and
 //! an `exp` not in the past (no leeway: the lifetime is short and the clocks are Cloudflare's).
@@ -17,6 +18,8 @@ use crate::error::AppError;
 struct AccessClaims {
     sub: String,
     tier: Tier,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
     jti: String,
 }
 
@@ -27,6 +30,8 @@ pub struct VerifiedAccess {
     pub user_id: UserId,
     /// The tier at issuance (advisory only: gates read the tier from the database).
     pub tier: Tier,
+    /// The session the token was issued to (revoking it ends the token at once).
+    pub sid: Option<uuid::Uuid>,
     /// Token id.
     pub jti: String,
     /// Expiry (epoch ms).
@@ -79,6 +84,7 @@ impl AccessTokens {
         &self,
         user_id: UserId,
         tier: Tier,
+        sid: uuid::Uuid,
         jti: uuid::Uuid,
         now_ms: i64,
     ) -> Result<IssuedAccess, AppError> {
@@ -89,6 +95,7 @@ impl AccessTokens {
         let claims = Claims::new(AccessClaims {
             sub: user_id.to_string(),
             tier,
+            sid: Some(sid.to_string()),
             jti: jti.to_string(),
         })
         .set_duration_and_issuance(&options, ttl);
@@ -118,9 +125,14 @@ impl AccessTokens {
             .map_err(|_| AppError::Unauthorized)?;
         let user_id = UserId::parse(&claims.custom.sub).ok_or(AppError::Unauthorized)?;
         let expires_at = claims.expiration.map_or(0, |e| e.timestamp_millis());
+        let sid = match claims.custom.sid.as_deref() {
+            None => None,
+            Some(s) => Some(uuid::Uuid::try_parse(s).map_err(|_| AppError::Unauthorized)?),
+        };
         Ok(VerifiedAccess {
             user_id,
             tier: claims.custom.tier,
+            sid,
             jti: claims.custom.jti.clone(),
             expires_at,
         })
@@ -188,13 +200,15 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_until_its_expiry() {
         let t = tokens();
+        let sid = uuid::Uuid::from_u128(5);
         let issued = t
-            .issue(user(), Tier::Pro, uuid::Uuid::nil(), NOW + 123)
+            .issue(user(), Tier::Pro, sid, uuid::Uuid::nil(), NOW + 123)
             .unwrap();
         assert_eq!(issued.expires_at, NOW + 900_000);
         let v = t.verify(&issued.token, NOW + 899_999).unwrap();
         assert_eq!(v.user_id, user());
         assert_eq!(v.tier, Tier::Pro);
+        assert_eq!(v.sid, Some(sid), "the session travels in the token");
         assert_eq!(v.expires_at, issued.expires_at);
         assert!(t.verify(&issued.token, issued.expires_at).is_ok());
         assert!(t.verify(&issued.token, issued.expires_at + 1).is_err());
@@ -254,7 +268,13 @@ mod tests {
     #[test]
     fn a_tampered_payload_is_rejected() {
         let issued = tokens()
-            .issue(user(), Tier::Free, uuid::Uuid::nil(), NOW)
+            .issue(
+                user(),
+                Tier::Free,
+                uuid::Uuid::nil(),
+                uuid::Uuid::nil(),
+                NOW,
+            )
             .unwrap();
         let mut parts: Vec<String> = issued.token.split('.').map(str::to_owned).collect();
         let mut claims: serde_json::Value =

@@ -1,18 +1,23 @@
-//! Multipart backups, for backups larger than one request: begin, upload numbered parts (each
-//! verified against its own SHA-256 in the worker, memory bounded by the part size), complete
-//! with the whole backup's metadata (the assembled object is hashed again, streaming, and
-//! refused on a mismatch), or abort. Uploads not completed within [`UPLOAD_TTL_MS`] are aborted
-//! by the scheduled cleanup.
+//! Multipart backups, for backups larger than one request: begin (at most
+//! [`MAX_OPEN_UPLOADS`] open per user), upload numbered parts (each verified against its own
+//! SHA-256 in the worker, memory bounded by the part size, and reserved in the home first: the
+//! gate, and the quota, which counts open parts as backup bytes), complete with the whole
+//! backup's metadata (the assembled object is hashed again, streaming, and refused on a
+//! mismatch), or abort. Uploads not completed within [`UPLOAD_TTL_MS`] are aborted by the
+//! user's home itself (its alarm).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{BackupHeaders, BackupMetadata, BackupService};
-use crate::domain::{Tier, UserId};
 use crate::error::{AppError, FieldError};
-use crate::ports::{new_uuid, StoreError};
+use crate::home;
+use crate::home::ops::{
+    AssembleUpload, BeginUpload, CommitPart, CommitUpload, DropUpload, Release, ReservePart,
+    UploadOpened,
+};
+use crate::ports::StoreError;
 use crate::storage::{BlobStore, Checksum};
-use crate::tiers::{check_feature, Feature};
 
 /// Size of every part but the last (R2 wants equal parts of at least 5 MiB).
 pub const PART_SIZE: u64 = 8 * 1024 * 1024;
@@ -20,26 +25,11 @@ pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 pub const MAX_PARTS: u16 = 10_000;
 /// How long an upload may stay open (ms).
 pub const UPLOAD_TTL_MS: i64 = 24 * 3_600_000;
-
-/// An upload in progress.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
-    /// Our id.
-    pub id: String,
-    /// Owner.
-    pub user_id: UserId,
-    /// Where the object will be.
-    pub r2_key: String,
-    /// R2's multipart id.
-    pub r2_upload_id: String,
-    /// Start (epoch ms).
-    pub created_at: i64,
-    /// Abandoned after (epoch ms).
-    pub expires_at: i64,
-}
+/// Uploads one user may have open at once (409 `conflict` beyond).
+pub const MAX_OPEN_UPLOADS: u64 = 4;
 
 /// A stored part.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
     /// 1-based number.
     pub number: u16,
@@ -129,28 +119,6 @@ impl CompleteUpload {
     }
 }
 
-/// Uploads and parts (D1 `backup_uploads`, `backup_upload_parts`).
-#[async_trait(?Send)]
-pub trait UploadStore {
-    /// Records a new upload.
-    async fn create(&self, upload: &Upload) -> Result<(), StoreError>;
-    /// The user's upload.
-    async fn get(&self, user: UserId, id: &str) -> Result<Option<Upload>, StoreError>;
-    /// Records (or replaces) a part.
-    async fn put_part(
-        &self,
-        upload_id: &str,
-        part: &Part,
-        checksum: &Checksum,
-    ) -> Result<(), StoreError>;
-    /// The parts, by number.
-    async fn parts(&self, upload_id: &str) -> Result<Vec<Part>, StoreError>;
-    /// Forgets an upload and its parts.
-    async fn delete(&self, upload_id: &str) -> Result<(), StoreError>;
-    /// Uploads past their expiry.
-    async fn expired(&self, now_ms: i64) -> Result<Vec<Upload>, StoreError>;
-}
-
 /// R2 multipart operations.
 #[async_trait(?Send)]
 pub trait MultipartBlobs {
@@ -176,65 +144,45 @@ impl<B: BlobStore + MultipartBlobs> BackupService<'_, B>
 where
     B::Body: From<Vec<u8>>,
 {
-    /// Starts a multipart backup.
+    /// Starts a multipart backup: a slot in the home (the gate, at most [`MAX_OPEN_UPLOADS`]
+    /// open), then the R2 upload.
     ///
     /// # Errors
-    /// 403 `tier_required` without backups.
-    pub async fn begin_upload(
-        &self,
-        uploads: &dyn UploadStore,
-        user: UserId,
-        tier: Tier,
-    ) -> Result<UploadStarted, AppError> {
-        check_feature(tier, Feature::Backup)?;
-        let id = new_uuid(self.rng).to_string();
-        let key = format!("{user}/multipart/{id}");
-        let r2_upload_id = self.blobs.begin(&key).await?;
-        let now = self.clock.now_ms();
-        let upload = Upload {
-            id: id.clone(),
-            user_id: user,
-            r2_key: key,
-            r2_upload_id,
-            created_at: now,
-            expires_at: now + UPLOAD_TTL_MS,
+    /// 403 `tier_required` without backups; 409 with four uploads open.
+    pub async fn begin_upload(&self) -> Result<UploadStarted, AppError> {
+        let slot = home::call(self.home, &BeginUpload {}).await?;
+        let r2_upload_id = match self.blobs.begin(&slot.key).await {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = home::call(self.home, &DropUpload { upload: slot.id }).await;
+                return Err(e.into());
+            }
         };
-        uploads.create(&upload).await?;
-        tracing::info!(user_id = %user, upload = %id, "multipart backup started");
-        Ok(UploadStarted {
-            upload_id: id,
-            part_size: PART_SIZE,
-            expires_at: upload.expires_at,
-        })
+        let started = home::call(
+            self.home,
+            &UploadOpened {
+                upload: slot.id,
+                r2_upload_id,
+            },
+        )
+        .await?;
+        tracing::info!(upload = %started.upload_id, "multipart backup started");
+        Ok(started)
     }
 
-    async fn open_upload(
-        &self,
-        uploads: &dyn UploadStore,
-        user: UserId,
-        id: &str,
-    ) -> Result<Upload, AppError> {
-        uploads
-            .get(user, id)
-            .await?
-            .filter(|u| u.expires_at > self.clock.now_ms())
-            .ok_or(AppError::NotFound)
-    }
-
-    /// Stores one part after checking it against its checksum.
+    /// Stores one part after checking it against its checksum; the home reserves its bytes
+    /// first (gate and quota: open parts count as backup bytes).
     ///
     /// # Errors
-    /// 404 unknown upload, 422 bad part number, 413 over [`PART_SIZE`], 400 `checksum_mismatch`.
+    /// 404 unknown upload, 422 bad part number, 413 over [`PART_SIZE`], 400 `checksum_mismatch`,
+    /// 403 gate or quota.
     pub async fn upload_part(
         &self,
-        uploads: &dyn UploadStore,
-        user: UserId,
         id: &str,
         number: u16,
         checksum: &Checksum,
         bytes: Vec<u8>,
     ) -> Result<PartStored, AppError> {
-        let upload = self.open_upload(uploads, user, id).await?;
         if !(1..=MAX_PARTS).contains(&number) {
             return Err(AppError::field(
                 "part_number",
@@ -247,96 +195,115 @@ where
         if !checksum.matches(&bytes) {
             return Err(AppError::ChecksumMismatch);
         }
-        let size = bytes.len() as u64;
-        let etag = self
+        let slot = home::call(
+            self.home,
+            &ReservePart {
+                upload: id.to_owned(),
+                number,
+                size: bytes.len() as u64,
+                checksum: checksum.as_str().to_owned(),
+            },
+        )
+        .await?;
+        let etag = match self
             .blobs
-            .part(&upload.r2_key, &upload.r2_upload_id, number, bytes)
-            .await?;
-        uploads
-            .put_part(id, &Part { number, etag, size }, checksum)
-            .await?;
-        Ok(PartStored {
-            ok: true,
-            part_number: number,
-        })
+            .part(&slot.key, &slot.r2_upload_id, number, bytes)
+            .await
+        {
+            Ok(etag) => etag,
+            Err(e) => {
+                let _ = home::call(
+                    self.home,
+                    &Release {
+                        reservation: slot.reservation,
+                    },
+                )
+                .await;
+                return Err(e.into());
+            }
+        };
+        home::call(
+            self.home,
+            &CommitPart {
+                reservation: slot.reservation,
+                etag,
+            },
+        )
+        .await
     }
 
-    /// Assembles the backup and records it.
+    /// Assembles the backup, verifies the whole object, and records it (pruning, when asked,
+    /// only now).
     ///
     /// # Errors
     /// 404, 409 for missing or uneven parts, 403 quota, 400 `checksum_mismatch` (the assembled
-    /// object is deleted).
+    /// object and the upload are dropped).
     pub async fn complete_upload(
         &self,
-        uploads: &dyn UploadStore,
-        user: UserId,
-        tier: Tier,
         id: &str,
         h: BackupHeaders,
     ) -> Result<BackupMetadata, AppError> {
-        let upload = self.open_upload(uploads, user, id).await?;
-        let parts = uploads.parts(id).await?;
-        let numbered = parts
-            .iter()
-            .enumerate()
-            .all(|(i, p)| usize::from(p.number) == i + 1);
-        let even = parts
-            .split_last()
-            .is_some_and(|(_, rest)| rest.iter().all(|p| p.size == PART_SIZE));
-        if parts.is_empty() || !numbered || !even {
-            // The request is fine; the upload is not ready: a state conflict.
-            return Err(AppError::Conflict(
-                "the upload's parts are missing, have gaps, or are uneven (each but the last must be part_size bytes)",
-            ));
-        }
-        let size: u64 = parts.iter().map(|p| p.size).sum();
-        self.make_room(user, tier, size, h.prune_oldest).await?;
+        let asm = home::call(
+            self.home,
+            &AssembleUpload {
+                upload: id.to_owned(),
+            },
+        )
+        .await?;
         self.blobs
-            .finish(&upload.r2_key, &upload.r2_upload_id, &parts)
+            .finish(&asm.key, &asm.r2_upload_id, &asm.parts)
             .await?;
-        uploads.delete(id).await?;
-        let verified = self.blobs.digest(&upload.r2_key).await?;
+        let verified = self.blobs.digest(&asm.key).await?;
         if verified
             .as_ref()
-            .is_none_or(|(sum, n)| sum != &h.checksum || *n != size)
+            .is_none_or(|(sum, n)| sum != &h.checksum || *n != asm.size)
         {
-            let _ = self.blobs.delete(&upload.r2_key).await;
+            let _ = home::call(
+                self.home,
+                &DropUpload {
+                    upload: id.to_owned(),
+                },
+            )
+            .await;
+            self.forget(std::slice::from_ref(&asm.key)).await;
             return Err(AppError::ChecksumMismatch);
         }
-        let chunks = u32::try_from(parts.len()).unwrap_or(u32::MAX);
-        self.record(user, upload.r2_key, upload.id, &h, size, chunks)
-            .await
+        let committed = home::call(
+            self.home,
+            &CommitUpload {
+                upload: id.to_owned(),
+                facts: h.facts(),
+            },
+        )
+        .await;
+        match committed {
+            Ok(done) => {
+                self.forget(&done.pruned_keys).await;
+                tracing::info!(backup = %done.meta.id, size = asm.size, chunks = asm.parts.len(), "multipart backup stored");
+                Ok(done.meta)
+            }
+            Err(e) => {
+                self.forget(&[asm.key]).await;
+                Err(e)
+            }
+        }
     }
 
     /// Abandons an upload.
     ///
     /// # Errors
     /// 404 for an unknown upload.
-    pub async fn abort_upload(
-        &self,
-        uploads: &dyn UploadStore,
-        user: UserId,
-        id: &str,
-    ) -> Result<(), AppError> {
-        let upload = uploads.get(user, id).await?.ok_or(AppError::NotFound)?;
-        let _ = self.blobs.abort(&upload.r2_key, &upload.r2_upload_id).await;
-        uploads.delete(id).await?;
+    pub async fn abort_upload(&self, id: &str) -> Result<(), AppError> {
+        let dropped = home::call(
+            self.home,
+            &DropUpload {
+                upload: id.to_owned(),
+            },
+        )
+        .await?;
+        if let Some(r2) = &dropped.r2_upload_id {
+            let _ = self.blobs.abort(&dropped.key, r2).await;
+        }
         Ok(())
-    }
-
-    /// Aborts every upload past its expiry; returns how many.
-    ///
-    /// # Errors
-    /// Storage failures only.
-    pub async fn clean_up_uploads(&self, uploads: &dyn UploadStore) -> Result<usize, AppError> {
-        let expired = uploads.expired(self.clock.now_ms()).await?;
-        for u in &expired {
-            let _ = self.blobs.abort(&u.r2_key, &u.r2_upload_id).await;
-            uploads.delete(&u.id).await?;
-        }
-        if !expired.is_empty() {
-            tracing::info!(count = expired.len(), "abandoned multipart uploads aborted");
-        }
-        Ok(expired.len())
     }
 }

@@ -8,5 +8,5 @@ pub mod signature;
 mod stripe;
 
 pub use model::{entitlement, BillingChange, EventRecord, RecordOutcome, Subscription};
-pub use service::{BillingService, BillingSettings, PaidTier, MAX_TEAM_SEATS};
+pub use service::{BillingService, BillingSettings, PaidTier, WebhookOutcome, MAX_TEAM_SEATS};
 pub use stripe::StripeClient;

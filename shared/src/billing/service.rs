@@ -12,6 +12,15 @@ use crate::ports::{
     new_uuid, BillingStore, CheckoutRequest, Clock, Payments, Random, UpstreamError, UserStore,
 };
 
+/// What a webhook did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookOutcome {
+    /// Applied or a duplicate.
+    pub outcome: RecordOutcome,
+    /// The user whose billing state changed, if one did.
+    pub changed: Option<UserId>,
+}
+
 /// The most seats one team subscription may have.
 pub const MAX_TEAM_SEATS: u32 = 1_000;
 
@@ -197,7 +206,8 @@ impl BillingService<'_> {
         Ok(())
     }
 
-    /// Verifies and applies a webhook. Returns whether it changed anything (for logs).
+    /// Verifies and applies a webhook. Returns what it did and whose account it changed (that
+    /// user's home must hear of it).
     ///
     /// # Errors
     /// 400 `invalid_signature` for a bad signature, 400 `malformed_json` for a body that is not
@@ -206,7 +216,7 @@ impl BillingService<'_> {
         &self,
         payload: &[u8],
         signature_header: Option<&str>,
-    ) -> Result<RecordOutcome, AppError> {
+    ) -> Result<WebhookOutcome, AppError> {
         let secret = self
             .settings
             .webhook_secret
@@ -229,7 +239,10 @@ impl BillingService<'_> {
             .map_err(|e| AppError::MalformedJson(format!("not a Stripe event: {e}")))?;
         if self.store.event_processed(&event.id).await? {
             tracing::info!(event = %event.id, "webhook replay ignored");
-            return Ok(RecordOutcome::Duplicate);
+            return Ok(WebhookOutcome {
+                outcome: RecordOutcome::Duplicate,
+                changed: None,
+            });
         }
         let created = event.created.saturating_mul(1000);
         let o = &event.data.object;
@@ -285,7 +298,12 @@ impl BillingService<'_> {
                 tracing::info!(event = %event.id, kind = %event.kind, ?outcome, "webhook recorded without change");
             }
         }
-        Ok(outcome)
+        Ok(WebhookOutcome {
+            outcome,
+            changed: change
+                .filter(|_| outcome == RecordOutcome::Applied)
+                .map(|c| c.subscription.user_id),
+        })
     }
 
     /// The stored subscription, unless an event newer than `created` already applied to it
@@ -556,7 +574,18 @@ mod tests {
             let body = json!({"id": id, "object": "event", "type": kind, "created": created, "data": {"object": object}}).to_string();
             let t = self.clock.now_ms() / 1000;
             let header = format!("t={t},v1={}", sign(body.as_bytes(), SECRET, t));
-            self.svc().webhook(body.as_bytes(), Some(&header)).await
+            self.svc()
+                .webhook(body.as_bytes(), Some(&header))
+                .await
+                .map(|o| {
+                    if o.outcome == RecordOutcome::Applied {
+                        assert!(
+                            o.changed.is_none_or(|u| u == self.user.id),
+                            "only this world's user has an account"
+                        );
+                    }
+                    o.outcome
+                })
         }
 
         /// A signed `checkout.session.completed` of this world's user buying `tier`.

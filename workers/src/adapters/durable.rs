@@ -1,16 +1,29 @@
 //! Durable Object adapters.
 
+use std::rc::Rc;
+
 use async_trait::async_trait;
 use shared::do_protocol::{RateCheck, RATE_LIMITER_CHECK_PATH};
 use shared::ports::{RateLimiter, StoreError};
 use shared::rate_limit::{RateDecision, RateOp, RateRule};
 use worker::{Method, ObjectNamespace, Request, RequestInit};
 
-use super::unavailable;
+use super::{unavailable, Hops};
 
 /// Exact counters in the `RateLimiter` Durable Object: one object per key, `key#bucket` naming
-/// the counter inside it.
-pub struct DurableRateLimiter(pub ObjectNamespace);
+/// the counter inside it. Counters of a user live in the user's home; these are the ones that
+/// belong to nobody's home (an account's login failures, a client address).
+pub struct DurableRateLimiter {
+    ns: ObjectNamespace,
+    hops: Rc<Hops>,
+}
+
+impl DurableRateLimiter {
+    /// Counters in `ns`, counted in `hops`.
+    pub fn new(ns: ObjectNamespace, hops: Rc<Hops>) -> Self {
+        Self { ns, hops }
+    }
+}
 
 #[async_trait(?Send)]
 impl RateLimiter for DurableRateLimiter {
@@ -36,10 +49,11 @@ impl RateLimiter for DurableRateLimiter {
         )
         .map_err(|e| unavailable("building rate check", &e))?;
         let stub = self
-            .0
+            .ns
             .id_from_name(object)
             .and_then(|id| id.get_stub())
             .map_err(|e| unavailable("rate limiter stub", &e))?;
+        self.hops.durable_object();
         let mut resp = stub
             .fetch_with_request(req)
             .await

@@ -4,32 +4,23 @@
 //! module sees a `worker::Error`.
 
 mod d1;
-mod d1_backups;
-mod d1_billing;
-mod d1_plugins;
-mod d1_records;
-mod d1_tiers;
-mod d1_uploads;
-mod d1_vectors;
 mod durable;
 mod fetch;
+mod home;
 mod r2;
-mod vector_do;
 mod vectorize;
 
-pub use d1::{D1RefreshTokenStore, D1TicketStore, D1UserStore};
-pub use d1_backups::D1BackupStore;
-pub use d1_billing::D1BillingStore;
-pub use d1_plugins::D1PluginStore;
-pub use d1_records::D1RecordStore;
-pub use d1_tiers::D1TierStore;
-pub use d1_uploads::D1UploadStore;
-pub use d1_vectors::D1VectorMetaStore;
+pub use d1::{
+    D1AccountLoader, D1BillingStore, D1PluginStore, D1RefreshTokenStore, D1TicketStore,
+    D1UserStore, Db,
+};
 pub use durable::DurableRateLimiter;
 pub use fetch::FetchHttpClient;
+pub use home::{HomeClient, HomeSeen};
 pub use r2::R2BlobStore;
-pub use vector_do::DurableVectorIndex;
 pub use vectorize::VectorizeIndex;
+
+use std::cell::Cell;
 
 use shared::ports::{Clock, Random, StoreError};
 
@@ -54,6 +45,41 @@ impl Random for CryptoRandom {
         // The Web Crypto API cannot fail for buffers this small; a failure here is a broken
         // runtime, and continuing with zeroed bytes would be worse than aborting the request.
         getrandom::getrandom(dest).expect("crypto.getRandomValues is available in Workers");
+    }
+}
+
+/// What one request (or one Durable Object event) cost in calls to other services: the
+/// hop budget, counted by the adapters and logged with the request.
+#[derive(Debug, Default)]
+pub struct Hops {
+    do_calls: Cell<u32>,
+    d1_calls: Cell<u32>,
+}
+
+impl Hops {
+    /// One Durable Object round trip.
+    pub fn durable_object(&self) {
+        self.do_calls.set(self.do_calls.get() + 1);
+    }
+
+    /// One D1 statement (or `n`, reported by a Durable Object for its own).
+    pub fn d1(&self) {
+        self.d1_by(1);
+    }
+
+    /// `n` D1 statements.
+    pub fn d1_by(&self, n: u32) {
+        self.d1_calls.set(self.d1_calls.get().saturating_add(n));
+    }
+
+    /// Durable Object round trips so far.
+    pub fn do_calls(&self) -> u32 {
+        self.do_calls.get()
+    }
+
+    /// D1 statements so far.
+    pub fn d1_calls(&self) -> u32 {
+        self.d1_calls.get()
     }
 }
 

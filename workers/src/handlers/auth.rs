@@ -1,11 +1,11 @@
 //! `/api/v1/auth/*`.
 
 use shared::api::{LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest};
+use shared::home::ops::GetProfile;
 use shared::AppResult;
 use worker::Response;
 
 use crate::http::{json, Ctx};
-use crate::services::AuthDeps;
 
 /// `POST /auth/register` → 201 `AuthTokens`.
 pub async fn register(mut ctx: Ctx) -> AppResult<Response> {
@@ -13,9 +13,10 @@ pub async fn register(mut ctx: Ctx) -> AppResult<Response> {
         .json_body::<RegisterRequest>()
         .await?
         .try_into_domain()?;
-    let deps = AuthDeps::new(&ctx)?;
     let ip = ctx.client_ip();
-    let tokens = deps
+    let tokens = ctx
+        .app
+        .auth()?
         .service()
         .register(email, &password, ip.as_deref())
         .await?;
@@ -25,9 +26,10 @@ pub async fn register(mut ctx: Ctx) -> AppResult<Response> {
 /// `POST /auth/login` → `AuthTokens`.
 pub async fn login(mut ctx: Ctx) -> AppResult<Response> {
     let (email, password) = ctx.json_body::<LoginRequest>().await?.try_into_login()?;
-    let deps = AuthDeps::new(&ctx)?;
     let ip = ctx.client_ip();
-    let tokens = deps
+    let tokens = ctx
+        .app
+        .auth()?
         .service()
         .login(&email, password.as_bytes(), ip.as_deref())
         .await?;
@@ -37,36 +39,56 @@ pub async fn login(mut ctx: Ctx) -> AppResult<Response> {
 /// `POST /auth/refresh` → `AuthTokens`.
 pub async fn refresh(mut ctx: Ctx) -> AppResult<Response> {
     let body: RefreshRequest = ctx.json_body().await?;
-    let deps = AuthDeps::new(&ctx)?;
-    json(200, &deps.service().refresh(body.token()?).await?)
+    json(
+        200,
+        &ctx.app.auth()?.service().refresh(body.token()?).await?,
+    )
 }
 
-/// `POST /auth/logout` (JWT; the caller's own sessions only) → `{ok: true}`.
+/// `POST /auth/logout` (JWT; the caller's own sessions only) → `{ok: true}`. The session's
+/// tokens stop working and its sockets close at once.
 pub async fn logout(mut ctx: Ctx) -> AppResult<Response> {
-    let user = ctx.principal()?.user_id;
+    let user = ctx.caller()?.user_id;
     let body: RefreshRequest = ctx.json_body().await?;
-    AuthDeps::new(&ctx)?
+    let ended = ctx
+        .app
+        .auth()?
         .service()
         .logout(user, body.token()?)
+        .await?;
+    ctx.app
+        .revoke_sessions(user, ended.into_iter().collect())
         .await?;
     json(200, &shared::api::Ok::YES)
 }
 
-/// `POST /auth/logout-all` → `{ok: true, revoked}`.
+/// `POST /auth/logout-all` → `{ok: true, revoked}`. Every session's tokens stop working and
+/// every socket closes at once.
 pub async fn logout_all(ctx: Ctx) -> AppResult<Response> {
-    let user = ctx.principal()?.user_id;
-    let revoked = AuthDeps::new(&ctx)?.service().logout_all(user).await?;
+    let user = ctx.caller()?.user_id;
+    let ended = ctx.app.auth()?.service().logout_all(user).await?;
+    let revoked = ended.len() as u64;
+    ctx.app.revoke_sessions(user, ended).await?;
     json(200, &LoggedOutAll { ok: true, revoked })
 }
 
-/// `GET /auth/me` → `UserProfile`.
+/// `GET /auth/me` → `UserProfile`, from the caller's home (one hop, no D1).
 pub async fn me(ctx: Ctx) -> AppResult<Response> {
-    let user = ctx.principal()?.user_id;
-    json(200, &AuthDeps::new(&ctx)?.service().me(user).await?)
+    json(
+        200,
+        &shared::home::call(&ctx.home()?, &GetProfile {}).await?,
+    )
 }
 
-/// `POST /auth/ws-ticket` → `{ticket, expires_at}`.
+/// `POST /auth/ws-ticket` → `{ticket, expires_at}`, bound to the caller's session.
 pub async fn ws_ticket(ctx: Ctx) -> AppResult<Response> {
-    let user = ctx.principal()?.user_id;
-    json(200, &AuthDeps::new(&ctx)?.service().ws_ticket(user).await?)
+    let c = ctx.caller()?;
+    json(
+        200,
+        &ctx.app
+            .auth()?
+            .service()
+            .ws_ticket(c.user_id, c.sid)
+            .await?,
+    )
 }

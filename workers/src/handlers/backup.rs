@@ -8,11 +8,9 @@ use shared::{AppError, AppResult};
 use worker::{Data, Response};
 
 use crate::http::{json, Ctx};
-use crate::services::BackupDeps;
 
 /// `PUT /backup` → `{ok: true, id}`.
 pub async fn put(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?.clone();
     let headers = BackupHeaders::parse(
         ctx.header("X-Backup-Version").as_deref(),
         ctx.header("X-Backup-Timestamp").as_deref(),
@@ -28,10 +26,10 @@ pub async fn put(ctx: Ctx) -> AppResult<Response> {
         Some(stream) if len > 0 => Payload::Stream(Data::ReadableStream(stream), len),
         _ => Payload::Bytes(Vec::new()),
     };
-    let deps = BackupDeps::new(&ctx.env)?;
-    let meta = deps
-        .service()
-        .put(who.user_id, who.tier, headers, payload)
+    let meta = ctx
+        .storage(ctx.app.backups())?
+        .backups()
+        .put(headers, payload)
         .await?;
     json(
         200,
@@ -44,9 +42,8 @@ pub async fn put(ctx: Ctx) -> AppResult<Response> {
 
 /// `GET /backup` → the newest backup's bytes (`If-Modified-Since` → 304).
 pub async fn latest(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?;
-    let deps = BackupDeps::new(&ctx.env)?;
-    let row = deps.service().latest(who.user_id).await?;
+    let storage = ctx.storage(ctx.app.backups())?;
+    let row = storage.backups().latest().await?;
     let stored_secs = row.meta.created_at.div_euclid(1000);
     let last_modified = http_date(stored_secs);
     let unchanged = ctx
@@ -59,8 +56,8 @@ pub async fn latest(ctx: Ctx) -> AppResult<Response> {
             .map_err(AppError::internal)?
             .with_status(304)
     } else {
-        let (body, size) = deps
-            .blobs
+        let (body, size) = storage
+            .bucket
             .stream(&row.r2_key)
             .await?
             .ok_or_else(|| AppError::internal(format!("backup {} has no blob", row.meta.id)))?;
@@ -89,36 +86,25 @@ fn http_date(secs: i64) -> String {
 
 /// `GET /backup/history` → `BackupMetadata[]`, newest first.
 pub async fn history(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?;
-    let deps = BackupDeps::new(&ctx.env)?;
-    json(200, &deps.service().history(who.user_id).await?)
+    let storage = ctx.storage(ctx.app.backups())?;
+    json(200, &storage.backups().history().await?)
 }
 
 /// `DELETE /backup/{id}` → `{ok: true}`.
 pub async fn delete(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?;
-    let id = ctx.param("id").to_owned();
-    let deps = BackupDeps::new(&ctx.env)?;
-    deps.service().delete(who.user_id, &id).await?;
+    let storage = ctx.storage(ctx.app.backups())?;
+    storage.backups().delete(ctx.param("id")).await?;
     json(200, &shared::api::Ok::YES)
 }
 
 /// `POST /backup/uploads` → 201 `{upload_id, part_size, expires_at}`.
 pub async fn begin_upload(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?;
-    let deps = BackupDeps::new(&ctx.env)?;
-    json(
-        201,
-        &deps
-            .service()
-            .begin_upload(&deps.uploads, who.user_id, who.tier)
-            .await?,
-    )
+    let storage = ctx.storage(ctx.app.backups())?;
+    json(201, &storage.backups().begin_upload().await?)
 }
 
 /// `PUT /backup/uploads/{id}/parts/{n}` with `X-Part-Checksum` → `{ok, part_number}`.
 pub async fn upload_part(mut ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?.clone();
     let number = ctx
         .param("n")
         .parse::<u16>()
@@ -130,23 +116,21 @@ pub async fn upload_part(mut ctx: Ctx) -> AppResult<Response> {
     .map_err(|e| AppError::Validation(vec![e]))?;
     let id = ctx.param("id").to_owned();
     let bytes = ctx.body_bytes(PART_SIZE).await?;
-    let deps = BackupDeps::new(&ctx.env)?;
-    let stored = deps
-        .service()
-        .upload_part(&deps.uploads, who.user_id, &id, number, &checksum, bytes)
+    let stored = ctx
+        .storage(ctx.app.backups())?
+        .backups()
+        .upload_part(&id, number, &checksum, bytes)
         .await?;
     json(200, &stored)
 }
 
 /// `POST /backup/uploads/{id}/complete` → `{ok, id}`.
 pub async fn complete_upload(mut ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?.clone();
     let headers = ctx.json_body::<CompleteUpload>().await?.try_into_domain()?;
-    let id = ctx.param("id").to_owned();
-    let deps = BackupDeps::new(&ctx.env)?;
-    let meta = deps
-        .service()
-        .complete_upload(&deps.uploads, who.user_id, who.tier, &id, headers)
+    let meta = ctx
+        .storage(ctx.app.backups())?
+        .backups()
+        .complete_upload(ctx.param("id"), headers)
         .await?;
     json(
         200,
@@ -159,10 +143,9 @@ pub async fn complete_upload(mut ctx: Ctx) -> AppResult<Response> {
 
 /// `DELETE /backup/uploads/{id}` → `{ok: true}`.
 pub async fn abort_upload(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?;
-    let deps = BackupDeps::new(&ctx.env)?;
-    deps.service()
-        .abort_upload(&deps.uploads, who.user_id, ctx.param("id"))
+    ctx.storage(ctx.app.backups())?
+        .backups()
+        .abort_upload(ctx.param("id"))
         .await?;
     json(200, &shared::api::Ok::YES)
 }

@@ -5,38 +5,57 @@ use shared::input::JSON_BODY_LIMIT;
 use shared::AppResult;
 use worker::Response;
 
+use shared::domain::User;
+use shared::ports::UserStore;
+use shared::AppError;
+
+use crate::app::BillingParts;
 use crate::http::{json, Ctx};
-use crate::services::BillingDeps;
+
+/// The caller's account (401 if it no longer exists).
+async fn caller(ctx: &Ctx, parts: &BillingParts) -> AppResult<User> {
+    parts
+        .users
+        .find_by_id(ctx.caller()?.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)
+}
 
 /// `POST /billing/checkout` → `{checkout_url}`.
 pub async fn checkout(mut ctx: Ctx) -> AppResult<Response> {
     let (tier, seats) = ctx.json_body::<CheckoutBody>().await?.into_parts();
-    let deps = BillingDeps::new(&ctx)?;
-    let user = deps.caller(&ctx).await?;
-    json(200, &deps.service().checkout(&user, tier, seats).await?)
+    let parts = ctx.app.billing()?;
+    let user = caller(&ctx, &parts).await?;
+    json(200, &parts.service().checkout(&user, tier, seats).await?)
 }
 
-/// `POST /billing/webhook` (Stripe; authenticated by its signature) → `{ok: true}`.
+/// `POST /billing/webhook` (Stripe; authenticated by its signature) → `{ok: true}`. A change
+/// is pushed to the user's home at once (which also re-reads D1 within a minute).
 pub async fn webhook(mut ctx: Ctx) -> AppResult<Response> {
     let signature = ctx.header("Stripe-Signature");
     let payload = ctx.body_bytes(JSON_BODY_LIMIT).await?;
-    let deps = BillingDeps::new(&ctx)?;
-    deps.service()
+    let done = ctx
+        .app
+        .billing()?
+        .service()
         .webhook(&payload, signature.as_deref())
         .await?;
+    if let Some(user) = done.changed {
+        ctx.app.push_account(user).await;
+    }
     json(200, &OkBody::YES)
 }
 
 /// `GET /billing/subscription` → `SubscriptionInfo`.
 pub async fn subscription(ctx: Ctx) -> AppResult<Response> {
-    let deps = BillingDeps::new(&ctx)?;
-    let user = deps.caller(&ctx).await?;
-    json(200, &deps.service().subscription(&user).await?)
+    let parts = ctx.app.billing()?;
+    let user = caller(&ctx, &parts).await?;
+    json(200, &parts.service().subscription(&user).await?)
 }
 
 /// `DELETE /billing/subscription` → `{ok: true}` (cancels at the period end).
 pub async fn cancel(ctx: Ctx) -> AppResult<Response> {
-    let deps = BillingDeps::new(&ctx)?;
-    deps.service().cancel(ctx.principal()?.user_id).await?;
+    let user = ctx.caller()?.user_id;
+    ctx.app.billing()?.service().cancel(user).await?;
     json(200, &OkBody::YES)
 }

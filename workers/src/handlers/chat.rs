@@ -1,23 +1,24 @@
-//! `/api/v1/chat` and `/api/v1/plans/*`: parse, hand to the orchestrator, serialise. The
-//! orchestrator sanitizes everything it answers.
+//! `/api/v1/chat`, `/api/v1/plans/*` and the WebSockets (`/chat/stream`, `/sync/stream`):
+//! parse, hand to the orchestrator (which sanitizes everything it answers) or to the caller's
+//! home (which keeps the sockets), serialise.
 
 use shared::api::{ChatRequest, PlaybookList, RunStepRequest};
 use shared::chat::orchestrator::{Orchestrated, Orchestrator};
+use shared::home::{HOME_CONNECT_PATH, HOME_SESSION_HEADER, HOME_USER_HEADER};
 use shared::ports::Clock;
 use shared::{AppError, AppResult};
 use worker::{Headers, Method, Request, RequestInit, Response};
 
 use crate::adapters::SystemClock;
-use crate::chat_session::USER_HEADER;
+use crate::app::App;
 use crate::http::{json, Ctx};
-use crate::services::{brain, llm};
-use crate::state::CHAT_SESSION;
+use crate::state::USER_HOME;
 
 /// `POST /chat` → `ChatResponse` (direct) or `ExecutionPlan` (plan).
 pub async fn chat(mut ctx: Ctx) -> AppResult<Response> {
     let req: ChatRequest = ctx.json_body().await?;
-    let llm = llm(&ctx);
-    let orchestrator = Orchestrator::new(brain(), &llm, SystemClock.now_ms());
+    let llm = ctx.app.llm();
+    let orchestrator = Orchestrator::new(App::brain(), &llm, SystemClock.now_ms());
     match orchestrator.orchestrate(&req).await? {
         Orchestrated::Response(r) => json(200, &r),
         Orchestrated::Plan(p) => json(200, &p),
@@ -30,7 +31,7 @@ pub async fn list_playbooks(ctx: Ctx) -> AppResult<Response> {
     json(
         200,
         &PlaybookList {
-            playbooks: brain().playbooks_for(tier),
+            playbooks: App::brain().playbooks_for(tier),
         },
     )
 }
@@ -38,42 +39,56 @@ pub async fn list_playbooks(ctx: Ctx) -> AppResult<Response> {
 /// `GET /plans/playbook/{id}` → the playbook.
 pub async fn get_playbook(ctx: Ctx) -> AppResult<Response> {
     let tier = ctx.principal()?.tier;
-    json(200, &brain().playbook(ctx.param("id"), tier)?)
+    json(200, &App::brain().playbook(ctx.param("id"), tier)?)
 }
 
 /// `POST /plans/run-step` → `{output, actions}`.
 pub async fn run_step(mut ctx: Ctx) -> AppResult<Response> {
     let req: RunStepRequest = ctx.json_body().await?;
     let tier = ctx.principal()?.tier;
-    let llm = llm(&ctx);
-    let orchestrator = Orchestrator::new(brain(), &llm, SystemClock.now_ms());
+    let llm = ctx.app.llm();
+    let orchestrator = Orchestrator::new(App::brain(), &llm, SystemClock.now_ms());
     let out = orchestrator
         .run_step(&req.plan_id, req.step_index, &req.variables, tier)
         .await?;
     json(200, &out)
 }
 
-/// `GET /chat/stream`: hands the (authenticated) WebSocket handshake to the caller's
-/// `ChatSession` object, which answers 101 and keeps the socket.
+/// `GET /chat/stream`: hands the (authenticated) WebSocket handshake to the caller's home,
+/// which answers 101 and keeps the socket (chat requests and change notices).
 pub async fn stream(ctx: Ctx) -> AppResult<Response> {
+    connect(&ctx, "chat").await
+}
+
+/// `GET /sync/stream`: as [`stream`], for a socket that only receives change notices
+/// (`{"type":"changed","kind","cursor"}`) after writes of the user's other devices.
+pub async fn sync_stream(ctx: Ctx) -> AppResult<Response> {
+    connect(&ctx, "sync").await
+}
+
+async fn connect(ctx: &Ctx, kind: &str) -> AppResult<Response> {
     let upgrade = ctx.header("Upgrade").unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Err(AppError::UpgradeRequired);
     }
-    let user_id = ctx.principal()?.user_id.to_string();
+    let caller = ctx.caller()?;
+    let user_id = caller.user_id.to_string();
     let platform = |what: &str, e: worker::Error| AppError::internal(format!("{what}: {e}"));
     let ns = ctx
-        .env
-        .durable_object(CHAT_SESSION)
-        .map_err(|e| platform("chat session", e))?;
+        .app
+        .env()
+        .durable_object(USER_HOME)
+        .map_err(|e| platform("user home", e))?;
     let stub = ns
         .id_from_name(&user_id)
         .and_then(|id| id.get_stub())
-        .map_err(|e| platform("chat session", e))?;
+        .map_err(|e| platform("user home", e))?;
     let headers = Headers::new();
+    let sid = caller.sid.map(|s| s.to_string()).unwrap_or_default();
     for (name, value) in [
         ("Upgrade", "websocket"),
-        (USER_HEADER, user_id.as_str()),
+        (HOME_USER_HEADER, user_id.as_str()),
+        (HOME_SESSION_HEADER, sid.as_str()),
         ("X-Request-Id", ctx.request_id.as_str()),
     ] {
         headers
@@ -82,9 +97,18 @@ pub async fn stream(ctx: Ctx) -> AppResult<Response> {
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
-    let req = Request::new_with_init("https://chat-session.internal/connect", &init)
-        .map_err(|e| platform("request", e))?;
-    stub.fetch_with_request(req)
+    let req = Request::new_with_init(
+        &format!("https://home{HOME_CONNECT_PATH}?kind={kind}"),
+        &init,
+    )
+    .map_err(|e| platform("request", e))?;
+    ctx.app.hops().durable_object();
+    let resp = stub
+        .fetch_with_request(req)
         .await
-        .map_err(|e| platform("chat session fetch", e))
+        .map_err(|e| platform("user home fetch", e))?;
+    if resp.status_code() == 401 {
+        return Err(AppError::Unauthorized);
+    }
+    Ok(resp)
 }

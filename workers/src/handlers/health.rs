@@ -1,6 +1,8 @@
-//! The public, static endpoints: `GET /health`, `GET /openapi.json`, `GET /tiers`.
+//! The public, static endpoints (`GET /health`, `GET /openapi.json`, `GET /tiers`) and the
+//! caller's usage (`GET /usage`).
 
 use shared::api::{Health, TiersResponse};
+use shared::home::ops::GetUsage;
 use shared::AppResult;
 use worker::Response;
 
@@ -30,4 +32,9 @@ pub async fn tiers(_ctx: Ctx) -> AppResult<Response> {
         .headers_mut()
         .set("Cache-Control", "public, max-age=300");
     Ok(resp)
+}
+
+/// `GET /usage`: the caller's exact usage and limits, from their home.
+pub async fn usage(ctx: Ctx) -> AppResult<Response> {
+    json(200, &shared::home::call(&ctx.home()?, &GetUsage {}).await?)
 }

@@ -9,29 +9,29 @@ use shared::marketplace::{catalog_query, plugin_id, SUBMISSION_BODY_LIMIT};
 use shared::{AppError, AppResult};
 use worker::Response;
 
+use crate::app::MarketParts;
 use crate::http::{json, Ctx};
-use crate::services::MarketplaceDeps;
-
-/// The query pairs of the request URL.
-fn query(ctx: &Ctx) -> AppResult<Vec<(String, String)>> {
-    let url = ctx.req.url().map_err(AppError::internal)?;
-    Ok(url.query_pairs().into_owned().collect())
-}
 
 /// The value of the first query parameter `name`.
 fn query_param(ctx: &Ctx, name: &str) -> AppResult<Option<String>> {
-    Ok(query(ctx)?
+    Ok(ctx
+        .query()?
         .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v))
 }
 
+/// The marketplace, with download links on this deployment's public origin.
+fn market(ctx: &Ctx) -> AppResult<MarketParts> {
+    ctx.app.marketplace(ctx.base_url()?)
+}
+
 /// `GET /plugins?category&q&page&limit&sort` → `PluginListResponse`.
 pub async fn list(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
-    let pairs = query(&ctx)?;
+    let pairs = ctx.query()?;
     let q = catalog_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(200, &deps.service().list(who.tier, &q).await?)
 }
 
@@ -39,7 +39,7 @@ pub async fn list(ctx: Ctx) -> AppResult<Response> {
 pub async fn submit(mut ctx: Ctx) -> AppResult<Response> {
     let sub: PluginSubmission = ctx.json_body_up_to(SUBMISSION_BODY_LIMIT).await?;
     let who = ctx.principal()?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(201, &deps.service().submit(who.user_id, sub).await?)
 }
 
@@ -47,7 +47,7 @@ pub async fn submit(mut ctx: Ctx) -> AppResult<Response> {
 pub async fn get(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(200, &deps.service().get(who.tier, id).await?)
 }
 
@@ -56,7 +56,7 @@ pub async fn submit_version(mut ctx: Ctx) -> AppResult<Response> {
     let sub: PluginSubmission = ctx.json_body_up_to(SUBMISSION_BODY_LIMIT).await?;
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(
         201,
         &deps.service().submit_version(who.user_id, id, sub).await?,
@@ -66,7 +66,7 @@ pub async fn submit_version(mut ctx: Ctx) -> AppResult<Response> {
 /// `GET /plugins/review/pending` (admin) → `PendingReviews`.
 pub async fn pending(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(200, &deps.service().pending(who.user_id).await?)
 }
 
@@ -75,7 +75,7 @@ pub async fn review(mut ctx: Ctx) -> AppResult<Response> {
     let req: ReviewRequest = ctx.json_body().await?;
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(200, &deps.service().review(who.user_id, id, req).await?)
 }
 
@@ -96,7 +96,7 @@ pub async fn install(mut ctx: Ctx) -> AppResult<Response> {
     };
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(
         200,
         &deps
@@ -110,7 +110,7 @@ pub async fn install(mut ctx: Ctx) -> AppResult<Response> {
 pub async fn uninstall(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     deps.service().uninstall(who.user_id, id).await?;
     json(200, &OkBody::YES)
 }
@@ -120,7 +120,7 @@ pub async fn package(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
     let token = query_param(&ctx, "token")?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     let pkg = deps
         .service()
         .package(who.user_id, id, token.as_deref())
@@ -147,7 +147,7 @@ pub async fn rate(mut ctx: Ctx) -> AppResult<Response> {
     let req: RatingRequest = ctx.json_body().await?;
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(
         200,
         &deps.service().rate(who.user_id, who.tier, id, req).await?,
@@ -158,7 +158,7 @@ pub async fn rate(mut ctx: Ctx) -> AppResult<Response> {
 pub async fn earnings(ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
     let period = query_param(&ctx, "period")?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     json(
         200,
         &deps
@@ -172,7 +172,7 @@ pub async fn earnings(ctx: Ctx) -> AppResult<Response> {
 pub async fn set_payout_account(mut ctx: Ctx) -> AppResult<Response> {
     let req: PayoutAccountRequest = ctx.json_body().await?;
     let who = ctx.principal()?;
-    let deps = MarketplaceDeps::new(&ctx)?;
+    let deps = market(&ctx)?;
     deps.service().set_payout_account(who.user_id, &req).await?;
     json(200, &OkBody::YES)
 }

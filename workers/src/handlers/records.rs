@@ -10,7 +10,6 @@ use shared::{AppError, AppResult, FieldError};
 use worker::{Data, Response};
 
 use crate::http::{json, Ctx};
-use crate::services::RecordDeps;
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
@@ -48,7 +47,6 @@ fn with_etag(mut resp: Response, etag: &str) -> Response {
 
 /// `POST /storage/records` → 201 `{id, created_at, etag}`.
 pub async fn create(mut ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?.clone();
     let ct = ctx.header("Content-Type");
     let (table, checksum, payload) = if is_octet_stream(ct.as_deref()) {
         let table = header_field(&ctx, "X-Table", TableName::parse)?;
@@ -62,11 +60,8 @@ pub async fn create(mut ctx: Ctx) -> AppResult<Response> {
             expected: "application/json or application/octet-stream",
         });
     };
-    let deps = RecordDeps::new(&ctx)?;
-    let row = deps
-        .service()
-        .create(who.user_id, who.tier, table, checksum, payload)
-        .await?;
+    let storage = ctx.storage(ctx.app.records())?;
+    let row = storage.records().create(table, checksum, payload).await?;
     let etag = row.etag();
     let body = RecordCreated {
         id: row.id,
@@ -78,7 +73,6 @@ pub async fn create(mut ctx: Ctx) -> AppResult<Response> {
 
 /// `PUT /storage/records/{id}` (`If-Match` honoured) → `{ok, etag, updated_at}`.
 pub async fn update(mut ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?.clone();
     let ct = ctx.header("Content-Type");
     let (checksum, payload) = if is_octet_stream(ct.as_deref()) {
         (
@@ -94,18 +88,10 @@ pub async fn update(mut ctx: Ctx) -> AppResult<Response> {
         });
     };
     let if_match = ctx.header("If-Match");
-    let deps = RecordDeps::new(&ctx)?;
-    let id = ctx.param("id").to_owned();
-    let row = deps
-        .service()
-        .update(
-            who.user_id,
-            who.tier,
-            &id,
-            if_match.as_deref(),
-            checksum,
-            payload,
-        )
+    let storage = ctx.storage(ctx.app.records())?;
+    let row = storage
+        .records()
+        .update(ctx.param("id"), if_match.as_deref(), checksum, payload)
         .await?;
     let etag = row.etag();
     let body = RecordUpdated {
@@ -118,9 +104,8 @@ pub async fn update(mut ctx: Ctx) -> AppResult<Response> {
 
 /// `GET /storage/records/{id}` → the bytes (`If-None-Match` → 304).
 pub async fn get(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?;
-    let deps = RecordDeps::new(&ctx)?;
-    let row = deps.service().get(who.user_id, ctx.param("id")).await?;
+    let storage = ctx.storage(ctx.app.records())?;
+    let row = storage.records().get(ctx.param("id")).await?;
     let etag = row.etag();
     if if_none_match_hits(ctx.header("If-None-Match").as_deref(), &etag) {
         let resp = Response::empty()
@@ -128,8 +113,8 @@ pub async fn get(ctx: Ctx) -> AppResult<Response> {
             .with_status(304);
         return Ok(with_etag(resp, &etag));
     }
-    let (body, size) = deps
-        .blobs
+    let (body, size) = storage
+        .bucket
         .stream(&row.r2_key)
         .await?
         .ok_or_else(|| AppError::internal(format!("record {} has no blob", row.id)))?;
@@ -143,24 +128,19 @@ pub async fn get(ctx: Ctx) -> AppResult<Response> {
 
 /// `DELETE /storage/records/{id}` (`If-Match` honoured) → `{ok: true}`.
 pub async fn delete(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?;
-    let deps = RecordDeps::new(&ctx)?;
-    deps.service()
-        .delete(
-            who.user_id,
-            ctx.param("id"),
-            ctx.header("If-Match").as_deref(),
-        )
+    let storage = ctx.storage(ctx.app.records())?;
+    storage
+        .records()
+        .delete(ctx.param("id"), ctx.header("If-Match").as_deref())
         .await?;
     json(200, &shared::api::Ok::YES)
 }
 
 /// `GET /storage/records?table&page&limit&updated_since&cursor` → metadata, `X-Next-Cursor`.
 pub async fn list(ctx: Ctx) -> AppResult<Response> {
-    let who = ctx.principal()?;
     let query = list_query(&ctx)?;
-    let deps = RecordDeps::new(&ctx)?;
-    let (page, next) = deps.service().list(who.user_id, &query).await?;
+    let storage = ctx.storage(ctx.app.records())?;
+    let (page, next) = storage.records().list(&query).await?;
     let mut resp = json(200, &page)?;
     if let Some(c) = next {
         let _ = resp.headers_mut().set("X-Next-Cursor", &c);

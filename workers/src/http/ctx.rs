@@ -1,43 +1,54 @@
-//! What a handler gets: the request, bindings, configuration, path parameters, the caller.
+//! What a handler gets: the request, the wiring, path parameters, the caller and their home.
 
 use std::rc::Rc;
 
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use shared::domain::UserId;
+use shared::home::HomePrincipal;
 use shared::input::{self, JSON_BODY_LIMIT};
 use shared::AppError;
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
-use super::Principal;
-use crate::state::Shared;
+use crate::adapters::{HomeClient, HomeSeen, R2BlobStore};
+use crate::app::{App, Storage};
+
+/// The authenticated caller, as their token (or ticket) names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The user.
+    pub user_id: UserId,
+    /// The session (refresh family) of the token.
+    pub sid: Option<uuid::Uuid>,
+}
 
 /// One request's context.
 pub struct Ctx {
     /// The request.
     pub req: Request,
-    /// Bindings.
-    pub env: Env,
-    /// Configuration.
-    pub shared: Rc<Shared>,
+    /// The wiring.
+    pub app: App,
     /// This request's id.
     pub request_id: String,
     /// Path parameters of the matched route.
     pub params: Vec<(String, String)>,
     /// The authenticated caller (set by the pipeline on protected routes).
-    pub principal: Option<Principal>,
+    pub caller: Option<Caller>,
+    /// What the caller's home said of them (shared with the pipeline for the headers).
+    pub seen: Rc<HomeSeen>,
 }
 
 impl Ctx {
     /// A context for `req`.
-    pub fn new(req: Request, env: Env, shared: Rc<Shared>, request_id: String) -> Self {
+    pub fn new(req: Request, app: App, request_id: String) -> Self {
         Self {
             req,
-            env,
-            shared,
+            app,
             request_id,
             params: Vec::new(),
-            principal: None,
+            caller: None,
+            seen: Rc::default(),
         }
     }
 
@@ -56,13 +67,48 @@ impl Ctx {
 
     /// The authenticated caller. Only protected routes call this, and the pipeline has
     /// authenticated them, so `None` is a routing bug: answer 401 rather than panic.
-    pub fn principal(&self) -> Result<&Principal, AppError> {
-        self.principal.as_ref().ok_or(AppError::Unauthorized)
+    pub fn caller(&self) -> Result<Caller, AppError> {
+        self.caller.ok_or(AppError::Unauthorized)
+    }
+
+    /// The caller's home. The request's first call to it takes the admission.
+    pub fn home(&self) -> Result<HomeClient, AppError> {
+        let c = self.caller()?;
+        self.app.home(c.user_id, c.sid, Rc::clone(&self.seen))
+    }
+
+    /// The caller's home with `bucket`: the record and backup services.
+    pub fn storage(&self, bucket: Result<R2BlobStore, AppError>) -> Result<Storage, AppError> {
+        Ok(Storage {
+            home: self.home()?,
+            bucket: bucket?,
+        })
+    }
+
+    /// The caller as their home knows them (tier in force, seats, role) — available once the
+    /// request's first home call was answered (the pipeline's admission, on `User` routes).
+    pub fn principal(&self) -> Result<HomePrincipal, AppError> {
+        self.seen.principal.get().ok_or(AppError::Unauthorized)
     }
 
     /// The caller's IP address as Cloudflare reports it.
     pub fn client_ip(&self) -> Option<String> {
         self.header("CF-Connecting-IP")
+    }
+
+    /// The origin links in answers point at: `PUBLIC_BASE_URL`, or the one this request came to.
+    pub fn base_url(&self) -> Result<String, AppError> {
+        if let Some(url) = &self.app.config().public_base_url {
+            return Ok(url.as_str().trim_end_matches('/').to_owned());
+        }
+        let url = self.req.url().map_err(AppError::internal)?;
+        Ok(url.origin().ascii_serialization())
+    }
+
+    /// The query pairs of the request URL.
+    pub fn query(&self) -> Result<Vec<(String, String)>, AppError> {
+        let url = self.req.url().map_err(AppError::internal)?;
+        Ok(url.query_pairs().into_owned().collect())
     }
 
     /// Reads the body, refusing more than `limit` bytes (413) whether or not a length is declared.

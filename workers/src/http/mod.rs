@@ -1,83 +1,90 @@
-//! The request pipeline, in order: request id → configuration → CORS → route → authenticate →
-//! handler → error mapping → response headers → access log. Every response, error or not,
-//! passes through [`serve`], so every one carries `X-Request-Id` and, for allowed origins, the
-//! CORS headers.
+//! HTTP plumbing for handlers and the pipeline: the request context ([`Ctx`]), JSON answers,
+//! authentication of protected routes, the one place errors become responses, and the headers
+//! and access log every response gets.
 
 mod auth;
 mod ctx;
 mod error;
-mod limit;
-mod router;
 
-pub use auth::{access_tokens, principal, Principal};
-pub use ctx::{json, Ctx};
+pub use auth::{bearer, bearer_or_ticket};
+pub use ctx::{json, Caller, Ctx};
 pub use error::error_response;
-pub use limit::admit;
 
 use shared::cors;
+use shared::rate_limit::RateDecision;
 use shared::AppError;
-use tracing::Instrument;
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
-use crate::state;
+use crate::adapters::Hops;
 
-/// Serves one request. Never fails: every error becomes a JSON response.
-pub async fn serve(req: Request, env: Env) -> Response {
-    let started = js_sys::Date::now();
-    let request_id = request_id(&req);
-    // The raw name: `worker::Method` reports unknown methods as GET.
-    let method = req.inner().method();
-    let path = req.path();
-    let origin = req.headers().get("Origin").ok().flatten();
-    let shared = state::shared(&env);
-    let origin_allowed = match (&shared, &origin) {
-        (Ok(s), Some(o)) => s.cors.allows(o),
-        _ => false,
-    };
-    let span = tracing::info_span!("request", request_id = %request_id);
+/// A CORS preflight from an allowed origin.
+///
+/// # Errors
+/// Internal only.
+pub fn preflight() -> Result<Response, AppError> {
+    let mut resp = Response::empty()
+        .map_err(AppError::internal)?
+        .with_status(204);
+    let h = resp.headers_mut();
+    let _ = h.set("Access-Control-Allow-Methods", cors::ALLOW_METHODS);
+    let _ = h.set("Access-Control-Allow-Headers", cors::ALLOW_HEADERS);
+    let _ = h.set("Access-Control-Max-Age", &cors::MAX_AGE_SECS.to_string());
+    Ok(resp)
+}
 
-    let result = async {
-        let shared = shared.map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
-        if origin.is_some() && !origin_allowed {
-            return Err(AppError::Forbidden("origin not allowed"));
-        }
-        if method == "OPTIONS" && origin.is_some() {
-            return preflight();
-        }
-        router::dispatch(Ctx::new(req, env, shared, request_id.clone())).await
-    }
-    .instrument(span.clone())
-    .await;
-    let mut resp = result.unwrap_or_else(|e| {
-        let _entered = span.enter();
-        error_response(&e, &request_id)
-    });
+/// The client's `X-Request-Id` when it is a sane token, else a new UUID.
+pub fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("X-Request-Id")
+        .ok()
+        .flatten()
+        .filter(|id| {
+            (8..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_else(|| shared::ports::new_uuid(&crate::adapters::CryptoRandom).to_string())
+}
 
+/// `X-RateLimit-Limit` and `X-RateLimit-Remaining`.
+pub fn set_rate_headers(resp: &mut Response, d: &RateDecision) {
     let headers = resp.headers_mut();
-    let _ = headers.set("X-Request-Id", &request_id);
+    let _ = headers.set("X-RateLimit-Limit", &d.limit.to_string());
+    let _ = headers.set("X-RateLimit-Remaining", &d.remaining.to_string());
+}
+
+/// The headers every response carries: the request id, no sniffing, no caching unless the
+/// handler said otherwise, and CORS for an allowed `origin`.
+pub fn finish(resp: &mut Response, request_id: &str, origin: Option<&str>) {
+    let headers = resp.headers_mut();
+    let _ = headers.set("X-Request-Id", request_id);
     let _ = headers.set("X-Content-Type-Options", "nosniff");
     if !headers.has("Cache-Control").unwrap_or(false) {
         let _ = headers.set("Cache-Control", "no-store");
     }
-    if let (true, Some(origin)) = (origin_allowed, origin.as_deref()) {
+    if let Some(origin) = origin {
         let _ = headers.set("Access-Control-Allow-Origin", origin);
         let _ = headers.set("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS);
     }
     // Answers differ by origin, so caches must key on it.
     let _ = headers.append("Vary", "Origin");
+}
 
+/// One access-log line: the request, its outcome, its cost in hops, and the isolate's memory.
+pub fn access_log(method: &str, path: &str, status: u16, started: f64, hops: &Hops) {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let duration_ms = (js_sys::Date::now() - started).max(0.0) as u64;
-    let _entered = span.enter();
     tracing::info!(
         method = %method,
         path = %path,
-        status = resp.status_code(),
+        status,
         duration_ms,
+        do_calls = hops.do_calls(),
+        d1_calls = hops.d1_calls(),
         wasm_memory_bytes = wasm_memory_bytes(),
         "request"
     );
-    resp
 }
 
 /// The isolate's wasm linear memory in bytes. It only ever grows, so it is the high-water mark
@@ -91,31 +98,4 @@ fn wasm_memory_bytes() -> u64 {
     {
         0
     }
-}
-
-/// A CORS preflight from an allowed origin.
-fn preflight() -> Result<Response, AppError> {
-    let mut resp = Response::empty()
-        .map_err(AppError::internal)?
-        .with_status(204);
-    let h = resp.headers_mut();
-    let _ = h.set("Access-Control-Allow-Methods", cors::ALLOW_METHODS);
-    let _ = h.set("Access-Control-Allow-Headers", cors::ALLOW_HEADERS);
-    let _ = h.set("Access-Control-Max-Age", &cors::MAX_AGE_SECS.to_string());
-    Ok(resp)
-}
-
-/// The client's `X-Request-Id` when it is a sane token, else a new UUID.
-fn request_id(req: &Request) -> String {
-    req.headers()
-        .get("X-Request-Id")
-        .ok()
-        .flatten()
-        .filter(|id| {
-            (8..=64).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .unwrap_or_else(|| shared::ports::new_uuid(&crate::adapters::CryptoRandom).to_string())
 }

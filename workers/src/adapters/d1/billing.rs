@@ -6,13 +6,12 @@ use shared::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
 use shared::domain::{Tier, UserId};
 use shared::ports::{new_uuid, BillingStore, StoreError};
 use wasm_bindgen::JsValue;
-use worker::D1Database;
 
-use super::d1::{int, is_unique_violation, opt_text, stmt, text};
-use super::{unavailable, CryptoRandom};
+use super::super::{unavailable, CryptoRandom};
+use super::{int, is_unique_violation, opt_text, stmt, text, Db};
 
 /// Billing state in D1.
-pub struct D1BillingStore(pub D1Database);
+pub struct D1BillingStore(pub Db);
 
 #[derive(Deserialize)]
 struct SubRow {

@@ -1,8 +1,5 @@
-//! D1 adapters: accounts, refresh tokens, WebSocket tickets.
-//!
-//! Facts pinned under `wrangler dev`: NULL must be bound as `JsValue::NULL`; integers above
-//! i32 travel as f64 (exact to 2^53, enough for epoch ms); a unique violation is an
-//! `Error::D1` whose text contains `UNIQUE constraint failed`; `db.batch` is one transaction.
+//! Accounts (`users`), refresh-token families, WebSocket tickets, and the account state a
+//! user's home keeps a copy of.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -12,47 +9,12 @@ use shared::ports::{
     UserStore,
 };
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, D1Result};
 
-use super::unavailable;
-
-#[allow(clippy::cast_precision_loss)]
-pub(super) fn int(v: i64) -> JsValue {
-    JsValue::from_f64(v as f64)
-}
-
-pub(super) fn text(v: impl AsRef<str>) -> JsValue {
-    JsValue::from_str(v.as_ref())
-}
-
-pub(super) fn opt_text(v: Option<impl AsRef<str>>) -> JsValue {
-    v.map_or(JsValue::NULL, text)
-}
-
-pub(super) fn is_unique_violation(e: &worker::Error) -> bool {
-    let text = match e {
-        worker::Error::D1(d1) => format!("{} {d1:?}", d1.cause()),
-        other => other.to_string(),
-    };
-    text.contains("UNIQUE constraint failed")
-}
-
-pub(super) fn stmt(
-    db: &D1Database,
-    sql: &str,
-    args: &[JsValue],
-) -> Result<D1PreparedStatement, StoreError> {
-    db.prepare(sql)
-        .bind(args)
-        .map_err(|e| unavailable("binding D1 statement", &e))
-}
-
-pub(super) fn changes(r: &D1Result) -> usize {
-    r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)
-}
+use super::super::unavailable;
+use super::{changes, int, is_unique_violation, opt_text, stmt, text, Db};
 
 /// Accounts in D1 `users`.
-pub struct D1UserStore(pub D1Database);
+pub struct D1UserStore(pub Db);
 
 #[derive(Deserialize)]
 struct UserRow {
@@ -151,7 +113,7 @@ impl UserStore for D1UserStore {
 }
 
 /// Refresh tokens in D1 `refresh_families` and `refresh_tokens` (hashes only).
-pub struct D1RefreshTokenStore(pub D1Database);
+pub struct D1RefreshTokenStore(pub Db);
 
 #[derive(Deserialize)]
 struct TokenRow {
@@ -312,22 +274,35 @@ impl RefreshTokenStore for D1RefreshTokenStore {
         Ok(())
     }
 
-    async fn revoke_all(&self, user_id: UserId, now_ms: i64) -> Result<u64, StoreError> {
-        let r = stmt(
+    async fn revoke_all(
+        &self,
+        user_id: UserId,
+        now_ms: i64,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let rows = stmt(
             &self.0,
             "UPDATE refresh_families SET revoked_at = ?1, revoke_reason = 'logout_all' \
-             WHERE user_id = ?2 AND revoked_at IS NULL",
+             WHERE user_id = ?2 AND revoked_at IS NULL RETURNING id",
             &[int(now_ms), text(user_id.to_string())],
         )?
-        .run()
+        .all()
         .await
-        .map_err(|e| unavailable("revoking all families", &e))?;
-        Ok(changes(&r) as u64)
+        .map_err(|e| unavailable("revoking all families", &e))?
+        .results::<Id>()
+        .map_err(|e| unavailable("reading revoked families", &e))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| uuid::Uuid::try_parse(&r.id).ok())
+            .collect())
     }
 }
 
 /// WebSocket tickets in D1 `ws_tickets` (hashes only).
-pub struct D1TicketStore(pub D1Database);
+pub struct D1TicketStore(pub Db);
 
 #[async_trait(?Send)]
 impl TicketStore for D1TicketStore {
@@ -335,14 +310,17 @@ impl TicketStore for D1TicketStore {
         &self,
         hash: &[u8; 32],
         user_id: UserId,
+        sid: Option<uuid::Uuid>,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         stmt(
             &self.0,
-            "INSERT INTO ws_tickets (ticket_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO ws_tickets (ticket_hash, user_id, session_id, expires_at) \
+             VALUES (?1, ?2, ?3, ?4)",
             &[
                 text(hex::encode(hash)),
                 text(user_id.to_string()),
+                opt_text(sid.map(|s| s.to_string())),
                 int(expires_at),
             ],
         )?
@@ -352,16 +330,83 @@ impl TicketStore for D1TicketStore {
         Ok(())
     }
 
-    async fn consume(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<UserId>, StoreError> {
-        let user = stmt(
+    async fn consume(
+        &self,
+        hash: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<(UserId, Option<uuid::Uuid>)>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            user_id: String,
+            session_id: Option<String>,
+        }
+        let row = stmt(
             &self.0,
             "UPDATE ws_tickets SET used_at = ?1 \
-             WHERE ticket_hash = ?2 AND used_at IS NULL AND expires_at > ?1 RETURNING user_id",
+             WHERE ticket_hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
+             RETURNING user_id, session_id",
             &[int(now_ms), text(hex::encode(hash))],
         )?
-        .first::<String>(Some("user_id"))
+        .first::<Row>(None)
         .await
         .map_err(|e| unavailable("consuming ticket", &e))?;
-        Ok(user.as_deref().and_then(UserId::parse))
+        Ok(row.and_then(|r| {
+            UserId::parse(&r.user_id).map(|u| {
+                (
+                    u,
+                    r.session_id
+                        .as_deref()
+                        .and_then(|s| uuid::Uuid::try_parse(s).ok()),
+                )
+            })
+        }))
+    }
+}
+
+/// What a user's home loads of its account from D1: email, role, tier, lapse and seats.
+pub struct D1AccountLoader(pub Db);
+
+#[derive(Deserialize)]
+struct AccountRow {
+    email: String,
+    role: String,
+    tier: String,
+    tier_until: Option<f64>,
+    seats: f64,
+}
+
+impl D1AccountLoader {
+    /// The account of `user` as D1 has it now; `None` when it no longer exists.
+    ///
+    /// # Errors
+    /// D1 failures.
+    pub async fn load(
+        &self,
+        user: UserId,
+    ) -> Result<Option<shared::home::ops::AccountState>, StoreError> {
+        // Seats come from the user's live team subscription, if any.
+        let row = stmt(
+            &self.0,
+            "SELECT u.email, u.role, u.tier, u.tier_until, COALESCE((SELECT s.seats FROM \
+                subscriptions s WHERE s.user_id = u.id AND s.tier = 'team' \
+                  AND s.status IN ('active', 'trialing', 'past_due') \
+                ORDER BY s.last_event_created DESC LIMIT 1), 1) AS seats \
+             FROM users u WHERE u.id = ?1",
+            &[text(user.to_string())],
+        )?
+        .first::<AccountRow>(None)
+        .await
+        .map_err(|e| unavailable("reading account", &e))?;
+        let Some(r) = row else { return Ok(None) };
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok(Some(shared::home::ops::AccountState {
+            email: r.email,
+            role: Role::parse(&r.role)
+                .ok_or_else(|| StoreError::Unavailable("corrupt users.role".into()))?,
+            tier: Tier::parse(&r.tier)
+                .ok_or_else(|| StoreError::Unavailable("corrupt users.tier".into()))?,
+            tier_until: r.tier_until.map(|v| v as i64),
+            seats: r.seats.clamp(1.0, f64::from(u32::MAX)) as u32,
+        }))
     }
 }

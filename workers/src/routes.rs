@@ -1,18 +1,27 @@
-//! Routing over [`shared::routes::ROUTES`] — the one list of every endpoint, its method, and
-//! whether it needs a caller.
+//! The request pipeline and the routing over [`shared::routes::ROUTES`] — the one list of every
+//! endpoint, its method, and who may call it.
 //!
-//! Unknown paths are JSON 404; known paths with another method are 405 with `Allow`. Protected
-//! routes are authenticated here, before their handler runs, so no handler can forget it.
+//! Pipeline, in order: request id → configuration → CORS → route → authenticate → admit →
+//! handler → error mapping → response headers → access log. Every response, error or not,
+//! passes through [`serve`], so every one carries `X-Request-Id` and, for allowed origins, the
+//! CORS headers. Unknown paths are JSON 404; known paths with another method are 405 with
+//! `Allow`. Protected routes are authenticated here, before their handler runs, so no handler
+//! can forget it; `User` routes are admitted here too (one call to the caller's home), while
+//! `UserAtHome` handlers make that one call themselves (admission included).
 
 use std::pin::Pin;
 
 use futures_util::Future;
+use shared::home::ops::Admit;
 use shared::routes::{Access, Method, Operation, ROUTES};
-use shared::AppResult;
-use worker::Response;
+use shared::{AppError, AppResult};
+use tracing::Instrument;
+use worker::{Env, Request, Response};
 
-use super::{auth, limit, Ctx};
+use crate::app::App;
 use crate::handlers;
+use crate::http::{self, error_response, Ctx};
+use crate::state;
 
 type HandlerFuture = Pin<Box<dyn Future<Output = AppResult<Response>>>>;
 type Handler = fn(Ctx) -> HandlerFuture;
@@ -30,6 +39,7 @@ fn handler(op: Operation) -> Handler {
         Operation::Me => |ctx| Box::pin(handlers::auth::me(ctx)),
         Operation::WsTicket => |ctx| Box::pin(handlers::auth::ws_ticket(ctx)),
         Operation::Tiers => |ctx| Box::pin(handlers::health::tiers(ctx)),
+        Operation::Usage => |ctx| Box::pin(handlers::health::usage(ctx)),
         Operation::PutBackup => |ctx| Box::pin(handlers::backup::put(ctx)),
         Operation::GetBackup => |ctx| Box::pin(handlers::backup::latest(ctx)),
         Operation::BackupHistory => |ctx| Box::pin(handlers::backup::history(ctx)),
@@ -64,6 +74,7 @@ fn handler(op: Operation) -> Handler {
         Operation::SearchVectors => |ctx| Box::pin(handlers::vectors::search(ctx)),
         Operation::DeleteVectors => |ctx| Box::pin(handlers::vectors::delete(ctx)),
         Operation::ChatStream => |ctx| Box::pin(handlers::chat::stream(ctx)),
+        Operation::SyncStream => |ctx| Box::pin(handlers::chat::sync_stream(ctx)),
         Operation::ListPlaybooks => |ctx| Box::pin(handlers::chat::list_playbooks(ctx)),
         Operation::GetPlaybook => |ctx| Box::pin(handlers::chat::get_playbook(ctx)),
         Operation::RunPlanStep => |ctx| Box::pin(handlers::chat::run_step(ctx)),
@@ -88,14 +99,58 @@ thread_local! {
     };
 }
 
+/// Serves one request. Never fails: every error becomes a JSON response.
+pub async fn serve(req: Request, env: Env) -> Response {
+    let started = js_sys::Date::now();
+    let request_id = http::request_id(&req);
+    // The raw name: `worker::Method` reports unknown methods as GET.
+    let method = req.inner().method();
+    let path = req.path();
+    let origin = req.headers().get("Origin").ok().flatten();
+    let shared = state::shared(&env);
+    let origin_allowed = match (&shared, &origin) {
+        (Ok(s), Some(o)) => s.cors.allows(o),
+        _ => false,
+    };
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut hops = None;
+
+    let result = async {
+        let shared = shared.map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+        if origin.is_some() && !origin_allowed {
+            return Err(AppError::Forbidden("origin not allowed"));
+        }
+        if method == "OPTIONS" && origin.is_some() {
+            return http::preflight();
+        }
+        let app = App::new(env, shared);
+        hops = Some(std::rc::Rc::clone(app.hops()));
+        dispatch(Ctx::new(req, app, request_id.clone()), &method, &path).await
+    }
+    .instrument(span.clone())
+    .await;
+    let mut resp = result.unwrap_or_else(|e| {
+        let _entered = span.enter();
+        error_response(&e, &request_id)
+    });
+    let allowed_origin = origin.as_deref().filter(|_| origin_allowed);
+    http::finish(&mut resp, &request_id, allowed_origin);
+    let _entered = span.enter();
+    http::access_log(
+        &method,
+        &path,
+        resp.status_code(),
+        started,
+        &hops.unwrap_or_default(),
+    );
+    resp
+}
+
 /// Routes `ctx` to its handler.
-pub async fn dispatch(mut ctx: Ctx) -> AppResult<Response> {
-    let path = ctx.req.path();
-    // The raw name: `worker::Method` turns any method it does not know (e.g. QUERY) into GET.
-    let raw_method = ctx.req.inner().method();
-    let method = Method::parse(&raw_method);
+async fn dispatch(mut ctx: Ctx, raw_method: &str, path: &str) -> AppResult<Response> {
+    let method = Method::parse(raw_method);
     let found = TABLE.with(|t| {
-        t.at(&path).ok().map(|m| {
+        t.at(path).ok().map(|m| {
             let params: Vec<(String, String)> = m
                 .params
                 .iter()
@@ -105,7 +160,7 @@ pub async fn dispatch(mut ctx: Ctx) -> AppResult<Response> {
         })
     });
     let Some((ids, params)) = found else {
-        return Err(shared::AppError::NotFound);
+        return Err(AppError::NotFound);
     };
     let Some(route) = ids
         .iter()
@@ -116,38 +171,34 @@ pub async fn dispatch(mut ctx: Ctx) -> AppResult<Response> {
         if raw_method == "OPTIONS" {
             // A non-CORS OPTIONS: say what the path supports.
             let mut resp = Response::empty()
-                .map_err(shared::AppError::internal)?
+                .map_err(AppError::internal)?
                 .with_status(204);
             let _ = resp.headers_mut().set("Allow", &allowed.join(", "));
             return Ok(resp);
         }
-        return Err(shared::AppError::MethodNotAllowed { allowed });
+        return Err(AppError::MethodNotAllowed { allowed });
     };
     ctx.params = params;
     if route.access == Access::Public {
         return handler(route.operation)(ctx).await;
     }
-    let principal = match route.access {
-        Access::UserOrTicket => auth::authenticate_bearer_or_ticket(&ctx).await?,
-        _ => auth::authenticate(&ctx).await?,
-    };
-    let decision = if ctx.shared.config.rate_limits {
-        Some(limit::admit(&ctx.env, &principal).await?)
-    } else {
-        None
-    };
-    ctx.principal = Some(principal);
+    ctx.caller = Some(match route.access {
+        Access::UserOrTicket => http::bearer_or_ticket(&ctx).await?,
+        _ => http::bearer(&ctx)?,
+    });
+    let seen = std::rc::Rc::clone(&ctx.seen);
     let request_id = ctx.request_id.clone();
-    let result = match decision {
-        Some(d) if !d.allowed => Err(shared::AppError::RateLimited {
-            retry_after_secs: d.retry_after_secs(),
-        }),
-        _ => handler(route.operation)(ctx).await,
-    };
+    let result = async {
+        if route.access == Access::User {
+            shared::home::call(&ctx.home()?, &Admit {}).await?;
+        }
+        handler(route.operation)(ctx).await
+    }
+    .await;
     // Errors are rendered here so that they, too, carry the caller's rate-limit headers.
-    let mut resp = result.unwrap_or_else(|e| super::error_response(&e, &request_id));
-    if let Some(d) = decision {
-        limit::set_headers(&mut resp, &d);
+    let mut resp = result.unwrap_or_else(|e| error_response(&e, &request_id));
+    if let Some(d) = seen.decision.get() {
+        http::set_rate_headers(&mut resp, &d);
     }
     Ok(resp)
 }

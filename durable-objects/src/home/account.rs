@@ -1,0 +1,177 @@
+//! The home's copy of the account, who may call, and revoked sessions.
+//!
+//! D1 holds the account and its billing state; the home keeps a copy so that no request needs
+//! D1. Every billing change pushes the new state ([`SetAccount`](shared::home::ops::SetAccount));
+//! in case a push is lost, the object reloads from D1 when its copy is older than
+//! [`ACCOUNT_MAX_AGE_MS`] (before answering), and refreshes it in the background from
+//! [`ACCOUNT_REFRESH_AHEAD_MS`] on, so an active user never waits for D1.
+
+use shared::api::UserProfile;
+use shared::domain::{Role, Tier};
+use shared::home::ops::{AccountState, Revoked};
+use shared::home::HomePrincipal;
+use shared::AppError;
+
+use super::sql::{Sql, SqlError};
+use super::{store, Caller, Home};
+
+/// The oldest copy of the account a home answers from (ms): a lost push is corrected within it.
+pub const ACCOUNT_MAX_AGE_MS: i64 = 60_000;
+/// From this age on the object refreshes its copy after answering (ms).
+pub const ACCOUNT_REFRESH_AHEAD_MS: i64 = 45_000;
+
+/// How current the home's copy of the account is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// No copy, or one too old to answer from: load it from D1 first.
+    Stale,
+    /// Good to answer from; refresh it after answering.
+    Ageing,
+    /// Good.
+    Fresh,
+}
+
+/// The account as stored in the home.
+struct Stored {
+    account: AccountState,
+    gone: bool,
+}
+
+impl<S: Sql> Home<'_, S> {
+    /// How current the copy of the account is at `now`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn freshness(&self, now: i64) -> Result<Freshness, SqlError> {
+        let checked = self
+            .sql
+            .one("SELECT checked_at FROM account WHERE id = 1", &[])?
+            .map(|r| r.int(0));
+        Ok(match checked {
+            None => Freshness::Stale,
+            Some(at) if now - at >= ACCOUNT_MAX_AGE_MS => Freshness::Stale,
+            Some(at) if now - at >= ACCOUNT_REFRESH_AHEAD_MS => Freshness::Ageing,
+            Some(_) => Freshness::Fresh,
+        })
+    }
+
+    /// Replaces the copy of the account (`None`: the account no longer exists).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn set_account(&self, account: Option<&AccountState>, now: i64) -> Result<(), SqlError> {
+        let gone = account.is_none();
+        let fallback = AccountState {
+            email: String::new(),
+            role: Role::User,
+            tier: Tier::Free,
+            tier_until: None,
+            seats: 1,
+        };
+        let a = account.unwrap_or(&fallback);
+        self.sql.exec(
+            "INSERT INTO account (id, email, role, tier, tier_until, seats, gone, checked_at) \
+             VALUES (1, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, role = excluded.role, \
+               tier = excluded.tier, tier_until = excluded.tier_until, seats = excluded.seats, \
+               gone = excluded.gone, checked_at = excluded.checked_at",
+            &[
+                a.email.as_str().into(),
+                a.role.as_str().into(),
+                a.tier.as_str().into(),
+                a.tier_until.into(),
+                a.seats.into(),
+                i64::from(gone).into(),
+                now.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn stored(&self) -> Result<Option<Stored>, SqlError> {
+        let row = self.sql.one(
+            "SELECT email, role, tier, tier_until, seats, gone FROM account WHERE id = 1",
+            &[],
+        )?;
+        Ok(row.map(|r| Stored {
+            account: AccountState {
+                email: r.text(0),
+                role: Role::parse(&r.text(1)).unwrap_or(Role::User),
+                tier: Tier::parse(&r.text(2)).unwrap_or(Tier::Free),
+                tier_until: r.opt_int(3),
+                seats: u32::try_from(r.int(4)).unwrap_or(1).max(1),
+            },
+            gone: r.int(5) != 0,
+        }))
+    }
+
+    /// The caller, if they may call: the account exists and the session is not revoked.
+    pub(super) fn authorize(
+        &self,
+        now: i64,
+        sid: Option<uuid::Uuid>,
+    ) -> Result<HomePrincipal, AppError> {
+        let Some(stored) = self.stored().map_err(store)?.filter(|s| !s.gone) else {
+            return Err(AppError::Unauthorized);
+        };
+        if let Some(sid) = sid {
+            let revoked = self
+                .sql
+                .one(
+                    "SELECT 1 FROM revoked WHERE sid = ?",
+                    &[sid.to_string().into()],
+                )
+                .map_err(store)?;
+            if revoked.is_some() {
+                return Err(AppError::Unauthorized);
+            }
+        }
+        let a = stored.account;
+        let tier = match a.tier_until {
+            Some(until) if until <= now => Tier::Free,
+            _ => a.tier,
+        };
+        Ok(HomePrincipal {
+            user_id: self.user,
+            tier,
+            seats: if tier == Tier::Team { a.seats } else { 1 },
+            role: a.role,
+        })
+    }
+
+    /// Remembers `sids` as revoked for as long as their access tokens may live, and has their
+    /// sockets closed.
+    pub(super) fn revoke(&self, sids: &[uuid::Uuid], now: i64) -> Result<Revoked, AppError> {
+        for sid in sids {
+            self.sql
+                .exec(
+                    "INSERT INTO revoked (sid, until) VALUES (?, ?) \
+                     ON CONFLICT (sid) DO UPDATE SET until = excluded.until",
+                    &[
+                        sid.to_string().into(),
+                        (now + self.cfg.access_ttl_ms).into(),
+                    ],
+                )
+                .map_err(store)?;
+        }
+        self.effects
+            .borrow_mut()
+            .close_sessions
+            .extend(sids.iter().copied());
+        Ok(Revoked {
+            revoked: u32::try_from(sids.len()).unwrap_or(u32::MAX),
+        })
+    }
+
+    pub(super) fn profile(&self, c: &Caller) -> Result<UserProfile, AppError> {
+        let stored = self
+            .stored()
+            .map_err(store)?
+            .ok_or(AppError::Unauthorized)?;
+        Ok(UserProfile {
+            id: self.user.to_string(),
+            email: stored.account.email,
+            tier: c.principal.tier,
+        })
+    }
+}

@@ -1,0 +1,735 @@
+//! The home's rules over a real (in-memory) SQLite: the same statements the object runs.
+
+use shared::domain::{Role, Tier, UserId};
+use shared::home::ops::{
+    AccountState, Admit, AssembleUpload, BackupFacts, BackupHistory, BeginUpload, CommitBackup,
+    CommitPart, CommitRecord, CommitUpload, DeleteRecord, DeleteVectors, DropUpload, GetProfile,
+    GetRecord, GetUsage, LatestBackup, ListRecords, RecordTarget, Release, ReserveBackup,
+    ReservePart, ReserveRecord, RevokeSessions, SearchVectors, SetAccount, UploadOpened,
+    UpsertVectors, VectorIn,
+};
+use shared::home::{HomeOp, HomeRequest, WireError};
+use shared::ports::VectorEntry;
+use shared::testing::SeqRandom;
+
+use super::sql::NativeSqlite;
+use super::{Effects, Home, HomeConfig, RESERVATION_TTL_MS};
+
+const T0: i64 = 1_800_000_000_000;
+/// Tests count quotas in kilobytes: pro has 5 000 bytes of each.
+const GB: u64 = 1_000;
+
+struct World {
+    sql: NativeSqlite,
+    rng: SeqRandom,
+    user: UserId,
+    cfg: HomeConfig,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::with(true)
+    }
+
+    fn with(rate_limits: bool) -> Self {
+        Self {
+            sql: NativeSqlite::new(),
+            rng: SeqRandom::new(9),
+            user: UserId(uuid::Uuid::from_u128(42)),
+            cfg: HomeConfig {
+                bytes_per_gb: GB,
+                rate_limits,
+                access_ttl_ms: 900_000,
+            },
+        }
+    }
+
+    fn home(&self) -> Home<'_, NativeSqlite> {
+        Home::open(&self.sql, self.user, self.cfg, &self.rng).unwrap()
+    }
+
+    /// A world whose user has `tier`.
+    fn on(tier: Tier) -> Self {
+        let w = Self::with(false);
+        w.set_tier(tier, None);
+        w
+    }
+
+    fn set_tier(&self, tier: Tier, until: Option<i64>) {
+        self.call(
+            T0,
+            &SetAccount {
+                account: Some(AccountState {
+                    email: "ada@example.com".into(),
+                    role: Role::User,
+                    tier,
+                    tier_until: until,
+                    seats: 3,
+                }),
+            },
+        )
+        .unwrap();
+    }
+
+    fn raw<O: HomeOp>(
+        &self,
+        now: i64,
+        sid: Option<uuid::Uuid>,
+        admit: bool,
+        op: &O,
+    ) -> (Result<O::Answer, WireError>, Effects) {
+        let req = HomeRequest {
+            user: self.user,
+            sid,
+            admit,
+            op: O::NAME.to_owned(),
+            args: serde_json::to_value(op).unwrap(),
+        };
+        let (resp, effects) = self.home().handle(now, &req);
+        let out = match (resp.ok, resp.error) {
+            (Some(v), None) => Ok(serde_json::from_value(v).unwrap()),
+            (None, Some(e)) => Err(e),
+            other => panic!("an answer or an error, not {other:?}"),
+        };
+        (out, effects)
+    }
+
+    fn call<O: HomeOp>(&self, now: i64, op: &O) -> Result<O::Answer, WireError> {
+        self.raw(now, None, false, op).0
+    }
+
+    fn create(&self, now: i64, table: &str, size: u64) -> Result<String, WireError> {
+        let r = self.call(
+            now,
+            &ReserveRecord {
+                target: RecordTarget::Create {
+                    table: table.into(),
+                },
+                size,
+                checksum: format!("{size:064x}"),
+            },
+        )?;
+        let done = self.call(
+            now,
+            &CommitRecord {
+                reservation: r.reservation,
+            },
+        )?;
+        Ok(done.row.id)
+    }
+
+    fn used(&self) -> (u64, u64) {
+        let u = self.call(T0, &GetUsage {}).unwrap();
+        (u.cloud_storage.used_bytes, u.backup.used_bytes)
+    }
+}
+
+fn code(r: Result<impl std::fmt::Debug, WireError>) -> String {
+    r.expect_err("an error").code
+}
+
+#[test]
+fn an_unknown_account_is_unauthorized_and_a_pushed_one_answers_with_its_tier() {
+    let w = World::new();
+    assert_eq!(code(w.call(T0, &Admit {})), "unauthorized");
+    w.set_tier(Tier::Power, None);
+    let p = w.call(T0, &GetProfile {}).unwrap();
+    assert_eq!((p.email.as_str(), p.tier), ("ada@example.com", Tier::Power));
+    // A lapsed past-due tier is free; seats count for team only.
+    w.set_tier(Tier::Team, Some(T0 + 10));
+    let req = HomeRequest {
+        user: w.user,
+        sid: None,
+        admit: false,
+        op: Admit::NAME.into(),
+        args: serde_json::json!({}),
+    };
+    let (resp, _) = w.home().handle(T0, &req);
+    assert_eq!(resp.principal.unwrap().seats, 3);
+    let (resp, _) = w.home().handle(T0 + 10, &req);
+    let p = resp.principal.unwrap();
+    assert_eq!((p.tier, p.seats), (Tier::Free, 1));
+    // A deleted account is gone.
+    w.call(T0, &SetAccount { account: None }).unwrap();
+    assert_eq!(code(w.call(T0, &Admit {})), "unauthorized");
+}
+
+#[test]
+fn a_free_user_is_admitted_exactly_twenty_times_a_minute() {
+    let w = World::new();
+    w.set_tier(Tier::Free, None);
+    let mut allowed = 0;
+    for _ in 0..25 {
+        let (r, _) = w.raw(T0, None, true, &Admit {});
+        match r {
+            Ok(_) => allowed += 1,
+            Err(e) => {
+                assert_eq!((e.status, e.code.as_str()), (429, "rate_limited"));
+                assert_eq!(e.headers, vec![("Retry-After".to_owned(), "3".to_owned())]);
+            }
+        }
+    }
+    assert_eq!(allowed, 20);
+    // One unit comes back every three seconds.
+    assert!(w.raw(T0 + 3_000, None, true, &Admit {}).0.is_ok());
+    // An upgrade applies at once with its own allowance.
+    w.set_tier(Tier::Pro, None);
+    assert!(w.raw(T0 + 3_000, None, true, &Admit {}).0.is_ok());
+}
+
+#[test]
+fn a_revoked_session_is_refused_and_its_sockets_are_closed_while_others_go_on() {
+    let w = World::on(Tier::Pro);
+    let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+    let (r, effects) = w.raw(T0, None, false, &RevokeSessions { sids: vec![a] });
+    assert_eq!(r.unwrap().revoked, 1);
+    assert_eq!(effects.close_sessions, vec![a]);
+    assert_eq!(code(w.raw(T0, Some(a), true, &Admit {}).0), "unauthorized");
+    assert!(w.raw(T0, Some(b), true, &Admit {}).0.is_ok());
+    // Forgotten once no token of the session can still be alive.
+    assert!(w.raw(T0 + 900_000, Some(a), true, &Admit {}).0.is_ok());
+}
+
+#[test]
+fn records_need_cloud_storage_and_round_trip_their_metadata() {
+    let w = World::on(Tier::Free);
+    assert_eq!(code(w.create(T0, "tasks", 10)), "tier_required");
+    let w = World::on(Tier::Pro);
+    let id = w.create(T0, "tasks", 100).unwrap();
+    let row = w.call(T0, &GetRecord { id: id.clone() }).unwrap();
+    assert_eq!(
+        (row.table.as_str(), row.size_bytes, row.version),
+        ("tasks", 100, 1)
+    );
+    assert!(row.r2_key.starts_with(&format!("{}/tasks/{id}", w.user)));
+    assert_eq!(w.used().0, 100);
+    assert_eq!(
+        code(w.call(T0, &GetRecord { id: "nope".into() })),
+        "not_found"
+    );
+}
+
+#[test]
+fn a_stale_if_match_is_412_at_reserve_and_at_commit() {
+    let w = World::on(Tier::Pro);
+    let id = w.create(T0, "notes", 10).unwrap();
+    let etag = w.call(T0, &GetRecord { id: id.clone() }).unwrap().etag();
+    let update = |if_match: Option<&str>, size: u64| ReserveRecord {
+        target: RecordTarget::Update {
+            id: id.clone(),
+            if_match: if_match.map(str::to_owned),
+        },
+        size,
+        checksum: format!("{size:064x}"),
+    };
+    assert_eq!(
+        code(w.call(T0, &update(Some("\"9.abc\""), 5))),
+        "precondition_failed"
+    );
+    // Two conditional writers of one version: the first commit wins, the second is 412.
+    let a = w.call(T0, &update(Some(&etag), 20)).unwrap();
+    let b = w.call(T0, &update(Some(&etag), 30)).unwrap();
+    let done = w
+        .call(
+            T0 + 1,
+            &CommitRecord {
+                reservation: a.reservation,
+            },
+        )
+        .unwrap();
+    assert_eq!(done.row.version, 2);
+    assert!(done.replaced_key.is_some());
+    assert_eq!(
+        code(w.call(
+            T0 + 2,
+            &CommitRecord {
+                reservation: b.reservation
+            }
+        )),
+        "precondition_failed"
+    );
+    assert_eq!(w.used().0, 20);
+}
+
+#[test]
+fn without_if_match_the_last_write_wins_and_a_racing_delete_always_succeeds() {
+    let w = World::on(Tier::Pro);
+    let id = w.create(T0, "tasks", 10).unwrap();
+    let reserve = |size: u64| ReserveRecord {
+        target: RecordTarget::Update {
+            id: id.clone(),
+            if_match: None,
+        },
+        size,
+        checksum: format!("{size:064x}"),
+    };
+    // An update and another update race: both commit, the later one is current.
+    let a = w.call(T0, &reserve(20)).unwrap();
+    let b = w.call(T0, &reserve(30)).unwrap();
+    w.call(
+        T0 + 1,
+        &CommitRecord {
+            reservation: a.reservation,
+        },
+    )
+    .unwrap();
+    let last = w
+        .call(
+            T0 + 2,
+            &CommitRecord {
+                reservation: b.reservation,
+            },
+        )
+        .unwrap();
+    assert_eq!((last.row.version, last.row.size_bytes), (3, 30));
+    assert_eq!(w.used().0, 30);
+    // An unconditional delete racing an update succeeds, and the update then finds the record
+    // gone: a delete is never undone by a racing update.
+    let c = w.call(T0 + 3, &reserve(40)).unwrap();
+    let deleted = w
+        .call(
+            T0 + 4,
+            &DeleteRecord {
+                id: id.clone(),
+                if_match: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(deleted.key, last.row.r2_key);
+    assert_eq!(w.used().0, 0);
+    assert_eq!(
+        code(w.call(
+            T0 + 5,
+            &CommitRecord {
+                reservation: c.reservation
+            }
+        )),
+        "not_found"
+    );
+    assert_eq!(w.used().0, 0);
+    assert_eq!(code(w.call(T0, &GetRecord { id })), "not_found");
+}
+
+#[test]
+fn concurrent_writes_at_the_quota_edge_never_exceed_it() {
+    let w = World::on(Tier::Pro);
+    let limit = 5 * GB;
+    // Ten writers of 900 bytes reserve at once: only five fit in 5 000 bytes.
+    let reserved: Vec<_> = (0..10)
+        .map(|_| {
+            w.call(
+                T0,
+                &ReserveRecord {
+                    target: RecordTarget::Create { table: "t".into() },
+                    size: 900,
+                    checksum: "0".repeat(64),
+                },
+            )
+        })
+        .collect();
+    let ok: Vec<_> = reserved.into_iter().filter_map(Result::ok).collect();
+    assert_eq!(ok.len(), 5);
+    for r in ok {
+        w.call(
+            T0,
+            &CommitRecord {
+                reservation: r.reservation,
+            },
+        )
+        .unwrap();
+    }
+    let (used, _) = w.used();
+    assert_eq!(used, 4_500);
+    assert!(used <= limit);
+    let e = w.create(T0, "t", 501).unwrap_err();
+    assert_eq!(e.code, "quota_exceeded");
+    assert_eq!(e.details.unwrap()["limit"], limit);
+    w.create(T0, "t", 500).unwrap();
+    assert_eq!(w.used().0, limit);
+}
+
+#[test]
+fn a_released_or_lapsed_reservation_frees_its_bytes() {
+    let w = World::on(Tier::Pro);
+    let big = |size| ReserveRecord {
+        target: RecordTarget::Create { table: "t".into() },
+        size,
+        checksum: "0".repeat(64),
+    };
+    let r = w.call(T0, &big(5_000)).unwrap();
+    assert_eq!(code(w.call(T0, &big(1))), "quota_exceeded");
+    w.call(
+        T0,
+        &Release {
+            reservation: r.reservation,
+        },
+    )
+    .unwrap();
+    let r = w.call(T0, &big(5_000)).unwrap();
+    // Past its lifetime the reservation is dropped: its commit must start over.
+    let later = T0 + RESERVATION_TTL_MS;
+    assert!(w.call(later, &big(1)).is_ok());
+    assert_eq!(
+        code(w.call(
+            later,
+            &CommitRecord {
+                reservation: r.reservation
+            }
+        )),
+        "conflict"
+    );
+    assert_eq!(w.used().0, 0);
+}
+
+#[test]
+fn deletes_leave_tombstones_and_the_listing_pages_by_cursor() {
+    let w = World::on(Tier::Pro);
+    let ids: Vec<String> = (0..5)
+        .map(|i| w.create(T0 + i, "tasks", 1).unwrap())
+        .collect();
+    w.create(T0 + 5, "notes", 1).unwrap();
+    w.call(
+        T0 + 10,
+        &DeleteRecord {
+            id: ids[1].clone(),
+            if_match: None,
+        },
+    )
+    .unwrap();
+    let list = |after, table: Option<&str>| ListRecords {
+        table: table.map(str::to_owned),
+        updated_since: None,
+        after,
+        offset: 0,
+        limit: 2,
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = w.call(T0 + 20, &list(after, Some("tasks"))).unwrap();
+        seen.extend(page.items.iter().map(|m| (m.id.clone(), m.deleted)));
+        match page.next {
+            Some(c) => after = Some(shared::storage::Cursor::decode(&c).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(
+        seen.last().unwrap(),
+        &(ids[1].clone(), true),
+        "the tombstone is last"
+    );
+    // Tombstones are listed for 30 days.
+    let month = T0 + 31 * 86_400_000;
+    let page = w
+        .call(
+            month,
+            &ListRecords {
+                limit: 100,
+                ..list(None, None)
+            },
+        )
+        .unwrap();
+    assert_eq!(page.items.len(), 5);
+    assert!(page.items.iter().all(|m| !m.deleted));
+}
+
+#[test]
+fn a_backup_prunes_only_when_committed_and_only_when_that_makes_room() {
+    let w = World::on(Tier::Pro);
+    let facts = |prune| BackupFacts {
+        version: 1,
+        timestamp: 7,
+        checksum: "a".repeat(64),
+        prune,
+    };
+    let backup = |now, size, prune| {
+        let r = w.call(
+            now,
+            &ReserveBackup {
+                size,
+                timestamp: 7,
+                prune,
+            },
+        )?;
+        w.call(
+            now,
+            &CommitBackup {
+                reservation: r.reservation,
+                facts: facts(prune),
+            },
+        )
+    };
+    backup(T0, 3_000, false).unwrap();
+    backup(T0 + 1, 1_500, false).unwrap();
+    assert_eq!(code(backup(T0 + 2, 1_000, false)), "quota_exceeded");
+    // A reservation whose upload then failed (released) prunes nothing.
+    let r = w
+        .call(
+            T0 + 3,
+            &ReserveBackup {
+                size: 1_000,
+                timestamp: 7,
+                prune: true,
+            },
+        )
+        .unwrap();
+    w.call(
+        T0 + 3,
+        &Release {
+            reservation: r.reservation,
+        },
+    )
+    .unwrap();
+    assert_eq!(w.call(T0, &BackupHistory {}).unwrap().len(), 2);
+    // A verified one prunes the oldest, just enough.
+    let done = backup(T0 + 4, 1_000, true).unwrap();
+    assert_eq!(done.pruned_keys.len(), 1);
+    let history = w.call(T0, &BackupHistory {}).unwrap();
+    assert_eq!(
+        history.iter().map(|b| b.size_bytes).collect::<Vec<_>>(),
+        [1_000, 1_500]
+    );
+    assert_eq!(w.used().1, 2_500);
+    assert_eq!(w.call(T0, &LatestBackup {}).unwrap().meta.id, done.meta.id);
+    // Nothing can make room for more than the quota.
+    assert_eq!(code(backup(T0 + 5, 5_001, true)), "quota_exceeded");
+    assert_eq!(w.call(T0, &BackupHistory {}).unwrap().len(), 2);
+}
+
+fn upload(w: &World, now: i64) -> Result<String, WireError> {
+    let slot = w.call(now, &BeginUpload {})?;
+    w.call(
+        now,
+        &UploadOpened {
+            upload: slot.id.clone(),
+            r2_upload_id: format!("r2-{}", slot.id),
+        },
+    )?;
+    Ok(slot.id)
+}
+
+fn part(w: &World, now: i64, upload: &str, number: u16, size: u64) -> Result<(), WireError> {
+    let slot = w.call(
+        now,
+        &ReservePart {
+            upload: upload.into(),
+            number,
+            size,
+            checksum: "b".repeat(64),
+        },
+    )?;
+    w.call(
+        now,
+        &CommitPart {
+            reservation: slot.reservation,
+            etag: format!("etag-{number}"),
+        },
+    )?;
+    Ok(())
+}
+
+#[test]
+fn at_most_four_uploads_are_open_and_their_parts_count_as_backup_bytes() {
+    let w = World::on(Tier::Pro);
+    let ids: Vec<String> = (0..4).map(|_| upload(&w, T0).unwrap()).collect();
+    assert_eq!(code(upload(&w, T0)), "conflict");
+    part(&w, T0, &ids[0], 1, 3_000).unwrap();
+    part(&w, T0, &ids[1], 1, 2_000).unwrap();
+    assert_eq!(w.used().1, 5_000);
+    assert_eq!(code(part(&w, T0, &ids[2], 1, 1)), "quota_exceeded");
+    // Replacing a part counts only its growth.
+    part(&w, T0, &ids[1], 1, 2_000).unwrap();
+    // Dropping an upload frees its parts and its slot.
+    let dropped = w
+        .call(
+            T0,
+            &DropUpload {
+                upload: ids[1].clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        dropped.r2_upload_id.as_deref(),
+        Some(format!("r2-{}", ids[1]).as_str())
+    );
+    assert_eq!(w.used().1, 3_000);
+    upload(&w, T0).unwrap();
+}
+
+#[test]
+fn a_downgraded_user_stores_no_more_parts() {
+    let w = World::on(Tier::Pro);
+    let id = upload(&w, T0).unwrap();
+    part(&w, T0, &id, 1, 10).unwrap();
+    w.set_tier(Tier::Free, None);
+    assert_eq!(code(part(&w, T0, &id, 2, 10)), "tier_required");
+    assert_eq!(code(upload(&w, T0)), "tier_required");
+}
+
+#[test]
+fn a_complete_upload_becomes_a_backup_and_uneven_parts_are_refused() {
+    let w = World::on(Tier::Team);
+    let part_size = shared::backup::multipart::PART_SIZE;
+    let id = upload(&w, T0).unwrap();
+    part(&w, T0, &id, 1, part_size).unwrap();
+    part(&w, T0, &id, 3, 5).unwrap();
+    assert_eq!(
+        code(w.call(T0, &AssembleUpload { upload: id.clone() })),
+        "conflict"
+    );
+    part(&w, T0, &id, 2, part_size).unwrap();
+    let assembly = w.call(T0, &AssembleUpload { upload: id.clone() }).unwrap();
+    assert_eq!(assembly.parts.len(), 3);
+    assert_eq!(assembly.size, 2 * part_size + 5);
+    assert_eq!(
+        code(part(&w, T0, &id, 4, 5)),
+        "not_found",
+        "no parts while assembling"
+    );
+    let done = w
+        .call(
+            T0,
+            &CommitUpload {
+                upload: id.clone(),
+                facts: BackupFacts {
+                    version: 2,
+                    timestamp: 9,
+                    checksum: "c".repeat(64),
+                    prune: false,
+                },
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (done.meta.id.as_str(), done.meta.chunk_count),
+        (id.as_str(), 3)
+    );
+    assert_eq!(w.used().1, 2 * part_size + 5, "counted once, as the backup");
+    assert_eq!(code(w.call(T0, &DropUpload { upload: id })), "not_found");
+}
+
+#[test]
+fn expired_uploads_are_handed_out_for_aborting_and_forgotten() {
+    let w = World::on(Tier::Pro);
+    let id = upload(&w, T0).unwrap();
+    part(&w, T0, &id, 1, 100).unwrap();
+    let home = w.home();
+    assert_eq!(
+        home.next_upload_expiry().unwrap(),
+        Some(T0 + shared::backup::multipart::UPLOAD_TTL_MS)
+    );
+    let expired = home
+        .expire_uploads(T0 + shared::backup::multipart::UPLOAD_TTL_MS)
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(w.used().1, 0);
+    assert_eq!(home.next_upload_expiry().unwrap(), None);
+}
+
+fn vectors(ids: &[&str], values: &[f32]) -> UpsertVectors {
+    UpsertVectors {
+        dims: u32::try_from(values.len()).unwrap(),
+        items: ids
+            .iter()
+            .map(|id| VectorIn {
+                id: (*id).to_owned(),
+                size: 100,
+                checksum: "d".repeat(64),
+                entry: Some(VectorEntry {
+                    id: (*id).to_owned(),
+                    values: values.to_vec(),
+                    blob: format!("blob-{id}"),
+                }),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn vectors_keep_one_dimension_count_towards_the_quota_and_are_found_best_first() {
+    let w = World::on(Tier::Pro);
+    w.call(T0, &vectors(&["a", "b"], &[1.0, 0.0])).unwrap();
+    w.call(T0, &vectors(&["c"], &[0.0, 1.0])).unwrap();
+    assert_eq!(w.used().0, 300);
+    assert_eq!(
+        code(w.call(T0, &vectors(&["x"], &[1.0, 0.0, 0.0]))),
+        "validation_failed"
+    );
+    let found = w
+        .call(
+            T0,
+            &SearchVectors {
+                vector: vec![0.1, 0.9],
+                top_k: 2,
+                search: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(found.dims, Some(2));
+    let ids: Vec<&str> = found.matches.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["c", "a"]);
+    assert_eq!(found.matches[0].blob, "blob-c");
+    // Replacing counts the difference; deleting frees.
+    w.call(T0, &vectors(&["a"], &[1.0, 0.0])).unwrap();
+    assert_eq!(w.used().0, 300);
+    w.call(
+        T0,
+        &DeleteVectors {
+            ids: vec!["a".into(), "ghost".into()],
+        },
+    )
+    .unwrap();
+    assert_eq!(w.used().0, 200);
+    let big: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = big.iter().map(String::as_str).collect();
+    assert_eq!(
+        code(w.call(T0, &vectors(&refs, &[1.0, 0.0]))),
+        "quota_exceeded"
+    );
+}
+
+#[test]
+fn usage_reports_bytes_limits_and_the_requests_left() {
+    let w = World::new();
+    w.set_tier(Tier::Pro, None);
+    w.create(T0, "t", 123).unwrap();
+    let (r, _) = w.raw(T0, None, true, &GetUsage {});
+    let u = r.unwrap();
+    assert_eq!(u.cloud_storage.used_bytes, 123);
+    assert_eq!(u.cloud_storage.limit_bytes, Some(5 * GB));
+    assert_eq!(u.backup.limit_bytes, Some(5 * GB));
+    assert_eq!((u.requests.limit, u.requests.remaining), (60, 59));
+    w.set_tier(Tier::Team, None);
+    let u = w.call(T0, &GetUsage {}).unwrap();
+    assert_eq!(u.cloud_storage.limit_bytes, None, "unlimited");
+}
+
+#[test]
+fn committed_changes_are_announced_for_other_devices() {
+    let w = World::on(Tier::Pro);
+    let r = w
+        .call(
+            T0,
+            &ReserveRecord {
+                target: RecordTarget::Create { table: "t".into() },
+                size: 1,
+                checksum: "0".repeat(64),
+            },
+        )
+        .unwrap();
+    let (done, effects) = w.raw(
+        T0,
+        None,
+        false,
+        &CommitRecord {
+            reservation: r.reservation,
+        },
+    );
+    let row = done.unwrap().row;
+    assert_eq!(effects.notices.len(), 1);
+    let frame: serde_json::Value = serde_json::from_str(&effects.notices[0].frame()).unwrap();
+    assert_eq!(frame["type"], "changed");
+    assert_eq!(frame["kind"], "record");
+    assert_eq!(frame["cursor"], format!("{}.{}", row.updated_at, row.id));
+}

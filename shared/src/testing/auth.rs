@@ -1,0 +1,243 @@
+//! Fakes of the account ports: users, refresh tokens, tickets, rate counters.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::FixedClock;
+use crate::domain::{Email, RefreshTokenHash, User, UserId};
+use crate::ports::{
+    Clock, NewRefreshToken, RateLimiter, RefreshTokenStore, RotateOutcome, StoreError,
+    StoredRefreshToken, TicketStore, UserStore,
+};
+use crate::rate_limit::{gcra, RateDecision, RateOp, RateRule};
+
+/// Users in a map.
+#[derive(Debug, Default)]
+pub struct InMemoryUserStore {
+    /// Rows by id.
+    pub rows: RefCell<HashMap<UserId, User>>,
+}
+
+#[async_trait(?Send)]
+impl UserStore for InMemoryUserStore {
+    async fn insert(&self, user: &User) -> Result<(), StoreError> {
+        let mut rows = self.rows.borrow_mut();
+        if rows.values().any(|u| u.email == user.email) {
+            return Err(StoreError::Conflict("email already registered"));
+        }
+        rows.insert(user.id, user.clone());
+        Ok(())
+    }
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .rows
+            .borrow()
+            .values()
+            .find(|u| &u.email == email)
+            .cloned())
+    }
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.rows.borrow().get(&id).cloned())
+    }
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        phc: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(u) = self.rows.borrow_mut().get_mut(&id) {
+            phc.clone_into(&mut u.password_hash);
+            u.updated_at = now_ms;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TokenRow {
+    token: NewRefreshToken,
+    rotated_at: Option<i64>,
+}
+
+/// Refresh tokens and families in maps.
+#[derive(Debug, Default)]
+pub struct InMemoryRefreshTokenStore {
+    tokens: RefCell<Vec<TokenRow>>,
+    /// Family id → (owner, revoked).
+    families: RefCell<HashMap<uuid::Uuid, (UserId, bool)>>,
+}
+
+impl InMemoryRefreshTokenStore {
+    /// How many tokens are stored (for assertions).
+    pub fn token_count(&self) -> usize {
+        self.tokens.borrow().len()
+    }
+
+    fn family_revoked(&self, family: uuid::Uuid) -> bool {
+        self.families.borrow().get(&family).is_none_or(|f| f.1)
+    }
+}
+
+#[async_trait(?Send)]
+impl RefreshTokenStore for InMemoryRefreshTokenStore {
+    async fn start_family(&self, first: &NewRefreshToken) -> Result<(), StoreError> {
+        self.families
+            .borrow_mut()
+            .insert(first.family_id, (first.user_id, false));
+        self.tokens.borrow_mut().push(TokenRow {
+            token: first.clone(),
+            rotated_at: None,
+        });
+        Ok(())
+    }
+    async fn find_by_hash(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<StoredRefreshToken>, StoreError> {
+        Ok(self
+            .tokens
+            .borrow()
+            .iter()
+            .find(|r| &r.token.token_hash == hash)
+            .map(|r| StoredRefreshToken {
+                id: r.token.id,
+                user_id: r.token.user_id,
+                family_id: r.token.family_id,
+                expires_at: r.token.expires_at,
+                rotated_at: r.rotated_at,
+                family_revoked: self.family_revoked(r.token.family_id),
+            }))
+    }
+    async fn rotate(
+        &self,
+        parent_id: uuid::Uuid,
+        child: &NewRefreshToken,
+        now_ms: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        if self.family_revoked(child.family_id) {
+            return Ok(RotateOutcome::FamilyRevoked);
+        }
+        let mut tokens = self.tokens.borrow_mut();
+        let Some(parent) = tokens.iter_mut().find(|r| r.token.id == parent_id) else {
+            return Err(StoreError::Unavailable("parent token vanished".into()));
+        };
+        if parent.rotated_at.is_some() {
+            return Ok(RotateOutcome::AlreadyRotated);
+        }
+        parent.rotated_at = Some(now_ms);
+        tokens.push(TokenRow {
+            token: child.clone(),
+            rotated_at: None,
+        });
+        Ok(RotateOutcome::Rotated)
+    }
+    async fn add_sibling(&self, child: &NewRefreshToken) -> Result<bool, StoreError> {
+        if self.family_revoked(child.family_id) {
+            return Ok(false);
+        }
+        self.tokens.borrow_mut().push(TokenRow {
+            token: child.clone(),
+            rotated_at: None,
+        });
+        Ok(true)
+    }
+    async fn revoke_family(
+        &self,
+        family_id: uuid::Uuid,
+        _reason: &str,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(f) = self.families.borrow_mut().get_mut(&family_id) {
+            f.1 = true;
+        }
+        Ok(())
+    }
+    async fn revoke_all(
+        &self,
+        user_id: UserId,
+        _now_ms: i64,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let mut revoked = Vec::new();
+        for (id, f) in self.families.borrow_mut().iter_mut() {
+            if f.0 == user_id && !f.1 {
+                f.1 = true;
+                revoked.push(*id);
+            }
+        }
+        revoked.sort();
+        Ok(revoked)
+    }
+}
+
+/// A ticket: user, session, expiry, used.
+type TicketRow = (UserId, Option<uuid::Uuid>, i64, bool);
+
+/// Tickets in a map: hash → (user, session, expiry, used).
+#[derive(Debug, Default)]
+pub struct InMemoryTicketStore {
+    rows: RefCell<HashMap<[u8; 32], TicketRow>>,
+}
+
+#[async_trait(?Send)]
+impl TicketStore for InMemoryTicketStore {
+    async fn insert(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        sid: Option<uuid::Uuid>,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.rows
+            .borrow_mut()
+            .insert(*hash, (user_id, sid, expires_at, false));
+        Ok(())
+    }
+    async fn consume(
+        &self,
+        hash: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<(UserId, Option<uuid::Uuid>)>, StoreError> {
+        let mut rows = self.rows.borrow_mut();
+        match rows.get_mut(hash) {
+            Some(row) if !row.3 && row.2 > now_ms => {
+                row.3 = true;
+                Ok(Some((row.0, row.1)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// GCRA counters in a map, on an injected clock.
+#[derive(Debug)]
+pub struct InMemoryRateLimiter<'c> {
+    clock: &'c FixedClock,
+    state: RefCell<HashMap<String, i64>>,
+}
+
+impl<'c> InMemoryRateLimiter<'c> {
+    /// Counters reading time from `clock`.
+    pub fn new(clock: &'c FixedClock) -> Self {
+        Self {
+            clock,
+            state: RefCell::default(),
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl RateLimiter for InMemoryRateLimiter<'_> {
+    async fn check(
+        &self,
+        key: &str,
+        rule: RateRule,
+        op: RateOp,
+    ) -> Result<RateDecision, StoreError> {
+        let mut state = self.state.borrow_mut();
+        let (decision, tat) = gcra(state.get(key).copied(), self.clock.now_ms(), rule, op);
+        state.insert(key.to_owned(), tat);
+        Ok(decision)
+    }
+}

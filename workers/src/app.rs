@@ -1,0 +1,385 @@
+//! The wiring: one [`App`] per request, cron run or Durable Object event, built from the
+//! `Env` and the isolate's configuration, with an accessor per service and adapter. Every
+//! adapter it makes counts its calls in the event's [`Hops`] (the hop budget, logged with each
+//! request).
+//!
+//! Dependencies run one way: entry (`lib.rs`) → routes → handlers → http → app → adapters.
+
+use std::rc::Rc;
+
+use secrecy::ExposeSecret;
+use shared::auth::tokens::AccessTokens;
+use shared::auth::{AuthService, AuthSettings};
+use shared::backup::BackupService;
+use shared::billing::{BillingService, BillingSettings, StripeClient};
+use shared::chat::openai::OpenAiClient;
+use shared::chat::orchestrator::Brain;
+use shared::config::{Config, ConfigError, VectorBackend};
+use shared::domain::UserId;
+use shared::home::ops::{RevokeSessions, SetAccount};
+use shared::keys::{self, KeyPurpose};
+use shared::marketplace::Marketplace;
+use shared::storage::RecordService;
+use shared::vectors::VectorService;
+use shared::AppError;
+use worker::Env;
+
+use crate::adapters::{
+    CryptoRandom, D1AccountLoader, D1BillingStore, D1PluginStore, D1RefreshTokenStore,
+    D1TicketStore, D1UserStore, Db, DurableRateLimiter, FetchHttpClient, HomeClient, HomeSeen,
+    Hops, R2BlobStore, SystemClock, VectorizeIndex,
+};
+use crate::state::{self, Shared, BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, USER_HOME};
+
+/// One event's wiring.
+pub struct App {
+    env: Env,
+    shared: Rc<Shared>,
+    hops: Rc<Hops>,
+}
+
+fn binding<T>(r: worker::Result<T>, name: &str) -> Result<T, AppError> {
+    r.map_err(|e| AppError::internal(format!("binding {name}: {e}")))
+}
+
+impl App {
+    /// The wiring of one request.
+    pub fn new(env: Env, shared: Rc<Shared>) -> Self {
+        Self {
+            env,
+            shared,
+            hops: Rc::default(),
+        }
+    }
+
+    /// The wiring of a Durable Object event or a cron run.
+    ///
+    /// # Errors
+    /// An invalid configuration.
+    pub fn for_object(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self::new(env.clone(), state::shared(env)?))
+    }
+
+    /// The bindings.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// What this event cost in calls so far.
+    pub fn hops(&self) -> &Rc<Hops> {
+        &self.hops
+    }
+
+    /// The chat brain (agents, templates, playbooks, plan cache, sanitizer), built once per
+    /// isolate and kept for its life.
+    pub fn brain() -> &'static Brain {
+        thread_local! {
+            static BRAIN: &'static Brain = Box::leak(Box::new(Brain::standard()));
+        }
+        BRAIN.with(|b| *b)
+    }
+
+    /// The LLM client of this deployment (`llm_not_configured` on first use without a key).
+    pub fn llm(&self) -> OpenAiClient<FetchHttpClient> {
+        OpenAiClient::new(FetchHttpClient, &self.config().openai)
+    }
+
+    /// The access-token signer (JWT_SECRET itself keys HS256 and nothing else).
+    pub fn access_tokens(&self) -> AccessTokens {
+        let cfg = self.config();
+        AccessTokens::new(
+            cfg.jwt_secret.expose_secret().as_bytes(),
+            cfg.access_token_ttl_secs,
+        )
+    }
+
+    fn db(&self) -> Result<Db, AppError> {
+        Ok(Db::new(
+            binding(self.env.d1(DB), DB)?,
+            Rc::clone(&self.hops),
+        ))
+    }
+
+    fn bucket(&self, name: &str) -> Result<R2BlobStore, AppError> {
+        Ok(R2BlobStore(binding(self.env.bucket(name), name)?))
+    }
+
+    /// The records bucket.
+    pub fn records(&self) -> Result<R2BlobStore, AppError> {
+        self.bucket(RECORDS)
+    }
+
+    /// The backups bucket.
+    pub fn backups(&self) -> Result<R2BlobStore, AppError> {
+        self.bucket(BACKUPS)
+    }
+
+    /// The plugin packages bucket.
+    pub fn plugins(&self) -> Result<R2BlobStore, AppError> {
+        self.bucket(PLUGINS)
+    }
+
+    /// Counters that belong to no user's home (login, registration, plugin submissions).
+    pub fn limiter(&self) -> Result<DurableRateLimiter, AppError> {
+        Ok(DurableRateLimiter::new(
+            binding(self.env.durable_object(RATE_LIMITER), RATE_LIMITER)?,
+            Rc::clone(&self.hops),
+        ))
+    }
+
+    /// What a user's home loads of its account.
+    pub fn account_loader(&self) -> Result<D1AccountLoader, AppError> {
+        Ok(D1AccountLoader(self.db()?))
+    }
+
+    /// The home of a request's caller (its first call takes the admission; what it says of
+    /// the caller lands in `seen`).
+    pub fn home(
+        &self,
+        user: UserId,
+        sid: Option<uuid::Uuid>,
+        seen: Rc<HomeSeen>,
+    ) -> Result<HomeClient, AppError> {
+        Ok(HomeClient::for_request(
+            binding(self.env.durable_object(USER_HOME), USER_HOME)?,
+            user,
+            sid,
+            Rc::clone(&self.hops),
+            seen,
+        ))
+    }
+
+    /// The home of `user` for the service's own calls.
+    pub fn home_for_service(&self, user: UserId) -> Result<HomeClient, AppError> {
+        Ok(HomeClient::for_service(
+            binding(self.env.durable_object(USER_HOME), USER_HOME)?,
+            user,
+            Rc::clone(&self.hops),
+        ))
+    }
+
+    /// Pushes the account as D1 has it now to the user's home (after a billing change). A
+    /// failure is logged, not fatal: the home re-reads D1 within a minute anyway.
+    pub async fn push_account(&self, user: UserId) {
+        let pushed = async {
+            let account = self.account_loader()?.load(user).await?;
+            shared::home::call(&self.home_for_service(user)?, &SetAccount { account }).await
+        }
+        .await;
+        if let Err(e) = pushed {
+            tracing::warn!(user_id = %user, error = ?e, "pushing the account to its home failed");
+        }
+    }
+
+    /// Ends sessions in the user's home: their tokens stop working and their sockets close.
+    ///
+    /// # Errors
+    /// The home cannot be reached.
+    pub async fn revoke_sessions(
+        &self,
+        user: UserId,
+        sids: Vec<uuid::Uuid>,
+    ) -> Result<(), AppError> {
+        if sids.is_empty() {
+            return Ok(());
+        }
+        shared::home::call(&self.home_for_service(user)?, &RevokeSessions { sids }).await?;
+        Ok(())
+    }
+
+    /// The vector index when it is not the home (Vectorize).
+    pub fn vector_index(&self) -> Result<Option<VectorizeIndex>, AppError> {
+        match self.config().vector_backend {
+            VectorBackend::DurableObject => Ok(None),
+            VectorBackend::Vectorize => VectorizeIndex::new(&self.env).map(Some),
+        }
+    }
+
+    /// The account service's adapters.
+    pub fn auth(&self) -> Result<AuthParts, AppError> {
+        let cfg = self.config();
+        let refresh_ttl_ms = i64::try_from(cfg.refresh_token_ttl_secs)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000);
+        Ok(AuthParts {
+            users: D1UserStore(self.db()?),
+            refresh_tokens: D1RefreshTokenStore(self.db()?),
+            tickets: D1TicketStore(self.db()?),
+            limiter: self.limiter()?,
+            tokens: self.access_tokens(),
+            settings: AuthSettings {
+                refresh_ttl_ms,
+                admin_emails: cfg.admin_emails.clone(),
+                register_per_hour: cfg.register_limit_per_hour,
+            },
+        })
+    }
+
+    fn stripe(&self) -> StripeClient<FetchHttpClient> {
+        let stripe = &self.config().stripe;
+        StripeClient::new(
+            FetchHttpClient,
+            stripe.api_base.as_str(),
+            stripe.secret_key.clone(),
+        )
+    }
+
+    /// The billing service's adapters.
+    pub fn billing(&self) -> Result<BillingParts, AppError> {
+        let stripe = &self.config().stripe;
+        Ok(BillingParts {
+            users: D1UserStore(self.db()?),
+            store: D1BillingStore(self.db()?),
+            stripe: self.stripe(),
+            settings: BillingSettings {
+                webhook_secret: stripe.webhook_secret.clone(),
+                price_pro: stripe.price_pro.clone(),
+                price_power: stripe.price_power.clone(),
+                price_team: stripe.price_team.clone(),
+                success_url: stripe.success_url.clone(),
+                cancel_url: stripe.cancel_url.clone(),
+            },
+        })
+    }
+
+    /// The marketplace's adapters; download links point at `base_url`.
+    pub fn marketplace(&self, base_url: String) -> Result<MarketParts, AppError> {
+        Ok(MarketParts {
+            store: D1PluginStore(self.db()?),
+            packages: self.plugins()?,
+            users: D1UserStore(self.db()?),
+            billing: D1BillingStore(self.db()?),
+            stripe: self.stripe(),
+            limiter: self.limiter()?,
+            download_key: keys::derive(
+                self.config().jwt_secret.expose_secret().as_bytes(),
+                KeyPurpose::PluginDownload,
+            ),
+            base_url,
+        })
+    }
+}
+
+/// The account service's adapters (owned; the service borrows them).
+pub struct AuthParts {
+    users: D1UserStore,
+    refresh_tokens: D1RefreshTokenStore,
+    tickets: D1TicketStore,
+    limiter: DurableRateLimiter,
+    tokens: AccessTokens,
+    settings: AuthSettings,
+}
+
+impl AuthParts {
+    /// The service.
+    pub fn service(&self) -> AuthService<'_> {
+        AuthService {
+            users: &self.users,
+            refresh_tokens: &self.refresh_tokens,
+            tickets: &self.tickets,
+            limiter: &self.limiter,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
+            tokens: &self.tokens,
+            settings: &self.settings,
+        }
+    }
+}
+
+/// The billing service's adapters.
+pub struct BillingParts {
+    /// Accounts.
+    pub users: D1UserStore,
+    store: D1BillingStore,
+    stripe: StripeClient<FetchHttpClient>,
+    settings: BillingSettings,
+}
+
+impl BillingParts {
+    /// The service.
+    pub fn service(&self) -> BillingService<'_> {
+        BillingService {
+            users: &self.users,
+            store: &self.store,
+            payments: &self.stripe,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
+            settings: &self.settings,
+        }
+    }
+}
+
+/// The marketplace's adapters.
+pub struct MarketParts {
+    store: D1PluginStore,
+    /// The plugin packages bucket (handlers stream downloads from it).
+    pub packages: R2BlobStore,
+    users: D1UserStore,
+    billing: D1BillingStore,
+    stripe: StripeClient<FetchHttpClient>,
+    limiter: DurableRateLimiter,
+    download_key: [u8; 32],
+    base_url: String,
+}
+
+impl MarketParts {
+    /// The service.
+    pub fn service(&self) -> Marketplace<'_, R2BlobStore> {
+        Marketplace {
+            store: &self.store,
+            packages: &self.packages,
+            users: &self.users,
+            billing: &self.billing,
+            payments: &self.stripe,
+            limiter: &self.limiter,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
+            download_secret: &self.download_key,
+            base_url: &self.base_url,
+        }
+    }
+}
+
+/// Record and backup services over the caller's home and one bucket.
+pub struct Storage {
+    /// The caller's home.
+    pub home: HomeClient,
+    /// The bucket.
+    pub bucket: R2BlobStore,
+}
+
+impl Storage {
+    /// Records.
+    pub fn records(&self) -> RecordService<'_, R2BlobStore> {
+        RecordService {
+            home: &self.home,
+            blobs: &self.bucket,
+        }
+    }
+
+    /// Backups.
+    pub fn backups(&self) -> BackupService<'_, R2BlobStore> {
+        BackupService {
+            home: &self.home,
+            blobs: &self.bucket,
+        }
+    }
+}
+
+/// The vector service over the caller's home and the index.
+pub fn vectors<'a>(
+    home: &'a HomeClient,
+    index: Option<&'a VectorizeIndex>,
+    user: UserId,
+) -> VectorService<'a> {
+    VectorService {
+        home,
+        index: index.map(|i| i as &dyn shared::ports::VectorIndex),
+        user,
+    }
+}

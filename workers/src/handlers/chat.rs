@@ -1,7 +1,7 @@
 //! `/api/v1/chat` and `/api/v1/plans/*`: parse, hand to the orchestrator, serialise. The
 //! orchestrator sanitizes everything it answers.
 
-use shared::api::{ChatRequest, PlaybookList, RunStepRequest};
+use shared::api::{ChatRequest, PlaybookPlan, RunStepRequest};
 use shared::chat::orchestrator::{Orchestrated, Orchestrator};
 use shared::ports::Clock;
 use shared::{AppError, AppResult};
@@ -24,21 +24,24 @@ pub async fn chat(mut ctx: Ctx) -> AppResult<Response> {
     }
 }
 
-/// `GET /plans/playbook` → the playbooks of the caller's tier.
+/// `GET /plans/playbook` → `ExecutionPlan[]`: the playbooks of the caller's tier.
 pub async fn list_playbooks(ctx: Ctx) -> AppResult<Response> {
+    let tier = ctx.principal()?.tier;
+    let plans: Vec<PlaybookPlan> = brain()
+        .playbooks_for(tier)
+        .into_iter()
+        .map(PlaybookPlan::from)
+        .collect();
+    json(200, &plans)
+}
+
+/// `GET /plans/playbook/{id}` → the playbook's `ExecutionPlan`.
+pub async fn get_playbook(ctx: Ctx) -> AppResult<Response> {
     let tier = ctx.principal()?.tier;
     json(
         200,
-        &PlaybookList {
-            playbooks: brain().playbooks_for(tier),
-        },
+        &PlaybookPlan::from(brain().playbook(ctx.param("id"), tier)?),
     )
-}
-
-/// `GET /plans/playbook/{id}` → the playbook.
-pub async fn get_playbook(ctx: Ctx) -> AppResult<Response> {
-    let tier = ctx.principal()?.tier;
-    json(200, &brain().playbook(ctx.param("id"), tier)?)
 }
 
 /// `POST /plans/run-step` → `{output, actions}`.

@@ -190,10 +190,13 @@ export class ChatStream {
     }
   }
 
-  /** @internal */
+  /**
+   * @internal Sends the cancel once the server has named the request: a cancel that overtook
+   * its request would find nothing to cancel (`not_found`) and the request would then run on.
+   */
   sendCancel(run: ChatRun): void {
-    if (run !== this.run || run.settled || !this.socket) return;
-    sendJson(this.socket, run.requestId ? { type: "cancel", request_id: run.requestId } : { type: "cancel" });
+    if (run !== this.run || run.settled || !this.socket || !run.requestId) return;
+    sendJson(this.socket, { type: "cancel", request_id: run.requestId });
   }
 
   private async start(run: ChatRun, request: ChatRequest): Promise<void> {
@@ -261,6 +264,9 @@ export class ChatStream {
     if (!frame || !run || run.settled) return;
     const id = typeof frame.request_id === "string" ? frame.request_id : undefined;
     if (id && run.requestId && id !== run.requestId) return; // another request's frame
+    // Once the request is named, its frames carry its id; an id-less error then answers some
+    // other frame (a stray cancel or resume), not the request.
+    if (!id && run.requestId && frame.type === "error") return;
     switch (frame.type) {
       case "started":
         if (id) {

@@ -10,6 +10,7 @@ mod auth;
 mod backups;
 mod billing;
 mod chat;
+mod client_kit;
 mod contract;
 mod faults;
 mod harness;
@@ -148,6 +149,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         faults::clients_vanishing_mid_upload_or_mid_stream_lose_nothing,
         faults::a_wrangler_restart_on_the_same_state_loses_nothing,
         privacy::no_user_content_is_at_rest_in_plaintext_anywhere_after_a_full_session,
+        client_kit::the_typescript_client_kit_passes_its_node_tests_against_this_worker,
     ]
 }
 

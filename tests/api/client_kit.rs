@@ -44,50 +44,8 @@ fn words(prefix: &str, n: usize) -> Vec<String> {
 
 pub async fn the_typescript_client_kit_passes_its_node_tests_against_this_worker(app: TestApp) {
     let dir = kit_dir();
-    assert!(
-        dir.join("build-test/test").is_dir(),
-        "the client kit's tests are not built: run scripts/test.sh (or, in clients/typescript, \
-         npm ci && npm run build && npm run pretest)"
-    );
-    let mut scripts = serde_json::Map::new();
-    let mut mount = |name: &str, script: Script| {
-        let m = marker();
-        let tokens = script.text().split_inclusive(' ').count();
-        scripts.insert(
-            name.to_owned(),
-            json!({"marker": m, "text": script.text(), "tokens": tokens}),
-        );
-        app.stack.stream_model.script(&m, script);
-    };
-    mount(
-        "plain",
-        Script::new(
-            "note_agent",
-            [
-                "Your ", "week ", "looks ", "calm: ", "two ", "notes ", "left.",
-            ],
-        ),
-    );
-    // 30 tokens over ~3 s: time to drop the socket after the fifth and resume.
-    mount(
-        "resume",
-        Script::new("note_agent", words("piece", 30)).delay(Duration::from_millis(100)),
-    );
-    // 60 tokens over ~6 s, cancelled after two.
-    mount(
-        "cancel",
-        Script::new("note_agent", words("long", 60)).delay(Duration::from_millis(100)),
-    );
-
-    // Node 20 takes no glob: name the test files (`*.test.js`, not the shared helpers).
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("build-test/test"))
-        .expect("the compiled tests")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".test.js"))
-        .map(|name| format!("build-test/test/{name}"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 6, "compiled test files: {files:?}");
+    let files = compiled_tests(&dir);
+    let scripts = mount_scripts(&app);
     let node = node_binary();
     let version = std::process::Command::new(&node)
         .arg("--version")
@@ -99,19 +57,98 @@ pub async fn the_typescript_client_kit_passes_its_node_tests_against_this_worker
         node.display()
     );
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(&node)
-        // A test that hangs fails by name after 2 minutes instead of stalling the run.
-        .args(["--test", "--test-reporter=spec", "--test-timeout=120000"])
+    let mut cmd = tokio::process::Command::new(&node);
+    // A test that hangs fails by name after 2 minutes instead of stalling the run.
+    cmd.args(["--test", "--test-reporter=spec", "--test-timeout=120000"])
         .args(&files)
         .current_dir(&dir)
         .env("ADIUVA_BASE_URL", &app.base)
         .env("ADIUVA_STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET)
-        .env(
-            "ADIUVA_E2E_SCRIPTS",
-            serde_json::Value::Object(scripts).to_string(),
-        )
+        .env("ADIUVA_E2E_SCRIPTS", scripts.to_string())
         .env("ADIUVA_REQUIRE_E2E", "1")
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    let (status, stdout, stderr) = run(cmd).await;
+    let summary: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with('ℹ') || l.contains("recall@"))
+        .collect();
+    eprintln!(
+        "==> client kit: node tests took {:.1} s\n{}",
+        started.elapsed().as_secs_f64(),
+        summary.join("\n")
+    );
+    let Some(status) = status else {
+        panic!(
+            "the node tests ran longer than {NODE_TIMEOUT:?}:\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+        );
+    };
+    assert!(
+        status.success(),
+        "the client kit's node tests failed ({status}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    );
+    assert!(
+        stdout.contains("ℹ fail 0") && !stdout.contains("ℹ pass 0\n"),
+        "node reported no passing run:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("ℹ skipped 0"),
+        "some node tests skipped (the worker was not seen?):\n{stdout}"
+    );
+}
+
+/// The compiled test files (Node 20 takes no glob: `*.test.js`, not the shared helpers).
+fn compiled_tests(dir: &Path) -> Vec<String> {
+    let tests = dir.join("build-test/test");
+    assert!(
+        tests.is_dir(),
+        "the client kit's tests are not built: run scripts/test.sh (or, in clients/typescript, \
+         npm ci && npm run build && npm run pretest)"
+    );
+    let mut files: Vec<String> = std::fs::read_dir(tests)
+        .expect("the compiled tests")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".test.js"))
+        .map(|name| format!("build-test/test/{name}"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "compiled test files: {files:?}");
+    files
+}
+
+/// Scripts the streaming model for the kit's chat tests; returns name → marker, text, tokens.
+fn mount_scripts(app: &TestApp) -> serde_json::Value {
+    let mut scripts = serde_json::Map::new();
+    let mut mount = |name: &str, script: Script| {
+        let m = marker();
+        let tokens = script.text().split_inclusive(' ').count();
+        scripts.insert(
+            name.to_owned(),
+            json!({"marker": m, "text": script.text(), "tokens": tokens}),
+        );
+        app.stack.stream_model.script(&m, script);
+    };
+    let plain = [
+        "Your ", "week ", "looks ", "calm: ", "two ", "notes ", "left.",
+    ];
+    mount("plain", Script::new("note_agent", plain));
+    // 30 tokens over ~3 s: time to drop the socket after the fifth and resume.
+    mount(
+        "resume",
+        Script::new("note_agent", words("piece", 30)).delay(Duration::from_millis(100)),
+    );
+    // 60 tokens over ~6 s, cancelled after two.
+    mount(
+        "cancel",
+        Script::new("note_agent", words("long", 60)).delay(Duration::from_millis(100)),
+    );
+    serde_json::Value::Object(scripts)
+}
+
+/// Runs `cmd` with its output captured, at most [`NODE_TIMEOUT`] (`None`: it was killed then).
+async fn run(
+    mut cmd: tokio::process::Command,
+) -> (Option<std::process::ExitStatus>, String, String) {
+    let mut child = cmd
         .kill_on_drop(true)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -127,39 +164,17 @@ pub async fn the_typescript_client_kit_passes_its_node_tests_against_this_worker
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let stdout_task = read(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr_task = read(child.stderr.take().map(|p| Box::new(p) as _));
-    let status = tokio::time::timeout(NODE_TIMEOUT, child.wait()).await;
-    if status.is_err() {
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = if let Ok(status) = tokio::time::timeout(NODE_TIMEOUT, child.wait()).await {
+        Some(status.expect("node ran"))
+    } else {
         let _ = child.kill().await;
-    }
-    let stdout = stdout_task.await.unwrap_or_default();
-    let stderr = stderr_task.await.unwrap_or_default();
-    let Ok(status) = status else {
-        panic!(
-            "the node tests ran longer than {NODE_TIMEOUT:?}:\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
-        );
+        None
     };
-    let status = status.expect("node ran");
-    let summary: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.starts_with('ℹ') || l.contains("recall@"))
-        .collect();
-    eprintln!(
-        "==> client kit: node tests took {:.1} s\n{}",
-        started.elapsed().as_secs_f64(),
-        summary.join("\n")
-    );
-    assert!(
-        status.success(),
-        "the client kit's node tests failed ({status}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
-    );
-    assert!(
-        stdout.contains("ℹ fail 0") && !stdout.contains("ℹ pass 0\n"),
-        "node reported no passing run:\n{stdout}"
-    );
-    assert!(
-        stdout.contains("ℹ skipped 0"),
-        "some node tests skipped (the worker was not seen?):\n{stdout}"
-    );
+    (
+        status,
+        stdout.await.unwrap_or_default(),
+        stderr.await.unwrap_or_default(),
+    )
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env sh
 # Builds the worker into build/ (wrangler's [build] command). Skips the build when nothing it
-# depends on changed since the last one, so restarting `wrangler dev` is instant.
+# depends on changed since the last one (the served contract/openapi.json included), so
+# restarting `wrangler dev` is instant.
 # worker-build would download esbuild, wasm-opt and wasm-bindgen; point it at local ones.
 set -eu
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -8,7 +9,7 @@ cd "$root"
 export PATH="$root/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 stamp=build/.stamp
 if [ -f "$stamp" ] && [ -f build/index.js ] && [ -z "${FORCE_BUILD:-}" ] \
-    && [ -z "$(find Cargo.toml Cargo.lock shared durable-objects workers -newer "$stamp" -not -path '*/target/*' -not -path 'workers/build*' | head -n 1)" ]; then
+    && [ -z "$(find Cargo.toml Cargo.lock contract shared durable-objects workers -newer "$stamp" -not -path '*/target/*' -not -path 'workers/build*' | head -n 1)" ]; then
     echo "==> worker build is up to date" >&2
     exit 0
 fi

@@ -1272,12 +1272,14 @@ export type components = {
             /** @description Variables: values known now, or `null` for those the app fills in when it runs the step. */
             variables?: Record<string, never>;
         };
-        /** @description A pre-built plan for a common job, listed by `GET /plans/playbook`. */
-        Playbook: {
+        /**
+         * @description What `GET /plans/playbook` lists (as an array) and `GET /plans/playbook/{id}` answers: an
+         *     `ExecutionPlan` (`id`, `agent`, `steps`, exactly the plan's contract) that also carries
+         *     the playbook's `name`, `description` and `min_tier`.
+         */
+        PlaybookPlan: components["schemas"]["ExecutionPlan"] & {
             /** @description What it does. */
             description: string;
-            /** @description Stable id (also the plan's id). */
-            id: string;
             /**
              * @description The lowest tier that may run it.
              * @example free
@@ -1285,13 +1287,6 @@ export type components = {
             min_tier: string;
             /** @description Human name. */
             name: string;
-            /** @description The plan. */
-            plan: components["schemas"]["ExecutionPlan"];
-        };
-        /** @description `GET /plans/playbook`. */
-        PlaybookList: {
-            /** @description The playbooks the caller's tier may run. */
-            playbooks: components["schemas"]["Playbook"][];
         };
         /** @description A plugin's manifest as the catalog shows it (the plan's `PluginManifest`) with its stats. */
         PluginInfo: {
@@ -3346,13 +3341,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Playbooks for the caller's tier. */
+            /** @description The playbooks the caller's tier may run: execution plans, each with its `name`, `description` and `min_tier`. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PlaybookList"];
+                    "application/json": components["schemas"]["PlaybookPlan"][];
                 };
             };
             /** @description `unauthorized`. */
@@ -3396,13 +3391,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The playbook. */
+            /** @description The playbook's execution plan, with its `name`, `description` and `min_tier`. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Playbook"];
+                    "application/json": components["schemas"]["PlaybookPlan"];
                 };
             };
             /** @description `unauthorized`. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env sh
 # Builds the worker into build/ (wrangler's [build] command). Skips the build when nothing it
-# depends on changed since the last one, so restarting `wrangler dev` is instant.
+# depends on changed since the last one (the served contract/openapi.json included), so
+# restarting `wrangler dev` is instant.
 # worker-build would download esbuild, wasm-opt and wasm-bindgen; point it at local ones.
 set -eu
 root="$(cd "$(dirname "$0")/.." && pwd)"

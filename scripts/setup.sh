@@ -5,6 +5,8 @@
 #   - worker-build at exactly the `worker` version in Cargo.lock
 #   - the npm packages of package-lock.json (wrangler, node 24, binaryen, esbuild,
 #     openapi-typescript, typescript)
+#   - the client kit's npm packages (clients/typescript/package-lock.json: openapi-fetch, ws,
+#     typescript, openapi-typescript)
 #   - with SETUP_PYTHON=1: a .venv with tests/requirements.txt (schemathesis,
 #     openapi-spec-validator) for the contract checks of scripts/test.sh
 # Source it (`. scripts/setup.sh`) to also get node_modules/.bin first on PATH.
@@ -49,6 +51,13 @@ if [ "$(cat node_modules/.installed-lock-sha256 2>/dev/null || true)" != "$lock_
     step "installing npm packages (wrangler, node 24, binaryen, esbuild)"
     npm ci --no-audit --no-fund --loglevel=error
     echo "$lock_sum" > node_modules/.installed-lock-sha256
+fi
+kit=clients/typescript
+kit_sum="$(sha256sum "$kit/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$kit/node_modules/.installed-lock-sha256" 2>/dev/null || true)" != "$kit_sum" ]; then
+    step "installing the client kit's npm packages ($kit)"
+    (cd "$kit" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$kit_sum" > "$kit/node_modules/.installed-lock-sha256"
 fi
 if [ "${SETUP_PYTHON:-0}" = 1 ]; then
     req_sum="$(sha256sum tests/requirements.txt | cut -d' ' -f1)"

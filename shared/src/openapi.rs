@@ -17,7 +17,7 @@ use crate::api::{
 use crate::api::{ByteUsage, RequestUsage, UsageReport};
 use crate::api::{
     ChatContext, ChatRequest, ChatResponse, ExecutionMode, ExecutionPlan, PlanAction,
-    PlanActionType, PlanStep, Playbook, PlaybookList, RunStepRequest, RunStepResponse,
+    PlanActionType, PlanStep, PlaybookPlan, RunStepRequest, RunStepResponse,
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 use crate::api::{
@@ -193,7 +193,7 @@ impl Modify for FloatRange {
         RecordUpdated, RecordMeta, BackupStored, BackupMetadata, UploadStarted, PartStored,
         CompleteUpload, ErrorBody, ErrorDetail, FieldError, ChatRequest, ChatContext,
         ExecutionMode, ChatResponse, PlanAction, PlanActionType, ExecutionPlan, PlanStep,
-        Playbook, PlaybookList, RunStepRequest, RunStepResponse, VectorUpsertRequest,
+        PlaybookPlan, RunStepRequest, RunStepResponse, VectorUpsertRequest,
         VectorItem, VectorSearchRequest, SearchByVector, SearchByBlob, VectorSearchResponse,
         VectorSearchResult,
         VectorDeleteRequest, VectorUpserted, ManifestSubmission, PluginSubmission,
@@ -1006,7 +1006,7 @@ enum ChatOrPlan {
 #[utoipa::path(get, path = "/api/v1/plans/playbook", tag = "plans", operation_id = "list_playbooks",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Playbooks for the caller's tier.", body = PlaybookList),
+        (status = 200, description = "The playbooks the caller's tier may run: execution plans, each with its `name`, `description` and `min_tier`.", body = [PlaybookPlan]),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
     ))]
@@ -1017,7 +1017,7 @@ fn list_playbooks() {}
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The playbook's id.")),
     responses(
-        (status = 200, description = "The playbook.", body = Playbook),
+        (status = 200, description = "The playbook's execution plan, with its `name`, `description` and `min_tier`.", body = PlaybookPlan),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
         (status = 403, description = "`tier_required`: above the caller's tier; or `forbidden` (origin).", body = ErrorBody),
         (status = 404, description = "`not_found`.", body = ErrorBody)

@@ -195,9 +195,19 @@ async fn playbook_ids(app: &TestApp, user: &TestUser) -> Vec<String> {
     let r = app.get_auth("/plans/playbook", &user.access_token).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    body["playbooks"]
-        .as_array()
-        .unwrap()
+    // `ExecutionPlan[]`: each entry is a plan (id, agent, steps) with the playbook's fields.
+    let plans = body.as_array().expect("a bare array of execution plans");
+    for plan in plans {
+        for field in ["id", "name", "description", "min_tier", "agent"] {
+            assert!(plan[field].is_string(), "{field} in {plan}");
+        }
+        assert!(
+            plan["steps"].as_array().is_some_and(|s| !s.is_empty()),
+            "{plan}"
+        );
+        assert!(plan.get("plan").is_none(), "no nested plan: {plan}");
+    }
+    plans
         .iter()
         .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect()
@@ -241,9 +251,13 @@ pub async fn playbooks_are_filtered_by_the_tier_in_the_database(app: TestApp) {
     assert_eq!(r.status(), 200);
     let raw = r.text().await.unwrap();
     let book: Value = serde_json::from_str(&raw).unwrap();
-    assert_eq!(book["plan"]["steps"][0]["prompt_template"], "report.weekly");
-    assert_eq!(book["plan"]["steps"][1]["action"], "create_record");
-    assert_eq!(book["plan"]["steps"][1]["data_from_step"], 0);
+    assert_eq!(book["id"], "generate_weekly_report");
+    assert_eq!(book["name"], "Generate weekly report");
+    assert_eq!(book["min_tier"], "pro");
+    assert_eq!(book["agent"], "note_agent");
+    assert_eq!(book["steps"][0]["prompt_template"], "report.weekly");
+    assert_eq!(book["steps"][1]["action"], "create_record");
+    assert_eq!(book["steps"][1]["data_from_step"], 0);
     assert!(!raw.contains("Write a weekly report"), "no template text");
     let r = app
         .get_auth("/plans/playbook/no_such_playbook", &power.access_token)

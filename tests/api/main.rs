@@ -10,6 +10,7 @@ mod auth;
 mod backups;
 mod billing;
 mod chat;
+mod client_kit;
 mod contract;
 mod faults;
 mod harness;
@@ -168,6 +169,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         home::a_second_device_hears_of_a_write_within_a_second,
         home::the_main_routes_cost_one_home_call_and_no_d1_statement,
         home::quotas_hold_at_their_edge_and_open_parts_count_as_backup_bytes,
+        client_kit::the_typescript_client_kit_passes_its_node_tests_against_this_worker,
     ]
 }
 

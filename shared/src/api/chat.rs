@@ -248,9 +248,9 @@ pub struct PlanStep {
     pub data_from_step: Option<u32>,
 }
 
-/// A pre-built plan for a common job, listed by `GET /plans/playbook`.
+/// A pre-built plan for a common job (the orchestrator's catalogue entry). The API serves it
+/// as a [`PlaybookPlan`]: the plan itself, with the catalogue fields beside its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Playbook {
     /// Stable id (also the plan's id).
     pub id: String,
@@ -259,18 +259,39 @@ pub struct Playbook {
     /// What it does.
     pub description: String,
     /// The lowest tier that may run it.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "free"))]
     pub min_tier: crate::domain::Tier,
     /// The plan.
     pub plan: ExecutionPlan,
 }
 
-/// `GET /plans/playbook`.
+/// What `GET /plans/playbook` lists (as an array) and `GET /plans/playbook/{id}` answers: an
+/// `ExecutionPlan` (`id`, `agent`, `steps`, exactly the plan's contract) that also carries
+/// the playbook's `name`, `description` and `min_tier`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PlaybookList {
-    /// The playbooks the caller's tier may run.
-    pub playbooks: Vec<Playbook>,
+pub struct PlaybookPlan {
+    /// The plan: `id` (the playbook's stable id, for `POST /plans/run-step`), `agent`, `steps`.
+    #[serde(flatten)]
+    pub plan: ExecutionPlan,
+    /// Human name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// The lowest tier that may run it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "free"))]
+    pub min_tier: crate::domain::Tier,
+}
+
+impl From<Playbook> for PlaybookPlan {
+    fn from(book: Playbook) -> Self {
+        debug_assert_eq!(book.id, book.plan.id, "a playbook's id is its plan's id");
+        Self {
+            plan: book.plan,
+            name: book.name,
+            description: book.description,
+            min_tier: book.min_tier,
+        }
+    }
 }
 
 /// `POST /plans/run-step`.
@@ -299,4 +320,45 @@ pub struct RunStepResponse {
     pub output: String,
     /// Changes for the app to apply, when the step's agent made any.
     pub actions: Vec<PlanAction>,
+}
+
+#[cfg(test)]
+mod playbook_tests {
+    use super::*;
+    use crate::domain::Tier;
+
+    #[test]
+    fn a_playbook_is_served_as_a_flat_execution_plan_with_its_catalogue_fields() {
+        let book = Playbook {
+            id: "create_task_from_email".into(),
+            name: "Create task from email".into(),
+            description: "Turns an email into a task.".into(),
+            min_tier: Tier::Pro,
+            plan: ExecutionPlan {
+                id: "create_task_from_email".into(),
+                agent: "task_agent".into(),
+                steps: vec![PlanStep {
+                    action: "llm".into(),
+                    prompt_template: Some("email.extract_task".into()),
+                    variables: None,
+                    data_from_step: None,
+                }],
+            },
+        };
+        let wire = serde_json::to_value(PlaybookPlan::from(book.clone())).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({
+                "id": "create_task_from_email", "agent": "task_agent",
+                "steps": [{"action": "llm", "prompt_template": "email.extract_task"}],
+                "name": "Create task from email", "description": "Turns an email into a task.",
+                "min_tier": "pro"
+            })
+        );
+        // Any ExecutionPlan reader reads it, and it reads back whole.
+        let plan: ExecutionPlan = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(plan, book.plan);
+        let back: PlaybookPlan = serde_json::from_value(wire).unwrap();
+        assert_eq!(back, PlaybookPlan::from(book));
+    }
 }

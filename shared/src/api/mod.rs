@@ -15,7 +15,7 @@ pub use auth::{
 pub use billing::{CheckoutBody, CheckoutResponse, SubscriptionInfo};
 pub use chat::{
     ChatContext, ChatRequest, ChatResponse, ContextRecord, ExecutionMode, ExecutionPlan,
-    PlanAction, PlanActionType, PlanStep, Playbook, PlaybookList, RunStepRequest, RunStepResponse,
+    PlanAction, PlanActionType, PlanStep, Playbook, PlaybookPlan, RunStepRequest, RunStepResponse,
     MAX_CONTEXT_ITEMS, MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS,
 };
 pub use plugins::{

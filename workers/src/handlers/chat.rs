@@ -2,7 +2,7 @@
 //! parse, hand to the orchestrator (which sanitizes everything it answers) or to the caller's
 //! home (which keeps the sockets), serialise.
 
-use shared::api::{ChatRequest, PlaybookList, RunStepRequest};
+use shared::api::{ChatRequest, PlaybookPlan, RunStepRequest};
 use shared::chat::orchestrator::{Orchestrated, Orchestrator};
 use shared::home::{HOME_CONNECT_PATH, HOME_SESSION_HEADER, HOME_USER_HEADER};
 use shared::ports::Clock;
@@ -25,21 +25,24 @@ pub async fn chat(mut ctx: Ctx) -> AppResult<Response> {
     }
 }
 
-/// `GET /plans/playbook` → the playbooks of the caller's tier.
+/// `GET /plans/playbook` → `ExecutionPlan[]`: the playbooks of the caller's tier.
 pub async fn list_playbooks(ctx: Ctx) -> AppResult<Response> {
+    let tier = ctx.principal()?.tier;
+    let plans: Vec<PlaybookPlan> = App::brain()
+        .playbooks_for(tier)
+        .into_iter()
+        .map(PlaybookPlan::from)
+        .collect();
+    json(200, &plans)
+}
+
+/// `GET /plans/playbook/{id}` → the playbook's `ExecutionPlan`.
+pub async fn get_playbook(ctx: Ctx) -> AppResult<Response> {
     let tier = ctx.principal()?.tier;
     json(
         200,
-        &PlaybookList {
-            playbooks: App::brain().playbooks_for(tier),
-        },
+        &PlaybookPlan::from(App::brain().playbook(ctx.param("id"), tier)?),
     )
-}
-
-/// `GET /plans/playbook/{id}` → the playbook.
-pub async fn get_playbook(ctx: Ctx) -> AppResult<Response> {
-    let tier = ctx.principal()?.tier;
-    json(200, &App::brain().playbook(ctx.param("id"), tier)?)
 }
 
 /// `POST /plans/run-step` → `{output, actions}`.

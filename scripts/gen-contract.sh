@@ -2,6 +2,8 @@
 # Regenerates the API contract from the Rust types:
 #   contract/openapi.json  — the OpenAPI 3.1 document (also served at GET /api/v1/openapi.json)
 #   contract/api-types.ts  — TypeScript types for the desktop app (openapi-typescript)
+# and then the client kit's copy (clients/typescript/src/generated/schema.ts, whose drift the
+# kit's own build checks).
 # With --check, writes nothing and fails when either committed file is out of date.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,3 +32,8 @@ if [ "${1:-}" = "--check" ]; then
 fi
 cp "$tmp/openapi.json" "$tmp/api-types.ts" contract/
 echo "==> wrote contract/openapi.json and contract/api-types.ts" >&2
+if [ -d clients/typescript/node_modules ]; then
+    (cd clients/typescript && npm run --silent gen:types)
+else
+    echo "==> clients/typescript has no node_modules (scripts/setup.sh installs them): its schema.ts was not regenerated" >&2
+fi

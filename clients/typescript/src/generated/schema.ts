@@ -16,8 +16,10 @@ export type paths = {
         get?: never;
         put?: never;
         /**
-         * Signs in. A wrong password and an unknown email get the same 401. After 5 failures in
-         *     15 minutes for an account, or 50 for a client IP, answers 429 until the throttle wears off.
+         * Signs in. A wrong password and an unknown email get the same 401. Failures are throttled
+         *     per account and client address (5 in 15 minutes), per client address (50 in 15 minutes) and
+         *     per account from all addresses (100 an hour); while one is exhausted, answers 429 without
+         *     checking the password. Guesses from one address never lock the owner out elsewhere.
          */
         post: operations["login"];
         delete?: never;
@@ -36,8 +38,9 @@ export type paths = {
         get?: never;
         put?: never;
         /**
-         * Ends the caller's session of a refresh token (its whole family). Unknown tokens and other
-         *     users' tokens are ignored.
+         * Ends the caller's session of a refresh token (its whole family): its access tokens stop
+         *     working at once and its sockets are closed. Unknown tokens and other users' tokens are
+         *     ignored.
          */
         post: operations["logout"];
         delete?: never;
@@ -55,7 +58,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Ends every session of the caller. Access tokens already issued live until they expire. */
+        /**
+         * Ends every session of the caller: their access tokens stop working at once and every open
+         *     socket of the caller gets an `unauthorized` error frame and is closed.
+         */
         post: operations["logout_all"];
         delete?: never;
         options?: never;
@@ -70,7 +76,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        /** The caller's profile; the tier is read from the database, not the token. */
+        /**
+         * The caller's profile; the tier is the server's (the user's home, a copy of the billing
+         *     state), not the token's.
+         */
         get: operations["me"];
         put?: never;
         post?: never;
@@ -110,7 +119,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
-        /** Creates an account and signs it in. Emails listed in `ADMIN_EMAILS` get the admin role. */
+        /**
+         * Creates an account and signs it in. Emails listed in `ADMIN_EMAILS` get the admin role.
+         *     Each client address may register 20 accounts an hour (`REGISTER_LIMIT_PER_HOUR`).
+         */
         post: operations["register"];
         delete?: never;
         options?: never;
@@ -777,6 +789,32 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sync/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live change notices over a WebSocket (`Upgrade: websocket`), with the same authentication as
+         *     `GET /chat/stream`. After a record, backup or vector change of the user is committed — from
+         *     any device — every open socket of the user (this one, and chat sockets too) receives
+         *     `{"type":"changed","kind":"record"|"backup"|"vector","cursor":…}`: records' `cursor` is the
+         *     change's listing position (`<updated_at>.<id>`), backups' `<created_at>.<id>`, vectors' the
+         *     time of the change. Pull with your own last cursor until you have it. The client may send
+         *     `{"type":"ping"}` (answered `{"type":"pong"}`); other frames get an error frame. Revoking the
+         *     session (logout, logout-all) sends an `unauthorized` error frame and closes the socket (4001).
+         */
+        get: operations["sync_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tiers": {
         parameters: {
             query?: never;
@@ -786,6 +824,27 @@ export type paths = {
         };
         /** The tier matrix with prices (euro cents per month; team per seat) and request limits. */
         get: operations["tiers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's exact usage and limits, for the app's storage meter: cloud storage (records and
+         *     vectors), backups (stored backups and the parts of open uploads), and this minute's
+         *     requests (after this one). `limit_bytes` is `null` when unlimited.
+         */
+        get: operations["usage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -848,6 +907,19 @@ export type components = {
             id: string;
             /** @description Always true. */
             ok: boolean;
+        };
+        /** @description Bytes used of a byte quota. */
+        ByteUsage: {
+            /**
+             * Format: int64
+             * @description The tier's limit; `null` when unlimited.
+             */
+            limit_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Bytes in use (for backups, open uploads' parts included).
+             */
+            used_bytes: number;
         };
         /** @description The request's context: the only user data the agents ever see. */
         ChatContext: {
@@ -1283,6 +1355,13 @@ export type components = {
              * @description Must equal the plugin id of the path.
              */
             plugin_id: string;
+            /**
+             * Format: int32
+             * @description The price (cents) the buyer was shown and agreed to. Required when the install would
+             *     charge (a paid plugin not bought before); when it differs from the live price the
+             *     install is refused with 409 and nothing is charged.
+             */
+            price_cents?: number;
         };
         /** @description `GET /plugins`. */
         PluginListResponse: {
@@ -1432,6 +1511,19 @@ export type components = {
              */
             password: string;
         };
+        /** @description The request allowance. */
+        RequestUsage: {
+            /**
+             * Format: int32
+             * @description Requests per minute.
+             */
+            limit: number;
+            /**
+             * Format: int32
+             * @description Requests left right now (after this one).
+             */
+            remaining: number;
+        };
         /** @description `POST /plugins/{id}/review`. */
         ReviewRequest: {
             /** @description `approve` or `reject`. */
@@ -1567,6 +1659,15 @@ export type components = {
             part_size: number;
             /** @description The upload's id. */
             upload_id: string;
+        };
+        /** @description `GET /usage`. */
+        UsageReport: {
+            /** @description Backups, and the parts of open uploads. */
+            backup: components["schemas"]["ByteUsage"];
+            /** @description Cloud records and vectors. */
+            cloud_storage: components["schemas"]["ByteUsage"];
+            /** @description This minute's requests. */
+            requests: components["schemas"]["RequestUsage"];
         };
         /** @description `GET /auth/me`. */
         UserProfile: {
@@ -2078,6 +2179,15 @@ export interface operations {
             };
             /** @description `validation_failed`, naming `email` and/or `password`. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: too many registrations from this address; see `Retry-After`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3550,7 +3660,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `forbidden` (origin). */
+            /** @description `quota_exceeded`: the author has 5 versions pending review already; or `forbidden` (origin). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3727,6 +3837,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `conflict`: `price_cents` is not the live price (it changed since the buyer saw it); nothing charged. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `payload_too_large`. */
             413: {
                 headers: {
@@ -3745,7 +3864,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `validation_failed`: `plugin_id` differs from the path. */
+            /** @description `validation_failed`: `plugin_id` differs from the path, or `price_cents` is missing for a purchase. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3947,7 +4066,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `tier_required` (below Power), or `forbidden`: not installed (or origin). */
+            /** @description `tier_required` (below Power), or `forbidden`: not installed, the caller's own plugin (or origin). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4163,7 +4282,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `forbidden` (origin). */
+            /** @description `quota_exceeded`: the author has 5 versions pending review already; or `forbidden` (origin). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5096,6 +5215,63 @@ export interface operations {
             };
         };
     };
+    sync_stream: {
+        parameters: {
+            query?: {
+                /** @description A ticket from `POST /auth/ws-ticket`, when no bearer header is sent. */
+                ticket?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol. */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`: no valid token or ticket, or a revoked session. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upgrade_required`: not a WebSocket handshake. */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     tiers: {
         parameters: {
             query?: never;
@@ -5116,6 +5292,53 @@ export interface operations {
             };
             /** @description `forbidden`: browser origin not allowed. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Usage and limits. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,8 +6,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ApiError, FileTokenStore, MemoryTokenStore, Session } from "../src/index.js";
-import { BASE_URL, CountingTransport, e2e, open, PASSWORD, registered, uniqueEmail, upgrade } from "./helpers.js";
+import { ApiError, FileTokenStore, MemoryTokenStore } from "../src/index.js";
+import { CountingTransport, e2e, open, PASSWORD, registered, uniqueEmail, upgrade } from "./helpers.js";
 
 const REFRESH = "/api/v1/auth/refresh";
 const ME = "/api/v1/auth/me";
@@ -101,10 +101,10 @@ test("a refresh whose answer was lost is retried with the same token inside the 
 
 test("tokens persist in a file store across runs", e2e, async () => {
   const path = join(mkdtempSync(join(tmpdir(), "kit-tokens-")), "tokens.json");
-  const first = await Session.open({ baseUrl: BASE_URL!, store: new FileTokenStore(path) });
+  const first = await open({ store: new FileTokenStore(path) });
   await first.register(uniqueEmail("file-store"), PASSWORD);
   const id = (await first.me()).id;
-  const later = await Session.open({ baseUrl: BASE_URL!, store: new FileTokenStore(path) });
+  const later = await open({ store: new FileTokenStore(path) });
   assert.ok(later.signedIn);
   assert.equal((await later.me()).id, id);
   const { statSync } = await import("node:fs");

@@ -12,6 +12,7 @@ use shared::home::ops::{AccountState, Revoked};
 use shared::home::HomePrincipal;
 use shared::AppError;
 
+use super::memo::{AccountCopy, Known};
 use super::sql::{Sql, SqlError};
 use super::{store, Caller, Home};
 
@@ -31,22 +32,13 @@ pub enum Freshness {
     Fresh,
 }
 
-/// The account as stored in the home.
-struct Stored {
-    account: AccountState,
-    gone: bool,
-}
-
 impl<S: Sql> Home<'_, S> {
     /// How current the copy of the account is at `now`.
     ///
     /// # Errors
     /// Storage failures.
     pub fn freshness(&self, now: i64) -> Result<Freshness, SqlError> {
-        let checked = self
-            .sql
-            .one("SELECT checked_at FROM account WHERE id = 1", &[])?
-            .map(|r| r.int(0));
+        let checked = self.stored()?.map(|a| a.checked_at);
         Ok(match checked {
             None => Freshness::Stale,
             Some(at) if now - at >= ACCOUNT_MAX_AGE_MS => Freshness::Stale,
@@ -85,15 +77,25 @@ impl<S: Sql> Home<'_, S> {
                 now.into(),
             ],
         )?;
+        *self.memo.account.borrow_mut() = Known::Read(Some(AccountCopy {
+            account: a.clone(),
+            gone,
+            checked_at: now,
+        }));
         Ok(())
     }
 
-    fn stored(&self) -> Result<Option<Stored>, SqlError> {
+    /// The copy of the account (from memory once read in this life).
+    fn stored(&self) -> Result<Option<AccountCopy>, SqlError> {
+        if let Known::Read(known) = &*self.memo.account.borrow() {
+            return Ok(known.clone());
+        }
         let row = self.sql.one(
-            "SELECT email, role, tier, tier_until, seats, gone FROM account WHERE id = 1",
+            "SELECT email, role, tier, tier_until, seats, gone, checked_at FROM account \
+             WHERE id = 1",
             &[],
         )?;
-        Ok(row.map(|r| Stored {
+        let copy = row.map(|r| AccountCopy {
             account: AccountState {
                 email: r.text(0),
                 role: Role::parse(&r.text(1)).unwrap_or(Role::User),
@@ -102,7 +104,26 @@ impl<S: Sql> Home<'_, S> {
                 seats: u32::try_from(r.int(4)).unwrap_or(1).max(1),
             },
             gone: r.int(5) != 0,
-        }))
+            checked_at: r.int(6),
+        });
+        *self.memo.account.borrow_mut() = Known::Read(copy.clone());
+        Ok(copy)
+    }
+
+    /// Whether session `sid` was revoked (the set is read once per life and kept in step).
+    fn is_revoked(&self, sid: uuid::Uuid) -> Result<bool, SqlError> {
+        if let Some(set) = self.memo.revoked.borrow().as_ref() {
+            return Ok(set.contains(&sid));
+        }
+        let set: std::collections::HashSet<uuid::Uuid> = self
+            .sql
+            .exec("SELECT sid FROM revoked", &[])?
+            .iter()
+            .filter_map(|r| uuid::Uuid::try_parse(&r.text(0)).ok())
+            .collect();
+        let revoked = set.contains(&sid);
+        *self.memo.revoked.borrow_mut() = Some(set);
+        Ok(revoked)
     }
 
     /// The caller, if they may call: the account exists and the session is not revoked.
@@ -115,14 +136,7 @@ impl<S: Sql> Home<'_, S> {
             return Err(AppError::Unauthorized);
         };
         if let Some(sid) = sid {
-            let revoked = self
-                .sql
-                .one(
-                    "SELECT 1 FROM revoked WHERE sid = ?",
-                    &[sid.to_string().into()],
-                )
-                .map_err(store)?;
-            if revoked.is_some() {
+            if self.is_revoked(sid).map_err(store)? {
                 return Err(AppError::Unauthorized);
             }
         }
@@ -153,6 +167,9 @@ impl<S: Sql> Home<'_, S> {
                     ],
                 )
                 .map_err(store)?;
+            if let Some(set) = self.memo.revoked.borrow_mut().as_mut() {
+                set.insert(*sid);
+            }
         }
         self.effects
             .borrow_mut()

@@ -24,6 +24,7 @@
 
 mod account;
 mod backups;
+mod memo;
 mod records;
 pub mod sql;
 mod vectors;
@@ -50,6 +51,7 @@ use shared::tiers::{features, rate_limit};
 use shared::AppError;
 
 pub use account::{Freshness, ACCOUNT_MAX_AGE_MS, ACCOUNT_REFRESH_AHEAD_MS};
+pub use memo::{Memo, HOUSEKEEPING_EVERY_MS};
 use sql::{Sql, SqlError, SqlValue};
 
 /// How long a reservation waits for its commit (ms): long enough for a 95 MB upload.
@@ -130,6 +132,7 @@ pub struct Effects {
 /// One user's home over its storage.
 pub struct Home<'a, S: Sql> {
     sql: &'a S,
+    memo: &'a Memo,
     user: UserId,
     cfg: HomeConfig,
     rng: &'a dyn Random,
@@ -171,6 +174,7 @@ impl<'a, S: Sql> Home<'a, S> {
     /// Storage failures.
     pub fn open(
         sql: &'a S,
+        memo: &'a Memo,
         user: UserId,
         cfg: HomeConfig,
         rng: &'a dyn Random,
@@ -178,14 +182,21 @@ impl<'a, S: Sql> Home<'a, S> {
         for statement in SCHEMA {
             sql.exec(statement, &[])?;
         }
-        Ok(Self::attach(sql, user, cfg, rng))
+        Ok(Self::attach(sql, memo, user, cfg, rng))
     }
 
     /// The home of `user` over `sql` whose schema [`Home::open`] created already (the object
     /// opens once per life and attaches on every later event).
-    pub fn attach(sql: &'a S, user: UserId, cfg: HomeConfig, rng: &'a dyn Random) -> Self {
+    pub fn attach(
+        sql: &'a S,
+        memo: &'a Memo,
+        user: UserId,
+        cfg: HomeConfig,
+        rng: &'a dyn Random,
+    ) -> Self {
         Self {
             sql,
+            memo,
             user,
             cfg,
             rng,
@@ -329,13 +340,17 @@ impl<'a, S: Sql> Home<'a, S> {
         op: RateOp,
         now: i64,
     ) -> Result<RateDecision, SqlError> {
-        let tat = self
-            .sql
-            .one(
-                "SELECT CAST(tat AS TEXT) FROM limiter WHERE bucket = ?",
-                &[bucket.into()],
-            )?
-            .and_then(|r| r.text(0).parse::<i64>().ok());
+        let known = self.memo.tats.borrow().get(bucket).copied();
+        let tat = match known {
+            Some(tat) => tat,
+            None => self
+                .sql
+                .one(
+                    "SELECT CAST(tat AS TEXT) FROM limiter WHERE bucket = ?",
+                    &[bucket.into()],
+                )?
+                .and_then(|r| r.text(0).parse::<i64>().ok()),
+        };
         let (decision, new_tat) = gcra(tat, now, rule, op);
         if tat != Some(new_tat) {
             self.sql.exec(
@@ -344,25 +359,54 @@ impl<'a, S: Sql> Home<'a, S> {
                 &[bucket.into(), new_tat.to_string().into()],
             )?;
         }
-        // Drained counters are equivalent to none: forget them (and other limits' buckets).
-        self.sql.exec(
-            "DELETE FROM limiter WHERE tat <= CAST(? AS INTEGER) AND bucket <> ?",
-            &[
-                now.saturating_mul(1_000_000).to_string().into(),
-                bucket.into(),
-            ],
-        )?;
+        self.memo
+            .tats
+            .borrow_mut()
+            .insert(bucket.to_owned(), Some(new_tat));
         Ok(decision)
     }
 
-    /// Drops reservations whose commit never came, and remembered revocations past any token.
+    /// Drops reservations whose commit never came (whenever one can have expired), and, at
+    /// most every [`HOUSEKEEPING_EVERY_MS`], revocations past any token and drained limiter
+    /// counters (both equivalent to no row).
     fn sweep(&self, now: i64) -> Result<(), SqlError> {
-        self.sql.exec(
-            "DELETE FROM reservations WHERE expires_at <= ?",
-            &[now.into()],
-        )?;
-        self.sql
-            .exec("DELETE FROM revoked WHERE until <= ?", &[now.into()])?;
+        let next = match self.memo.next_expiry.get() {
+            memo::Known::Read(next) => next,
+            memo::Known::Unread => self
+                .sql
+                .one("SELECT MIN(expires_at) FROM reservations", &[])?
+                .and_then(|r| r.opt_int(0)),
+        };
+        let next = match next {
+            Some(at) if at <= now => {
+                self.sql.exec(
+                    "DELETE FROM reservations WHERE expires_at <= ?",
+                    &[now.into()],
+                )?;
+                self.sql
+                    .one("SELECT MIN(expires_at) FROM reservations", &[])?
+                    .and_then(|r| r.opt_int(0))
+            }
+            other => other,
+        };
+        self.memo.next_expiry.set(memo::Known::Read(next));
+        if now >= self.memo.housekeeping_at.get() {
+            self.sql
+                .exec("DELETE FROM revoked WHERE until <= ?", &[now.into()])?;
+            // Drained counters are equivalent to none (and other limits' buckets with them).
+            let now_ns = now.saturating_mul(1_000_000);
+            self.sql.exec(
+                "DELETE FROM limiter WHERE tat <= CAST(? AS INTEGER)",
+                &[now_ns.to_string().into()],
+            )?;
+            self.memo
+                .tats
+                .borrow_mut()
+                .retain(|_, tat| tat.is_some_and(|t| t > now_ns));
+            // Revocations are re-read when next needed.
+            *self.memo.revoked.borrow_mut() = None;
+            self.memo.housekeeping_at.set(now + HOUSEKEEPING_EVERY_MS);
+        }
         Ok(())
     }
 
@@ -477,6 +521,7 @@ impl<'a, S: Sql> Home<'a, S> {
                 ],
             )
             .map_err(store)?;
+        self.memo.reserved_until(now + RESERVATION_TTL_MS);
         Ok(id)
     }
 

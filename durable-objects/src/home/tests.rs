@@ -13,7 +13,7 @@ use shared::ports::VectorEntry;
 use shared::testing::SeqRandom;
 
 use super::sql::NativeSqlite;
-use super::{Effects, Home, HomeConfig, RESERVATION_TTL_MS};
+use super::{Effects, Home, HomeConfig, Memo, RESERVATION_TTL_MS};
 
 const T0: i64 = 1_800_000_000_000;
 /// Tests count quotas in kilobytes: pro has 5 000 bytes of each.
@@ -21,6 +21,8 @@ const GB: u64 = 1_000;
 
 struct World {
     sql: NativeSqlite,
+    /// The object's memory: [`World::restart`] forgets it, as a new life of the object would.
+    memo: std::cell::RefCell<std::rc::Rc<Memo>>,
     rng: SeqRandom,
     user: UserId,
     cfg: HomeConfig,
@@ -34,6 +36,7 @@ impl World {
     fn with(rate_limits: bool) -> Self {
         Self {
             sql: NativeSqlite::new(),
+            memo: std::cell::RefCell::default(),
             rng: SeqRandom::new(9),
             user: UserId(uuid::Uuid::from_u128(42)),
             cfg: HomeConfig {
@@ -44,8 +47,13 @@ impl World {
         }
     }
 
-    fn home(&self) -> Home<'_, NativeSqlite> {
-        Home::open(&self.sql, self.user, self.cfg, &self.rng).unwrap()
+    fn home<'a>(&'a self, memo: &'a Memo) -> Home<'a, NativeSqlite> {
+        Home::open(&self.sql, memo, self.user, self.cfg, &self.rng).unwrap()
+    }
+
+    /// The object starts a new life: storage stays, memory goes.
+    fn restart(&self) {
+        *self.memo.borrow_mut() = std::rc::Rc::default();
     }
 
     /// A world whose user has `tier`.
@@ -85,7 +93,8 @@ impl World {
             op: O::NAME.to_owned(),
             args: serde_json::to_value(op).unwrap(),
         };
-        let (resp, effects) = self.home().handle(now, &req);
+        let memo = std::rc::Rc::clone(&self.memo.borrow());
+        let (resp, effects) = self.home(&memo).handle(now, &req);
         let out = match (resp.ok, resp.error) {
             (Some(v), None) => Ok(serde_json::from_value(v).unwrap()),
             (None, Some(e)) => Err(e),
@@ -144,9 +153,10 @@ fn an_unknown_account_is_unauthorized_and_a_pushed_one_answers_with_its_tier() {
         op: Admit::NAME.into(),
         args: serde_json::json!({}),
     };
-    let (resp, _) = w.home().handle(T0, &req);
+    let memo = Memo::default();
+    let (resp, _) = w.home(&memo).handle(T0, &req);
     assert_eq!(resp.principal.unwrap().seats, 3);
-    let (resp, _) = w.home().handle(T0 + 10, &req);
+    let (resp, _) = w.home(&memo).handle(T0 + 10, &req);
     let p = resp.principal.unwrap();
     assert_eq!((p.tier, p.seats), (Tier::Free, 1));
     // A deleted account is gone.
@@ -188,6 +198,88 @@ fn a_revoked_session_is_refused_and_its_sockets_are_closed_while_others_go_on() 
     assert!(w.raw(T0, Some(b), true, &Admit {}).0.is_ok());
     // Forgotten once no token of the session can still be alive.
     assert!(w.raw(T0 + 900_000, Some(a), true, &Admit {}).0.is_ok());
+}
+
+#[test]
+fn a_new_life_of_the_object_answers_exactly_as_the_old_one_from_storage() {
+    let w = World::new();
+    w.set_tier(Tier::Free, None);
+    let revoked = uuid::Uuid::from_u128(7);
+    w.raw(
+        T0,
+        None,
+        false,
+        &RevokeSessions {
+            sids: vec![revoked],
+        },
+    )
+    .0
+    .unwrap();
+    for _ in 0..15 {
+        assert!(w.raw(T0, None, true, &Admit {}).0.is_ok());
+    }
+    let r = w
+        .call(
+            T0,
+            &ReserveRecord {
+                target: RecordTarget::Create { table: "t".into() },
+                size: 10,
+                checksum: "0".repeat(64),
+            },
+        )
+        .map(|r| r.reservation);
+    // Free has no cloud storage: nothing reserved; the tier came from storage or memory alike.
+    assert_eq!(code(r), "tier_required");
+    w.restart();
+    // The limiter goes on where it was (5 units left), the revocation holds, the tier is free.
+    assert_eq!(
+        code(w.raw(T0, Some(revoked), true, &Admit {}).0),
+        "unauthorized"
+    );
+    let mut allowed = 0;
+    for _ in 0..10 {
+        if w.raw(T0, None, true, &Admit {}).0.is_ok() {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5);
+    let p = w.call(T0, &GetProfile {}).unwrap();
+    assert_eq!(p.tier, Tier::Free);
+    // A push after the restart is seen by the same life at once.
+    w.set_tier(Tier::Pro, None);
+    assert_eq!(w.call(T0, &GetProfile {}).unwrap().tier, Tier::Pro);
+}
+
+#[test]
+fn a_reservation_made_in_one_life_lapses_in_the_next() {
+    let w = World::on(Tier::Pro);
+    let big = ReserveRecord {
+        target: RecordTarget::Create { table: "t".into() },
+        size: 5_000,
+        checksum: "0".repeat(64),
+    };
+    let first = w.call(T0, &big).unwrap();
+    w.restart();
+    assert_eq!(code(w.call(T0 + 1, &big)), "quota_exceeded");
+    let later = T0 + RESERVATION_TTL_MS;
+    let second = w.call(later, &big).unwrap();
+    assert_eq!(
+        code(w.call(
+            later,
+            &CommitRecord {
+                reservation: first.reservation
+            }
+        )),
+        "conflict"
+    );
+    assert!(w
+        .call(
+            later,
+            &CommitRecord {
+                reservation: second.reservation
+            }
+        )
+        .is_ok());
 }
 
 #[test]
@@ -614,7 +706,8 @@ fn expired_uploads_are_handed_out_for_aborting_and_forgotten() {
     let w = World::on(Tier::Pro);
     let id = upload(&w, T0).unwrap();
     part(&w, T0, &id, 1, 100).unwrap();
-    let home = w.home();
+    let memo = Memo::default();
+    let home = w.home(&memo);
     assert_eq!(
         home.next_upload_expiry().unwrap(),
         Some(T0 + shared::backup::multipart::UPLOAD_TTL_MS)

@@ -54,7 +54,7 @@ impl RateLimiter for DurableRateLimiter {
             .and_then(|id| id.get_stub())
             .map_err(|e| unavailable("rate limiter stub", &e))?;
         self.hops.durable_object();
-        let mut resp = stub
+        let resp = stub
             .fetch_with_request(req)
             .await
             .map_err(|e| unavailable("rate limiter fetch", &e))?;
@@ -64,7 +64,7 @@ impl RateLimiter for DurableRateLimiter {
                 resp.status_code()
             )));
         }
-        resp.json::<RateDecision>()
+        super::response_json::<RateDecision>(resp)
             .await
             .map_err(|e| unavailable("decoding rate decision", &e))
     }

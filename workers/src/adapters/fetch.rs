@@ -60,12 +60,14 @@ impl HttpClient for FetchHttpClient {
         let controller = AbortController::default();
         let signal = controller.signal();
         let exchange = async {
-            let mut resp = Fetch::Request(request)
+            let resp = Fetch::Request(request)
                 .send_with_signal(&signal)
                 .await
                 .map_err(|e| network("fetch", &e))?;
             let status = resp.status_code();
-            let body = resp.bytes().await.map_err(|e| network("body", &e))?;
+            let body = super::response_bytes(resp)
+                .await
+                .map_err(|e| network("body", &e))?;
             Ok(HttpResponse { status, body })
         };
         let deadline = Delay::from(Duration::from_millis(req.timeout_ms));

@@ -100,7 +100,7 @@ impl HomePort for HomeClient {
             .and_then(|id| id.get_stub())
             .map_err(|e| platform("stub", &e))?;
         self.hops.durable_object();
-        let mut resp = stub
+        let resp = stub
             .fetch_with_request(req)
             .await
             .map_err(|e| platform("fetch", &e))?;
@@ -110,7 +110,9 @@ impl HomePort for HomeClient {
                 resp.status_code()
             )));
         }
-        let answer: HomeResponse = resp.json().await.map_err(|e| platform("answer", &e))?;
+        let answer: HomeResponse = super::response_json(resp)
+            .await
+            .map_err(|e| platform("answer", &e))?;
         self.hops.d1_by(answer.d1_calls);
         if let Some(d) = answer.decision {
             self.seen.decision.set(Some(d));

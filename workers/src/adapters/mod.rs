@@ -3,6 +3,7 @@
 //! Platform errors are translated here into the ports' domain errors; nothing above this
 //! module sees a `worker::Error`.
 
+mod body;
 mod d1;
 mod durable;
 mod fetch;
@@ -10,6 +11,7 @@ mod home;
 mod r2;
 mod vectorize;
 
+pub use body::{request_json, response_bytes, response_json};
 pub use d1::{
     D1AccountLoader, D1BillingStore, D1PluginStore, D1RefreshTokenStore, D1TicketStore,
     D1UserStore, Db,

@@ -23,7 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use durable_objects::chat_session::{Runs, ServerFrame, SocketId};
-use durable_objects::home::{Effects, Freshness, Home, HomeConfig};
+use durable_objects::home::{Effects, Freshness, Home, HomeConfig, Memo};
 use futures_util::future::AbortHandle;
 use serde::{Deserialize, Serialize};
 use shared::backup::multipart::MultipartBlobs;
@@ -76,6 +76,8 @@ pub struct UserHome {
     state: State,
     env: Env,
     sql: DoSql,
+    /// What this life of the object keeps in memory (see [`Memo`]).
+    memo: Memo,
     /// Whether the schema was created in this object's life.
     opened: Cell<bool>,
     runs: RefCell<Runs>,
@@ -106,6 +108,7 @@ impl DurableObject for UserHome {
             state,
             env,
             sql,
+            memo: Memo::default(),
             opened: Cell::new(false),
             runs: RefCell::new(Runs::new()),
             aborts: RefCell::new(HashMap::new()),
@@ -199,10 +202,16 @@ impl UserHome {
     fn home<'a>(&'a self, app: &App, user: UserId) -> worker::Result<Home<'a, DoSql>> {
         let cfg = home_config(app);
         if self.opened.get() {
-            return Ok(Home::attach(&self.sql, user, cfg, &CryptoRandom));
+            return Ok(Home::attach(
+                &self.sql,
+                &self.memo,
+                user,
+                cfg,
+                &CryptoRandom,
+            ));
         }
-        let home =
-            Home::open(&self.sql, user, cfg, &CryptoRandom).map_err(|e| internal("schema", e))?;
+        let home = Home::open(&self.sql, &self.memo, user, cfg, &CryptoRandom)
+            .map_err(|e| internal("schema", e))?;
         self.opened.set(true);
         Ok(home)
     }
@@ -244,7 +253,7 @@ impl UserHome {
     }
 
     async fn call(&self, mut req: Request) -> worker::Result<Response> {
-        let call: HomeRequest = req.json().await?;
+        let call: HomeRequest = crate::adapters::request_json(&mut req).await?;
         let Some(user) = self.user(Some(call.user)) else {
             return Response::error("no user", 400);
         };

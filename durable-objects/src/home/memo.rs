@@ -1,0 +1,61 @@
+//! What a home keeps in memory between the calls of one life of its object.
+//!
+//! A Durable Object is the only writer of its storage, so a copy of a row it wrote stays true
+//! until it writes that row again — which goes through the same [`Home`](super::Home) methods
+//! that update the copy. The copies spare the hot path its reads: the account, the revoked
+//! sessions and the limiter's counters are read from SQLite once per life, and the sweep of
+//! expired reservations runs only when one can have expired. Every write still goes to
+//! storage first (the copy is updated after it succeeded), so a new life of the object (after
+//! eviction, a restart or a deploy) answers exactly as the old one would have.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+
+use shared::home::ops::AccountState;
+
+/// Housekeeping of rows that are harmless when kept (drained limiter counters, revocations
+/// older than any token) runs at most this often (ms).
+pub const HOUSEKEEPING_EVERY_MS: i64 = 60_000;
+
+/// The account as stored in the home, with when it was last checked against D1.
+#[derive(Debug, Clone)]
+pub(super) struct AccountCopy {
+    pub account: AccountState,
+    pub gone: bool,
+    pub checked_at: i64,
+}
+
+/// A value read from storage in this life, or not read yet.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) enum Known<T> {
+    /// Not read yet: ask storage.
+    #[default]
+    Unread,
+    /// As storage holds it.
+    Read(T),
+}
+
+/// The in-memory copies of one object's life. `Default` is an object that knows nothing yet.
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// The account row (`None`: there is none).
+    pub(super) account: RefCell<Known<Option<AccountCopy>>>,
+    /// Revoked session ids (`None`: not read yet).
+    pub(super) revoked: RefCell<Option<HashSet<uuid::Uuid>>>,
+    /// Limiter counters read or written in this life: bucket → TAT (ns), `None` for no row.
+    pub(super) tats: RefCell<HashMap<String, Option<i64>>>,
+    /// The earliest expiry of a reservation (`None`: there is none).
+    pub(super) next_expiry: Cell<Known<Option<i64>>>,
+    /// When housekeeping is next due (0: at the first call).
+    pub(super) housekeeping_at: Cell<i64>,
+}
+
+impl Memo {
+    /// Notes a reservation expiring at `at`.
+    pub(super) fn reserved_until(&self, at: i64) {
+        if let Known::Read(next) = self.next_expiry.get() {
+            self.next_expiry
+                .set(Known::Read(Some(next.map_or(at, |n| n.min(at)))));
+        }
+    }
+}

@@ -4,14 +4,22 @@
 //! since the local proxy and this machine dominate absolute numbers. `/health` runs several
 //! times between the other phases, so drift over the run shows.
 //!
-//! Two workers are started: the throughput phases run on one with `RATE_LIMITS=off` (a team's
-//! 200 × seats per minute would otherwise cap them), the burst phase on one with the limiter on
-//! (the default): fresh free users each fire 40 requests at once, and exactly 20 must pass and 20
-//! be refused with 429. Any other non-2xx answer, and any transport error, is an error; the
+//! One worker, with the limiter **on** (as in production): every request of an authenticated
+//! route takes its unit from the user's home. Each of the [`CONCURRENCY`] clients has its own
+//! team account (1,000 seats: 200,000 requests a minute, so the limiter is paid for but never
+//! refuses). Two phases then spread the same clients over [`MANY_USERS`] distinct users, each
+//! client cycling through its share, to show that throughput does not depend on how many homes
+//! there are. Last, fresh free users each fire 40 requests at once, and exactly 20 must pass and
+//! 20 be refused with 429. Any other non-2xx answer, and any transport error, is an error; the
 //! bench exits non-zero if there is one. Only 127.0.0.1 is contacted; every phase is bounded in
-//! time (the phases take about two and a half minutes, plus the workers' start). A phase's req/s
-//! is the requests its clients started before its deadline over the time until the last of them
-//! finished; its p50/p99 are over those requests.
+//! time (about three minutes, plus the worker's start and the users' registration). A phase's
+//! req/s is the requests its clients started before its deadline over the time until the last of
+//! them finished; its p50/p99 are over those requests.
+//!
+//! The CPU column is workerd's own CPU time (user + system, from `/proc`) over the measured phase
+//! divided by its requests: what the worker, its Durable Objects and the runtime spent per
+//! request, without the load generator and wrangler's proxy (10 ms clock ticks, so a phase's
+//! total is exact to ±10 ms).
 //!
 //! Run: `scripts/bench.sh` (or `cargo bench -p tests --bench load` with the toolchain set up
 //! and the worker built by `scripts/build-worker.sh`).
@@ -26,6 +34,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use futures_util::future::join_all;
+use futures_util::{stream, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -43,6 +52,8 @@ const WARMUP: Duration = Duration::from_secs(2);
 /// Login is argon2id (~36 ms of CPU each): a shorter phase.
 const LOGIN_PHASE: Duration = Duration::from_secs(5);
 const LOGIN_WARMUP: Duration = Duration::from_secs(1);
+/// Distinct users of the many-users phases.
+const MANY_USERS: usize = 1000;
 /// Free users in the burst phase, each firing [`BURST`] requests at once.
 const BURST_USERS: usize = 3;
 const BURST: usize = 40;
@@ -92,6 +103,8 @@ struct Shared {
     backup: Vec<u8>,
     backup_checksum: String,
     chat: String,
+    /// wrangler's process group, whose workerd processes run the worker.
+    group: u32,
 }
 
 impl Shared {
@@ -125,7 +138,9 @@ struct Row {
     errors: usize,
     limited: usize,
     examples: Vec<String>,
-    /// `/health` rows are the baseline; the burst ran on the other worker.
+    /// workerd's CPU time over the measured phase, when it could be read.
+    cpu: Option<Duration>,
+    /// `/health` rows are the baseline; the burst's ratio means nothing.
     kind: RowKind,
 }
 
@@ -141,6 +156,46 @@ impl Row {
     fn rps(&self) -> f64 {
         self.requests as f64 / self.wall.as_secs_f64()
     }
+
+    /// workerd's CPU microseconds per request of the phase.
+    #[allow(clippy::cast_precision_loss)]
+    fn cpu_us(&self) -> Option<f64> {
+        let cpu = self.cpu?;
+        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
+    }
+}
+
+/// The CPU time (user + system) of the workerd processes in process group `group` so far.
+fn workerd_cpu(group: u32) -> Option<Duration> {
+    // /proc/<pid>/stat: "pid (comm) state ppid pgrp ... utime stime" (fields 14 and 15), in
+    // clock ticks of 1/100 s (USER_HZ on Linux).
+    let mut ticks = 0u64;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if !head.ends_with("(workerd") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // rest starts at field 3 (state): pgrp is field 5, utime 14, stime 15.
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(group) {
+            continue;
+        }
+        let tick = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ticks += tick(11) + tick(12);
+        found = true;
+    }
+    found.then(|| Duration::from_millis(ticks * 10))
 }
 
 /// A unique documentation-range IP (RFC 5737), as the auth tests pick client IPs.
@@ -292,18 +347,19 @@ struct Measured {
     examples: Vec<String>,
 }
 
-/// Every client sends `op` back to back until `time` has passed.
+/// Every client sends `op` back to back until `time` has passed, each request as the next user
+/// of its group (one user per group in most phases).
 async fn drive(
     s: &Arc<Shared>,
-    clients: Vec<Client>,
+    groups: Vec<Vec<Client>>,
     op: Op,
     time: Duration,
-) -> (Vec<Client>, Vec<Measured>, Duration) {
+) -> (Vec<Vec<Client>>, Vec<Measured>, Duration) {
     let started = Instant::now();
     let deadline = started + time;
-    let handles: Vec<_> = clients
+    let handles: Vec<_> = groups
         .into_iter()
-        .map(|mut c| {
+        .map(|mut group| {
             let s = Arc::clone(s);
             tokio::spawn(async move {
                 let mut m = Measured {
@@ -311,9 +367,13 @@ async fn drive(
                     errors: 0,
                     examples: Vec::new(),
                 };
+                let mut next = 0;
                 while Instant::now() < deadline {
+                    let slot = next % group.len();
+                    let user = &mut group[slot];
+                    next += 1;
                     let t = Instant::now();
-                    let outcome = step(&s, &mut c, op).await;
+                    let outcome = step(&s, user, op).await;
                     m.latencies.push(t.elapsed());
                     if let Outcome::Failed(why) = outcome {
                         m.errors += 1;
@@ -322,29 +382,36 @@ async fn drive(
                         }
                     }
                 }
-                (c, m)
+                (group, m)
             })
         })
         .collect();
-    let (clients, measured) = join_all(handles)
+    let (groups, measured) = join_all(handles)
         .await
         .into_iter()
         .map(|h| h.expect("client task"))
         .unzip();
-    (clients, measured, started.elapsed())
+    (groups, measured, started.elapsed())
 }
 
 /// A warm-up, then the measured phase; the warm-up's errors count, its latencies do not.
 async fn phase(
     s: &Arc<Shared>,
-    clients: Vec<Client>,
+    groups: Vec<Vec<Client>>,
     op: Op,
     name: String,
     (time, warmup): (Duration, Duration),
-) -> (Vec<Client>, Row) {
-    eprintln!("==> {name}: {warmup:?} warm-up, {time:?} measured, {CONCURRENCY} clients");
-    let (clients, warm, _) = drive(s, clients, op, warmup).await;
-    let (clients, measured, wall) = drive(s, clients, op, time).await;
+) -> (Vec<Vec<Client>>, Row) {
+    eprintln!(
+        "==> {name}: {warmup:?} warm-up, {time:?} measured, {} clients",
+        groups.len()
+    );
+    let (groups, warm, _) = drive(s, groups, op, warmup).await;
+    let cpu_before = workerd_cpu(s.group);
+    let (groups, measured, wall) = drive(s, groups, op, time).await;
+    let cpu = cpu_before
+        .zip(workerd_cpu(s.group))
+        .map(|(a, b)| b.saturating_sub(a));
     let mut row = Row {
         name,
         requests: 0,
@@ -353,6 +420,7 @@ async fn phase(
         errors: 0,
         limited: 0,
         examples: Vec::new(),
+        cpu,
         kind: if op == Op::Health {
             RowKind::Health
         } else {
@@ -371,7 +439,7 @@ async fn phase(
             }
         }
     }
-    (clients, row)
+    (groups, row)
 }
 
 /// Registers a user; returns `(access, refresh)`.
@@ -432,6 +500,7 @@ async fn burst_phase(stack: &Stack) -> Row {
         errors: 0,
         limited: 0,
         examples: Vec::new(),
+        cpu: None,
         kind: RowKind::Burst,
     };
     eprintln!("==> {}", row.name);
@@ -517,7 +586,7 @@ async fn script_openai(stack: &Stack) {
         .await;
 }
 
-fn shared(base: &str) -> Shared {
+fn shared(base: &str, group: u32) -> Shared {
     let blob = |seed: u8| -> Vec<u8> {
         (0..RECORD_BYTES)
             .map(|i| u8::try_from(i % 251).unwrap() ^ seed)
@@ -544,13 +613,14 @@ fn shared(base: &str) -> Shared {
         chat: json!({"message": "What is due today?",
             "context": {"recent_tasks": [{"id": 1, "title": "Write report", "status": "todo"}]}})
         .to_string(),
+        group,
     }
 }
 
-/// Every throughput phase, in order, on the worker with `RATE_LIMITS=off`.
+/// Every throughput phase, in order: one user per client, then many users per client.
 async fn throughput_phases(stack: &Stack) -> Vec<Row> {
     script_openai(stack).await;
-    let s = Arc::new(shared(&stack.base_url));
+    let s = Arc::new(shared(&stack.base_url, stack.process_group()));
     let clients: Vec<Client> =
         join_all((0..CONCURRENCY).map(|_| team_client(&s.client, &s.base))).await;
     let plan = [
@@ -567,27 +637,65 @@ async fn throughput_phases(stack: &Stack) -> Vec<Row> {
         Op::Chat,
         Op::Health,
     ];
-    let health_runs = plan.iter().filter(|&&op| op == Op::Health).count();
-    let mut health_seen = 0;
-    let mut clients = clients;
+    let mut groups: Vec<Vec<Client>> = clients.into_iter().map(|c| vec![c]).collect();
     let mut rows = Vec::new();
     for op in plan {
         let (name, times) = match op {
-            Op::Health => {
-                health_seen += 1;
-                (
-                    format!("{} ({health_seen}/{health_runs})", op.label()),
-                    (PHASE, WARMUP),
-                )
-            }
             Op::Login => (
                 format!("{}, own account, new IP per request", op.label()),
                 (LOGIN_PHASE, LOGIN_WARMUP),
             ),
             _ => (op.label().to_owned(), (PHASE, WARMUP)),
         };
-        let (back, row) = phase(&s, clients, op, name, times).await;
-        clients = back;
+        let (back, row) = phase(&s, groups, op, name, times).await;
+        groups = back;
+        rows.push(row);
+    }
+    rows.extend(many_users_phases(&s).await);
+    let health_runs = rows.iter().filter(|r| r.kind == RowKind::Health).count();
+    for (i, r) in rows
+        .iter_mut()
+        .filter(|r| r.kind == RowKind::Health)
+        .enumerate()
+    {
+        r.name = format!("{} ({}/{health_runs})", r.name, i + 1);
+    }
+    rows
+}
+
+/// [`MANY_USERS`] team users, each with one record, spread over the clients: `/auth/me` and
+/// record `GET` again, then `/health`.
+async fn many_users_phases(s: &Arc<Shared>) -> Vec<Row> {
+    eprintln!("==> registering {MANY_USERS} team users with one record each");
+    let started = Instant::now();
+    let users: Vec<Client> = stream::iter(0..MANY_USERS)
+        .map(|_| {
+            let s = Arc::clone(s);
+            async move {
+                let mut c = team_client(&s.client, &s.base).await;
+                if let Outcome::Failed(why) = step(&s, &mut c, Op::Create).await {
+                    panic!("a many-users record: {why}");
+                }
+                c
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    eprintln!("    ready in {:.1?}", started.elapsed());
+    let mut groups: Vec<Vec<Client>> = (0..CONCURRENCY).map(|_| Vec::new()).collect();
+    for (i, c) in users.into_iter().enumerate() {
+        groups[i % CONCURRENCY].push(c);
+    }
+    let mut rows = Vec::new();
+    for op in [Op::Me, Op::Get, Op::Health] {
+        let name = if op == Op::Health {
+            op.label().to_owned()
+        } else {
+            format!("{}, {MANY_USERS} users", op.label())
+        };
+        let (back, row) = phase(s, groups, op, name, (PHASE, WARMUP)).await;
+        groups = back;
         rows.push(row);
     }
     rows
@@ -603,49 +711,44 @@ fn print_table(rows: &[Row]) {
     let baseline = health.iter().sum::<f64>() / health.len() as f64;
     println!(
         "load benchmark: {CONCURRENCY} concurrent clients per phase, {}s measured after {}s warm-up \
-         (login {}s after {}s), each client its own team account",
+         (login {}s after {}s); one worker with the limiter on; each client its own team account, \
+         then {MANY_USERS} users spread over the clients; burst: free users ({FREE_LIMIT}/min)",
         PHASE.as_secs(),
         WARMUP.as_secs(),
         LOGIN_PHASE.as_secs(),
         LOGIN_WARMUP.as_secs()
     );
     println!(
-        "throughput phases: worker started with RATE_LIMITS=off; burst phase: a second worker with \
-         the limiter on (free tier, {FREE_LIMIT}/min)"
-    );
-    println!(
-        "ratio = route req/s / mean GET /health req/s of the run ({baseline:.1} req/s over {} runs)",
+        "ratio = route req/s / mean GET /health req/s of the run ({baseline:.1} req/s over {} runs); \
+         CPU = workerd's CPU time over the phase / its requests",
         health.len()
     );
     println!();
     println!(
-        "| {:<62} | {:>8} | {:>8} | {:>8} | {:>8} | {:>30} | {:>6} | {:>5} |",
-        "route",
-        "requests",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "ratio to /health (throughput)",
-        "errors",
-        "429s"
+        "| {:<62} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>9} | {:>6} | {:>5} |",
+        "route", "requests", "req/s", "p50 ms", "p99 ms", "ratio", "CPU µs/req", "errors", "429s"
     );
     println!(
-        "|{}|{}:|{}:|{}:|{}:|{}:|{}:|{}:|",
+        "|{}|{}:|{}:|{}:|{}:|{}:|{}:|{}:|{}:|",
         "-".repeat(64),
         "-".repeat(9),
         "-".repeat(9),
         "-".repeat(9),
         "-".repeat(9),
-        "-".repeat(31),
+        "-".repeat(9),
+        "-".repeat(10),
         "-".repeat(7),
         "-".repeat(6)
     );
     for r in rows {
         let ratio = if r.kind == RowKind::Burst {
-            "n/a (limiter-on worker)".to_owned()
+            "n/a".to_owned()
         } else {
             format!("{:.3}", r.rps() / baseline)
         };
+        let cpu = r
+            .cpu_us()
+            .map_or_else(|| "n/a".to_owned(), |us| format!("{us:.0}"));
         let (p50, p99) = if r.latencies.is_empty() {
             (f64::NAN, f64::NAN)
         } else {
@@ -655,13 +758,14 @@ fn print_table(rows: &[Row]) {
             )
         };
         println!(
-            "| {:<62} | {:>8} | {:>8.1} | {:>8.2} | {:>8.2} | {:>30} | {:>6} | {:>5} |",
+            "| {:<62} | {:>8} | {:>8.1} | {:>8.2} | {:>8.2} | {:>8} | {:>9} | {:>6} | {:>5} |",
             r.name,
             r.requests,
             r.rps(),
             p50,
             p99,
             ratio,
+            cpu,
             r.errors,
             r.limited
         );
@@ -737,24 +841,12 @@ fn main() {
         .build()
         .unwrap();
     let errors = rt.block_on(async {
-        // An explicit RATE_LIMITS=on gives the second worker its own log file too.
-        let (off, on) = tokio::join!(
-            tokio::spawn(Stack::start_with(&[("RATE_LIMITS", "off")])),
-            tokio::spawn(Stack::start_with(&[("RATE_LIMITS", "on")])),
-        );
-        let off = off.unwrap().expect("worker with RATE_LIMITS=off");
-        let on = on.unwrap().expect("worker with the limiter on");
-        // The burst first, then that worker goes, so it takes no CPU from the throughput phases.
-        let burst = burst_phase(&on).await;
-        let on_log = on.log_path.clone();
-        drop(on);
-        let mut rows = throughput_phases(&off).await;
-        rows.push(burst);
+        let stack = Stack::start().await.expect("the worker starts");
+        let mut rows = throughput_phases(&stack).await;
+        rows.push(burst_phase(&stack).await);
         print_table(&rows);
         print_machine();
-        let errors = report_errors(&rows, &[&off.log_path, &on_log]);
-        drop(off);
-        errors
+        report_errors(&rows, &[&stack.log_path])
     });
     drop(rt);
     if errors > 0 {

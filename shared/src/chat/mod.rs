@@ -14,3 +14,4 @@ pub mod registry;
 pub mod sanitize;
 pub mod sent;
 pub mod sse;
+pub mod upstream;

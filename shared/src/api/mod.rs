@@ -4,6 +4,7 @@ mod auth;
 mod billing;
 mod chat;
 mod plugins;
+mod providers;
 mod records;
 mod tiers;
 mod vectors;
@@ -22,6 +23,7 @@ pub use plugins::{
     PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
     PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
 };
+pub use providers::{ProviderInfo, ProvidersResponse};
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use tiers::{TierOffer, TiersResponse};
 pub use vectors::{

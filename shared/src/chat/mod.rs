@@ -6,10 +6,12 @@
 
 pub mod agent;
 pub mod agents;
+pub mod anthropic;
 pub mod openai;
 pub mod orchestrator;
 pub mod plans;
 pub mod prompts;
+pub mod providers;
 pub mod registry;
 pub mod sanitize;
 pub mod sent;

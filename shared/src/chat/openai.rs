@@ -24,12 +24,13 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::providers::ProviderClient;
 use super::sse::SseEvent;
 use super::upstream::{
     self, is_success, json_problem, read_error_body, send_with_retries, Emitter, StreamDecoder,
     UsageLog, MAX_STREAMED_MESSAGE_BYTES, MAX_STREAMED_TOOL_CALLS,
 };
-use crate::config::OpenAiConfig;
+use crate::config::{OpenAiConfig, ProviderConfig};
 use crate::ports::{
     HttpClient, HttpRequest, Llm, LlmMessage, LlmRequest, LlmResponse, LlmStream, LlmToolCall,
     UpstreamError,
@@ -66,6 +67,21 @@ impl<H: HttpClient> OpenAiClient<H> {
         }
     }
 
+    /// A client for the provider `config` (its key, base URL, default model and timeout), as
+    /// [`OpenAiClient::new`].
+    pub fn for_provider(http: H, config: &ProviderConfig) -> Self {
+        Self {
+            http,
+            api_key: config.api_key.clone(),
+            url: format!(
+                "{}/chat/completions",
+                config.base_url.as_str().trim_end_matches('/')
+            ),
+            model: config.default_model.clone(),
+            timeout_ms: config.timeout_ms,
+        }
+    }
+
     /// The same client with another timeout (each attempt, each gap in a stream).
     #[must_use]
     pub fn with_timeout_ms(mut self, timeout_ms: u64) -> Self {
@@ -73,7 +89,7 @@ impl<H: HttpClient> OpenAiClient<H> {
         self
     }
 
-    /// The model asked for.
+    /// The model asked for when a request names none.
     pub fn model(&self) -> &str {
         &self.model
     }
@@ -112,9 +128,24 @@ impl<H: HttpClient> OpenAiClient<H> {
             timeout_ms: self.timeout_ms,
         })
     }
+}
 
-    /// One completion by `model`.
-    async fn complete_with(
+/// The error for a refused request: its status, and the error's type and code if the body
+/// gives them (the message is left out: it may quote the key or the prompt).
+fn rejected(status: u16, body: &[u8]) -> UpstreamError {
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.error.describe())
+        .unwrap_or_default();
+    UpstreamError::Rejected(format!("openai: status {status}{detail}"))
+}
+
+#[async_trait(?Send)]
+impl<H: HttpClient> ProviderClient for OpenAiClient<H> {
+    fn default_model(&self) -> &str {
+        &self.model
+    }
+
+    async fn complete_as(
         &self,
         model: &str,
         req: &LlmRequest,
@@ -169,8 +200,7 @@ impl<H: HttpClient> OpenAiClient<H> {
         })
     }
 
-    /// One completion by `model`, streamed.
-    async fn stream_with<'a>(
+    async fn stream_as<'a>(
         &'a self,
         model: &str,
         req: &LlmRequest,
@@ -202,23 +232,14 @@ impl<H: HttpClient> OpenAiClient<H> {
     }
 }
 
-/// The error for a refused request: its status, and the error's type and code if the body
-/// gives them (the message is left out: it may quote the key or the prompt).
-fn rejected(status: u16, body: &[u8]) -> UpstreamError {
-    let detail = serde_json::from_slice::<ErrorBody>(body)
-        .map(|b| b.error.describe())
-        .unwrap_or_default();
-    UpstreamError::Rejected(format!("openai: status {status}{detail}"))
-}
-
 #[async_trait(?Send)]
 impl<H: HttpClient> Llm for OpenAiClient<H> {
     async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, UpstreamError> {
-        self.complete_with(&self.model, req).await
+        self.complete_as(&self.model, req).await
     }
 
     async fn stream<'a>(&'a self, req: &LlmRequest) -> Result<LlmStream<'a>, UpstreamError> {
-        self.stream_with(&self.model, req).await
+        self.stream_as(&self.model, req).await
     }
 }
 

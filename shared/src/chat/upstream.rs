@@ -9,7 +9,7 @@
 //! reads the 2xx and turns the 4xx into [`UpstreamError::Rejected`].
 //!
 //! A stream is retried the same way until the headers of a 2xx answer arrive; after that a
-//! protocol's [`StreamDecoder`] reads the events as they come, and [`drive`] bounds every gap
+//! protocol's `StreamDecoder` reads the events as they come, and `drive` bounds every gap
 //! between chunks by the timeout. A gap longer than that, a broken body, or a body that ends
 //! before the protocol's end marker is unavailable; an unparsable stream is a bad response.
 //! Either comes as the stream's last item.

@@ -1,5 +1,6 @@
 //! Request and response bodies of the HTTP API (the wire contract).
 
+mod agents;
 mod auth;
 mod billing;
 mod chat;
@@ -9,6 +10,9 @@ mod records;
 mod tiers;
 mod vectors;
 
+pub use agents::{
+    AgentListing, AgentsResponse, EnableAgentsRequest, MAX_AGENT_NAME_CHARS, MAX_ENABLED_AGENTS,
+};
 pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
 };

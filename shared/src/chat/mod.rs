@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod agents;
+pub mod allowance;
 pub mod anthropic;
 pub mod openai;
 pub mod orchestrator;

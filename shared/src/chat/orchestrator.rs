@@ -662,6 +662,8 @@ mod tests {
             message: message.to_owned(),
             context: context(),
             execution_mode: mode,
+            provider: None,
+            model: None,
         }
     }
 

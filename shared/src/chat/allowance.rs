@@ -108,7 +108,8 @@ fn cheapest_tier_for(count: usize) -> Tier {
         .unwrap_or(Tier::Team)
 }
 
-/// The 403 for using an agent that is not enabled (or more agents than the tier allows).
+/// The 403 for using an agent that is not enabled: `tier_required`, feature `agents`, with the
+/// cheapest tier that has every agent (`pro`).
 pub fn disabled() -> AppError {
     AppError::TierRequired {
         feature: FEATURE,

@@ -1,5 +1,7 @@
-//! The chat brain: the OpenAI client, the agents and their shared tool loop, the orchestrator,
-//! execution plans and playbooks, and the sanitizer that keeps prompts from leaving the server.
+//! The chat brain: the LLM clients (OpenAI-compatible and Anthropic, over what
+//! [`upstream`] shares) and the choice among the configured [`providers`], the agents and their
+//! shared tool loop, the agents [`allowance`], the orchestrator, execution plans and playbooks,
+//! and the sanitizer that keeps prompts from leaving the server.
 //!
 //! Nothing here stores user data: agents see the request's [`crate::api::ChatContext`] and
 //! answer with text and [`crate::api::PlanAction`]s that the app applies locally.

@@ -55,16 +55,7 @@ impl<H: HttpClient> OpenAiClient<H> {
     /// without sending anything). `config.timeout_ms` bounds each attempt and each gap in a
     /// stream.
     pub fn new(http: H, config: &OpenAiConfig) -> Self {
-        Self {
-            http,
-            api_key: config.api_key.clone(),
-            url: format!(
-                "{}/chat/completions",
-                config.base_url.as_str().trim_end_matches('/')
-            ),
-            model: config.model.clone(),
-            timeout_ms: config.timeout_ms,
-        }
+        Self::for_provider(http, &ProviderConfig::from_openai(config))
     }
 
     /// A client for the provider `config` (its key, base URL, default model and timeout), as

@@ -213,13 +213,14 @@ async fn a_text_answer_sends_the_messages_wire_shape_and_reads_the_answer() {
 }
 
 #[tokio::test]
-async fn without_tools_or_system_those_fields_are_left_out_and_empty_turns_are_dropped() {
+async fn without_tools_or_system_those_fields_are_left_out_and_the_turns_start_with_the_user() {
     let http = ScriptedHttp::with(vec![ok_json(&text_message("ok"))]);
     let llm = AnthropicClient::new(&http, &config("https://api.anthropic.test/v1/", Some(KEY)))
         .with_max_tokens(512);
     let req = LlmRequest {
         label: "t".into(),
         messages: vec![
+            LlmMessage::text("assistant", "Hi! How can I help?"),
             LlmMessage::text("user", "one"),
             LlmMessage::text("assistant", ""),
             LlmMessage::text("user", "two"),

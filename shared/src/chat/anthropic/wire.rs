@@ -60,7 +60,10 @@ impl<'a> WireRequest<'a> {
     /// arguments parsed back into the `input` object; arguments that are no JSON object, which
     /// only a confused model produces, are sent as `{}` — the tool loop has already answered
     /// them with an error), tool results `tool_result` blocks of a user turn. Empty texts are
-    /// dropped and consecutive turns of one role merged, as the API requires.
+    /// dropped and consecutive turns of one role merged, as the API requires; assistant turns
+    /// before the first user turn (a history cut to its last turns, an app's greeting) are
+    /// dropped, since Anthropic-compatible servers (Bedrock, older API versions) refuse a
+    /// conversation that does not start with the user.
     ///
     /// # Errors
     /// [`UpstreamError::Rejected`] for a message of an unknown role or a tool result without
@@ -117,6 +120,11 @@ impl<'a> WireRequest<'a> {
                 }),
             }
         }
+        let first_user = turns
+            .iter()
+            .position(|t| t.role == "user")
+            .unwrap_or(turns.len());
+        turns.drain(..first_user);
         Ok(Self {
             model,
             max_tokens,

@@ -856,6 +856,26 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
+        /** @description One agent. */
+        AgentListing: {
+            /** @description Whether the caller's chat may route to it. */
+            enabled: boolean;
+            /**
+             * @description Its name (what `PUT /agents/enabled` lists).
+             * @example task_agent
+             */
+            name: string;
+            /**
+             * @description Its display title, for the app's screens.
+             * @example Tasks
+             */
+            title: string;
+        };
+        /** @description `GET /agents`: every agent of the server, with whether the caller has it enabled. */
+        AgentsResponse: {
+            /** @description The agents, in the server's order. */
+            agents: components["schemas"]["AgentListing"][];
+        };
         /** @description A token pair. */
         AuthTokens: {
             /** @description HS256 JWT for `Authorization: Bearer`. */
@@ -945,6 +965,16 @@ export type components = {
             execution_mode?: components["schemas"]["ExecutionMode"];
             /** @description What the user said: 1–8000 characters, not only spaces, tabs and line breaks. */
             message: string;
+            /**
+             * @description The model, one of the provider's `models` in `GET /providers`; absent or `null`: the
+             *     provider's `default_model`.
+             */
+            model?: string | null;
+            /**
+             * @description The LLM provider to answer with, one of `GET /providers` (free tier: the default only);
+             *     absent or `null`: the server's default.
+             */
+            provider?: string | null;
         };
         /** @description The answer in `direct` mode. */
         ChatResponse: {
@@ -1012,6 +1042,14 @@ export type components = {
             payout_account?: string | null;
             /** @description Newest period first (only the requested one when `period` is given). */
             periods: components["schemas"]["PeriodEarningsInfo"][];
+        };
+        /**
+         * @description `PUT /agents/enabled`: the agents to enable, replacing the current choice. At least one;
+         *     the free tier may enable at most 3 (more is 403 `tier_required`), paid tiers any number.
+         */
+        EnableAgentsRequest: {
+            /** @description Agent names from `GET /agents`, each once. */
+            agents: string[];
         };
         /** @description The JSON error envelope: `{"error": {...}}`. */
         ErrorBody: {
@@ -1410,6 +1448,32 @@ export type components = {
             status: string;
             /** @description The submitted version. */
             version: string;
+        };
+        /** @description One provider the caller may name in `ChatRequest.provider`. */
+        ProviderInfo: {
+            /** @description Whether this is the server's default provider (used when a request names none). */
+            default: boolean;
+            /** @description The model used when a request names none. */
+            default_model: string;
+            /** @description The protocol it speaks. */
+            kind: components["schemas"]["ProviderKind"];
+            /** @description The models a request may name (`ChatRequest.model`). */
+            models: string[];
+            /**
+             * @description Its name (`ChatRequest.provider`).
+             * @example openai
+             */
+            name: string;
+        };
+        /**
+         * @description The wire protocol a provider speaks.
+         * @enum {string}
+         */
+        ProviderKind: "openai" | "anthropic";
+        /** @description The providers the caller's tier may use, the server's default first. */
+        ProvidersResponse: {
+            /** @description The providers, in the server's order (the default first). */
+            providers: components["schemas"]["ProviderInfo"][];
         };
         /** @description `POST /plugins/{id}/rating`. */
         RatingRequest: {
@@ -3152,7 +3216,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `forbidden`: browser origin not allowed. */
+            /** @description `tier_required`: a `provider` beyond the tier's `providers` allowance (free: the default only); or `forbidden`: browser origin not allowed. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3179,7 +3243,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `validation_failed`: message or context out of bounds. */
+            /** @description `validation_failed`: message or context out of bounds, or a `provider` or `model` this server does not offer. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3478,7 +3542,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `tier_required`: a playbook above the caller's tier; or `forbidden` (origin). */
+            /** @description `tier_required`: a playbook above the caller's tier, or a plan naming an agent the caller has not enabled (`agents`); or `forbidden` (origin). */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -4,10 +4,16 @@
 //! tested natively; the worker passes a closure over its `Env` (vars and secrets). All problems
 //! are collected and reported together, each naming its key (never its value).
 
+mod providers;
+
 use std::fmt;
 
 use secrecy::SecretString;
 use url::Url;
+
+pub use providers::{
+    ProviderConfig, LEGACY_PROVIDER_NAME, LLM_PROVIDERS, MAX_MODELS_PER_PROVIDER, MAX_PROVIDERS,
+};
 
 /// Default access-token lifetime (15 minutes).
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 900;
@@ -47,7 +53,8 @@ pub enum VectorBackend {
     Vectorize,
 }
 
-/// OpenAI-compatible LLM settings.
+/// The `OPENAI_*` settings: the one provider of a server without `LLM_PROVIDERS` (see
+/// [`Config::providers`], which is what chat should use).
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
     /// API key; `None` means the LLM is not configured (`llm_not_configured`).
@@ -97,8 +104,12 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Lower-cased emails that get the admin role at registration.
     pub admin_emails: Vec<String>,
-    /// LLM settings.
+    /// The `OPENAI_*` settings as given (also without `LLM_PROVIDERS`: read
+    /// [`Config::providers`] for what chat may call).
     pub openai: OpenAiConfig,
+    /// The LLM providers chat may call, the default first; never empty. From `LLM_PROVIDERS`
+    /// when set, else the one provider `openai` of the `OPENAI_*` settings.
+    pub providers: Vec<ProviderConfig>,
     /// Heartbeat of a streaming chat socket, ms (`CHAT_PING_MS`, default 30 000).
     pub chat_ping_ms: u64,
     /// Stripe settings.
@@ -367,6 +378,18 @@ impl Config {
             timeout_ms: r.millis("OPENAI_TIMEOUT_MS", 30_000, 300_000),
         };
 
+        let providers = match r.get(LLM_PROVIDERS) {
+            None => vec![ProviderConfig::from_openai(&openai)],
+            Some(raw) => {
+                let mut problems = Vec::new();
+                let parsed = providers::parse(&raw, env, openai.timeout_ms, &mut problems);
+                for p in problems {
+                    r.problem(LLM_PROVIDERS, p);
+                }
+                parsed.unwrap_or_default()
+            }
+        };
+
         let chat_ping_ms = r.millis("CHAT_PING_MS", 30_000, 300_000);
         let stripe = stripe_config(&mut r);
 
@@ -411,6 +434,7 @@ impl Config {
             cors_origins,
             admin_emails,
             openai,
+            providers,
             chat_ping_ms,
             stripe,
             vector_backend,

@@ -10,6 +10,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
+    AgentListing, AgentsResponse, EnableAgentsRequest, ProviderInfo, ProvidersResponse,
+};
+use crate::api::{
     AuthTokens, CheckoutBody, CheckoutResponse, Health, LoggedOutAll, LoginRequest, Ok,
     RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse, UserProfile,
     WsTicket,
@@ -31,7 +34,7 @@ use crate::api::{
 };
 use crate::backup::multipart::{CompleteUpload, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupStored};
-use crate::domain::Tier;
+use crate::domain::{ProviderKind, Tier};
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
 use crate::marketplace::ManifestSubmission;
 use crate::storage::RecordMeta;
@@ -199,7 +202,9 @@ impl Modify for FloatRange {
         VectorDeleteRequest, VectorUpserted, ManifestSubmission, PluginSubmission,
         PluginSubmitted, PluginInfo, PluginListResponse, PendingReview, PendingReviews,
         ReviewRequest, ReviewResult, PluginInstallRequest, PluginInstalled, RatingRequest,
-        RatingResult, PeriodEarningsInfo, EarningsResponse, PayoutAccountRequest
+        RatingResult, PeriodEarningsInfo, EarningsResponse, PayoutAccountRequest,
+        ProviderKind, ProvidersResponse, ProviderInfo, AgentsResponse, AgentListing,
+        EnableAgentsRequest
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -928,10 +933,10 @@ mod tests {
             body = inline(ChatOrPlan)),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
-        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 403, description = "`tier_required`: a `provider` beyond the tier's `providers` allowance (free: the default only); or `forbidden`: browser origin not allowed.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: message or context out of bounds.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: message or context out of bounds, or a `provider` or `model` this server does not offer.", body = ErrorBody),
         (status = 502, description = "`upstream_unavailable`: the model's answer was unusable.", body = ErrorBody),
         (status = 503, description = "`llm_not_configured`, or `upstream_unavailable`: the model is unreachable, overloaded or too slow.", body = ErrorBody)
     ))]
@@ -1033,7 +1038,7 @@ fn get_playbook() {}
         (status = 200, description = "The step's output and any actions.", body = RunStepResponse),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
-        (status = 403, description = "`tier_required`: a playbook above the caller's tier; or `forbidden` (origin).", body = ErrorBody),
+        (status = 403, description = "`tier_required`: a playbook above the caller's tier, or a plan naming an agent the caller has not enabled (`agents`); or `forbidden` (origin).", body = ErrorBody),
         (status = 404, description = "`not_found`: no such plan.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::domain::{check_model_name, check_provider_name};
 use crate::error::{AppError, FieldError};
 
 /// Longest accepted message, in characters.
@@ -36,6 +37,26 @@ pub struct ChatRequest {
     /// `direct` (answer now) or `plan` (return an execution plan of template ids).
     #[serde(default)]
     pub execution_mode: ExecutionMode,
+    /// The LLM provider to answer with, one of `GET /providers` (free tier: the default only);
+    /// absent or `null`: the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = r"^[a-z0-9_-]{1,32}$")
+    )]
+    pub provider: Option<String>,
+    /// The model, one of the provider's `models` in `GET /providers`; absent or `null`: the
+    /// provider's `default_model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
+        )
+    )]
+    pub model: Option<String>,
 }
 
 /// The request's context: the only user data the agents ever see.
@@ -125,6 +146,20 @@ impl ChatRequest {
                     format!("at most {MAX_CONTEXT_ITEMS} items"),
                 ));
             }
+        }
+        if let Some(reason) = self
+            .provider
+            .as_deref()
+            .and_then(|p| check_provider_name(p).err())
+        {
+            errors.push(FieldError::new("provider", reason));
+        }
+        if let Some(reason) = self
+            .model
+            .as_deref()
+            .and_then(|m| check_model_name(m).err())
+        {
+            errors.push(FieldError::new("model", reason));
         }
         if c.conversation_history.len() > MAX_HISTORY_TURNS {
             errors.push(FieldError::new(
@@ -360,5 +395,63 @@ mod playbook_tests {
         assert_eq!(plan, book.plan);
         let back: PlaybookPlan = serde_json::from_value(wire).unwrap();
         assert_eq!(back, PlaybookPlan::from(book));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(v: serde_json::Value) -> Result<ChatRequest, serde_json::Error> {
+        serde_json::from_value(v)
+    }
+
+    fn fields(r: &ChatRequest) -> Vec<String> {
+        match r.validate() {
+            Ok(()) => Vec::new(),
+            Err(AppError::Validation(f)) => f.into_iter().map(|f| f.field).collect(),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn provider_and_model_are_optional_and_null_means_absent() {
+        let r = parse(json!({"message": "hi"})).unwrap();
+        assert_eq!((r.provider.as_deref(), r.model.as_deref()), (None, None));
+        let r = parse(json!({"message": "hi", "provider": null, "model": null})).unwrap();
+        assert_eq!((r.provider.as_deref(), r.model.as_deref()), (None, None));
+        let r = parse(
+            json!({"message": "hi", "provider": "claude", "model": "claude-3-5-haiku-latest"}),
+        )
+        .unwrap();
+        assert_eq!(r.provider.as_deref(), Some("claude"));
+        assert_eq!(r.model.as_deref(), Some("claude-3-5-haiku-latest"));
+        assert!(fields(&r).is_empty());
+        let again = serde_json::to_value(&r).unwrap();
+        assert_eq!(again["provider"], "claude");
+        let plain = serde_json::to_value(parse(json!({"message": "hi"})).unwrap()).unwrap();
+        assert!(plain.get("provider").is_none() && plain.get("model").is_none());
+    }
+
+    #[test]
+    fn malformed_provider_and_model_names_are_named_in_the_422() {
+        let r = parse(json!({
+            "message": "hi", "provider": "Open AI", "model": "x".repeat(129),
+        }))
+        .unwrap();
+        assert_eq!(fields(&r), ["provider", "model"]);
+        let r = parse(json!({"message": "hi", "provider": "", "model": ""})).unwrap();
+        assert_eq!(fields(&r), ["provider", "model"]);
+        let r = parse(json!({"message": "hi", "model": "llama3.1:8b"})).unwrap();
+        assert!(fields(&r).is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_still_refused() {
+        assert!(parse(json!({"message": "hi", "providr": "claude"})).is_err());
+        assert!(parse(json!({"message": "hi", "provider": 7})).is_err());
+        assert!(parse(json!({"message": "hi", "model": ["gpt-4o"]})).is_err());
     }
 }

@@ -1,14 +1,19 @@
 //! Request and response bodies of the HTTP API (the wire contract).
 
+mod agents;
 mod auth;
 mod billing;
 mod chat;
 mod plugins;
+mod providers;
 mod records;
 mod tiers;
 mod usage;
 mod vectors;
 
+pub use agents::{
+    AgentListing, AgentsResponse, EnableAgentsRequest, MAX_AGENT_NAME_CHARS, MAX_ENABLED_AGENTS,
+};
 pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
 };
@@ -23,6 +28,7 @@ pub use plugins::{
     PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
     PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
 };
+pub use providers::{ProviderInfo, ProvidersResponse};
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use tiers::{TierOffer, TiersResponse};
 pub use usage::{ByteUsage, RequestUsage, UsageReport};

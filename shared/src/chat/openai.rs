@@ -1,51 +1,45 @@
 //! OpenAI Chat Completions over the [`HttpClient`] port (fetch in the worker, reqwest in tests).
 //!
 //! `POST {base_url}/chat/completions` with `Authorization: Bearer <key>` and a JSON body in
-//! OpenAI's wire shape. Each attempt times out after the configured timeout (`OPENAI_TIMEOUT_MS`,
-//! default [`DEFAULT_TIMEOUT_MS`]); 429, 5xx, timeouts and network errors are retried twice with
-//! backoff (0.5 s, 1 s), after which the call fails as unavailable (503). Other 4xx are OpenAI
-//! refusing the request (502; only the error's type and code are kept, never its message, which
-//! may quote the key or the prompt). A body that cannot be read is a bad response (502).
+//! OpenAI's wire shape; any compatible server works (a local Ollama or vLLM). Retries, backoff,
+//! the per-attempt timeout (`OPENAI_TIMEOUT_MS`, default [`DEFAULT_TIMEOUT_MS`]) and the
+//! deadline between stream chunks are [`super::upstream`]'s, shared with every client: 429,
+//! 5xx, timeouts and network errors are retried twice (0.5 s, 1 s), then unavailable (503).
+//! Other 4xx are OpenAI refusing the request (502; only the error's type and code are kept,
+//! never its message, which may quote the key or the prompt). A body that cannot be read is a
+//! bad response (502).
 //!
-//! Streams (`"stream": true`) are retried the same way until the headers of a 2xx answer
-//! arrive; after that the Server-Sent Events are parsed as they come ([`super::sse`]): text
-//! deltas become [`LlmDelta::Text`], tool-call deltas are assembled by index, the usage chunk
-//! gives the token counts, and `[DONE]` ends with one [`LlmDelta::Done`]. A gap between chunks
-//! longer than the timeout, or a body that ends before `[DONE]` (and before a `finish_reason`:
-//! servers that omit `[DONE]` after finishing are accepted), is unavailable; a malformed chunk is
-//! a bad response. Either comes as the stream's last item.
+//! Streams (`"stream": true`) are parsed as they come ([`super::sse`]): text deltas become
+//! [`LlmDelta::Text`](crate::ports::LlmDelta::Text), tool-call deltas are assembled by index, the usage chunk gives the token
+//! counts, and `[DONE]` ends with one
+//! [`LlmDelta::Done`](crate::ports::LlmDelta::Done). A body that ends before `[DONE]` (and
+//! before a `finish_reason`: servers that omit `[DONE]` after finishing are accepted) is
+//! unavailable; a malformed chunk is a bad response. Either comes as the stream's last item.
 //!
 //! Token usage is logged (`tracing::info!`) per call — counts only, never content.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use futures_util::future::{select, Either};
-use futures_util::{stream, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::sse::{SseEvent, SseParser};
-use crate::config::OpenAiConfig;
+use super::providers::ProviderClient;
+use super::sse::SseEvent;
+use super::upstream::{
+    self, is_success, json_problem, read_error_body, send_with_retries, Emitter, StreamDecoder,
+    UsageLog, MAX_STREAMED_MESSAGE_BYTES, MAX_STREAMED_TOOL_CALLS,
+};
+use crate::config::{OpenAiConfig, ProviderConfig};
 use crate::ports::{
-    ByteStream, HttpClient, HttpError, HttpRequest, Llm, LlmDelta, LlmMessage, LlmRequest,
-    LlmResponse, LlmStream, LlmToolCall, UpstreamError,
+    HttpClient, HttpRequest, Llm, LlmMessage, LlmRequest, LlmResponse, LlmStream, LlmToolCall,
+    UpstreamError,
 };
 
-/// The usual per-attempt timeout, also the longest gap allowed between chunks of a stream
-/// (the default of `OPENAI_TIMEOUT_MS`; the client takes its value from the configuration).
-pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
-/// Retries after the first attempt.
-pub const RETRIES: u32 = 2;
-/// Backoff before retry `n` (1-based) is `n` times this.
-pub const BACKOFF_MS: u64 = 500;
-/// Distinct tool calls accepted in one streamed answer.
-const MAX_STREAMED_TOOL_CALLS: usize = 64;
-/// Text and tool-call bytes accepted in one streamed answer.
-const MAX_STREAMED_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
-/// Bytes of an error body read (for its type and code).
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+pub use super::upstream::{BACKOFF_MS, DEFAULT_TIMEOUT_MS, RETRIES};
+
+/// The API's name in logs and error details.
+const API: &str = "openai";
 
 /// An OpenAI Chat Completions client over the HTTP client `H`.
 pub struct OpenAiClient<H> {
@@ -61,6 +55,12 @@ impl<H: HttpClient> OpenAiClient<H> {
     /// without sending anything). `config.timeout_ms` bounds each attempt and each gap in a
     /// stream.
     pub fn new(http: H, config: &OpenAiConfig) -> Self {
+        Self::for_provider(http, &ProviderConfig::from_openai(config))
+    }
+
+    /// A client for the provider `config` (its key, base URL, default model and timeout), as
+    /// [`OpenAiClient::new`].
+    pub fn for_provider(http: H, config: &ProviderConfig) -> Self {
         Self {
             http,
             api_key: config.api_key.clone(),
@@ -68,7 +68,7 @@ impl<H: HttpClient> OpenAiClient<H> {
                 "{}/chat/completions",
                 config.base_url.as_str().trim_end_matches('/')
             ),
-            model: config.model.clone(),
+            model: config.default_model.clone(),
             timeout_ms: config.timeout_ms,
         }
     }
@@ -80,15 +80,21 @@ impl<H: HttpClient> OpenAiClient<H> {
         self
     }
 
-    /// The model asked for.
+    /// The model asked for when a request names none.
     pub fn model(&self) -> &str {
         &self.model
     }
 
-    /// The HTTP request for `req` (streamed or not), or `NotConfigured` without a key.
-    fn http_request(&self, req: &LlmRequest, stream: bool) -> Result<HttpRequest, UpstreamError> {
+    /// The HTTP request for `req` to `model` (streamed or not), or `NotConfigured` without a
+    /// key.
+    fn http_request(
+        &self,
+        model: &str,
+        req: &LlmRequest,
+        stream: bool,
+    ) -> Result<HttpRequest, UpstreamError> {
         let key = self.api_key.as_ref().ok_or(UpstreamError::NotConfigured)?;
-        let body = serde_json::to_vec(&WireRequest::new(&self.model, req, stream))
+        let body = serde_json::to_vec(&WireRequest::new(model, req, stream))
             .map_err(|e| UpstreamError::Rejected(format!("openai: request not encodable: {e}")))?;
         Ok(HttpRequest {
             method: "POST",
@@ -113,75 +119,6 @@ impl<H: HttpClient> OpenAiClient<H> {
             timeout_ms: self.timeout_ms,
         })
     }
-
-    /// Sends with retries. Answers the first response that is not worth retrying (2xx or a
-    /// 4xx other than 429) and the number of attempts made.
-    async fn send_with_retries<R, F, Fut>(
-        &self,
-        mut send: F,
-        status: impl Fn(&R) -> u16,
-    ) -> Result<(R, u32), UpstreamError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<R, HttpError>>,
-    {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let outcome = send().await;
-            match outcome {
-                Ok(r) if !is_retryable(status(&r)) => return Ok((r, attempts)),
-                _ if attempts <= RETRIES => {
-                    self.http.sleep(BACKOFF_MS * u64::from(attempts)).await;
-                }
-                Ok(r) => {
-                    return Err(UpstreamError::Unavailable(format!(
-                        "openai: status {} after {attempts} attempts",
-                        status(&r)
-                    )))
-                }
-                Err(e) => {
-                    return Err(UpstreamError::Unavailable(format!(
-                        "openai: {e} after {attempts} attempts"
-                    )))
-                }
-            }
-        }
-    }
-
-    /// Reads at most [`MAX_ERROR_BODY_BYTES`] of an error body, giving up at a stall or a break.
-    async fn read_error_body(&self, mut body: ByteStream) -> Vec<u8> {
-        let mut out = Vec::new();
-        while out.len() < MAX_ERROR_BODY_BYTES {
-            let Either::Left((Some(Ok(chunk)), _)) =
-                select(body.next(), self.http.sleep(self.timeout_ms)).await
-            else {
-                break;
-            };
-            out.extend_from_slice(&chunk);
-        }
-        out
-    }
-
-    fn log_usage(&self, label: &str, usage: Usage, attempts: u32, streamed: bool) {
-        tracing::info!(
-            label,
-            model = %self.model,
-            prompt_tokens = usage.prompt_tokens,
-            completion_tokens = usage.completion_tokens,
-            attempts,
-            streamed,
-            "openai usage"
-        );
-    }
-}
-
-fn is_retryable(status: u16) -> bool {
-    status == 429 || status >= 500
-}
-
-fn is_success(status: u16) -> bool {
-    (200..300).contains(&status)
 }
 
 /// The error for a refused request: its status, and the error's type and code if the body
@@ -193,23 +130,25 @@ fn rejected(status: u16, body: &[u8]) -> UpstreamError {
     UpstreamError::Rejected(format!("openai: status {status}{detail}"))
 }
 
-/// A JSON error's position and kind, without the offending value (it may be content).
-fn json_problem(e: &serde_json::Error) -> String {
-    format!(
-        "{:?} error at line {} column {}",
-        e.classify(),
-        e.line(),
-        e.column()
-    )
-}
-
 #[async_trait(?Send)]
-impl<H: HttpClient> Llm for OpenAiClient<H> {
-    async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, UpstreamError> {
-        let http_req = self.http_request(req, false)?;
-        let (resp, attempts) = self
-            .send_with_retries(|| self.http.send(http_req.clone()), |r| r.status)
-            .await?;
+impl<H: HttpClient> ProviderClient for OpenAiClient<H> {
+    fn default_model(&self) -> &str {
+        &self.model
+    }
+
+    async fn complete_as(
+        &self,
+        model: &str,
+        req: &LlmRequest,
+    ) -> Result<LlmResponse, UpstreamError> {
+        let http_req = self.http_request(model, req, false)?;
+        let (resp, attempts) = send_with_retries(
+            &self.http,
+            API,
+            || self.http.send(http_req.clone()),
+            |r| r.status,
+        )
+        .await?;
         if !is_success(resp.status) {
             return Err(rejected(resp.status, &resp.body));
         }
@@ -223,7 +162,14 @@ impl<H: HttpClient> Llm for OpenAiClient<H> {
             .next()
             .ok_or_else(|| UpstreamError::BadResponse("openai: no choices".to_owned()))?
             .message;
-        self.log_usage(&req.label, usage, attempts, false);
+        UsageLog {
+            api: API,
+            label: &req.label,
+            model,
+            attempts,
+            streamed: false,
+        }
+        .log(usage.prompt_tokens, usage.completion_tokens);
         Ok(LlmResponse {
             message: LlmMessage {
                 role: "assistant".to_owned(),
@@ -245,46 +191,55 @@ impl<H: HttpClient> Llm for OpenAiClient<H> {
         })
     }
 
-    async fn stream<'a>(&'a self, req: &LlmRequest) -> Result<LlmStream<'a>, UpstreamError> {
-        let http_req = self.http_request(req, true)?;
-        let (resp, attempts) = self
-            .send_with_retries(|| self.http.send_streaming(http_req.clone()), |r| r.status)
-            .await?;
+    async fn stream_as<'a>(
+        &'a self,
+        model: &str,
+        req: &LlmRequest,
+    ) -> Result<LlmStream<'a>, UpstreamError> {
+        let http_req = self.http_request(model, req, true)?;
+        let (resp, attempts) = send_with_retries(
+            &self.http,
+            API,
+            || self.http.send_streaming(http_req.clone()),
+            |r| r.status,
+        )
+        .await?;
         if !is_success(resp.status) {
-            let body = self.read_error_body(resp.body).await;
+            let body = read_error_body(&self.http, resp.body, self.timeout_ms).await;
             return Err(rejected(resp.status, &body));
         }
-        let state = StreamState {
-            client: self,
+        let decoder = ChunkDecoder {
             label: req.label.clone(),
+            model: model.to_owned(),
             attempts,
-            body: resp.body,
-            parser: SseParser::new(),
-            events_seen: false,
-            bytes_seen: false,
             assembly: Assembly::default(),
-            pending: VecDeque::new(),
-            ended: false,
         };
-        Ok(Box::pin(stream::unfold(state, StreamState::next_item)))
+        Ok(upstream::drive(
+            &self.http,
+            self.timeout_ms,
+            resp.body,
+            decoder,
+        ))
     }
 }
 
-/// A streamed answer being read.
-struct StreamState<'a, H> {
-    client: &'a OpenAiClient<H>,
+#[async_trait(?Send)]
+impl<H: HttpClient> Llm for OpenAiClient<H> {
+    async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, UpstreamError> {
+        self.complete_as(&self.model, req).await
+    }
+
+    async fn stream<'a>(&'a self, req: &LlmRequest) -> Result<LlmStream<'a>, UpstreamError> {
+        self.stream_as(&self.model, req).await
+    }
+}
+
+/// Reads Chat Completions chunks into text deltas and one assembled answer.
+struct ChunkDecoder {
     label: String,
+    model: String,
     attempts: u32,
-    body: ByteStream,
-    parser: SseParser,
-    /// Whether any event arrived (a 2xx body with none is not an event stream).
-    events_seen: bool,
-    bytes_seen: bool,
     assembly: Assembly,
-    /// Items ready to yield.
-    pending: VecDeque<Result<LlmDelta, UpstreamError>>,
-    /// No more reading: `Done` or an error is (or was) in `pending`.
-    ended: bool,
 }
 
 /// The message assembled from deltas.
@@ -306,71 +261,25 @@ struct PartialCall {
     arguments: String,
 }
 
-impl<H: HttpClient> StreamState<'_, H> {
-    async fn next_item(mut self) -> Option<(Result<LlmDelta, UpstreamError>, Self)> {
-        loop {
-            if let Some(item) = self.pending.pop_front() {
-                return Some((item, self));
-            }
-            if self.ended {
-                return None;
-            }
-            self.read_more().await;
-        }
-    }
+impl StreamDecoder for ChunkDecoder {
+    const API: &'static str = API;
+    const END_MARKER: &'static str = "[DONE]";
 
-    /// Waits for the next chunk (at most the timeout) and handles it.
-    async fn read_more(&mut self) {
-        let http = &self.client.http;
-        let next = match select(self.body.next(), http.sleep(self.client.timeout_ms)).await {
-            Either::Left((item, _)) => Some(item),
-            Either::Right(((), _)) => None,
-        };
-        match next {
-            Some(Some(Ok(chunk))) => {
-                self.bytes_seen |= !chunk.is_empty();
-                match self.parser.push(&chunk) {
-                    Ok(events) => {
-                        for event in events {
-                            self.on_event(&event);
-                            if self.ended {
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) => self.fail(UpstreamError::BadResponse(format!("openai stream: {e}"))),
-                }
-            }
-            Some(Some(Err(e))) => {
-                self.fail(UpstreamError::Unavailable(format!(
-                    "openai stream broke: {e}"
-                )));
-            }
-            Some(None) => self.on_body_end(),
-            None => self.fail(UpstreamError::Unavailable(format!(
-                "openai stream stalled: no data for {} ms",
-                self.client.timeout_ms
-            ))),
-        }
-    }
-
-    fn on_event(&mut self, event: &SseEvent) {
-        self.events_seen = true;
+    fn on_event(&mut self, event: &SseEvent, out: &mut Emitter) {
         if event.data == "[DONE]" {
-            self.succeed();
-            return;
+            return self.succeed(out);
         }
         let chunk: Chunk = match serde_json::from_str(&event.data) {
             Ok(chunk) => chunk,
             Err(e) => {
-                return self.fail(UpstreamError::BadResponse(format!(
+                return out.fail(UpstreamError::BadResponse(format!(
                     "openai stream: malformed chunk: {}",
                     json_problem(&e)
                 )))
             }
         };
         if let Some(error) = chunk.error {
-            return self.fail(UpstreamError::Unavailable(format!(
+            return out.fail(UpstreamError::Unavailable(format!(
                 "openai stream: error event{}",
                 error.describe()
             )));
@@ -387,12 +296,12 @@ impl<H: HttpClient> StreamState<'_, H> {
                 if !text.is_empty() {
                     self.assembly.bytes += text.len();
                     self.assembly.text.push_str(&text);
-                    self.pending.push_back(Ok(LlmDelta::Text(text)));
+                    out.text(text);
                 }
             }
             for call in delta.tool_calls.unwrap_or_default() {
                 if let Err(e) = self.assembly.add_call_delta(call) {
-                    return self.fail(e);
+                    return out.fail(e);
                 }
             }
             if choice.finish_reason.is_some() {
@@ -400,34 +309,28 @@ impl<H: HttpClient> StreamState<'_, H> {
             }
         }
         if self.assembly.bytes > MAX_STREAMED_MESSAGE_BYTES {
-            self.fail(UpstreamError::BadResponse(format!(
+            out.fail(UpstreamError::BadResponse(format!(
                 "openai stream: answer longer than {MAX_STREAMED_MESSAGE_BYTES} bytes"
             )));
         }
     }
 
-    fn on_body_end(&mut self) {
+    fn on_body_end(&mut self, open: Option<SseEvent>, out: &mut Emitter) {
         // An unterminated last event counts only if it is the end marker; anything else is a
         // truncated chunk.
-        if self.parser.finish().is_some_and(|e| e.data == "[DONE]") || self.assembly.finished {
-            self.succeed();
-        } else if self.bytes_seen && !self.events_seen {
-            self.fail(UpstreamError::BadResponse(
-                "openai stream: the body is not an event stream".to_owned(),
-            ));
-        } else {
-            self.fail(UpstreamError::Unavailable(
-                "openai stream ended before [DONE]".to_owned(),
-            ));
+        if open.is_some_and(|e| e.data == "[DONE]") || self.assembly.finished {
+            self.succeed(out);
         }
     }
+}
 
-    fn succeed(&mut self) {
+impl ChunkDecoder {
+    fn succeed(&mut self, out: &mut Emitter) {
         let assembly = std::mem::take(&mut self.assembly);
         let mut tool_calls = Vec::with_capacity(assembly.calls.len());
         for call in assembly.calls.into_values() {
             if call.id.is_empty() || call.name.is_empty() {
-                return self.fail(UpstreamError::BadResponse(
+                return out.fail(UpstreamError::BadResponse(
                     "openai stream: a tool call without an id or a name".to_owned(),
                 ));
             }
@@ -438,9 +341,15 @@ impl<H: HttpClient> StreamState<'_, H> {
             });
         }
         let usage = assembly.usage;
-        self.client
-            .log_usage(&self.label, usage, self.attempts, true);
-        self.pending.push_back(Ok(LlmDelta::Done(LlmResponse {
+        UsageLog {
+            api: API,
+            label: &self.label,
+            model: &self.model,
+            attempts: self.attempts,
+            streamed: true,
+        }
+        .log(usage.prompt_tokens, usage.completion_tokens);
+        out.done(LlmResponse {
             message: LlmMessage {
                 role: "assistant".to_owned(),
                 content: (!assembly.text.is_empty()).then_some(assembly.text),
@@ -449,19 +358,7 @@ impl<H: HttpClient> StreamState<'_, H> {
             },
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
-        })));
-        self.stop();
-    }
-
-    fn fail(&mut self, e: UpstreamError) {
-        self.pending.push_back(Err(e));
-        self.stop();
-    }
-
-    /// No more reading; the body is dropped (which cancels the request where it can).
-    fn stop(&mut self) {
-        self.ended = true;
-        self.body = Box::pin(stream::empty());
+        });
     }
 }
 
@@ -988,8 +885,10 @@ mod tests {
         client_for, sse_body, sse_tool_calls_body, test_config, text_completion,
         tool_call_completion, ReqwestHttp, TEST_KEY, USAGE_COMPLETION_TOKENS, USAGE_PROMPT_TOKENS,
     };
+    use futures_util::{stream, StreamExt};
+
     use super::*;
-    use crate::ports::{HttpResponse, HttpStreamResponse, LlmTool};
+    use crate::ports::{HttpError, HttpResponse, HttpStreamResponse, LlmDelta, LlmTool};
 
     const COMPLETIONS: &str = "/v1/chat/completions";
 

@@ -16,6 +16,7 @@ use crate::error::{AppError, FieldError, Upstream};
 use crate::ports::{Llm, LlmRequest, LlmResponse};
 
 use super::agent::{stream_once, AgentInput, AgentReply, PreviousResult, TokenSink};
+use super::allowance::{self, EnabledAgents};
 use super::plans::{
     self, PlanCache, PromptTemplateRegistry, LLM_ACTION, MAX_PIPELINE_AGENTS, PLAN_CACHE_SIZE,
     PREVIOUS_OUTPUT,
@@ -136,12 +137,20 @@ pub enum Orchestrated {
     Plan(ExecutionPlan),
 }
 
-/// One request's orchestration: the brain, the model, the time, and the system messages this
-/// request sent (every answer is cleaned of them too; see [`super::sent`]).
+/// One request's orchestration: the brain, the model, the time, the agents this request may
+/// use, and the system messages it sent (every answer is cleaned of them too; see
+/// [`super::sent`]).
+///
+/// With an enabled set ([`Orchestrator::with_enabled_agents`]) the classifier lists only those
+/// agents and picks among them (falling back to [`FALLBACK_AGENT`] when enabled, else the first
+/// enabled agent; with one enabled agent it is not asked at all), pipelines and plans use only
+/// them, and routing to, or running a plan step that names, any other agent is 403
+/// `tier_required` (feature `agents`).
 pub struct Orchestrator<'a> {
     brain: &'a Brain,
     llm: &'a dyn Llm,
     now_ms: i64,
+    enabled: EnabledAgents,
     sent: SentPrompts,
 }
 
@@ -181,14 +190,42 @@ impl SanitizingSink<'_> {
 }
 
 impl<'a> Orchestrator<'a> {
-    /// An orchestrator for one request at `now_ms`.
+    /// An orchestrator for one request at `now_ms` that may use every agent.
     pub fn new(brain: &'a Brain, llm: &'a dyn Llm, now_ms: i64) -> Self {
         Self {
             brain,
             llm,
             now_ms,
+            enabled: EnabledAgents::all(),
             sent: SentPrompts::default(),
         }
+    }
+
+    /// The same orchestrator restricted to `enabled` (the user's allowance, see
+    /// [`allowance::effective`]).
+    #[must_use]
+    pub fn with_enabled_agents(mut self, enabled: EnabledAgents) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// The agents this request may use, in registry order.
+    pub fn enabled_agents(&self) -> Vec<&'a str> {
+        self.enabled.of(&self.brain.registry)
+    }
+
+    /// 403 `tier_required` (feature `agents`) unless every one of `agents` is enabled.
+    fn require_enabled<'n>(
+        &self,
+        agents: impl IntoIterator<Item = &'n str>,
+    ) -> Result<(), AppError> {
+        for agent in agents {
+            if !self.enabled.contains(agent) {
+                tracing::info!(agent, "a disabled agent was asked for");
+                return Err(allowance::disabled());
+            }
+        }
+        Ok(())
     }
 
     /// The model, recording every system message this request sends.
@@ -207,20 +244,30 @@ impl<'a> Orchestrator<'a> {
         }
     }
 
-    /// The agents to route to, in order: the classifier's answer, or [`FALLBACK_AGENT`] when it
-    /// names none.
+    /// The agents to route to, in order, all enabled: the classifier's answer (it sees only the
+    /// enabled agents), or the fallback when it names none. With one enabled agent, that one,
+    /// without asking the classifier.
+    ///
+    /// # Errors
+    /// 403 `tier_required` (feature `agents`) when no registered agent is enabled; LLM errors.
     pub async fn classify_intent(
         &self,
         message: &str,
         _context: &ChatContext,
     ) -> Result<Vec<&'static str>, AppError> {
-        let agents: Vec<(&str, &str)> = self
+        let agents: Vec<(&'static str, &'static str)> = self
             .brain
             .registry
             .list_agents()
             .iter()
+            .filter(|a| self.enabled.contains(a.name))
             .map(|a| (a.name, a.description))
             .collect();
+        match agents.as_slice() {
+            [] => return Err(allowance::disabled()),
+            [(only, _)] => return Ok(vec![*only]),
+            _ => {}
+        }
         let req = LlmRequest::plain(
             "classify",
             prompts::compose_classifier(&agents),
@@ -228,23 +275,13 @@ impl<'a> Orchestrator<'a> {
         );
         let resp = self.complete(&req).await?;
         let answer = resp.message.content.unwrap_or_default();
-        let chosen = parse_intent(&answer, &self.brain.registry);
+        let chosen = parse_intent_among(&answer, &self.brain.registry, &self.enabled);
         if chosen.is_empty() {
-            tracing::info!(
-                fallback = FALLBACK_AGENT,
-                "intent unclear; using the fallback"
-            );
-            return Ok(vec![self.fallback()]);
+            let fallback = fallback(&agents);
+            tracing::info!(fallback, "intent unclear; using the fallback");
+            return Ok(vec![fallback]);
         }
         Ok(chosen)
-    }
-
-    fn fallback(&self) -> &'static str {
-        self.brain
-            .registry
-            .get(FALLBACK_AGENT)
-            .or_else(|| self.brain.registry.iter().next())
-            .map_or(FALLBACK_AGENT, |a| a.name())
     }
 
     async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, AppError> {
@@ -269,12 +306,17 @@ impl<'a> Orchestrator<'a> {
     }
 
     /// Asks one agent.
+    ///
+    /// # Errors
+    /// 403 `tier_required` (feature `agents`) for an agent that is not enabled; 404 for an
+    /// unknown agent; the agent's own errors.
     pub async fn route_single(
         &self,
         agent: &str,
         message: &str,
         context: &ChatContext,
     ) -> Result<AgentReply, AppError> {
+        self.require_enabled([agent])?;
         self.brain
             .registry
             .call_agent(agent, &self.input(message, context, &[]), &self.model())
@@ -283,6 +325,10 @@ impl<'a> Orchestrator<'a> {
 
     /// Asks `agents` in order, each seeing the earlier results, then merges the results with
     /// one more LLM call (streamed to `sink` when given).
+    ///
+    /// # Errors
+    /// 403 `tier_required` (feature `agents`) when any of `agents` is not enabled (before any
+    /// call); the agents' errors.
     pub async fn route_pipeline(
         &self,
         agents: &[&str],
@@ -290,6 +336,7 @@ impl<'a> Orchestrator<'a> {
         context: &ChatContext,
         sink: Option<&mut dyn TokenSink>,
     ) -> Result<AgentReply, AppError> {
+        self.require_enabled(agents.iter().copied())?;
         let mut previous: Vec<PreviousResult> = Vec::new();
         let mut merged = AgentReply::new(&agents.join("+"));
         for agent in agents {
@@ -370,6 +417,7 @@ impl<'a> Orchestrator<'a> {
             clean: self.cleaner().stream("stream"),
         };
         let reply = if let [agent] = agents.as_slice() {
+            self.require_enabled([*agent])?;
             let agent = self.brain.registry.get(agent).ok_or(AppError::NotFound)?;
             agent
                 .handle_stream(
@@ -389,6 +437,7 @@ impl<'a> Orchestrator<'a> {
     /// The plan of `agents`. It holds no word of the request (see [`plans::chat_plan`]), so
     /// caching it for every user is safe.
     fn plan(&self, agents: &[&str]) -> Result<ExecutionPlan, AppError> {
+        self.require_enabled(agents.iter().copied())?;
         let mut plan = plans::chat_plan(&self.brain.templates, agents)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("chat plan: {e}")))?;
         self.brain
@@ -440,8 +489,9 @@ impl<'a> Orchestrator<'a> {
     /// sanitized.
     ///
     /// # Errors
-    /// 404 for an unknown plan; 403 for a playbook above `tier`; 422 for a step index out of
-    /// range, a data step, or bad variables; LLM errors.
+    /// 404 for an unknown plan; 403 `tier_required` for a playbook above `tier` or a plan
+    /// naming an agent that is not enabled (its own agent, or any step's template agent); 422
+    /// for a step index out of range, a data step, or bad variables; LLM errors.
     pub async fn run_step(
         &self,
         plan_id: &str,
@@ -450,6 +500,7 @@ impl<'a> Orchestrator<'a> {
         tier: Tier,
     ) -> Result<RunStepResponse, AppError> {
         let plan = self.resolve_plan(plan_id, tier)?;
+        self.require_enabled(plan_agents(&plan, &self.brain.templates))?;
         let step = usize::try_from(step_index)
             .ok()
             .and_then(|i| plan.steps.get(i))
@@ -538,6 +589,32 @@ impl<'a> Orchestrator<'a> {
     }
 }
 
+/// [`FALLBACK_AGENT`] when it is among `enabled` (`(name, description)` pairs), else the first
+/// of them.
+fn fallback(enabled: &[(&'static str, &'static str)]) -> &'static str {
+    enabled
+        .iter()
+        .find(|(name, _)| *name == FALLBACK_AGENT)
+        .or_else(|| enabled.first())
+        .map_or(FALLBACK_AGENT, |(name, _)| name)
+}
+
+/// Every agent a plan names: its own, and each `llm` step's template agent.
+fn plan_agents<'p>(
+    plan: &'p ExecutionPlan,
+    templates: &PromptTemplateRegistry,
+) -> impl Iterator<Item = &'p str> {
+    let steps: Vec<&'static str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| s.prompt_template.as_deref())
+        .filter_map(|id| templates.get(id).and_then(|t| t.agent))
+        .collect();
+    std::iter::once(plan.agent.as_str())
+        .filter(|a| !a.is_empty())
+        .chain(steps)
+}
+
 fn merge_usage(into: &mut AgentReply, reply: &AgentReply) {
     into.llm_calls += reply.llm_calls;
     into.prompt_tokens += reply.prompt_tokens;
@@ -565,6 +642,15 @@ fn log_sanitized(surface: &'static str, removed: usize) {
 /// The registered agents an intent answer names, in order of appearance (`task_agent`, or
 /// `task` for short), without repeats, at most [`MAX_PIPELINE_AGENTS`].
 pub fn parse_intent(answer: &str, registry: &AgentRegistry) -> Vec<&'static str> {
+    parse_intent_among(answer, registry, &EnabledAgents::all())
+}
+
+/// As [`parse_intent`], among the `enabled` agents only: any other name is ignored.
+pub fn parse_intent_among(
+    answer: &str,
+    registry: &AgentRegistry,
+    enabled: &EnabledAgents,
+) -> Vec<&'static str> {
     let mut chosen: Vec<&'static str> = Vec::new();
     let lower = answer.to_ascii_lowercase();
     for word in lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
@@ -573,7 +659,8 @@ pub fn parse_intent(answer: &str, registry: &AgentRegistry) -> Vec<&'static str>
         }
         let agent = registry
             .get(word)
-            .or_else(|| registry.get(&format!("{word}_agent")));
+            .or_else(|| registry.get(&format!("{word}_agent")))
+            .filter(|a| enabled.contains(a.name()));
         if let Some(agent) = agent {
             if !chosen.contains(&agent.name()) && chosen.len() < MAX_PIPELINE_AGENTS {
                 chosen.push(agent.name());
@@ -582,6 +669,9 @@ pub fn parse_intent(answer: &str, registry: &AgentRegistry) -> Vec<&'static str>
     }
     chosen
 }
+
+#[cfg(test)]
+mod enabled_tests;
 
 #[cfg(test)]
 mod tests {
@@ -662,6 +752,8 @@ mod tests {
             message: message.to_owned(),
             context: context(),
             execution_mode: mode,
+            provider: None,
+            model: None,
         }
     }
 

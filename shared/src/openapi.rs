@@ -10,6 +10,12 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
+    AgentDeclarationInfo, EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews,
+    PeriodEarningsInfo, PluginAgentInfo, PluginInfo, PluginInstallRequest, PluginInstalled,
+    PluginListResponse, PluginSubmission, PluginSubmitted, PluginToolInfo, RatingRequest,
+    RatingResult, ReviewRequest, ReviewResult, ToolDeclarationInfo,
+};
+use crate::api::{
     AuthTokens, CheckoutBody, CheckoutResponse, Health, LoggedOutAll, LoginRequest, Ok,
     RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse, UserProfile,
     WsTicket,
@@ -20,11 +26,6 @@ use crate::api::{
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 use crate::api::{
-    EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo,
-    PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
-    PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
-};
-use crate::api::{
     SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
     VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,
 };
@@ -32,7 +33,7 @@ use crate::backup::multipart::{CompleteUpload, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupStored};
 use crate::domain::Tier;
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
-use crate::marketplace::ManifestSubmission;
+use crate::marketplace::{AgentSubmission, ManifestSubmission, ToolSubmission};
 use crate::storage::RecordMeta;
 use crate::tiers::Features;
 
@@ -195,8 +196,10 @@ impl Modify for FloatRange {
         Playbook, PlaybookList, RunStepRequest, RunStepResponse, VectorUpsertRequest,
         VectorItem, VectorSearchRequest, SearchByVector, SearchByBlob, VectorSearchResponse,
         VectorSearchResult,
-        VectorDeleteRequest, VectorUpserted, ManifestSubmission, PluginSubmission,
-        PluginSubmitted, PluginInfo, PluginListResponse, PendingReview, PendingReviews,
+        VectorDeleteRequest, VectorUpserted, ManifestSubmission, AgentSubmission, ToolSubmission,
+        PluginSubmission, PluginSubmitted, PluginInfo, PluginAgentInfo, PluginToolInfo,
+        PluginListResponse, PendingReview, AgentDeclarationInfo, ToolDeclarationInfo,
+        PendingReviews,
         ReviewRequest, ReviewResult, PluginInstallRequest, PluginInstalled, RatingRequest,
         RatingResult, PeriodEarningsInfo, EarningsResponse, PayoutAccountRequest
     )),

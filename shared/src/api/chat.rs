@@ -165,7 +165,9 @@ pub enum PlanActionType {
     IndexDocument,
     /// Show a notification.
     SendNotification,
-    /// Ask `agent`.
+    /// Hand over to `agent`. For a plugin agent's tool (`agent` is `plugin.<id>.<name>`),
+    /// `data` is `{tool, arguments}`: the app runs that tool of the installed package with the
+    /// arguments (already checked against the tool's declared schema).
     CallAgent,
 }
 
@@ -204,6 +206,15 @@ impl PlanAction {
         let mut data = ContextRecord::new();
         data.insert("id".to_owned(), Value::from(id));
         Self::record(PlanActionType::DeleteRecord, table, data)
+    }
+    /// A `call_agent` of `agent` with `data`.
+    pub fn call_agent(agent: &str, data: ContextRecord) -> Self {
+        Self {
+            kind: PlanActionType::CallAgent,
+            table: None,
+            data: Some(data),
+            agent: Some(agent.to_owned()),
+        }
     }
     fn record(kind: PlanActionType, table: &str, data: ContextRecord) -> Self {
         Self {

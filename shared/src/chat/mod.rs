@@ -1,5 +1,6 @@
-//! The chat brain: the OpenAI client, the agents and their shared tool loop, the orchestrator,
-//! execution plans and playbooks, and the sanitizer that keeps prompts from leaving the server.
+//! The chat brain: the OpenAI client, the agents and their shared tool loop, the agents that
+//! installed plugins declare, the orchestrator, execution plans and playbooks, and the
+//! sanitizer that keeps prompts from leaving the server.
 //!
 //! Nothing here stores user data: agents see the request's [`crate::api::ChatContext`] and
 //! answer with text and [`crate::api::PlanAction`]s that the app applies locally.
@@ -9,6 +10,7 @@ pub mod agents;
 pub mod openai;
 pub mod orchestrator;
 pub mod plans;
+pub mod plugin_agent;
 pub mod prompts;
 pub mod registry;
 pub mod sanitize;

@@ -5,7 +5,7 @@
 //! the model sent and answer with exactly one [`crate::api::PlanAction`] for the app to apply.
 //! Nothing is stored or written server-side.
 
-mod args;
+pub(crate) mod args;
 mod checkpoint;
 mod note;
 mod project;

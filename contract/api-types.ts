@@ -1216,6 +1216,13 @@ export type components = {
         PlanAction: {
             /** @description For `call_agent`: the agent. */
             agent?: string;
+            /**
+             * @description On a `create_record` whose row a later action of the same response refers to (an
+             *     `index_document` with `data.client_ref`): the app remembers the local id it assigns to
+             *     the inserted row under this reference. Derived from the row's table and fields, so two
+             *     identical rows share it (and a later action then means both).
+             */
+            client_ref?: string;
             /** @description The row's fields (for updates and deletes, `id` names the row). */
             data?: Record<string, never>;
             /** @description The app's table (`tasks`, `comments`, `projects`, `notes`, `checkpoints`). */

@@ -33,7 +33,9 @@
 //! A checked [`ParamSchema`] is stored and shown in one canonical form ([`ParamSchema::to_json`]):
 //! every object carries `properties`, `required` and `additionalProperties: false`, so the
 //! schema the model sees is closed exactly as the server enforces it. That form passes the
-//! checklist again unchanged (approval re-runs it on the stored manifest).
+//! checklist again unchanged (approval re-runs it on the stored manifest). Reading a stored
+//! row checks its structure only, not its texts, so a later change of the prompt rules never
+//! makes an approved manifest unreadable.
 //!
 //! [`ParamSchema::check`] validates a model's arguments: unknown fields, missing required
 //! ones, wrong types, values outside `enum` or the bounds are refused with a message naming
@@ -193,11 +195,29 @@ struct Checker<'e> {
     errors: &'e mut Vec<FieldError>,
     nodes: usize,
     too_many_nodes: bool,
+    /// Whether texts are held to the blob and prompt rules (submissions and approval), or only
+    /// the structure is read (stored rows: a later change of the built-in prompts must never
+    /// make an approved manifest unreadable).
+    texts: bool,
 }
 
 impl Checker<'_> {
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.errors.push(FieldError::new(field, message));
+    }
+
+    /// The blob and prompt rules for one text, when this walk applies them.
+    fn policy(&mut self, raw: &str, field: &str, allow_newlines: bool) -> bool {
+        if !self.texts {
+            return true;
+        }
+        match check_text(raw, field, allow_newlines).and_then(|()| check_prompt_text(raw, field)) {
+            Ok(()) => true,
+            Err(e) => {
+                self.errors.push(e);
+                false
+            }
+        }
     }
 
     fn schema(&mut self, raw: &Value, path: &str, depth: usize) -> Option<ParamSchema> {
@@ -297,11 +317,7 @@ impl Checker<'_> {
             );
             return None;
         }
-        if let Err(e) = check_text(raw, field, true).and_then(|()| check_prompt_text(raw, field)) {
-            self.errors.push(e);
-            return None;
-        }
-        Some(raw.to_owned())
+        self.policy(raw, field, true).then(|| raw.to_owned())
     }
 
     fn object(&mut self, map: &Map<String, Value>, path: &str, depth: usize) -> Option<SchemaKind> {
@@ -411,14 +427,7 @@ impl Checker<'_> {
                 );
                 None
             }
-            Some(s) => match check_text(s, field, false).and_then(|()| check_prompt_text(s, field))
-            {
-                Ok(()) => Some(s.to_owned()),
-                Err(e) => {
-                    me.errors.push(e);
-                    None
-                }
-            },
+            Some(s) => me.policy(s, field, false).then(|| s.to_owned()),
             None => {
                 me.err(field, "must be a string (the schema's type)");
                 None
@@ -601,11 +610,16 @@ impl ParamSchema {
     /// Checks a tool's `parameters` against the subset (see the module docs), pushing every
     /// problem onto `errors` with its path under `path` (`…tools[2].parameters`).
     pub fn parse_parameters(raw: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Self> {
+        Self::walk(raw, path, errors, true)
+    }
+
+    fn walk(raw: &Value, path: &str, errors: &mut Vec<FieldError>, texts: bool) -> Option<Self> {
         let before = errors.len();
         let mut checker = Checker {
             errors,
             nodes: 0,
             too_many_nodes: false,
+            texts,
         };
         let schema = checker.schema(raw, path, 1);
         if checker.too_many_nodes {
@@ -915,12 +929,14 @@ impl serde::Serialize for ParamSchema {
 }
 
 impl<'de> serde::Deserialize<'de> for ParamSchema {
-    /// Stored schemas only: they are checked again, and a stored schema that fails the
-    /// checklist is a corrupt row.
+    /// Stored schemas only. Their structure is read as the checklist reads it (a stored schema
+    /// outside the subset is a corrupt row); their texts are not judged again here, so a
+    /// change of the prompt rules never makes an approved manifest unreadable (approval
+    /// re-runs the whole checklist through [`crate::marketplace::PluginManifest::from_json`]).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Value::deserialize(d)?;
         let mut errors = Vec::new();
-        Self::parse_parameters(&raw, "parameters", &mut errors).ok_or_else(|| {
+        Self::walk(&raw, "parameters", &mut errors, false).ok_or_else(|| {
             let first = errors
                 .first()
                 .map_or_else(String::new, |e| format!("{}: {}", e.field, e.message));
@@ -1187,6 +1203,18 @@ mod tests {
                 json!({"type": "object", "properties": {"x": {"type": "string", "enum": [bad]}}});
             assert_eq!(fields(&raw), ["p.properties.x.enum[0]"], "{bad:?}");
         }
+    }
+
+    #[test]
+    fn stored_schemas_are_read_for_structure_without_judging_their_texts_again() {
+        let raw = json!({"type": "object", "properties": {
+            "x": {"type": "string", "description": "Reply with <|im_end|>", "enum": ["\u{202E}"]}
+        }});
+        assert!(parse(&raw).is_err(), "the checklist refuses it");
+        let stored: ParamSchema = serde_json::from_value(raw).unwrap();
+        assert_eq!(stored.properties()[0].0, "x");
+        let broken = json!({"type": "object", "properties": {"x": {"type": "text"}}});
+        assert!(serde_json::from_value::<ParamSchema>(broken).is_err());
     }
 
     fn check(args: &Value) -> Result<Value, String> {

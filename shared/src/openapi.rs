@@ -10,7 +10,11 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    AgentListing, AgentsResponse, EnableAgentsRequest, ProviderInfo, ProvidersResponse,
+    AgentDeclarationInfo, AgentListing, AgentsResponse, EarningsResponse, EnableAgentsRequest,
+    PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo, PluginAgentInfo,
+    PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
+    PluginSubmitted, PluginToolInfo, ProviderInfo, ProvidersResponse, RatingRequest, RatingResult,
+    ReviewRequest, ReviewResult, ToolDeclarationInfo,
 };
 use crate::api::{
     AuthTokens, CheckoutBody, CheckoutResponse, Health, LoggedOutAll, LoginRequest, Ok,
@@ -24,11 +28,6 @@ use crate::api::{
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 use crate::api::{
-    EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo,
-    PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
-    PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
-};
-use crate::api::{
     SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
     VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,
 };
@@ -36,7 +35,7 @@ use crate::backup::multipart::{CompleteUpload, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupStored};
 use crate::domain::{ProviderKind, Tier};
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
-use crate::marketplace::ManifestSubmission;
+use crate::marketplace::{AgentSubmission, ManifestSubmission, ToolSubmission};
 use crate::storage::RecordMeta;
 use crate::tiers::Features;
 
@@ -199,8 +198,10 @@ impl Modify for FloatRange {
         PlaybookPlan, RunStepRequest, RunStepResponse, VectorUpsertRequest,
         VectorItem, VectorSearchRequest, SearchByVector, SearchByBlob, VectorSearchResponse,
         VectorSearchResult,
-        VectorDeleteRequest, VectorUpserted, ManifestSubmission, PluginSubmission,
-        PluginSubmitted, PluginInfo, PluginListResponse, PendingReview, PendingReviews,
+        VectorDeleteRequest, VectorUpserted, ManifestSubmission, AgentSubmission, ToolSubmission,
+        PluginSubmission, PluginSubmitted, PluginInfo, PluginAgentInfo, PluginToolInfo,
+        PluginListResponse, PendingReview, AgentDeclarationInfo, ToolDeclarationInfo,
+        PendingReviews,
         ReviewRequest, ReviewResult, PluginInstallRequest, PluginInstalled, RatingRequest,
         RatingResult, PeriodEarningsInfo, EarningsResponse, PayoutAccountRequest,
         ProviderKind, ProvidersResponse, ProviderInfo, AgentsResponse, AgentListing,

@@ -87,8 +87,9 @@ pub async fn a_task_request_routes_to_the_task_agent_and_returns_a_create_record
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools.len(), 8, "{tools:?}");
+    assert_eq!(tools.len(), 9, "{tools:?}");
     assert!(tools.contains(&"create_task"));
+    assert!(tools.contains(&"remind_about_task"));
     let raw = app.stack.openai.received_requests().await.unwrap();
     let auth = raw
         .iter()

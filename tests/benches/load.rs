@@ -698,7 +698,11 @@ async fn many_users_phases(s: &Arc<Shared>) -> Vec<Row> {
         } else {
             format!("{}, {MANY_USERS} users", op.label())
         };
-        let warmup = if op == Op::Health { WARMUP } else { MANY_WARMUP };
+        let warmup = if op == Op::Health {
+            WARMUP
+        } else {
+            MANY_WARMUP
+        };
         let (back, row) = phase(s, groups, op, name, (PHASE, warmup)).await;
         groups = back;
         rows.push(row);

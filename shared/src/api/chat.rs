@@ -196,11 +196,15 @@ pub enum PlanActionType {
     UpdateRecord,
     /// Delete the row `data.id` of `table`.
     DeleteRecord,
-    /// Index a document in the app's vector store.
+    /// Embed a row and upsert it into the app's vector store: `data` is `{table, id}` for a
+    /// row that exists, or `{table, client_ref}` for the row(s) a `create_record` of the same
+    /// response inserts with that `client_ref`.
     IndexDocument,
-    /// Show a notification.
+    /// Show a notification: `data` is `{title, body, at}` (`at` in epoch ms, in the future).
     SendNotification,
-    /// Ask `agent`.
+    /// Hand over to `agent`. For a plugin agent's tool (`agent` is `plugin.<id>.<name>`),
+    /// `data` is `{tool, arguments}`: the app runs that tool of the installed package with the
+    /// arguments (already checked against the tool's declared schema).
     CallAgent,
 }
 
@@ -223,6 +227,13 @@ pub struct PlanAction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub agent: Option<String>,
+    /// On a `create_record` whose row a later action of the same response refers to (an
+    /// `index_document` with `data.client_ref`): the app remembers the local id it assigns to
+    /// the inserted row under this reference. Derived from the row's table and fields, so two
+    /// identical rows share it (and a later action then means both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub client_ref: Option<String>,
 }
 
 impl PlanAction {
@@ -240,12 +251,52 @@ impl PlanAction {
         data.insert("id".to_owned(), Value::from(id));
         Self::record(PlanActionType::DeleteRecord, table, data)
     }
+    /// An `index_document` of the row `id` of `table` (`data: {table, id}`).
+    pub fn index(table: &str, id: i64) -> Self {
+        let mut data = ContextRecord::new();
+        data.insert("table".to_owned(), Value::from(table));
+        data.insert("id".to_owned(), Value::from(id));
+        Self::record(PlanActionType::IndexDocument, table, data)
+    }
+    /// An `index_document` of the row(s) the `create_record` actions carrying `client_ref`
+    /// insert into `table` (`data: {table, client_ref}`).
+    pub fn index_created(table: &str, client_ref: &str) -> Self {
+        let mut data = ContextRecord::new();
+        data.insert("table".to_owned(), Value::from(table));
+        data.insert("client_ref".to_owned(), Value::from(client_ref));
+        Self::record(PlanActionType::IndexDocument, table, data)
+    }
+    /// A `send_notification` (`data: {title, body, at}`).
+    pub fn notification(title: &str, body: &str, at: i64) -> Self {
+        let mut data = ContextRecord::new();
+        data.insert("title".to_owned(), Value::from(title));
+        data.insert("body".to_owned(), Value::from(body));
+        data.insert("at".to_owned(), Value::from(at));
+        Self {
+            kind: PlanActionType::SendNotification,
+            table: None,
+            data: Some(data),
+            agent: None,
+            client_ref: None,
+        }
+    }
+    /// A `call_agent` of `agent` with `data`.
+    pub fn call_agent(agent: &str, data: ContextRecord) -> Self {
+        Self {
+            kind: PlanActionType::CallAgent,
+            table: None,
+            data: Some(data),
+            agent: Some(agent.to_owned()),
+            client_ref: None,
+        }
+    }
     fn record(kind: PlanActionType, table: &str, data: ContextRecord) -> Self {
         Self {
             kind,
             table: Some(table.to_owned()),
             data: Some(data),
             agent: None,
+            client_ref: None,
         }
     }
 }

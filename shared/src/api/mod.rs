@@ -24,9 +24,10 @@ pub use chat::{
     MAX_CONTEXT_ITEMS, MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS,
 };
 pub use plugins::{
-    EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo,
-    PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
-    PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
+    AgentDeclarationInfo, EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews,
+    PeriodEarningsInfo, PluginAgentInfo, PluginInfo, PluginInstallRequest, PluginInstalled,
+    PluginListResponse, PluginSubmission, PluginSubmitted, PluginToolInfo, RatingRequest,
+    RatingResult, ReviewRequest, ReviewResult, ToolDeclarationInfo,
 };
 pub use providers::{ProviderInfo, ProvidersResponse};
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};

@@ -64,6 +64,87 @@ pub struct PluginInfo {
     pub rating_count: u64,
     /// Current installations.
     pub install_count: u64,
+    /// The chat agents the plugin adds (their instructions and tool schemas stay on the
+    /// server).
+    #[serde(default)]
+    pub agents: Vec<PluginAgentInfo>,
+}
+
+/// A plugin's chat agent as the catalog shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PluginAgentInfo {
+    /// The name the agent is routed and shown by: `plugin.<plugin id>.<name>`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "plugin.00000000-0000-4000-8000-000000000001.digest")
+    )]
+    pub agent: String,
+    /// The declared name.
+    pub name: String,
+    /// What the agent is for.
+    pub description: String,
+    /// Its tools.
+    pub tools: Vec<PluginToolInfo>,
+}
+
+/// A plugin agent's tool as the catalog shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PluginToolInfo {
+    /// Tool name.
+    pub name: String,
+    /// What the tool touches when the app runs it (the app grants it these and no others).
+    pub permissions: Vec<String>,
+    /// `context` when the server answers it from the request's context; absent when the app
+    /// runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub returns: Option<String>,
+    /// For `returns: context`: the context list it reads (`tasks`, `projects`, `notes`,
+    /// `checkpoints`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub context: Option<String>,
+}
+
+/// A plugin agent's whole declaration, for reviewers (instructions included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentDeclarationInfo {
+    /// The name the agent would be routed and shown by: `plugin.<plugin id>.<name>`.
+    pub agent: String,
+    /// The declared name.
+    pub name: String,
+    /// The router's line.
+    pub description: String,
+    /// The system-prompt instructions (server-side: never shown in the catalog).
+    pub instructions: String,
+    /// Its tools, with their schemas.
+    pub tools: Vec<ToolDeclarationInfo>,
+}
+
+/// A plugin tool's whole declaration, for reviewers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ToolDeclarationInfo {
+    /// Tool name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON Schema of its arguments, in the canonical form the model is offered.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parameters: serde_json::Value,
+    /// What it touches.
+    pub permissions: Vec<String>,
+    /// `context` when answered from the request's context; absent when the app runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub returns: Option<String>,
+    /// For `returns: context`: the context list it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub context: Option<String>,
 }
 
 /// `GET /plugins`.
@@ -90,6 +171,10 @@ pub struct PendingReview {
     pub author_id: String,
     /// The submitted manifest (`id` is the plugin's).
     pub manifest: PluginInfo,
+    /// The submitted version's agent declarations in full, instructions and tool schemas
+    /// included (for the reviewer only).
+    #[serde(default)]
+    pub agents: Vec<AgentDeclarationInfo>,
     /// The version live now, if a previous one was approved.
     pub live_version: Option<String>,
     /// SHA-256 of the package.

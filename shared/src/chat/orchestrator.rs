@@ -790,7 +790,7 @@ mod tests {
             ]
         );
         let tools: Vec<usize> = r.iter().map(|a| a.tools().len()).collect();
-        assert_eq!(tools, [8, 4, 6, 5]);
+        assert_eq!(tools, [9, 5, 6, 5]);
         assert!(r.get("task_agent").is_some());
         assert!(r.get("weather_agent").is_none());
     }
@@ -1003,7 +1003,7 @@ mod tests {
             r.response,
             "Apollo is active and I prepared a note about it."
         );
-        assert_eq!(r.actions.len(), 1);
+        assert_eq!(r.actions.len(), 2, "the note and its index_document");
         assert_eq!(r.actions[0].table.as_deref(), Some("notes"));
         let bodies = sent(&server).await;
         assert_eq!(bodies.len(), 5);

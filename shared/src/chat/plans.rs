@@ -20,7 +20,9 @@ pub const PLAN_CACHE_SIZE: usize = 1000;
 pub const MAX_PIPELINE_AGENTS: usize = 3;
 /// The step action that runs a template (`POST /plans/run-step`).
 pub const LLM_ACTION: &str = "llm";
-/// Data actions a step may ask the app to perform with an earlier step's output.
+/// Data actions a step may ask the app to perform with an earlier step's output: an `llm`
+/// step's text, or the row a `create_record` step inserted (so an `index_document` step whose
+/// `data_from_step` is a `create_record` step indexes the row that step created).
 pub const DATA_ACTIONS: &[&str] = &[
     "create_record",
     "update_record",
@@ -509,11 +511,13 @@ pub fn playbooks(templates: &PromptTemplateRegistry) -> Result<Vec<Playbook>, Pl
         book(
             "generate_weekly_report",
             "Generate weekly report",
-            "Writes a Markdown report of the week's tasks and saves it as a note.",
+            "Writes a Markdown report of the week's tasks, saves it as a note and indexes the \
+             note for search.",
             Tier::Pro,
             ExecutionPlanBuilder::new(templates, "generate_weekly_report", "note_agent")
                 .add_llm_step("report.weekly", vars(&["tasks", "week_end"]))
                 .add_data_step("create_record", 0)
+                .add_data_step("index_document", 1)
                 .build()?,
         ),
         book(
@@ -686,6 +690,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_weekly_report_is_saved_as_a_note_then_indexed() {
+        let t = PromptTemplateRegistry::standard();
+        let books = playbooks(&t).unwrap();
+        let report = books
+            .iter()
+            .find(|b| b.id == "generate_weekly_report")
+            .unwrap();
+        let steps: Vec<(&str, Option<u32>)> = report
+            .plan
+            .steps
+            .iter()
+            .map(|s| (s.action.as_str(), s.data_from_step))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("llm", None),
+                ("create_record", Some(0)),
+                ("index_document", Some(1))
+            ],
+            "the app indexes the note the create step inserted"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! | `permissions` | each one of [`Permission`]; no duplicates (order is not significant)    |
 //! | `category`    | one of [`Category`]                                                     |
 //! | `price_cents` | `0` (free) or [`MIN_PRICE_CENTS`]`..=`[`MAX_PRICE_CENTS`]                |
+//! | `agents`      | optional, at most 3 chat agents with their tools: see [`super::agents`] (names, bounds, the JSON-Schema subset of [`super::schema`], permissions that cover the tools, prompt-safe texts) |
 //!
 //! Lengths count Unicode scalar values. Every string (the permission and category names too)
 //! also passes the **no binary blobs** rule, [`check_text`]:
@@ -26,9 +27,14 @@
 //!
 //! A submission with unknown fields is refused when deserialised, so nothing travels in the
 //! manifest that the checklist did not see.
+//!
+//! A checked [`PluginManifest`] is stored as JSON in D1 in the submission's own shape (so
+//! approval can run the checklist again on exactly what was stored); manifests stored before
+//! agent declarations existed have no `agents` and still parse.
 
 use serde::{Deserialize, Serialize};
 
+use super::agents::{parse_agents, AgentDeclaration, AgentSubmission};
 use super::version::Version;
 use crate::error::{AppError, FieldError};
 use crate::storage::Checksum;
@@ -224,6 +230,11 @@ pub struct ManifestSubmission {
     #[serde(default, deserialize_with = "crate::input::integral_i64")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 99_999))]
     pub price_cents: i64,
+    /// Chat agents the plugin adds, at most 3 (routed as `plugin.<plugin id>.<name>`). Their
+    /// tools run in the app (a `call_agent` action) or are answered from the request's context.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 3))]
+    pub agents: Vec<AgentSubmission>,
 }
 
 /// A manifest that passed the checklist. It deserialises only from storage (trusted rows);
@@ -244,6 +255,9 @@ pub struct PluginManifest {
     pub category: Category,
     /// Price (0 = free).
     pub price_cents: u64,
+    /// Declared chat agents (none in manifests stored before declarations existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentDeclaration>,
 }
 
 /// Checks one string against the no-binary-blobs rule (see the module docs).
@@ -395,6 +409,7 @@ impl PluginManifest {
                 format!("must be 0 (free) or {MIN_PRICE_CENTS}-{MAX_PRICE_CENTS}"),
             ));
         }
+        let agents = parse_agents(&raw.agents, &permissions, &mut errors);
         match (name, description, version, author, category, price_cents) {
             (
                 Some(name),
@@ -411,6 +426,7 @@ impl PluginManifest {
                 permissions,
                 category,
                 price_cents,
+                agents,
             }),
             _ => Err(AppError::Validation(errors)),
         }
@@ -505,6 +521,7 @@ mod tests {
             permissions: vec!["tasks:read".into(), "notifications".into()],
             category: "productivity".into(),
             price_cents: 499,
+            agents: Vec::new(),
         }
     }
 
@@ -551,6 +568,7 @@ mod tests {
             permissions: vec!["root".into()],
             category: "games".into(),
             price_cents: 50,
+            agents: Vec::new(),
         };
         assert_eq!(
             fields(&bad),

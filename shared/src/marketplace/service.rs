@@ -233,6 +233,7 @@ fn info(id: uuid::Uuid, manifest: &PluginManifest, plugin: &Plugin) -> PluginInf
         avg_rating,
         rating_count: plugin.rating.count,
         install_count: plugin.install_count,
+        agents: manifest.agents.iter().map(|a| a.catalog_info(id)).collect(),
     }
 }
 
@@ -487,6 +488,12 @@ where
                         plugin_id: plugin.id.hyphenated().to_string(),
                         author_id: plugin.author_id.to_string(),
                         manifest: info(plugin.id, &version.manifest, &plugin),
+                        agents: version
+                            .manifest
+                            .agents
+                            .iter()
+                            .map(|a| a.review_info(plugin.id))
+                            .collect(),
                         live_version: plugin.live.as_ref().map(|m| m.version.to_string()),
                         package_checksum: version.package_checksum.as_str().to_owned(),
                         package_size: version.package_size,
@@ -1074,6 +1081,7 @@ mod tests {
             permissions: vec!["tasks:read".into(), "notifications".into()],
             category: "productivity".into(),
             price_cents: price,
+            agents: Vec::new(),
         }
     }
 
@@ -1205,6 +1213,76 @@ mod tests {
         assert_eq!(reviews.len(), 1);
         assert_eq!(reviews[0].reviewer_id, admin);
         assert_eq!(reviews[0].notes, "looks fine");
+    }
+
+    fn with_agents(version: &str) -> PluginSubmission {
+        let mut sub = submission(version, 0, b"PK agents");
+        sub.manifest.agents = vec![serde_json::from_value(serde_json::json!({
+            "name": "digest",
+            "description": "Writes a morning digest of open tasks",
+            "instructions": "Group the open tasks by project and keep it under ten lines.",
+            "tools": [{
+                "name": "show_digest",
+                "description": "Shows the digest in the app's digest panel.",
+                "parameters": {"type": "object", "properties": {"text": {"type": "string"}},
+                               "required": ["text"]},
+                "permissions": ["notifications"]
+            }]
+        }))
+        .unwrap()];
+        sub
+    }
+
+    #[tokio::test]
+    async fn reviewers_see_agent_declarations_and_the_catalog_hides_their_instructions() {
+        let w = World::new();
+        let (author, admin) = (w.user(1, Role::User), w.user(2, Role::Admin));
+        w.with(async |m| {
+            let sub = m.submit(author, with_agents("1.0.0")).await.unwrap();
+            let id = plugin_id(&sub.id).unwrap();
+            let queue = m.pending(admin).await.unwrap().pending;
+            let agents = &queue[0].agents;
+            assert_eq!(agents.len(), 1);
+            assert_eq!(agents[0].agent, format!("plugin.{id}.digest"));
+            assert!(agents[0].instructions.starts_with("Group the open tasks"));
+            assert_eq!(agents[0].tools[0].permissions, ["notifications"]);
+            assert_eq!(
+                agents[0].tools[0].parameters["additionalProperties"], false,
+                "the canonical schema the model is offered"
+            );
+            m.review(admin, id, review("approve", None)).await.unwrap();
+            let info = m.get(Tier::Power, id).await.unwrap();
+            assert_eq!(info.agents.len(), 1);
+            assert_eq!(info.agents[0].agent, format!("plugin.{id}.digest"));
+            assert_eq!(info.agents[0].tools[0].name, "show_digest");
+            let listed =
+                serde_json::to_string(&m.list(Tier::Power, &all()).await.unwrap()).unwrap();
+            for hidden in ["Group the open tasks", "digest panel", "\"parameters\""] {
+                assert!(!listed.contains(hidden), "{hidden} in {listed}");
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_agent_declaration_is_refused_naming_its_manifest_path() {
+        let w = World::new();
+        let author = w.user(1, Role::User);
+        w.with(async |m| {
+            let mut sub = with_agents("1.0.0");
+            sub.manifest.agents[0].tools[0].permissions = vec!["notes:write".into()];
+            sub.manifest.agents[0].tools[0].parameters["properties"]["text"]["type"] =
+                serde_json::json!("text");
+            let e = m.submit(author, sub).await.unwrap_err();
+            assert_eq!(
+                fields(&e),
+                [
+                    "manifest.agents[0].tools[0].parameters.properties.text.type",
+                    "manifest.agents[0].tools[0].permissions[0]",
+                ]
+            );
+        })
+        .await;
     }
 
     #[tokio::test]

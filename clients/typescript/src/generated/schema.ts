@@ -857,6 +857,19 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
+        /** @description A plugin agent's whole declaration, for reviewers (instructions included). */
+        AgentDeclarationInfo: {
+            /** @description The name the agent would be routed and shown by: `plugin.<plugin id>.<name>`. */
+            agent: string;
+            /** @description The router's line. */
+            description: string;
+            /** @description The system-prompt instructions (server-side: never shown in the catalog). */
+            instructions: string;
+            /** @description The declared name. */
+            name: string;
+            /** @description Its tools, with their schemas. */
+            tools: components["schemas"]["ToolDeclarationInfo"][];
+        };
         /** @description One agent. */
         AgentListing: {
             /** @description Whether the caller's chat may route to it. */
@@ -876,6 +889,23 @@ export type components = {
         AgentsResponse: {
             /** @description The agents, in the server's order. */
             agents: components["schemas"]["AgentListing"][];
+        };
+        /** @description An agent as submitted in a manifest. Unknown fields are refused. */
+        AgentSubmission: {
+            /** @description One line for the router: what the agent is for (1–200 characters). */
+            description: string;
+            /**
+             * @description The agent's system-prompt instructions, 1–4000 characters (line feeds and tabs
+             *     allowed). Server-side: shown to the author and reviewers only.
+             */
+            instructions: string;
+            /**
+             * @description `[a-z][a-z0-9_]{0,31}`, unique in the plugin; routed as `plugin.<plugin id>.<name>`.
+             * @example digest
+             */
+            name: string;
+            /** @description Its tools, at most 16. */
+            tools?: components["schemas"]["ToolSubmission"][];
         };
         /** @description A token pair. */
         AuthTokens: {
@@ -1158,6 +1188,11 @@ export type components = {
         };
         /** @description A manifest as submitted, before the checklist. Unknown fields are refused. */
         ManifestSubmission: {
+            /**
+             * @description Chat agents the plugin adds, at most 3 (routed as `plugin.<plugin id>.<name>`). Their
+             *     tools run in the app (a `call_agent` action) or are answered from the request's context.
+             */
+            agents?: components["schemas"]["AgentSubmission"][];
             /** @description Author display name, 1–80 characters. */
             author: string;
             /**
@@ -1209,6 +1244,11 @@ export type components = {
         };
         /** @description A version waiting for review. */
         PendingReview: {
+            /**
+             * @description The submitted version's agent declarations in full, instructions and tool schemas
+             *     included (for the reviewer only).
+             */
+            agents?: components["schemas"]["AgentDeclarationInfo"][];
             /**
              * Format: uuid
              * @description The submitting account.
@@ -1282,6 +1322,13 @@ export type components = {
         PlanAction: {
             /** @description For `call_agent`: the agent. */
             agent?: string;
+            /**
+             * @description On a `create_record` whose row a later action of the same response refers to (an
+             *     `index_document` with `data.client_ref`): the app remembers the local id it assigns to
+             *     the inserted row under this reference. Derived from the row's table and fields, so two
+             *     identical rows share it (and a later action then means both).
+             */
+            client_ref?: string;
             /** @description The row's fields (for updates and deletes, `id` names the row). */
             data?: Record<string, unknown>;
             /** @description The app's table (`tasks`, `comments`, `projects`, `notes`, `checkpoints`). */
@@ -1327,8 +1374,27 @@ export type components = {
             /** @description Human name. */
             name: string;
         };
+        /** @description A plugin's chat agent as the catalog shows it. */
+        PluginAgentInfo: {
+            /**
+             * @description The name the agent is routed and shown by: `plugin.<plugin id>.<name>`.
+             * @example plugin.00000000-0000-4000-8000-000000000001.digest
+             */
+            agent: string;
+            /** @description What the agent is for. */
+            description: string;
+            /** @description The declared name. */
+            name: string;
+            /** @description Its tools. */
+            tools: components["schemas"]["PluginToolInfo"][];
+        };
         /** @description A plugin's manifest as the catalog shows it (the plan's `PluginManifest`) with its stats. */
         PluginInfo: {
+            /**
+             * @description The chat agents the plugin adds (their instructions and tool schemas stay on the
+             *     server).
+             */
+            agents?: components["schemas"]["PluginAgentInfo"][];
             /** @description Author display name. */
             author: string;
             /**
@@ -1449,6 +1515,23 @@ export type components = {
             status: string;
             /** @description The submitted version. */
             version: string;
+        };
+        /** @description A plugin agent's tool as the catalog shows it. */
+        PluginToolInfo: {
+            /**
+             * @description For `returns: context`: the context list it reads (`tasks`, `projects`, `notes`,
+             *     `checkpoints`).
+             */
+            context?: string;
+            /** @description Tool name. */
+            name: string;
+            /** @description What the tool touches when the app runs it (the app grants it these and no others). */
+            permissions: string[];
+            /**
+             * @description `context` when the server answers it from the request's context; absent when the app
+             *     runs it.
+             */
+            returns?: string;
         };
         /** @description One provider the caller may name in `ChatRequest.provider`. */
         ProviderInfo: {
@@ -1698,6 +1781,48 @@ export type components = {
         TiersResponse: {
             /** @description Every tier, cheapest first. */
             tiers: components["schemas"]["TierOffer"][];
+        };
+        /** @description A plugin tool's whole declaration, for reviewers. */
+        ToolDeclarationInfo: {
+            /** @description For `returns: context`: the context list it reads. */
+            context?: string;
+            /** @description What it does, for the model. */
+            description: string;
+            /** @description Tool name. */
+            name: string;
+            /** @description JSON Schema of its arguments, in the canonical form the model is offered. */
+            parameters: Record<string, unknown>;
+            /** @description What it touches. */
+            permissions: string[];
+            /** @description `context` when answered from the request's context; absent when the app runs it. */
+            returns?: string;
+        };
+        /** @description A tool as submitted in an agent declaration. Unknown fields are refused. */
+        ToolSubmission: {
+            /** @description For `returns: "context"`: `tasks`, `projects`, `notes` or `checkpoints`. */
+            context?: string;
+            /** @description What the tool does, for the model (1–1000 characters). */
+            description: string;
+            /**
+             * @description `[a-z][a-z0-9_]{0,31}`, unique in the agent.
+             * @example summarise_week
+             */
+            name: string;
+            /**
+             * @description JSON Schema of the arguments: an `object` schema of the documented subset (types
+             *     object/string/integer/number/boolean/array, `enum`, depth ≤ 3, no `$ref`).
+             */
+            parameters: Record<string, unknown>;
+            /**
+             * @description What the tool touches when it runs, each also among the manifest's `permissions`; a
+             *     context tool declares its list's read permission.
+             */
+            permissions?: string[];
+            /**
+             * @description Absent: the app runs the tool (a `call_agent` action). `context`: the server answers it
+             *     from the request's context list named by `context`.
+             */
+            returns?: string;
         };
         /** @description `PUT /storage/records/{id}` as JSON. */
         UpdateRecord: {

@@ -4,8 +4,14 @@
 //!
 //! One [`Tool`] table per agent is the single source of truth: [`Tool::llm_tool`] renders it as
 //! JSON Schema and [`parse`] accepts exactly its properties, so the two cannot drift apart.
+//!
+//! Besides record changes, tools may propose two app actions: a reminder
+//! ([`notification`]: `send_notification` with `data: {title, body, at}`, `at` in the future of
+//! the request) and the indexing of a note they wrote (`index_document`; for a row not yet
+//! created, correlated by [`client_ref`]).
 
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::api::{ContextRecord, PlanAction, PlanActionType};
 use crate::chat::agent::{ToolError, ToolOutcome};
@@ -26,6 +32,13 @@ pub const MAX_ASSIGNEES: usize = 50;
 pub const MAX_LIST_ITEMS: usize = 50;
 /// Characters of a note shown in listings.
 pub const PREVIEW_CHARS: usize = 200;
+/// Longest notification title, in characters.
+pub const MAX_NOTIFICATION_TITLE_CHARS: usize = 200;
+/// Longest notification body, in characters.
+pub const MAX_NOTIFICATION_BODY_CHARS: usize = 1_000;
+/// How far ahead a reminder may be set: ten years (a later `at` is a unit mistake, such as
+/// microseconds).
+pub const MAX_REMINDER_AHEAD_MS: i64 = 10 * 366 * 86_400_000;
 
 /// What a parameter accepts.
 #[derive(Debug, Clone, Copy)]
@@ -395,6 +408,46 @@ impl Args {
     }
 }
 
+/// The `client_ref` of a `create_record` of `data` into `table`: `<table>:` and 16 hex digits
+/// of the SHA-256 of the table and the row's JSON. Equal rows get equal references, so an
+/// `index_document` naming one covers every identical row the response creates.
+pub fn client_ref(table: &str, data: &ContextRecord) -> String {
+    let mut hash = Sha256::new();
+    hash.update(table.as_bytes());
+    hash.update([0]);
+    hash.update(Value::Object(data.clone()).to_string().as_bytes());
+    let digest = hash.finalize();
+    format!("{table}:{}", hex::encode(&digest[..8]))
+}
+
+/// A reminder: one `send_notification` action from the parameters `title`, `body` (optional)
+/// and `at`, which must lie after `now_ms` and at most [`MAX_REMINDER_AHEAD_MS`] beyond it.
+///
+/// # Errors
+/// [`ToolError::InvalidArguments`] for a missing title or an `at` out of range.
+pub fn notification(args: &Args, now_ms: i64) -> Result<ToolOutcome, ToolError> {
+    let at = args.id("at")?;
+    if at <= now_ms {
+        return Err(invalid(format!(
+            "`at` must be in the future: now is {now_ms} ms since the epoch; convert the \
+             user's local time with their UTC offset"
+        )));
+    }
+    if at - now_ms > MAX_REMINDER_AHEAD_MS {
+        return Err(invalid(
+            "`at` is more than ten years ahead; send milliseconds since the epoch".to_owned(),
+        ));
+    }
+    let title = args
+        .str("title")
+        .ok_or_else(|| invalid("missing required field title".to_owned()))?;
+    let action = PlanAction::notification(title, args.str("body").unwrap_or(""), at);
+    Ok(ToolOutcome {
+        result: json!({ "prepared": action.kind, "at": at }),
+        actions: vec![action],
+    })
+}
+
 /// A `delete_record` of the row `id` of `table`.
 pub fn delete(table: &str, id: i64) -> ToolOutcome {
     prepared(PlanAction::delete(table, id))
@@ -567,6 +620,9 @@ pub mod testkit {
     fn sample(name: &str, schema: &Value) -> Value {
         if name == "assignees" {
             return json!("[\"Ana\"]");
+        }
+        if name == "at" {
+            return json!(NOW + 3_600_000);
         }
         if let Some(words) = schema["enum"].as_array() {
             return words[0].clone();

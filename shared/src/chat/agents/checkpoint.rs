@@ -1,10 +1,11 @@
-//! `checkpoint_agent`: project checkpoints (milestones).
+//! `checkpoint_agent`: project checkpoints (milestones), and reminders about them
+//! (`remind_about_checkpoint` proposes a `send_notification` at a time after the request).
 
 use serde_json::{json, Value};
 
 use super::args::{
     self, check_project, int_field, listing, lookup, not_shared, opt, req, Kind, Tool,
-    MAX_TITLE_CHARS,
+    MAX_NOTIFICATION_BODY_CHARS, MAX_NOTIFICATION_TITLE_CHARS, MAX_TITLE_CHARS,
 };
 use crate::api::ContextRecord;
 use crate::chat::agent::{ChatAgent, ToolContext, ToolError, ToolOutcome};
@@ -54,6 +55,28 @@ const TOOLS: &[Tool] = &[
         doc: "Prepares the deletion of a checkpoint. Only when the user asked to delete it.",
         params: &[req("checkpoint_id", Kind::Id, CHECKPOINT_ID)],
     },
+    Tool {
+        name: "remind_about_checkpoint",
+        doc: "Prepares a reminder notification about a milestone that the app shows at the \
+              given time. Only when the user asked to be reminded.",
+        params: &[
+            req(
+                "title",
+                Kind::Line(MAX_NOTIFICATION_TITLE_CHARS),
+                "The notification's title, usually the milestone's title.",
+            ),
+            opt(
+                "body",
+                Kind::Text(MAX_NOTIFICATION_BODY_CHARS),
+                "A line or two of detail, such as the milestone's date and project.",
+            ),
+            req(
+                "at",
+                Kind::Time,
+                "When to show it, in milliseconds since the epoch; it must be in the future.",
+            ),
+        ],
+    },
 ];
 
 const PROMPT: &[&str] = &[
@@ -62,6 +85,8 @@ const PROMPT: &[&str] = &[
     "Checkpoints you propose stay suggestions until the user approves them; approving one is \
      an update with is_approved set to true.",
     "Turn relative dates such as next Friday into milliseconds using the user's local time.",
+    "When the user asks to be reminded of a milestone, call remind_about_checkpoint with a \
+     time after now, for example the morning of the milestone's date.",
 ];
 
 /// Manages project checkpoints (plan Step 6).
@@ -74,7 +99,7 @@ impl ChatAgent for CheckpointAgent {
     }
 
     fn description(&self) -> &'static str {
-        "Manages project checkpoints (milestones): list, create, update, delete"
+        "Manages project checkpoints (milestones): list, create, update, delete, reminders"
     }
 
     fn prompt(&self) -> &'static [&'static str] {
@@ -133,6 +158,7 @@ impl ChatAgent for CheckpointAgent {
                 find(checkpoints, id)?;
                 Ok(args::delete("checkpoints", id))
             }
+            "remind_about_checkpoint" => args::notification(&args, ctx.now_ms),
             other => Err(ToolError::UnknownTool(other.to_owned())),
         }
     }
@@ -146,7 +172,9 @@ fn find(checkpoints: Option<&[ContextRecord]>, id: i64) -> Result<&ContextRecord
 mod tests {
     use serde_json::json;
 
-    use super::super::args::testkit::{call, invalid, only_action, rec, schemas_match_validation};
+    use super::super::args::testkit::{
+        call, invalid, only_action, rec, schemas_match_validation, NOW,
+    };
     use super::*;
     use crate::api::{ChatContext, PlanAction};
 
@@ -176,16 +204,16 @@ mod tests {
     }
 
     #[test]
-    fn it_is_named_and_described_as_the_plan_says() {
+    fn it_is_named_and_described_as_the_plan_says_plus_reminders() {
         assert_eq!(CheckpointAgent.name(), "checkpoint_agent");
         assert_eq!(
             CheckpointAgent.description(),
-            "Manages project checkpoints (milestones): list, create, update, delete"
+            "Manages project checkpoints (milestones): list, create, update, delete, reminders"
         );
     }
 
     #[test]
-    fn it_offers_exactly_four_tools() {
+    fn it_offers_the_plans_four_tools_and_a_reminder() {
         let names: Vec<String> = CheckpointAgent
             .tools()
             .into_iter()
@@ -197,7 +225,8 @@ mod tests {
                 "list_checkpoints",
                 "create_checkpoint",
                 "update_checkpoint",
-                "delete_checkpoint"
+                "delete_checkpoint",
+                "remind_about_checkpoint"
             ]
         );
     }
@@ -372,6 +401,44 @@ mod tests {
         ));
         assert!(invalid(run("delete_checkpoint", r#"{"checkpoint_id": 0}"#))
             .contains("positive whole number"));
+    }
+
+    #[test]
+    fn remind_about_checkpoint_proposes_a_notification_in_the_future() {
+        let at = NOW + 2 * DAY;
+        let out = run(
+            "remind_about_checkpoint",
+            &json!({"title": "Launch", "body": "Website relaunch, in two days", "at": at})
+                .to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            only_action(&out),
+            &PlanAction::notification("Launch", "Website relaunch, in two days", at)
+        );
+        assert!(only_action(&out).table.is_none());
+        let m = invalid(run(
+            "remind_about_checkpoint",
+            &json!({"title": "Launch", "at": 10 * DAY}).to_string(),
+        ));
+        assert!(m.contains("must be in the future"), "{m}");
+        assert!(
+            m.contains(&NOW.to_string()),
+            "the model is told what now is: {m}"
+        );
+        let m = invalid(run(
+            "remind_about_checkpoint",
+            &json!({"title": "Launch"}).to_string(),
+        ));
+        assert!(m.contains("missing required field at"), "{m}");
+    }
+
+    #[test]
+    fn the_prompt_says_when_to_set_a_reminder() {
+        assert!(CheckpointAgent
+            .prompt()
+            .iter()
+            .any(|f| f.contains("reminded") && f.contains("remind_about_checkpoint")));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! comments), checkpoints, projects and notes.
 //!
 //! Read tools answer from the request's [`crate::api::ChatContext`]; write tools validate what
-//! the model sent and answer with exactly one [`crate::api::PlanAction`] for the app to apply.
-//! Nothing is stored or written server-side.
+//! the model sent and answer with [`crate::api::PlanAction`]s for the app to apply: one record
+//! change, followed for notes by the `index_document` of the written note; reminder tools answer
+//! one `send_notification`. Nothing is stored or written server-side.
 
-mod args;
+pub(crate) mod args;
 mod checkpoint;
 mod note;
 mod project;
@@ -74,7 +75,7 @@ mod tests {
                 names.push(tool.name);
             }
         }
-        assert_eq!(names.len(), 8 + 4 + 6 + 5);
+        assert_eq!(names.len(), 9 + 5 + 6 + 5);
     }
 
     #[test]

@@ -1,4 +1,11 @@
 //! `note_agent`: Markdown notes.
+//!
+//! Every note it creates or updates is also proposed for indexing: the write action is followed
+//! by an `index_document` so the app embeds the note and upserts it into its vector store. An
+//! update names the row (`data: {table: "notes", id}`); a created row has no id yet, so the
+//! `create_record` carries a `client_ref` ([`args::client_ref`]) and the index action repeats it
+//! (`data: {table: "notes", client_ref}`): the app indexes the row it inserted for that
+//! reference.
 
 use serde_json::{json, Value};
 
@@ -6,7 +13,7 @@ use super::args::{
     self, check_project, int_field, listing, lookup, not_shared, opt, req, str_field, Kind, Tool,
     MAX_CONTENT_CHARS, MAX_TITLE_CHARS, PREVIEW_CHARS,
 };
-use crate::api::ContextRecord;
+use crate::api::{ContextRecord, PlanAction};
 use crate::chat::agent::{ChatAgent, ToolContext, ToolError, ToolOutcome};
 use crate::ports::LlmTool;
 
@@ -28,7 +35,7 @@ const TOOLS: &[Tool] = &[
     },
     Tool {
         name: "create_note",
-        doc: "Prepares a new note.",
+        doc: "Prepares a new note, which the app also indexes for search.",
         params: &[
             req("title", Kind::Line(MAX_TITLE_CHARS), TITLE),
             req(
@@ -42,7 +49,8 @@ const TOOLS: &[Tool] = &[
     Tool {
         name: "update_note",
         doc: "Prepares changes to a note: send its id and only the fields that change. content \
-              replaces the whole text, so call get_note first and send the complete new text.",
+              replaces the whole text, so call get_note first and send the complete new text. \
+              The app indexes the changed note for search.",
         params: &[
             req("note_id", Kind::Id, NOTE_ID),
             opt("title", Kind::Line(MAX_TITLE_CHARS), TITLE),
@@ -117,12 +125,15 @@ impl ChatAgent for NoteAgent {
             }
             "create_note" => {
                 check_project(projects, args.int("project_id"))?;
-                Ok(args.create("notes", &[]))
+                Ok(indexed_create(args.create("notes", &[])))
             }
             "update_note" => {
-                find(notes, args.id("note_id")?)?;
+                let id = args.id("note_id")?;
+                find(notes, id)?;
                 check_project(projects, args.int("project_id"))?;
-                args.update("notes", "note_id")
+                let mut out = args.update("notes", "note_id")?;
+                out.actions.push(PlanAction::index("notes", id));
+                Ok(out)
             }
             "delete_note" => {
                 let id = args.id("note_id")?;
@@ -132,6 +143,18 @@ impl ChatAgent for NoteAgent {
             other => Err(ToolError::UnknownTool(other.to_owned())),
         }
     }
+}
+
+/// A note's `create_record` with its `client_ref`, followed by the `index_document` of the row
+/// it creates.
+fn indexed_create(mut out: ToolOutcome) -> ToolOutcome {
+    if let Some(create) = out.actions.first_mut() {
+        let reference = args::client_ref("notes", &create.data.clone().unwrap_or_default());
+        create.client_ref = Some(reference.clone());
+        out.actions
+            .push(PlanAction::index_created("notes", &reference));
+    }
+    out
 }
 
 fn find(notes: Option<&[ContextRecord]>, id: i64) -> Result<&ContextRecord, ToolError> {
@@ -263,16 +286,76 @@ mod tests {
             out.result,
             json!({"prepared": "create_record", "table": "notes"})
         );
-        assert_eq!(
-            only_action(&out),
-            &PlanAction::create(
-                "notes",
-                rec(
-                    &json!({"title": "Retro", "content": "## Went well\n\n- shipping\n",
-                            "project_id": 1})
-                )
-            )
+        let data = rec(
+            &json!({"title": "Retro", "content": "## Went well\n\n- shipping\n",
+                               "project_id": 1}),
         );
+        assert_eq!(out.actions.len(), 2);
+        let mut create = PlanAction::create("notes", data.clone());
+        create.client_ref = Some(args::client_ref("notes", &data));
+        assert_eq!(out.actions[0], create);
+    }
+
+    #[test]
+    fn create_note_proposes_indexing_the_created_row_by_its_client_ref() {
+        let out = run(
+            "create_note",
+            r#"{"title": "Retro", "content": "Went well"}"#,
+        )
+        .unwrap();
+        let reference = out.actions[0].client_ref.clone().unwrap();
+        assert!(reference.starts_with("notes:"), "{reference}");
+        assert_eq!(reference.len(), "notes:".len() + 16);
+        assert_eq!(
+            out.actions[1],
+            PlanAction::index_created("notes", &reference)
+        );
+        assert_eq!(
+            serde_json::to_value(&out.actions[1]).unwrap(),
+            json!({"type": "index_document", "table": "notes",
+                   "data": {"table": "notes", "client_ref": reference}})
+        );
+        let create = serde_json::to_value(&out.actions[0]).unwrap();
+        assert_eq!(create["client_ref"], reference.as_str());
+        assert!(
+            create["data"].get("client_ref").is_none(),
+            "the row's fields stay the row's"
+        );
+        let other = run(
+            "create_note",
+            r#"{"title": "Retro", "content": "Went badly"}"#,
+        )
+        .unwrap();
+        assert_ne!(other.actions[0].client_ref.as_ref(), Some(&reference));
+        let same = run(
+            "create_note",
+            r#"{"title": "Retro", "content": "Went well"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            same.actions[0].client_ref.as_ref(),
+            Some(&reference),
+            "identical rows share a reference, so indexing one indexes both"
+        );
+    }
+
+    #[test]
+    fn update_note_proposes_indexing_the_updated_row_by_its_id() {
+        let out = run("update_note", r#"{"note_id": 2, "title": "Groceries"}"#).unwrap();
+        assert_eq!(out.actions.len(), 2);
+        assert_eq!(out.actions[1], PlanAction::index("notes", 2));
+        assert_eq!(
+            serde_json::to_value(&out.actions[1]).unwrap(),
+            json!({"type": "index_document", "table": "notes", "data": {"table": "notes", "id": 2}})
+        );
+    }
+
+    #[test]
+    fn nothing_is_indexed_when_a_write_is_refused_or_a_note_deleted() {
+        assert!(run("update_note", r#"{"note_id": 9, "title": "X"}"#).is_err());
+        assert!(run("create_note", r#"{"title": "A"}"#).is_err());
+        let out = run("delete_note", r#"{"note_id": 3}"#).unwrap();
+        assert_eq!(out.actions.len(), 1);
     }
 
     #[test]
@@ -320,8 +403,8 @@ mod tests {
             json!({"prepared": "update_record", "table": "notes", "id": 2})
         );
         assert_eq!(
-            only_action(&out),
-            &PlanAction::update(
+            out.actions[0],
+            PlanAction::update(
                 "notes",
                 rec(&json!({"id": 2, "content": "- milk\n- eggs\n- bread"}))
             )
@@ -332,8 +415,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            only_action(&out),
-            &PlanAction::update(
+            out.actions[0],
+            PlanAction::update(
                 "notes",
                 rec(&json!({"id": 3, "title": "Ideas", "project_id": 1}))
             )

@@ -1,10 +1,12 @@
-//! `task_agent`: tasks and their comments.
+//! `task_agent`: tasks and their comments, and reminders about them (`remind_about_task`
+//! proposes a `send_notification` at a time after the request).
 
 use serde_json::{json, Value};
 
 use super::args::{
     self, check_project, int_field, listing, lookup, opt, req, str_field, Args, Kind, Tool,
-    MAX_COMMENT_CHARS, MAX_CONTENT_CHARS, MAX_SHORT_CHARS, MAX_TITLE_CHARS,
+    MAX_COMMENT_CHARS, MAX_CONTENT_CHARS, MAX_NOTIFICATION_BODY_CHARS,
+    MAX_NOTIFICATION_TITLE_CHARS, MAX_SHORT_CHARS, MAX_TITLE_CHARS,
 };
 use crate::api::ContextRecord;
 use crate::chat::agent::{utc_offset_minutes, ChatAgent, ToolContext, ToolError, ToolOutcome};
@@ -125,6 +127,28 @@ const TOOLS: &[Tool] = &[
             "The comment's id, from list_task_comments.",
         )],
     },
+    Tool {
+        name: "remind_about_task",
+        doc: "Prepares a reminder notification that the app shows at the given time. Only when \
+              the user asked to be reminded.",
+        params: &[
+            req(
+                "title",
+                Kind::Line(MAX_NOTIFICATION_TITLE_CHARS),
+                "The notification's title: what to do, usually the task's title.",
+            ),
+            opt(
+                "body",
+                Kind::Text(MAX_NOTIFICATION_BODY_CHARS),
+                "A line or two of detail shown under the title.",
+            ),
+            req(
+                "at",
+                Kind::Time,
+                "When to show it, in milliseconds since the epoch; it must be in the future.",
+            ),
+        ],
+    },
 ];
 
 const PROMPT: &[&str] = &[
@@ -135,6 +159,8 @@ const PROMPT: &[&str] = &[
     "For questions about what is due today, call list_tasks_due_today, which already accounts \
      for the user's time zone.",
     "Delete a task only when the user clearly asked for it; otherwise offer to mark it done.",
+    "When the user asks to be reminded of something, call remind_about_task with a time after \
+     now, converted from the user's local time.",
 ];
 
 /// Manages tasks and their comments (plan Step 6).
@@ -147,7 +173,8 @@ impl ChatAgent for TaskAgent {
     }
 
     fn description(&self) -> &'static str {
-        "Manages tasks and comments: list, create, update, delete, due-today, comments"
+        "Manages tasks and comments: list, create, update, delete, due-today, comments, \
+         reminders"
     }
 
     fn prompt(&self) -> &'static [&'static str] {
@@ -202,6 +229,7 @@ impl ChatAgent for TaskAgent {
                 find_comment(tasks, id)?;
                 Ok(args::delete("comments", id))
             }
+            "remind_about_task" => args::notification(&args, ctx.now_ms),
             other => Err(ToolError::UnknownTool(other.to_owned())),
         }
     }
@@ -380,16 +408,17 @@ mod tests {
     }
 
     #[test]
-    fn it_is_named_and_described_as_the_plan_says() {
+    fn it_is_named_and_described_as_the_plan_says_plus_reminders() {
         assert_eq!(TaskAgent.name(), "task_agent");
         assert_eq!(
             TaskAgent.description(),
-            "Manages tasks and comments: list, create, update, delete, due-today, comments"
+            "Manages tasks and comments: list, create, update, delete, due-today, comments, \
+             reminders"
         );
     }
 
     #[test]
-    fn it_offers_exactly_eight_tools() {
+    fn it_offers_the_plans_eight_tools_and_a_reminder() {
         let names: Vec<String> = TaskAgent.tools().into_iter().map(|t| t.name).collect();
         assert_eq!(
             names,
@@ -401,7 +430,8 @@ mod tests {
                 "list_tasks_due_today",
                 "list_task_comments",
                 "add_task_comment",
-                "delete_task_comment"
+                "delete_task_comment",
+                "remind_about_task"
             ]
         );
     }
@@ -732,6 +762,78 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, ToolError::NotFound(m) if m.contains("did not share")));
+    }
+
+    #[test]
+    fn remind_about_task_proposes_a_notification_in_the_future() {
+        let at = NOW + 3 * 3_600_000;
+        let out = run(
+            "remind_about_task",
+            &format!(r#"{{"title": " Call the bank ", "body": "About the card", "at": {at}.0}}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            only_action(&out),
+            &PlanAction::notification("Call the bank", "About the card", at)
+        );
+        assert_eq!(
+            serde_json::to_value(only_action(&out)).unwrap(),
+            json!({"type": "send_notification",
+                   "data": {"title": "Call the bank", "body": "About the card", "at": at}})
+        );
+        assert_eq!(
+            out.result,
+            json!({"prepared": "send_notification", "at": at})
+        );
+        let out = run(
+            "remind_about_task",
+            &json!({"title": "Stretch", "at": NOW + 1}).to_string(),
+        )
+        .unwrap();
+        assert_eq!(only_action(&out).data.as_ref().unwrap()["body"], "");
+    }
+
+    #[test]
+    fn remind_about_task_refuses_times_that_are_not_ahead() {
+        for (at, want) in [
+            (json!(NOW), "must be in the future"),
+            (json!(NOW - 60_000), "must be in the future"),
+            (json!(NOW * 1000), "more than ten years ahead"),
+            (json!(-1), "not negative"),
+            (json!("tomorrow"), "whole number of milliseconds"),
+        ] {
+            let args = json!({"title": "Stretch", "at": at}).to_string();
+            let m = invalid(run("remind_about_task", &args));
+            assert!(m.contains(want), "{args}: {m}");
+        }
+        for (args, want) in [
+            (json!({"at": NOW + 1}), "missing required field title"),
+            (json!({"title": "T"}), "missing required field at"),
+            (json!({"title": " ", "at": NOW + 1}), "must not be blank"),
+            (
+                json!({"title": "x".repeat(201), "at": NOW + 1}),
+                "at most 200 characters",
+            ),
+            (
+                json!({"title": "T", "body": "b".repeat(1001), "at": NOW + 1}),
+                "at most 1000 characters",
+            ),
+            (
+                json!({"title": "T", "at": NOW + 1, "task_id": 1}),
+                "unknown field `task_id`",
+            ),
+        ] {
+            let m = invalid(run("remind_about_task", &args.to_string()));
+            assert!(m.contains(want), "{args}: {m}");
+        }
+    }
+
+    #[test]
+    fn the_prompt_says_when_to_set_a_reminder() {
+        assert!(TaskAgent
+            .prompt()
+            .iter()
+            .any(|f| f.contains("asks to be reminded") && f.contains("remind_about_task")));
     }
 
     #[test]

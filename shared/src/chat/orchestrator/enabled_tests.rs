@@ -357,5 +357,10 @@ async fn run_step_of_a_plan_of_enabled_agents_runs() {
         .await
         .unwrap();
     assert_eq!(out.output, "Prepared the note.");
-    assert_eq!(out.actions.len(), 1);
+    // The note's create_record, then the index_document that follows it.
+    assert_eq!(out.actions.len(), 2);
+    assert_eq!(
+        out.actions[1].kind,
+        crate::api::PlanActionType::IndexDocument
+    );
 }

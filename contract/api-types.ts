@@ -973,19 +973,31 @@ export type components = {
         /** @description The request's context: the only user data the agents ever see. */
         ChatContext: {
             /** @description The app's checkpoints (milestones), when it sends them (`null` or absent: not shared). */
-            checkpoints?: Record<string, never>[] | null;
+            checkpoints?: {
+                [key: string]: unknown;
+            }[] | null;
             /** @description Earlier turns: `{"role": "user"|"assistant", "content": "…"}`. */
-            conversation_history?: Record<string, never>[];
+            conversation_history?: {
+                [key: string]: unknown;
+            }[];
             /** @description The app's notes, when it sends them (`null` or absent: not shared). */
-            notes?: Record<string, never>[] | null;
+            notes?: {
+                [key: string]: unknown;
+            }[] | null;
             /** @description The app's projects, when it sends them (`null` or absent: not shared). */
-            projects?: Record<string, never>[] | null;
+            projects?: {
+                [key: string]: unknown;
+            }[] | null;
             /** @description The app's tasks (`id`, `title`, `status`, `priority`, `due_date`, `project_id`, …). */
-            recent_tasks?: Record<string, never>[];
+            recent_tasks?: {
+                [key: string]: unknown;
+            }[];
             /** @description Snippets the app retrieved for this message. */
             relevant_documents?: string[];
             /** @description Free-form profile facts (name, locale, `utc_offset_minutes`, …). */
-            user_profile?: Record<string, never>;
+            user_profile?: {
+                [key: string]: unknown;
+            };
         };
         /** @description `POST /chat` and the first WebSocket frame. */
         ChatRequest: {
@@ -1329,7 +1341,9 @@ export type components = {
              */
             client_ref?: string;
             /** @description The row's fields (for updates and deletes, `id` names the row). */
-            data?: Record<string, never>;
+            data?: {
+                [key: string]: unknown;
+            };
             /** @description The app's table (`tasks`, `comments`, `projects`, `notes`, `checkpoints`). */
             table?: string;
             /** @description What to do. */
@@ -1355,7 +1369,9 @@ export type components = {
             /** @description The server-side template's id (for `llm` steps). */
             prompt_template?: string;
             /** @description Variables: values known now, or `null` for those the app fills in when it runs the step. */
-            variables?: Record<string, never>;
+            variables?: {
+                [key: string]: unknown;
+            };
         };
         /**
          * @description What `GET /plans/playbook` lists (as an array) and `GET /plans/playbook/{id}` answers: an
@@ -1699,7 +1715,9 @@ export type components = {
              */
             step_index: number;
             /** @description The template's variables (strings). */
-            variables?: Record<string, never>;
+            variables?: {
+                [key: string]: unknown;
+            };
         };
         /** @description The answer of `POST /plans/run-step`. */
         RunStepResponse: {
@@ -1790,7 +1808,9 @@ export type components = {
             /** @description Tool name. */
             name: string;
             /** @description JSON Schema of its arguments, in the canonical form the model is offered. */
-            parameters: Record<string, never>;
+            parameters: {
+                [key: string]: unknown;
+            };
             /** @description What it touches. */
             permissions: string[];
             /** @description `context` when answered from the request's context; absent when the app runs it. */
@@ -1811,7 +1831,9 @@ export type components = {
              * @description JSON Schema of the arguments: an `object` schema of the documented subset (types
              *     object/string/integer/number/boolean/array, `enum`, depth ≤ 3, no `$ref`).
              */
-            parameters: Record<string, never>;
+            parameters: {
+                [key: string]: unknown;
+            };
             /**
              * @description What the tool touches when it runs, each also among the manifest's `permissions`; a
              *     context tool declares its list's read permission.
@@ -3250,7 +3272,9 @@ export interface operations {
         /** @description A Stripe event. */
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {
@@ -3507,7 +3531,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
             /** @description `forbidden`: browser origin not allowed. */

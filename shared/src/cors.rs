@@ -10,10 +10,11 @@ pub const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 /// Request headers a preflight may ask for.
 pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-Match, If-None-Match, \
 If-Modified-Since, Idempotency-Key, X-Request-Id, X-Checksum, X-Table, X-Backup-Version, \
-X-Backup-Timestamp, X-Backup-Checksum";
+X-Backup-Timestamp, X-Backup-Checksum, X-Backup-Prune, X-Part-Checksum, X-Device-Name";
 /// Response headers browsers may read.
 pub const EXPOSE_HEADERS: &str = "X-Request-Id, ETag, Last-Modified, X-Checksum, X-Next-Cursor, \
-X-RateLimit-Limit, X-RateLimit-Remaining, Retry-After, Location";
+X-RateLimit-Limit, X-RateLimit-Remaining, Retry-After, Location, Content-Disposition, X-Backup-Id, \
+X-Backup-Version, X-Backup-Timestamp, X-Backup-Checksum";
 /// How long (seconds) a browser may cache a preflight answer.
 pub const MAX_AGE_SECS: u32 = 600;
 
@@ -72,9 +73,83 @@ fn is_host(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Every quoted header name in the worker's sources that a call named `call` takes.
+    fn headers_named_by(call: &str) -> Vec<String> {
+        fn walk(dir: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        let mut sources = Vec::new();
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../workers/src"),
+            &mut sources,
+        );
+        let needle = format!("{call}(\"");
+        let mut names: Vec<String> = sources
+            .iter()
+            .flat_map(|src| src.match_indices(&needle).map(|(i, _)| &src[i + needle.len()..]))
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn listed(list: &str) -> Vec<String> {
+        list.split(',').map(|h| h.trim().to_ascii_lowercase()).collect()
+    }
+
+    #[test]
+    fn every_request_header_the_worker_reads_may_be_sent_by_a_browser() {
+        // Headers a browser sets itself or that never come from a page.
+        let exempt = ["content-length", "cf-connecting-ip", "upgrade", "stripe-signature"];
+        let allowed = listed(ALLOW_HEADERS);
+        let read = headers_named_by(".header");
+        assert!(read.iter().any(|h| h == "X-Part-Checksum"), "{read:?}");
+        for h in read {
+            let lower = h.to_ascii_lowercase();
+            assert!(
+                allowed.contains(&lower) || exempt.contains(&lower.as_str()),
+                "{h} is read by the worker but a preflight refuses it"
+            );
+        }
+    }
+
+    #[test]
+    fn every_response_header_the_worker_sets_may_be_read_by_a_browser() {
+        // Safelisted by the Fetch standard, or not for pages to read.
+        let exempt = [
+            "content-type",
+            "content-length",
+            "cache-control",
+            "x-content-type-options",
+            "vary",
+            "allow",
+        ];
+        let exposed = listed(EXPOSE_HEADERS);
+        let set = headers_named_by(".set");
+        assert!(set.iter().any(|h| h == "X-Backup-Id"), "{set:?}");
+        for h in set.iter().filter(|h| !h.starts_with("Access-Control-")) {
+            let lower = h.to_ascii_lowercase();
+            assert!(
+                exposed.contains(&lower) || exempt.contains(&lower.as_str()),
+                "{h} is set by the worker but hidden from pages"
+            );
+        }
+    }
 
     #[test]
     fn the_electron_app_origin_is_allowed() {

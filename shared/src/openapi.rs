@@ -248,11 +248,36 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// # Panics
 /// Never in practice: the document is plain data.
 pub fn document_json() -> String {
-    let mut s = document()
-        .to_pretty_json()
-        .expect("the document serialises");
+    let mut doc = serde_json::to_value(document()).expect("the document serialises");
+    mark_free_form_objects(&mut doc);
+    let mut s = serde_json::to_string_pretty(&doc).expect("the document serialises");
     s.push('\n');
     s
+}
+
+/// Writes `additionalProperties: true` on every bare `type: object` schema (no `properties`, no
+/// `additionalProperties`): free-form JSON objects such as context records and plan variables.
+/// Without it, generators read the bare schema as an object with no keys at all (TypeScript's
+/// `Record<string, never>`, which no value fits).
+fn mark_free_form_objects(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(map) => {
+            let is_object = match map.get("type") {
+                Some(serde_json::Value::String(t)) => t == "object",
+                Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+                _ => false,
+            };
+            if is_object
+                && !map.contains_key("properties")
+                && !map.contains_key("additionalProperties")
+            {
+                map.insert("additionalProperties".into(), serde_json::Value::Bool(true));
+            }
+            map.values_mut().for_each(mark_free_form_objects);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mark_free_form_objects),
+        _ => {}
+    }
 }
 
 /// Liveness of the worker.
@@ -868,6 +893,19 @@ mod tests {
     fn the_document_is_openapi_3_1() {
         let doc: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn free_form_objects_say_they_take_any_keys() {
+        let doc: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        let ctx = &doc["components"]["schemas"]["ChatContext"]["properties"];
+        assert_eq!(ctx["user_profile"]["additionalProperties"], true);
+        assert_eq!(ctx["recent_tasks"]["items"]["additionalProperties"], true);
+        // Objects with declared properties keep what they said.
+        assert_eq!(
+            doc["components"]["schemas"]["ChatContext"]["additionalProperties"],
+            false
+        );
     }
 
     fn operations() -> BTreeSet<(String, String)> {

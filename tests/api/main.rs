@@ -59,6 +59,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         skeleton::an_oversized_body_is_a_413_envelope,
         skeleton::cors_preflight_is_allowed_for_the_app_and_localhost_origins,
         skeleton::cors_is_refused_for_other_origins,
+        skeleton::a_browser_may_send_the_backup_headers_and_read_the_ones_we_answer_with,
         skeleton::cors_allows_configured_extra_origins,
         skeleton::access_logs_are_json_lines_with_the_request_id,
         skeleton::no_benchmark_or_test_route_is_served,

@@ -199,6 +199,41 @@ pub async fn cors_preflight_is_allowed_for_the_app_and_localhost_origins(app: Te
     }
 }
 
+pub async fn a_browser_may_send_the_backup_headers_and_read_the_ones_we_answer_with(app: TestApp) {
+    let r = app
+        .req(Method::OPTIONS, "/backup/uploads/u1/parts/1")
+        .header("Origin", "app://adiuva")
+        .header("Access-Control-Request-Method", "PUT")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, x-part-checksum, x-backup-prune, x-device-name",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    for h in ["x-part-checksum", "x-backup-prune", "x-device-name"] {
+        assert!(allowed.contains(h), "{h} missing from {allowed}");
+    }
+    let r = app
+        .req(Method::GET, "/health")
+        .header("Origin", "app://adiuva")
+        .send()
+        .await
+        .unwrap();
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for h in ["X-Backup-Id", "X-Backup-Version", "X-Backup-Timestamp", "X-Backup-Checksum"] {
+        assert!(exposed.contains(h), "{h} missing from {exposed}");
+    }
+}
+
 pub async fn cors_is_refused_for_other_origins(app: TestApp) {
     for origin in [
         "https://evil.example",

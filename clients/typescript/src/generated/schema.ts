@@ -974,19 +974,31 @@ export type components = {
         /** @description The request's context: the only user data the agents ever see. */
         ChatContext: {
             /** @description The app's checkpoints (milestones), when it sends them (`null` or absent: not shared). */
-            checkpoints?: Record<string, unknown>[] | null;
+            checkpoints?: {
+                [key: string]: unknown;
+            }[] | null;
             /** @description Earlier turns: `{"role": "user"|"assistant", "content": "…"}`. */
-            conversation_history?: Record<string, unknown>[];
+            conversation_history?: {
+                [key: string]: unknown;
+            }[];
             /** @description The app's notes, when it sends them (`null` or absent: not shared). */
-            notes?: Record<string, unknown>[] | null;
+            notes?: {
+                [key: string]: unknown;
+            }[] | null;
             /** @description The app's projects, when it sends them (`null` or absent: not shared). */
-            projects?: Record<string, unknown>[] | null;
+            projects?: {
+                [key: string]: unknown;
+            }[] | null;
             /** @description The app's tasks (`id`, `title`, `status`, `priority`, `due_date`, `project_id`, …). */
-            recent_tasks?: Record<string, unknown>[];
+            recent_tasks?: {
+                [key: string]: unknown;
+            }[];
             /** @description Snippets the app retrieved for this message. */
             relevant_documents?: string[];
             /** @description Free-form profile facts (name, locale, `utc_offset_minutes`, …). */
-            user_profile?: Record<string, unknown>;
+            user_profile?: {
+                [key: string]: unknown;
+            };
         };
         /** @description `POST /chat` and the first WebSocket frame. */
         ChatRequest: {
@@ -1330,7 +1342,9 @@ export type components = {
              */
             client_ref?: string;
             /** @description The row's fields (for updates and deletes, `id` names the row). */
-            data?: Record<string, unknown>;
+            data?: {
+                [key: string]: unknown;
+            };
             /** @description The app's table (`tasks`, `comments`, `projects`, `notes`, `checkpoints`). */
             table?: string;
             /** @description What to do. */
@@ -1356,7 +1370,9 @@ export type components = {
             /** @description The server-side template's id (for `llm` steps). */
             prompt_template?: string;
             /** @description Variables: values known now, or `null` for those the app fills in when it runs the step. */
-            variables?: Record<string, unknown>;
+            variables?: {
+                [key: string]: unknown;
+            };
         };
         /**
          * @description What `GET /plans/playbook` lists (as an array) and `GET /plans/playbook/{id}` answers: an
@@ -1700,7 +1716,9 @@ export type components = {
              */
             step_index: number;
             /** @description The template's variables (strings). */
-            variables?: Record<string, unknown>;
+            variables?: {
+                [key: string]: unknown;
+            };
         };
         /** @description The answer of `POST /plans/run-step`. */
         RunStepResponse: {
@@ -1791,7 +1809,9 @@ export type components = {
             /** @description Tool name. */
             name: string;
             /** @description JSON Schema of its arguments, in the canonical form the model is offered. */
-            parameters: Record<string, unknown>;
+            parameters: {
+                [key: string]: unknown;
+            };
             /** @description What it touches. */
             permissions: string[];
             /** @description `context` when answered from the request's context; absent when the app runs it. */
@@ -1812,7 +1832,9 @@ export type components = {
              * @description JSON Schema of the arguments: an `object` schema of the documented subset (types
              *     object/string/integer/number/boolean/array, `enum`, depth ≤ 3, no `$ref`).
              */
-            parameters: Record<string, unknown>;
+            parameters: {
+                [key: string]: unknown;
+            };
             /**
              * @description What the tool touches when it runs, each also among the manifest's `permissions`; a
              *     context tool declares its list's read permission.
@@ -3251,7 +3273,9 @@ export interface operations {
         /** @description A Stripe event. */
         requestBody: {
             content: {
-                "application/json": Record<string, unknown>;
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {
@@ -3508,7 +3532,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, unknown>;
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
             /** @description `forbidden`: browser origin not allowed. */

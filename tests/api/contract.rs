@@ -17,7 +17,13 @@ fn repo() -> &'static Path {
 }
 
 pub async fn the_served_document_is_the_committed_contract(app: TestApp) {
-    let r = app.req(Method::GET, "/openapi.json").send().await.unwrap();
+    // Without an `Accept-Encoding`, the runtime asks for gzip on the client's behalf.
+    let r = app
+        .req(Method::GET, "/openapi.json")
+        .header("Accept-Encoding", "identity")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/json");
     let served: Value = r.json().await.unwrap();
@@ -27,6 +33,42 @@ pub async fn the_served_document_is_the_committed_contract(app: TestApp) {
     .unwrap();
     assert_eq!(served, committed);
     assert_eq!(served["openapi"], "3.1.0");
+}
+
+pub async fn the_document_goes_out_gzipped_to_clients_that_accept_it_and_plain_to_the_others(
+    app: TestApp,
+) {
+    use std::io::Read;
+    let committed = std::fs::read(repo().join("contract/openapi.json")).unwrap();
+
+    let r = app
+        .req(Method::GET, "/openapi.json")
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert!(r.headers()["vary"].to_str().unwrap().contains("Accept-Encoding"));
+    let gz = r.bytes().await.unwrap();
+    assert!(gz.len() * 5 < committed.len(), "{} bytes", gz.len());
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut inflated)
+        .unwrap();
+    assert_eq!(inflated, committed);
+
+    for refusal in ["identity", "gzip;q=0, deflate"] {
+        let r = app
+            .req(Method::GET, "/openapi.json")
+            .header("Accept-Encoding", refusal)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("content-encoding").is_none(), "{refusal}");
+        assert_eq!(r.bytes().await.unwrap(), committed, "{refusal}");
+    }
 }
 
 /// Cases schemathesis generated per operation, from its NDJSON report.

@@ -149,6 +149,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         plugins::an_author_cannot_rate_their_own_plugin,
         plugins::a_paid_install_charges_only_the_price_the_buyer_confirmed,
         contract::the_served_document_is_the_committed_contract,
+        contract::the_document_goes_out_gzipped_to_clients_that_accept_it_and_plain_to_the_others,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,
         pressure::racing_conditional_writers_have_exactly_one_winner_per_round,
         pressure::racing_refreshes_of_one_token_follow_the_grace_rule_and_reuse_revokes_the_family,

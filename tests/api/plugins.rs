@@ -1026,6 +1026,27 @@ pub async fn a_download_link_works_only_for_its_user_and_plugin_with_its_token_i
         assert_eq!(r.status(), 403, "a token with its {what} changed");
         assert_error(r, 403, "forbidden").await;
     }
+    // The same claims signed with `JWT_SECRET` itself, as links once were: the download key is
+    // derived for this one purpose, so the access-token secret never signs a link.
+    {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let claims = URL_SAFE_NO_PAD.decode(payload).unwrap();
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(
+            crate::harness::JWT_SECRET.as_bytes(),
+        )
+        .unwrap();
+        m.update(b"adiuva/plugin-download/v1\n");
+        m.update(&claims);
+        let forged = format!(
+            "{payload}.{}",
+            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+        );
+        assert_ne!(forged, token);
+        let r = download(&app, &alice, &alice_url.replace(&token, &forged)).await;
+        assert_error(r, 403, "forbidden").await;
+    }
     // Another user's link, a link used for another plugin, no token at all.
     assert_error(download(&app, &bob, &alice_url).await, 403, "forbidden").await;
     let other_plugin = alice_url.replace(&format!("/plugins/{p}/"), &format!("/plugins/{q}/"));

@@ -77,6 +77,22 @@ pub enum Operation {
     Me,
     /// `POST /auth/ws-ticket`.
     WsTicket,
+    /// `POST /auth/verify-email`.
+    VerifyEmail,
+    /// `POST /auth/verify-email/resend`.
+    ResendVerification,
+    /// `POST /auth/password/forgot`.
+    ForgotPassword,
+    /// `POST /auth/password/reset`.
+    ResetPassword,
+    /// `POST /auth/password/change`.
+    ChangePassword,
+    /// `GET /auth/sessions`.
+    ListSessions,
+    /// `DELETE /auth/sessions/{id}`.
+    RevokeSession,
+    /// `GET /auth/events`.
+    SecurityEvents,
     /// `GET /tiers`.
     Tiers,
     /// `PUT /backup`.
@@ -351,6 +367,54 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/auth/ws-ticket",
         Access::User,
         Operation::WsTicket,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/verify-email",
+        Access::Public,
+        Operation::VerifyEmail,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/verify-email/resend",
+        Access::User,
+        Operation::ResendVerification,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/password/forgot",
+        Access::Public,
+        Operation::ForgotPassword,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/password/reset",
+        Access::Public,
+        Operation::ResetPassword,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/password/change",
+        Access::User,
+        Operation::ChangePassword,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/auth/sessions",
+        Access::User,
+        Operation::ListSessions,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/auth/sessions/{id}",
+        Access::User,
+        Operation::RevokeSession,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/auth/events",
+        Access::User,
+        Operation::SecurityEvents,
     ),
     route(
         Method::Get,

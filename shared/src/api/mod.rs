@@ -1,5 +1,6 @@
 //! Request and response bodies of the HTTP API (the wire contract).
 
+mod accounts;
 mod agents;
 mod auth;
 mod billing;
@@ -11,6 +12,11 @@ mod tiers;
 mod usage;
 mod vectors;
 
+pub use accounts::{
+    ChangePasswordRequest, ForgotPasswordRequest, PasswordChanged, ResetPasswordRequest,
+    SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, VerifyEmailRequest,
+    MAX_ACCOUNT_TOKEN_LEN,
+};
 pub use agents::{
     AgentListing, AgentsResponse, EnableAgentsRequest, MAX_AGENT_NAME_CHARS, MAX_ENABLED_AGENTS,
 };

@@ -5,6 +5,60 @@
  */
 
 export type paths = {
+    "/api/v1/auth/2fa/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turns two-factor off, with the password and a current code (or a recovery code). */
+        post: operations["mfa_disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/2fa/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirms the pending secret with a current code and turns two-factor on; answers ten
+         *     recovery codes, shown this once.
+         */
+        post: operations["mfa_enable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/2fa/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s), pending until enabled with a code. */
+        post: operations["mfa_setup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/events": {
         parameters: {
             query?: never;
@@ -41,6 +95,27 @@ export type paths = {
          *     checking the password. Guesses from one address never lock the owner out elsewhere.
          */
         post: operations["login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/login/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The second step of a two-factor login: the `mfa_token` of the `mfa_required` answer and a
+         *     TOTP code or a recovery code. Each code is accepted once; 5 attempts per 15 minutes per
+         *     account.
+         */
+        post: operations["login_mfa"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1231,6 +1306,13 @@ export type components = {
              */
             table: string;
         };
+        /** @description `POST /auth/2fa/disable`. */
+        DisableMfaRequest: {
+            /** @description A current TOTP code, or an unused recovery code. */
+            code: string;
+            /** @description The account's password. */
+            password: string;
+        };
         /** @description `GET /plugins/earnings`. */
         EarningsResponse: {
             /** @description The Stripe Connect account payouts go to; null until set. */
@@ -1245,6 +1327,14 @@ export type components = {
         EnableAgentsRequest: {
             /** @description Agent names from `GET /agents`, each once. */
             agents: string[];
+        };
+        /** @description `POST /auth/2fa/enable`. */
+        EnableMfaRequest: {
+            /**
+             * @description A current code of the new secret (6 digits).
+             * @example 123456
+             */
+            code: string;
         };
         /** @description The JSON error envelope: `{"error": {...}}`. */
         ErrorBody: {
@@ -1394,6 +1484,18 @@ export type components = {
              * @example 1.2.0
              */
             version: string;
+        };
+        /**
+         * @description `POST /auth/login/mfa`: the token of the `mfa_required` answer and exactly one of `code`
+         *     and `recovery_code`.
+         */
+        MfaLoginRequest: {
+            /** @description A current TOTP code. */
+            code?: string | null;
+            /** @description `details.mfa_token` of the `mfa_required` answer. */
+            mfa_token: string;
+            /** @description An unused recovery code. */
+            recovery_code?: string | null;
         };
         /** @description `{"ok": true}`. */
         Ok: {
@@ -1822,6 +1924,11 @@ export type components = {
              */
             updated_at: number;
         };
+        /** @description `POST /auth/2fa/enable` → the recovery codes, shown this once. */
+        RecoveryCodes: {
+            /** @description Ten single-use codes (`xxxxx-xxxxx`), each a substitute for one TOTP code. */
+            recovery_codes: string[];
+        };
         /** @description `POST /auth/refresh` and `POST /auth/logout`. */
         RefreshRequest: {
             /** @description The refresh token. */
@@ -2065,6 +2172,13 @@ export type components = {
              */
             returns?: string;
         };
+        /** @description `POST /auth/2fa/setup`: a new secret, not in force until confirmed. */
+        TotpSetup: {
+            /** @description `otpauth://totp/…` for an authenticator app's QR code (SHA-1, 6 digits, 30 s). */
+            otpauth_uri: string;
+            /** @description The secret, base32 (RFC 4648, no padding), for manual entry. */
+            secret: string;
+        };
         /** @description `PUT /storage/records/{id}` as JSON. */
         UpdateRecord: {
             /**
@@ -2201,6 +2315,254 @@ export type components = {
 };
 export type $defs = Record<string, never>;
 export interface operations {
+    mfa_disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisableMfaRequest"];
+            };
+        };
+        responses: {
+            /** @description Disabled. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ok"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: wrong password or code. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: two-factor is not enabled. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    mfa_enable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnableMfaRequest"];
+            };
+        };
+        responses: {
+            /** @description Enabled. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: wrong code. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: no setup is pending. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    mfa_setup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The secret and its otpauth URI. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpSetup"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: two-factor is enabled already. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     security_events: {
         parameters: {
             query?: never;
@@ -2282,7 +2644,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `unauthorized`: wrong email or password. */
+            /** @description `unauthorized`: wrong email or password; or `mfa_required` (the password was right, the account has two-factor): finish with `POST /auth/login/mfa` and `details.mfa_token` (single use, 5 minutes). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2328,6 +2690,96 @@ export interface operations {
                 };
             };
             /** @description `rate_limited`: too many failures; see `Retry-After`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    login_mfa: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The device's name for the session, at most 64 characters. */
+                "X-Device-Name"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaLoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in; a new session. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthTokens"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: unknown, used or expired token, or a wrong or replayed code. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: too many codes; see `Retry-After`. */
             429: {
                 headers: {
                     [name: string]: unknown;

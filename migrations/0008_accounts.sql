@@ -34,3 +34,22 @@ CREATE TABLE security_events (
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX security_events_by_user ON security_events (user_id, created_at DESC);
+
+-- TOTP two-factor: the secret sealed (XChaCha20-Poly1305 under a server key derived for this
+-- purpose, bound to the user id), pending until confirmed with a code; the newest accepted
+-- time step, so a code is never accepted twice.
+CREATE TABLE user_mfa (
+    user_id       TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    sealed_secret TEXT NOT NULL,                     -- base64(nonce ‖ ciphertext ‖ tag)
+    enabled_at    INTEGER,                           -- NULL while pending
+    last_step     INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+
+-- Recovery codes, stored only as SHA-256 of their normalised form; each works once.
+CREATE TABLE recovery_codes (
+    user_id   TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL,
+    used_at   INTEGER,
+    PRIMARY KEY (user_id, code_hash)
+);

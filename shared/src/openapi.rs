@@ -31,6 +31,7 @@ use crate::api::{
     PlanActionType, PlanStep, PlaybookPlan, RunStepRequest, RunStepResponse,
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
+use crate::api::{DisableMfaRequest, EnableMfaRequest, MfaLoginRequest, RecoveryCodes, TotpSetup};
 use crate::api::{
     SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
     VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,
@@ -184,7 +185,8 @@ impl Modify for FloatRange {
     paths(
         health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
         verify_email, resend_verification, forgot_password, reset_password, change_password,
-        list_sessions, revoke_session, security_events,
+        list_sessions, revoke_session, security_events, login_mfa, mfa_setup, mfa_enable,
+        mfa_disable,
         tiers, checkout, stripe_webhook, get_subscription, cancel_subscription,
         create_record, list_records, get_record, update_record, delete_record,
         put_backup, get_backup, backup_history, delete_backup,
@@ -214,7 +216,8 @@ impl Modify for FloatRange {
         ProviderKind, ProvidersResponse, ProviderInfo, AgentsResponse, AgentListing,
         EnableAgentsRequest, VerifyEmailRequest, ForgotPasswordRequest, ResetPasswordRequest,
         ChangePasswordRequest, PasswordChanged, SessionInfo, SessionList, SecurityEventInfo,
-        SecurityEvents, SecurityEventKind
+        SecurityEvents, SecurityEventKind, TotpSetup, EnableMfaRequest, RecoveryCodes,
+        DisableMfaRequest, MfaLoginRequest
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -309,7 +312,7 @@ fn register() {}
     responses(
         (status = 200, description = "Signed in; a new session.", body = AuthTokens),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: wrong email or password.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong email or password; or `mfa_required` (the password was right, the account has two-factor): finish with `POST /auth/login/mfa` and `details.mfa_token` (single use, 5 minutes).", body = ErrorBody),
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
@@ -493,6 +496,68 @@ fn revoke_session() {}
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
     ))]
 fn security_events() {}
+
+/// The second step of a two-factor login: the `mfa_token` of the `mfa_required` answer and a
+/// TOTP code or a recovery code. Each code is accepted once; 5 attempts per 15 minutes per
+/// account.
+#[utoipa::path(post, path = "/api/v1/auth/login/mfa", tag = "auth", operation_id = "login_mfa",
+    params(("X-Device-Name" = Option<String>, Header, description = "The device's name for the session, at most 64 characters.")),
+    request_body = MfaLoginRequest,
+    responses(
+        (status = 200, description = "Signed in; a new session.", body = AuthTokens),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: unknown, used or expired token, or a wrong or replayed code.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many codes; see `Retry-After`.", body = ErrorBody)
+    ))]
+fn login_mfa() {}
+
+/// A new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s), pending until enabled with a code.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/setup", tag = "auth", operation_id = "mfa_setup",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The secret and its otpauth URI.", body = TotpSetup),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: two-factor is enabled already.", body = ErrorBody)
+    ))]
+fn mfa_setup() {}
+
+/// Confirms the pending secret with a current code and turns two-factor on; answers ten
+/// recovery codes, shown this once.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/enable", tag = "auth", operation_id = "mfa_enable",
+    security(("bearer" = [])),
+    request_body = EnableMfaRequest,
+    responses(
+        (status = 200, description = "Enabled.", body = RecoveryCodes),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong code.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: no setup is pending.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn mfa_enable() {}
+
+/// Turns two-factor off, with the password and a current code (or a recovery code).
+#[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", operation_id = "mfa_disable",
+    security(("bearer" = [])),
+    request_body = DisableMfaRequest,
+    responses(
+        (status = 200, description = "Disabled.", body = Ok),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong password or code.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: two-factor is not enabled.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn mfa_disable() {}
 
 /// The tier matrix with prices (euro cents per month; team per seat) and request limits.
 #[utoipa::path(get, path = "/api/v1/tiers", tag = "system", operation_id = "tiers",

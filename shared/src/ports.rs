@@ -223,6 +223,14 @@ pub trait AccountTokenStore {
         purpose: TokenPurpose,
         now_ms: i64,
     ) -> Result<Option<UserId>, StoreError>;
+    /// The user of a token that exists with this purpose, unused and unexpired, without
+    /// spending it.
+    async fn find(
+        &self,
+        hash: &[u8; 32],
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<Option<UserId>, StoreError>;
     /// Marks every unused token of `user` with `purpose` used.
     async fn spend_all(
         &self,
@@ -230,6 +238,61 @@ pub trait AccountTokenStore {
         purpose: TokenPurpose,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+}
+
+/// A user's two-factor state (D1 `user_mfa`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MfaRow {
+    /// The TOTP secret, sealed (see `accounts::totp::seal`).
+    pub sealed_secret: Vec<u8>,
+    /// Whether it was confirmed with a code (before that, login ignores it).
+    pub enabled: bool,
+    /// The newest time step a code was accepted for (codes of it and earlier are refused).
+    pub last_step: i64,
+}
+
+impl std::fmt::Debug for MfaRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaRow")
+            .field("enabled", &self.enabled)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two-factor secrets and recovery codes (D1 `user_mfa`, `recovery_codes`; hashes only).
+#[async_trait(?Send)]
+pub trait MfaStore {
+    /// The user's two-factor state.
+    async fn get(&self, user: UserId) -> Result<Option<MfaRow>, StoreError>;
+    /// Stores a pending secret (replacing a pending one); `false` when two-factor is enabled.
+    async fn set_pending(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Atomically: enables the pending secret, accepted at `step`, and replaces the recovery
+    /// codes with `recovery_hashes`; `false` when nothing was pending.
+    async fn enable(
+        &self,
+        user: UserId,
+        recovery_hashes: &[[u8; 32]],
+        step: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Raises the accepted step to `step` if it is newer; whether it did. Atomic: of two
+    /// concurrent calls with one step, one wins (a code is accepted once).
+    async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, StoreError>;
+    /// Spends an unused recovery code; whether there was one.
+    async fn spend_recovery_code(
+        &self,
+        user: UserId,
+        hash: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Removes the secret and the recovery codes.
+    async fn disable(&self, user: UserId) -> Result<(), StoreError>;
 }
 
 /// One open session (a live refresh-token family).

@@ -93,6 +93,14 @@ pub enum Operation {
     RevokeSession,
     /// `GET /auth/events`.
     SecurityEvents,
+    /// `POST /auth/login/mfa`.
+    LoginMfa,
+    /// `POST /auth/2fa/setup`.
+    MfaSetup,
+    /// `POST /auth/2fa/enable`.
+    MfaEnable,
+    /// `POST /auth/2fa/disable`.
+    MfaDisable,
     /// `GET /tiers`.
     Tiers,
     /// `PUT /backup`.
@@ -415,6 +423,30 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/auth/events",
         Access::User,
         Operation::SecurityEvents,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/login/mfa",
+        Access::Public,
+        Operation::LoginMfa,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/2fa/setup",
+        Access::User,
+        Operation::MfaSetup,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/2fa/enable",
+        Access::User,
+        Operation::MfaEnable,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/2fa/disable",
+        Access::User,
+        Operation::MfaDisable,
     ),
     route(
         Method::Get,

@@ -755,3 +755,228 @@ pub async fn the_security_log_shows_what_happened_without_secrets_or_full_addres
         .unwrap();
     assert_eq!(theirs["events"], json!([]));
 }
+
+// ---- 5. TOTP two-factor ----
+
+/// The RFC 6238 code of `secret` (base32) at `steps` from now, computed here with `hmac` and
+/// `sha1`, independently of the server's code.
+fn totp(secret_b32: &str, steps: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let step = now / 30 + steps;
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(&secret).unwrap();
+    mac.update(&step.to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let o = usize::from(h[19] & 0x0f);
+    let bin = (u32::from(h[o]) & 0x7f) << 24
+        | u32::from(h[o + 1]) << 16
+        | u32::from(h[o + 2]) << 8
+        | u32::from(h[o + 3]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// Turns two-factor on for `user`; its secret, recovery codes and the code that confirmed it.
+async fn with_two_factor_confirmed(
+    app: &TestApp,
+    user: &TestUser,
+) -> (String, Vec<String>, String) {
+    let r = post_auth(app, "/auth/2fa/setup", &user.access_token, None).await;
+    assert_eq!(r.status(), 200);
+    let setup: Value = r.json().await.unwrap();
+    let secret = setup["secret"].as_str().unwrap().to_owned();
+    let uri = setup["otpauth_uri"].as_str().unwrap();
+    assert!(uri.starts_with("otpauth://totp/Adiuva%3A"), "{uri}");
+    assert!(uri.contains(&format!("secret={secret}")) && uri.contains("digits=6&period=30"));
+    // Pending: login is still one step.
+    assert_eq!(
+        login_as(app, &user.email, &user.password, None)
+            .await
+            .status(),
+        200
+    );
+    let confirm = totp(&secret, 0);
+    let r = post_auth(
+        app,
+        "/auth/2fa/enable",
+        &user.access_token,
+        Some(json!({ "code": confirm })),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let codes: Value = r.json().await.unwrap();
+    let codes: Vec<String> = codes["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    (secret, codes, confirm)
+}
+
+/// Turns two-factor on for `user`; its secret and recovery codes.
+async fn with_two_factor(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
+    let (secret, codes, _) = with_two_factor_confirmed(app, user).await;
+    (secret, codes)
+}
+
+/// Signs in with the password: the `mfa_token` of the `mfa_required` answer.
+async fn first_step(app: &TestApp, user: &TestUser) -> String {
+    let r = login_as(
+        app,
+        &user.email,
+        &user.password,
+        Some("authenticator phone"),
+    )
+    .await;
+    let body = assert_error(r, 401, "mfa_required").await;
+    assert!(body["error"]["details"]["expires_at"].as_i64().is_some());
+    body["error"]["details"]["mfa_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn second_step(app: &TestApp, token: &str, factor: Value) -> reqwest::Response {
+    let mut body = factor;
+    body["mfa_token"] = json!(token);
+    app.req(Method::POST, "/auth/login/mfa")
+        .header("CF-Connecting-IP", unique_ip())
+        .header("X-Device-Name", "authenticator phone")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn two_factor_login_needs_a_fresh_code_that_works_once_and_only_for_its_account(
+    app: TestApp,
+) {
+    let user = app.register("totp").await;
+    let (secret, codes, confirm) = with_two_factor_confirmed(&app, &user).await;
+    assert_eq!(codes.len(), 10);
+    // The secret is stored sealed: neither its base32 nor its bytes are anywhere at rest.
+    let raw = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    assert!(!crate::helpers::state_contains(&app, secret.as_bytes()));
+    assert!(!crate::helpers::state_contains(&app, &raw));
+    let r = post_auth(&app, "/auth/2fa/setup", &user.access_token, None).await;
+    assert_error(r, 409, "conflict").await;
+
+    let token = first_step(&app, &user).await;
+    // The code that confirmed the setup was accepted once already: replay refused.
+    let r = second_step(&app, &token, json!({ "code": confirm })).await;
+    assert_error(r, 401, "unauthorized").await;
+    let r = second_step(&app, &token, json!({"code": "000000"})).await;
+    assert_error(r, 401, "unauthorized").await;
+    // Another account's code and token do not mix.
+    let other = app.register("totp-other").await;
+    let (other_secret, _) = with_two_factor(&app, &other).await;
+    let other_token = first_step(&app, &other).await;
+    let r = second_step(&app, &other_token, json!({"code": totp(&secret, 1)})).await;
+    assert_error(r, 401, "unauthorized").await;
+    let r = second_step(&app, &token, json!({"code": totp(&other_secret, 1)})).await;
+    assert_error(r, 401, "unauthorized").await;
+    // The next step's code is within the ±1 window and newer: accepted, once.
+    let fresh = totp(&secret, 1);
+    let r = second_step(&app, &token, json!({ "code": fresh })).await;
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    let signed_in = TestUser {
+        access_token: tokens["access_token"].as_str().unwrap().to_owned(),
+        refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        ..user.clone()
+    };
+    assert_eq!(me(&app, &signed_in).await["email"], user.email.as_str());
+    let r = second_step(&app, &token, json!({ "code": fresh })).await;
+    assert_error(r, 401, "unauthorized").await;
+    let again = first_step(&app, &user).await;
+    let r = second_step(&app, &again, json!({ "code": fresh })).await;
+    assert_error(r, 401, "unauthorized").await;
+    // The session carries the device named by the request that opened it.
+    let list: Value = app
+        .get_auth("/auth/sessions", &signed_in.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list.to_string().contains("authenticator phone"), "{list}");
+    let r = second_step(&app, &again, json!({})).await;
+    assert_error(r, 422, "validation_failed").await;
+}
+
+pub async fn recovery_codes_work_once_and_wrong_codes_stop_at_five(app: TestApp) {
+    let user = app.register("totp-recovery").await;
+    let (secret, codes) = with_two_factor(&app, &user).await;
+    let token = first_step(&app, &user).await;
+    let r = second_step(
+        &app,
+        &token,
+        json!({"recovery_code": codes[0].to_uppercase()}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let token = first_step(&app, &user).await;
+    let r = second_step(&app, &token, json!({"recovery_code": codes[0]})).await;
+    assert_error(r, 401, "unauthorized").await;
+    // That was one wrong attempt; four more, then even the right code waits.
+    for _ in 0..4 {
+        let r = second_step(&app, &token, json!({"code": "999999"})).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = second_step(&app, &token, json!({"code": totp(&secret, 1)})).await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, 429, "rate_limited").await;
+    let log: Value = app
+        .get_auth("/auth/events", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds = log.to_string();
+    for k in ["mfa_enabled", "recovery_code_used", "login_failed"] {
+        assert!(kinds.contains(k), "{k} in {kinds}");
+    }
+    for c in &codes {
+        assert!(!kinds.contains(c.as_str()));
+    }
+}
+
+pub async fn disabling_two_factor_needs_the_password_and_a_code(app: TestApp) {
+    let user = app.register("totp-off").await;
+    let (secret, codes) = with_two_factor(&app, &user).await;
+    let body = json!({"password": "wrong password", "code": totp(&secret, 1)});
+    let r = post_auth(&app, "/auth/2fa/disable", &user.access_token, Some(body)).await;
+    assert_error(r, 401, "unauthorized").await;
+    let body = json!({"password": user.password, "code": "123456"});
+    let r = post_auth(&app, "/auth/2fa/disable", &user.access_token, Some(body)).await;
+    assert_error(r, 401, "unauthorized").await;
+    let body = json!({"password": user.password, "code": codes[5]});
+    let r = post_auth(&app, "/auth/2fa/disable", &user.access_token, Some(body)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        login_as(&app, &user.email, &user.password, None)
+            .await
+            .status(),
+        200
+    );
+    let body = json!({"password": user.password, "code": codes[6]});
+    let r = post_auth(&app, "/auth/2fa/disable", &user.access_token, Some(body)).await;
+    assert_error(r, 409, "conflict").await;
+    let log: Value = app
+        .get_auth("/auth/events", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["events"][1]["kind"], "mfa_disabled", "{log}");
+}

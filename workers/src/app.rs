@@ -8,6 +8,7 @@
 use std::rc::Rc;
 
 use secrecy::ExposeSecret;
+use shared::accounts::mfa::MfaService;
 use shared::accounts::{AccountService, AccountSettings};
 use shared::auth::tokens::AccessTokens;
 use shared::auth::{AuthService, AuthSettings};
@@ -27,7 +28,7 @@ use shared::AppError;
 use worker::Env;
 
 use crate::adapters::{
-    CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1BillingStore, D1PluginStore,
+    CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1BillingStore, D1MfaStore, D1PluginStore,
     D1RefreshTokenStore, D1SecurityLog, D1TicketStore, D1UserStore, Db, DurableRateLimiter,
     FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock, VectorizeIndex,
 };
@@ -246,6 +247,8 @@ impl App {
             tickets: D1TicketStore(self.db()?),
             limiter: self.limiter()?,
             events: self.security_log()?,
+            mfa: D1MfaStore(self.db()?),
+            account_tokens: D1AccountTokenStore(self.db()?),
             tokens: self.access_tokens(),
             settings: AuthSettings {
                 refresh_ttl_ms,
@@ -259,6 +262,19 @@ impl App {
         Ok(D1SecurityLog {
             db: self.db()?,
             rng: &CryptoRandom,
+        })
+    }
+
+    /// The two-factor service's adapters.
+    pub fn mfa(&self) -> Result<MfaParts, AppError> {
+        Ok(MfaParts {
+            auth: self.auth()?,
+            mfa: D1MfaStore(self.db()?),
+            tokens: D1AccountTokenStore(self.db()?),
+            key: keys::derive(
+                self.config().jwt_secret.expose_secret().as_bytes(),
+                KeyPurpose::TotpSecret,
+            ),
         })
     }
 
@@ -323,6 +339,26 @@ impl App {
     }
 }
 
+/// The two-factor service's adapters.
+pub struct MfaParts {
+    auth: AuthParts,
+    mfa: D1MfaStore,
+    tokens: D1AccountTokenStore,
+    key: [u8; 32],
+}
+
+impl MfaParts {
+    /// The service.
+    pub fn service(&self) -> MfaService<'_> {
+        MfaService {
+            auth: self.auth.service(),
+            mfa: &self.mfa,
+            tokens: &self.tokens,
+            key: &self.key,
+        }
+    }
+}
+
 /// The account flows' adapters (owned; the service borrows them).
 pub struct AccountParts {
     users: D1UserStore,
@@ -358,6 +394,8 @@ pub struct AuthParts {
     tickets: D1TicketStore,
     limiter: DurableRateLimiter,
     events: D1SecurityLog,
+    mfa: D1MfaStore,
+    account_tokens: D1AccountTokenStore,
     tokens: AccessTokens,
     settings: AuthSettings,
 }
@@ -371,6 +409,8 @@ impl AuthParts {
             tickets: &self.tickets,
             limiter: &self.limiter,
             events: &self.events,
+            mfa: &self.mfa,
+            account_tokens: &self.account_tokens,
             clock: &SystemClock,
             rng: &CryptoRandom,
             tokens: &self.tokens,

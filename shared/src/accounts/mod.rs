@@ -29,6 +29,8 @@
 //! when it was right), then revokes every *other* session.
 
 pub mod mail;
+pub mod mfa;
+pub mod totp;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -3,31 +3,34 @@ use crate::api::AuthTokens;
 use crate::auth::tokens::AccessTokens;
 use crate::auth::{AuthService, AuthSettings};
 use crate::testing::{
-    FixedClock, InMemoryAccountTokenStore, InMemoryRateLimiter, InMemoryRefreshTokenStore,
-    InMemorySecurityLog, InMemoryTicketStore, InMemoryUserStore, RecordingMailer, SeqRandom,
+    FixedClock, InMemoryAccountTokenStore, InMemoryMfaStore, InMemoryRateLimiter,
+    InMemoryRefreshTokenStore, InMemorySecurityLog, InMemoryTicketStore, InMemoryUserStore,
+    RecordingMailer, SeqRandom,
 };
 
-const T0: i64 = 1_800_000_000_000;
+pub(super) const T0: i64 = 1_800_000_000_000;
 
-struct World {
+pub(super) struct World {
+    pub mfa: InMemoryMfaStore,
     users: InMemoryUserStore,
     tokens: InMemoryAccountTokenStore,
     refresh: InMemoryRefreshTokenStore,
     tickets: InMemoryTicketStore,
-    clock: &'static FixedClock,
+    pub clock: &'static FixedClock,
     limiter: InMemoryRateLimiter<'static>,
     mailer: RecordingMailer,
-    events: InMemorySecurityLog,
+    pub events: InMemorySecurityLog,
     rng: SeqRandom,
-    access: AccessTokens,
+    pub access: AccessTokens,
     auth_settings: AuthSettings,
     settings: AccountSettings,
 }
 
 impl World {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let clock: &'static FixedClock = Box::leak(Box::new(FixedClock::at(T0)));
         Self {
+            mfa: InMemoryMfaStore::default(),
             users: InMemoryUserStore::default(),
             tokens: InMemoryAccountTokenStore::default(),
             refresh: InMemoryRefreshTokenStore::default(),
@@ -64,13 +67,15 @@ impl World {
         }
     }
 
-    fn auth(&self) -> AuthService<'_> {
+    pub fn auth(&self) -> AuthService<'_> {
         AuthService {
             users: &self.users,
             refresh_tokens: &self.refresh,
             tickets: &self.tickets,
             limiter: &self.limiter,
             events: &self.events,
+            mfa: &self.mfa,
+            account_tokens: &self.tokens,
             clock: self.clock,
             rng: &self.rng,
             tokens: &self.access,
@@ -78,7 +83,16 @@ impl World {
         }
     }
 
-    async fn register(&self, addr: &str) -> (UserId, AuthTokens) {
+    pub fn mfa_service<'a>(&'a self, key: &'a [u8; 32]) -> super::mfa::MfaService<'a> {
+        super::mfa::MfaService {
+            auth: self.auth(),
+            mfa: &self.mfa,
+            tokens: &self.tokens,
+            key,
+        }
+    }
+
+    pub async fn register(&self, addr: &str) -> (UserId, AuthTokens) {
         let email = Email::parse(addr).unwrap();
         let (user, tokens) = self
             .auth()
@@ -93,7 +107,7 @@ impl World {
         (user.id, tokens)
     }
 
-    async fn login(&self, addr: &str, password: &str) -> Result<AuthTokens, AppError> {
+    pub async fn login(&self, addr: &str, password: &str) -> Result<AuthTokens, AppError> {
         self.auth()
             .login(
                 &Email::parse(addr).unwrap(),
@@ -135,7 +149,7 @@ fn pw(s: &str) -> Password {
     Password::parse(s).unwrap()
 }
 
-fn meta() -> ClientMeta {
+pub(super) fn meta() -> ClientMeta {
     ClientMeta {
         ip: Some("203.0.113.77".into()),
         device: DeviceName::parse("Ada's laptop").unwrap(),

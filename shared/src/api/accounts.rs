@@ -211,6 +211,175 @@ pub struct SecurityEvents {
     pub events: Vec<SecurityEventInfo>,
 }
 
+/// `POST /auth/2fa/setup`: a new secret, not in force until confirmed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TotpSetup {
+    /// The secret, base32 (RFC 4648, no padding), for manual entry.
+    pub secret: String,
+    /// `otpauth://totp/…` for an authenticator app's QR code (SHA-1, 6 digits, 30 s).
+    pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpSetup").finish_non_exhaustive()
+    }
+}
+
+fn code_field(field: &str, code: &str) -> Result<(), FieldError> {
+    let n = code.chars().count();
+    if n == 0 || n > 64 {
+        return Err(FieldError::new(field, "must be 1 to 64 characters"));
+    }
+    Ok(())
+}
+
+/// `POST /auth/2fa/enable`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnableMfaRequest {
+    /// A current code of the new secret (6 digits).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, example = "123456")
+    )]
+    pub code: String,
+}
+
+impl EnableMfaRequest {
+    /// The code, if its length is plausible.
+    ///
+    /// # Errors
+    /// 422 naming `code`.
+    pub fn code(&self) -> Result<&str, AppError> {
+        code_field("code", &self.code).map_err(|f| AppError::Validation(vec![f]))?;
+        Ok(&self.code)
+    }
+}
+
+/// `POST /auth/2fa/enable` → the recovery codes, shown this once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoveryCodes {
+    /// Ten single-use codes (`xxxxx-xxxxx`), each a substitute for one TOTP code.
+    pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCodes").finish_non_exhaustive()
+    }
+}
+
+/// `POST /auth/2fa/disable`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DisableMfaRequest {
+    /// The account's password.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+    pub password: String,
+    /// A current TOTP code, or an unused recovery code.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub code: String,
+}
+
+impl std::fmt::Debug for DisableMfaRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisableMfaRequest").finish_non_exhaustive()
+    }
+}
+
+impl DisableMfaRequest {
+    /// Both fields checked for plausible lengths.
+    ///
+    /// # Errors
+    /// 422 naming `password` and/or `code`.
+    pub fn try_into_domain(self) -> Result<(String, String), AppError> {
+        let n = self.password.chars().count();
+        let p = if n == 0 || n > crate::domain::MAX_PASSWORD_CHARS {
+            Err(FieldError::new("password", "must be 1 to 256 characters"))
+        } else {
+            Ok(())
+        };
+        match (p, code_field("code", &self.code)) {
+            (Ok(()), Ok(())) => Ok((self.password, self.code)),
+            (p, c) => Err(AppError::Validation(
+                [p.err(), c.err()].into_iter().flatten().collect(),
+            )),
+        }
+    }
+}
+
+/// The second factor a login or a disable presents.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// A TOTP code.
+    Totp(String),
+    /// A recovery code.
+    Recovery(String),
+}
+
+impl std::fmt::Debug for SecondFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Totp(_) => "SecondFactor::Totp(…)",
+            Self::Recovery(_) => "SecondFactor::Recovery(…)",
+        })
+    }
+}
+
+/// `POST /auth/login/mfa`: the token of the `mfa_required` answer and exactly one of `code`
+/// and `recovery_code`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MfaLoginRequest {
+    /// `details.mfa_token` of the `mfa_required` answer.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 512))]
+    pub mfa_token: String,
+    /// A current TOTP code.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub code: Option<String>,
+    /// An unused recovery code.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub recovery_code: Option<String>,
+}
+
+impl std::fmt::Debug for MfaLoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaLoginRequest").finish_non_exhaustive()
+    }
+}
+
+impl MfaLoginRequest {
+    /// The token and the factor.
+    ///
+    /// # Errors
+    /// 422 naming `mfa_token`, or `code` when neither or both factors are given.
+    pub fn try_into_domain(self) -> Result<(String, SecondFactor), AppError> {
+        let t = token_field("mfa_token", &self.mfa_token);
+        let factor = match (self.code, self.recovery_code) {
+            (Some(c), None) => code_field("code", &c).map(|()| SecondFactor::Totp(c)),
+            (None, Some(r)) => code_field("recovery_code", &r).map(|()| SecondFactor::Recovery(r)),
+            _ => Err(FieldError::new(
+                "code",
+                "give exactly one of `code` and `recovery_code`",
+            )),
+        };
+        match (t, factor) {
+            (Ok(()), Ok(f)) => Ok((self.mfa_token, f)),
+            (t, f) => Err(AppError::Validation(
+                [t.err(), f.err()].into_iter().flatten().collect(),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,9 @@ mod usage;
 mod vectors;
 
 pub use accounts::{
-    ChangePasswordRequest, ForgotPasswordRequest, PasswordChanged, ResetPasswordRequest,
-    SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, VerifyEmailRequest,
+    ChangePasswordRequest, DisableMfaRequest, EnableMfaRequest, ForgotPasswordRequest,
+    MfaLoginRequest, PasswordChanged, RecoveryCodes, ResetPasswordRequest, SecondFactor,
+    SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, TotpSetup, VerifyEmailRequest,
     MAX_ACCOUNT_TOKEN_LEN,
 };
 pub use agents::{

@@ -36,8 +36,9 @@ use crate::api::{AuthTokens, WsTicket};
 use crate::domain::{DeviceName, Email, Password, RefreshTokenHash, Role, Tier, User, UserId};
 use crate::error::AppError;
 use crate::ports::{
-    new_uuid, Clock, NewRefreshToken, Random, RateLimiter, RefreshTokenStore, RotateOutcome,
-    SecurityEventKind, SecurityLog, TicketStore, UserStore,
+    new_uuid, AccountTokenStore, Clock, MfaStore, NewRefreshToken, Random, RateLimiter,
+    RefreshTokenStore, RotateOutcome, SecurityEventKind, SecurityLog, TicketStore, TokenPurpose,
+    UserStore,
 };
 use crate::rate_limit::{RateDecision, RateOp, RateRule};
 
@@ -70,6 +71,8 @@ pub fn register_rule(per_hour: u32) -> RateRule {
         window_ms: 60 * 60_000,
     }
 }
+/// Lifetime of the second step of a two-factor login: 5 minutes.
+pub const MFA_TOKEN_TTL_MS: i64 = 5 * 60_000;
 /// WebSocket ticket lifetime.
 pub const WS_TICKET_TTL_MS: i64 = 30_000;
 /// Rate-limiter bucket of failed logins.
@@ -100,6 +103,10 @@ pub struct AuthService<'a> {
     pub limiter: &'a dyn RateLimiter,
     /// The security log (sign-ins).
     pub events: &'a dyn SecurityLog,
+    /// Two-factor state (a login of an account with it stops at `mfa_required`).
+    pub mfa: &'a dyn MfaStore,
+    /// One-time tokens (the second step of a two-factor login).
+    pub account_tokens: &'a dyn AccountTokenStore,
     /// Time.
     pub clock: &'a dyn Clock,
     /// Randomness.
@@ -213,6 +220,20 @@ impl AuthService<'_> {
             let phc = passwords::hash(password, &salt)?;
             self.users.update_password_hash(user.id, &phc, now).await?;
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+        }
+        if self.mfa.get(user.id).await?.is_some_and(|m| m.enabled) {
+            // The second step (`POST /auth/login/mfa`) needs this short-lived token.
+            let mfa_token = random_token(self.rng);
+            let hash: [u8; 32] = Sha256::digest(mfa_token.as_bytes()).into();
+            let expires_at = now + MFA_TOKEN_TTL_MS;
+            self.account_tokens
+                .insert(&hash, user.id, TokenPurpose::MfaLogin, now, expires_at)
+                .await?;
+            tracing::info!(user_id = %user.id, "password accepted, second factor required");
+            return Err(AppError::MfaRequired {
+                mfa_token,
+                expires_at,
+            });
         }
         tracing::info!(user_id = %user.id, "login succeeded");
         record_event(
@@ -476,8 +497,9 @@ impl AuthService<'_> {
 mod tests {
     use super::*;
     use crate::testing::{
-        FixedClock, InMemoryRateLimiter, InMemoryRefreshTokenStore, InMemorySecurityLog,
-        InMemoryTicketStore, InMemoryUserStore, SeqRandom,
+        FixedClock, InMemoryAccountTokenStore, InMemoryMfaStore, InMemoryRateLimiter,
+        InMemoryRefreshTokenStore, InMemorySecurityLog, InMemoryTicketStore, InMemoryUserStore,
+        SeqRandom,
     };
 
     const T0: i64 = 1_800_000_000_000;
@@ -489,6 +511,8 @@ mod tests {
         clock: &'static FixedClock,
         limiter: InMemoryRateLimiter<'static>,
         events: InMemorySecurityLog,
+        mfa: InMemoryMfaStore,
+        account_tokens: InMemoryAccountTokenStore,
         rng: SeqRandom,
         tokens: AccessTokens,
         settings: AuthSettings,
@@ -504,6 +528,8 @@ mod tests {
                 clock,
                 limiter: InMemoryRateLimiter::new(clock),
                 events: InMemorySecurityLog::default(),
+                mfa: InMemoryMfaStore::default(),
+                account_tokens: InMemoryAccountTokenStore::default(),
                 rng: SeqRandom::new(1),
                 tokens: AccessTokens::new(b"0123456789abcdef0123456789abcdef", 900),
                 settings: AuthSettings {
@@ -521,6 +547,8 @@ mod tests {
                 tickets: &self.tickets,
                 limiter: &self.limiter,
                 events: &self.events,
+                mfa: &self.mfa,
+                account_tokens: &self.account_tokens,
                 clock: self.clock,
                 rng: &self.rng,
                 tokens: &self.tokens,

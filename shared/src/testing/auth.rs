@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use super::FixedClock;
 use crate::domain::{Email, RefreshTokenHash, Role, User, UserId};
 use crate::ports::{
-    AccountTokenStore, Clock, Mailer, NewRefreshToken, OutgoingEmail, RateLimiter,
-    RefreshTokenStore, RotateOutcome, SecurityEvent, SecurityLog, SessionRow, StoreError,
-    StoredRefreshToken, TicketStore, TokenPurpose, UpstreamError, UserStore,
+    AccountTokenStore, Clock, Mailer, MfaRow, MfaStore, NewRefreshToken, OutgoingEmail,
+    RateLimiter, RefreshTokenStore, RotateOutcome, SecurityEvent, SecurityLog, SessionRow,
+    StoreError, StoredRefreshToken, TicketStore, TokenPurpose, UpstreamError, UserStore,
 };
 use crate::rate_limit::{gcra, RateDecision, RateOp, RateRule};
 
@@ -125,6 +125,19 @@ impl AccountTokenStore for InMemoryAccountTokenStore {
             _ => Ok(None),
         }
     }
+    async fn find(
+        &self,
+        hash: &[u8; 32],
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<Option<UserId>, StoreError> {
+        Ok(self
+            .rows
+            .borrow()
+            .get(hash)
+            .filter(|r| r.1 == purpose && !r.3 && r.2 > now_ms)
+            .map(|r| r.0))
+    }
     async fn spend_all(
         &self,
         user: UserId,
@@ -136,6 +149,90 @@ impl AccountTokenStore for InMemoryAccountTokenStore {
                 row.3 = true;
             }
         }
+        Ok(())
+    }
+}
+
+/// Two-factor state in maps.
+#[derive(Debug, Default)]
+pub struct InMemoryMfaStore {
+    /// Rows by user.
+    pub rows: RefCell<HashMap<UserId, MfaRow>>,
+    /// Recovery codes: (user, hash) → used.
+    pub codes: RefCell<HashMap<(UserId, [u8; 32]), bool>>,
+}
+
+#[async_trait(?Send)]
+impl MfaStore for InMemoryMfaStore {
+    async fn get(&self, user: UserId) -> Result<Option<MfaRow>, StoreError> {
+        Ok(self.rows.borrow().get(&user).cloned())
+    }
+    async fn set_pending(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        _now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.rows.borrow_mut();
+        if rows.get(&user).is_some_and(|r| r.enabled) {
+            return Ok(false);
+        }
+        rows.insert(
+            user,
+            MfaRow {
+                sealed_secret: sealed_secret.to_vec(),
+                enabled: false,
+                last_step: 0,
+            },
+        );
+        Ok(true)
+    }
+    async fn enable(
+        &self,
+        user: UserId,
+        recovery_hashes: &[[u8; 32]],
+        step: i64,
+        _now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.rows.borrow_mut();
+        let Some(row) = rows.get_mut(&user).filter(|r| !r.enabled) else {
+            return Ok(false);
+        };
+        row.enabled = true;
+        row.last_step = step;
+        let mut codes = self.codes.borrow_mut();
+        codes.retain(|(u, _), _| *u != user);
+        for h in recovery_hashes {
+            codes.insert((user, *h), false);
+        }
+        Ok(true)
+    }
+    async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, StoreError> {
+        match self.rows.borrow_mut().get_mut(&user) {
+            Some(r) if r.enabled && r.last_step < step => {
+                r.last_step = step;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn spend_recovery_code(
+        &self,
+        user: UserId,
+        hash: &[u8; 32],
+        _now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        match self.codes.borrow_mut().get_mut(&(user, *hash)) {
+            Some(used) if !*used => {
+                *used = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn disable(&self, user: UserId) -> Result<(), StoreError> {
+        self.rows.borrow_mut().remove(&user);
+        self.codes.borrow_mut().retain(|(u, _), _| *u != user);
         Ok(())
     }
 }

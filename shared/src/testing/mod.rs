@@ -20,8 +20,8 @@ mod storage;
 mod vectors;
 
 pub use auth::{
-    InMemoryAccountTokenStore, InMemoryRateLimiter, InMemoryRefreshTokenStore, InMemorySecurityLog,
-    InMemoryTicketStore, InMemoryUserStore, RecordingMailer,
+    InMemoryAccountTokenStore, InMemoryMfaStore, InMemoryRateLimiter, InMemoryRefreshTokenStore,
+    InMemorySecurityLog, InMemoryTicketStore, InMemoryUserStore, RecordingMailer,
 };
 pub use billing::{FakePayments, InMemoryBillingStore};
 pub use http::ScriptedHttp;

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod billing;
 pub mod chat;
 pub mod health;
+pub mod mfa;
 pub mod plugins;
 pub mod records;
 pub mod vectors;

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use shared::domain::{Email, RefreshTokenHash, Role, Tier, User, UserId};
 use shared::ports::{
-    AccountTokenStore, NewRefreshToken, RefreshTokenStore, RotateOutcome, SecurityEvent,
-    SecurityEventKind, SecurityLog, SessionRow, StoreError, StoredRefreshToken, TicketStore,
-    TokenPurpose, UserStore,
+    AccountTokenStore, MfaRow, MfaStore, NewRefreshToken, RefreshTokenStore, RotateOutcome,
+    SecurityEvent, SecurityEventKind, SecurityLog, SessionRow, StoreError, StoredRefreshToken,
+    TicketStore, TokenPurpose, UserStore,
 };
 use wasm_bindgen::JsValue;
 
@@ -486,6 +486,24 @@ impl AccountTokenStore for D1AccountTokenStore {
         Ok(row.and_then(|r| UserId::parse(&r.user_id)))
     }
 
+    async fn find(
+        &self,
+        hash: &[u8; 32],
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<Option<UserId>, StoreError> {
+        let user = stmt(
+            &self.0,
+            "SELECT user_id FROM account_tokens \
+             WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
+            &[text(hex::encode(hash)), text(purpose.as_str()), int(now_ms)],
+        )?
+        .first::<String>(Some("user_id"))
+        .await
+        .map_err(|e| unavailable("reading account token", &e))?;
+        Ok(user.and_then(|u| UserId::parse(&u)))
+    }
+
     async fn spend_all(
         &self,
         user: UserId,
@@ -501,6 +519,151 @@ impl AccountTokenStore for D1AccountTokenStore {
         .run()
         .await
         .map_err(|e| unavailable("spending account tokens", &e))?;
+        Ok(())
+    }
+}
+
+/// Two-factor state in D1 `user_mfa` and `recovery_codes`.
+pub struct D1MfaStore(pub Db);
+
+#[async_trait(?Send)]
+impl MfaStore for D1MfaStore {
+    async fn get(&self, user: UserId) -> Result<Option<MfaRow>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            sealed_secret: String,
+            enabled: f64,
+            last_step: f64,
+        }
+        let row = stmt(
+            &self.0,
+            "SELECT sealed_secret, (enabled_at IS NOT NULL) AS enabled, last_step \
+             FROM user_mfa WHERE user_id = ?1",
+            &[text(user.to_string())],
+        )?
+        .first::<Row>(None)
+        .await
+        .map_err(|e| unavailable("reading two-factor state", &e))?;
+        let Some(r) = row else { return Ok(None) };
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(Some(MfaRow {
+            sealed_secret: shared::accounts::mfa::decode_sealed(&r.sealed_secret)
+                .ok_or_else(|| StoreError::Unavailable("corrupt user_mfa row".into()))?,
+            enabled: r.enabled != 0.0,
+            last_step: r.last_step as i64,
+        }))
+    }
+
+    async fn set_pending(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = stmt(
+            &self.0,
+            "INSERT INTO user_mfa (user_id, sealed_secret, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (user_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
+               created_at = excluded.created_at, last_step = 0 \
+             WHERE user_mfa.enabled_at IS NULL",
+            &[
+                text(user.to_string()),
+                text(shared::accounts::mfa::encode_sealed(sealed_secret)),
+                int(now_ms),
+            ],
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("storing a pending secret", &e))?;
+        Ok(changes(&r) == 1)
+    }
+
+    async fn enable(
+        &self,
+        user: UserId,
+        recovery_hashes: &[[u8; 32]],
+        step: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let uid = user.to_string();
+        // One transaction: enable, then replace the codes only if this call enabled it.
+        let mut statements = vec![stmt(
+            &self.0,
+            "UPDATE user_mfa SET enabled_at = ?1, last_step = ?2 \
+             WHERE user_id = ?3 AND enabled_at IS NULL",
+            &[int(now_ms), int(step), text(&uid)],
+        )?];
+        let enabled_now = "EXISTS (SELECT 1 FROM user_mfa WHERE user_id = ?1 AND enabled_at = ?2)";
+        statements.push(stmt(
+            &self.0,
+            &format!("DELETE FROM recovery_codes WHERE user_id = ?1 AND {enabled_now}"),
+            &[text(&uid), int(now_ms)],
+        )?);
+        for h in recovery_hashes {
+            statements.push(stmt(
+                &self.0,
+                &format!(
+                    "INSERT INTO recovery_codes (user_id, code_hash) SELECT ?1, ?3 \
+                     WHERE {enabled_now}"
+                ),
+                &[text(&uid), int(now_ms), text(hex::encode(h))],
+            )?);
+        }
+        let results = self
+            .0
+            .batch(statements)
+            .await
+            .map_err(|e| unavailable("enabling two-factor", &e))?;
+        Ok(results.first().map(changes) == Some(1))
+    }
+
+    async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, StoreError> {
+        let r = stmt(
+            &self.0,
+            "UPDATE user_mfa SET last_step = ?1 \
+             WHERE user_id = ?2 AND enabled_at IS NOT NULL AND last_step < ?1",
+            &[int(step), text(user.to_string())],
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("accepting a code", &e))?;
+        Ok(changes(&r) == 1)
+    }
+
+    async fn spend_recovery_code(
+        &self,
+        user: UserId,
+        hash: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = stmt(
+            &self.0,
+            "UPDATE recovery_codes SET used_at = ?1 \
+             WHERE user_id = ?2 AND code_hash = ?3 AND used_at IS NULL",
+            &[int(now_ms), text(user.to_string()), text(hex::encode(hash))],
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("spending a recovery code", &e))?;
+        Ok(changes(&r) == 1)
+    }
+
+    async fn disable(&self, user: UserId) -> Result<(), StoreError> {
+        let uid = user.to_string();
+        let codes = stmt(
+            &self.0,
+            "DELETE FROM recovery_codes WHERE user_id = ?1",
+            &[text(&uid)],
+        )?;
+        let row = stmt(
+            &self.0,
+            "DELETE FROM user_mfa WHERE user_id = ?1",
+            &[text(&uid)],
+        )?;
+        self.0
+            .batch(vec![codes, row])
+            .await
+            .map_err(|e| unavailable("disabling two-factor", &e))?;
         Ok(())
     }
 }

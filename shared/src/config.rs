@@ -89,6 +89,21 @@ pub struct StripeConfig {
     pub cancel_url: String,
 }
 
+/// Outgoing email (Resend's HTTP API). Without `EMAIL_API_BASE`, flows that need mail answer
+/// 503 `email_not_configured`.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// API base, e.g. `https://api.resend.com` (`EMAIL_API_BASE`); `None`: not configured.
+    pub api_base: Option<Url>,
+    /// Bearer key (`EMAIL_API_KEY`).
+    pub api_key: Option<SecretString>,
+    /// The sender (`EMAIL_FROM`, default `Adiuva <no-reply@adiuva.app>`).
+    pub from: String,
+}
+
+/// The sender of mail when `EMAIL_FROM` is unset.
+pub const DEFAULT_EMAIL_FROM: &str = "Adiuva <no-reply@adiuva.app>";
+
 /// The whole configuration of the API.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -114,6 +129,8 @@ pub struct Config {
     pub chat_ping_ms: u64,
     /// Stripe settings.
     pub stripe: StripeConfig,
+    /// Outgoing email.
+    pub email: EmailConfig,
     /// Vector store backend.
     pub vector_backend: VectorBackend,
     /// Public base URL of this API, for signed links (`None`: derive from the request).
@@ -307,6 +324,26 @@ fn bytes_per_gb<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>, env: Envir
     }
 }
 
+/// The outgoing email settings.
+fn email_config<F: Fn(&str) -> Option<String>>(
+    r: &mut Reader<'_, F>,
+    env: Environment,
+) -> EmailConfig {
+    let api_base = r
+        .get("EMAIL_API_BASE")
+        .map(|_| r.url("EMAIL_API_BASE", "http://localhost"));
+    if env == Environment::Prod && api_base.as_ref().is_some_and(|u| u.scheme() != "https") {
+        r.problem("EMAIL_API_BASE", "must be https in prod");
+    }
+    EmailConfig {
+        api_base,
+        api_key: r.get("EMAIL_API_KEY").map(SecretString::from),
+        from: r
+            .get("EMAIL_FROM")
+            .unwrap_or_else(|| DEFAULT_EMAIL_FROM.to_owned()),
+    }
+}
+
 /// The Stripe settings.
 fn stripe_config<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> StripeConfig {
     StripeConfig {
@@ -392,6 +429,7 @@ impl Config {
 
         let chat_ping_ms = r.millis("CHAT_PING_MS", 30_000, 300_000);
         let stripe = stripe_config(&mut r);
+        let email = email_config(&mut r, env);
 
         let vector_backend = r.choice(
             "VECTOR_BACKEND",
@@ -437,6 +475,7 @@ impl Config {
             providers,
             chat_ping_ms,
             stripe,
+            email,
             vector_backend,
             public_base_url,
             rate_limits,

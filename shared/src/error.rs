@@ -39,6 +39,8 @@ pub enum Upstream {
     Payments,
     /// A platform binding (D1, R2, a Durable Object, Vectorize).
     Storage,
+    /// The transactional email API.
+    Email,
 }
 
 /// Every error the API answers with.
@@ -130,6 +132,19 @@ pub enum AppError {
     /// The LLM is not configured on this deployment. 503.
     #[error("LLM not configured")]
     LlmNotConfigured,
+    /// Outgoing email is not configured on this deployment (`EMAIL_API_BASE`), and the flow
+    /// needs it. 503.
+    #[error("email is not configured on this deployment")]
+    EmailNotConfigured,
+    /// The password was right but the account has two-factor authentication: finish with
+    /// `POST /auth/login/mfa` and the short-lived `mfa_token` of the details. 401.
+    #[error("a second factor is required")]
+    MfaRequired {
+        /// Single-use token of the second step (5 minutes).
+        mfa_token: String,
+        /// When it expires (epoch ms).
+        expires_at: i64,
+    },
     /// An upstream service failed or timed out. 502 (bad answer) or 503 (unreachable).
     #[error("upstream {service:?} unavailable: {detail}")]
     UpstreamUnavailable {
@@ -179,6 +194,8 @@ pub const CODES: &[&str] = &[
     "quota_exceeded",
     "rate_limited",
     "llm_not_configured",
+    "email_not_configured",
+    "mfa_required",
     "upstream_unavailable",
     "request_aborted",
     "upgrade_required",
@@ -247,6 +264,8 @@ impl AppError {
             Self::QuotaExceeded { .. } | Self::LimitReached { .. } => "quota_exceeded",
             Self::RateLimited { .. } => "rate_limited",
             Self::LlmNotConfigured => "llm_not_configured",
+            Self::EmailNotConfigured => "email_not_configured",
+            Self::MfaRequired { .. } => "mfa_required",
             Self::UpstreamUnavailable { .. } => "upstream_unavailable",
             Self::RequestAborted(_) => "request_aborted",
             Self::UpgradeRequired => "upgrade_required",
@@ -267,7 +286,7 @@ impl AppError {
             | Self::ChecksumMismatch
             | Self::InvalidSignature
             | Self::RequestAborted(_) => 400,
-            Self::Unauthorized => 401,
+            Self::Unauthorized | Self::MfaRequired { .. } => 401,
             Self::PaymentRequired(_) => 402,
             Self::Forbidden(_)
             | Self::TierRequired { .. }
@@ -291,7 +310,7 @@ impl AppError {
                     503
                 }
             }
-            Self::LlmNotConfigured => 503,
+            Self::LlmNotConfigured | Self::EmailNotConfigured => 503,
             Self::Relayed(w) => w.status,
         }
     }
@@ -331,6 +350,7 @@ impl AppError {
                 Upstream::Llm => "the language model service is unavailable".to_owned(),
                 Upstream::Payments => "the payment service is unavailable".to_owned(),
                 Upstream::Storage => "a storage service is unavailable".to_owned(),
+                Upstream::Email => "the email service is unavailable".to_owned(),
             },
             Self::MalformedJson(_) => "the request body is not valid JSON".to_owned(),
             Self::PaymentRequired(_) => {
@@ -362,6 +382,10 @@ impl AppError {
                 Some(json!({ "retry_after": retry_after_secs.max(&1) }))
             }
             Self::UpstreamUnavailable { service, .. } => Some(json!({ "service": service })),
+            Self::MfaRequired {
+                mfa_token,
+                expires_at,
+            } => Some(json!({ "mfa_token": mfa_token, "expires_at": expires_at })),
             Self::Relayed(w) => w.details.clone(),
             _ => None,
         }
@@ -419,6 +443,11 @@ mod tests {
                 retry_after_secs: 7,
             },
             AppError::LlmNotConfigured,
+            AppError::EmailNotConfigured,
+            AppError::MfaRequired {
+                mfa_token: "t".into(),
+                expires_at: 1,
+            },
             AppError::UpstreamUnavailable {
                 service: Upstream::Llm,
                 bad_gateway: true,
@@ -462,6 +491,8 @@ mod tests {
                 ("quota_exceeded", 403),
                 ("rate_limited", 429),
                 ("llm_not_configured", 503),
+                ("email_not_configured", 503),
+                ("mfa_required", 401),
                 ("upstream_unavailable", 502),
                 ("upstream_unavailable", 503),
                 ("request_aborted", 400),

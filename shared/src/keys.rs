@@ -18,6 +18,8 @@ const SALT: &[u8] = b"adiuva-keys-v1";
 pub enum KeyPurpose {
     /// HMAC of plugin download tokens.
     PluginDownload,
+    /// XChaCha20-Poly1305 sealing of TOTP secrets at rest.
+    TotpSecret,
 }
 
 impl KeyPurpose {
@@ -25,6 +27,7 @@ impl KeyPurpose {
     pub fn label(self) -> &'static [u8] {
         match self {
             Self::PluginDownload => b"adiuva/plugin-download-token/v1",
+            Self::TotpSecret => b"adiuva/totp-secret/v1",
         }
     }
 }
@@ -50,6 +53,11 @@ mod tests {
         let secret = b"0123456789abcdef0123456789abcdef";
         let a = derive(secret, KeyPurpose::PluginDownload);
         assert_eq!(a, derive(secret, KeyPurpose::PluginDownload));
+        assert_ne!(
+            a,
+            derive(secret, KeyPurpose::TotpSecret),
+            "one key per purpose"
+        );
         assert_ne!(&a[..], &secret[..]);
         assert_ne!(
             a,

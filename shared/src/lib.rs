@@ -7,6 +7,7 @@
 //! never depends on `worker` or `wasm-bindgen`; the `workers` crate adapts it to Cloudflare.
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod backup;
@@ -17,6 +18,7 @@ pub mod cors;
 pub mod dcpe;
 pub mod do_protocol;
 pub mod domain;
+pub mod email;
 pub mod error;
 pub mod home;
 pub mod input;

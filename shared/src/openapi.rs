@@ -23,10 +23,15 @@ use crate::api::{
 };
 use crate::api::{ByteUsage, RequestUsage, UsageReport};
 use crate::api::{
+    ChangePasswordRequest, ForgotPasswordRequest, PasswordChanged, ResetPasswordRequest,
+    SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, VerifyEmailRequest,
+};
+use crate::api::{
     ChatContext, ChatRequest, ChatResponse, ExecutionMode, ExecutionPlan, PlanAction,
     PlanActionType, PlanStep, PlaybookPlan, RunStepRequest, RunStepResponse,
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
+use crate::api::{DisableMfaRequest, EnableMfaRequest, MfaLoginRequest, RecoveryCodes, TotpSetup};
 use crate::api::{
     SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
     VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,
@@ -36,6 +41,7 @@ use crate::backup::{BackupMetadata, BackupStored};
 use crate::domain::{ProviderKind, Tier};
 use crate::error::{ErrorBody, ErrorDetail, FieldError};
 use crate::marketplace::{AgentSubmission, ManifestSubmission, ToolSubmission};
+use crate::ports::SecurityEventKind;
 use crate::storage::RecordMeta;
 use crate::tiers::Features;
 
@@ -51,8 +57,8 @@ are a stable contract: `validation_failed` 422 (details name each field), `malfo
 allowed), `not_found` 404, `method_not_allowed` 405 (with `Allow`), `conflict` 409, \
 `precondition_failed` 412, `checksum_mismatch` 400, `tier_required` 403, `quota_exceeded` 403, \
 `payment_required` 402, `request_aborted` 400 (the request body broke off), \
-`rate_limited` 429 (with `Retry-After`), `llm_not_configured` 503, `upstream_unavailable` \
-502/503, `not_implemented` 501, `internal` 500.
+`rate_limited` 429 (with `Retry-After`), `llm_not_configured` 503, `email_not_configured` 503 \
+(no outgoing email on this deployment), `upstream_unavailable` 502/503, `not_implemented` 501, `internal` 500.
 
 **CORS.** Origins `app://*`, `http://localhost[:port]` and those configured in `CORS_ORIGINS` \
 are allowed; any other `Origin` is refused with 403.
@@ -178,6 +184,9 @@ impl Modify for FloatRange {
     info(title = "Adiuva Cloud API", description = DESCRIPTION),
     paths(
         health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
+        verify_email, resend_verification, forgot_password, reset_password, change_password,
+        list_sessions, revoke_session, security_events, login_mfa, mfa_setup, mfa_enable,
+        mfa_disable,
         tiers, checkout, stripe_webhook, get_subscription, cancel_subscription,
         create_record, list_records, get_record, update_record, delete_record,
         put_backup, get_backup, backup_history, delete_backup,
@@ -205,7 +214,10 @@ impl Modify for FloatRange {
         ReviewRequest, ReviewResult, PluginInstallRequest, PluginInstalled, RatingRequest,
         RatingResult, PeriodEarningsInfo, EarningsResponse, PayoutAccountRequest,
         ProviderKind, ProvidersResponse, ProviderInfo, AgentsResponse, AgentListing,
-        EnableAgentsRequest
+        EnableAgentsRequest, VerifyEmailRequest, ForgotPasswordRequest, ResetPasswordRequest,
+        ChangePasswordRequest, PasswordChanged, SessionInfo, SessionList, SecurityEventInfo,
+        SecurityEvents, SecurityEventKind, TotpSetup, EnableMfaRequest, RecoveryCodes,
+        DisableMfaRequest, MfaLoginRequest
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -296,9 +308,12 @@ fn health() {}
     ))]
 fn openapi_document() {}
 
-/// Creates an account and signs it in. Emails listed in `ADMIN_EMAILS` get the admin role.
-/// Each client address may register 20 accounts an hour (`REGISTER_LIMIT_PER_HOUR`).
+/// Creates an account and signs it in, and mails a verification link (24 h). Emails listed in
+/// `ADMIN_EMAILS` get the admin role once verified. Each client address may register 20
+/// accounts an hour (`REGISTER_LIMIT_PER_HOUR`). An optional `X-Device-Name` (at most 64
+/// characters) names the session.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register",
+    params(("X-Device-Name" = Option<String>, Header, description = "The device's name for the session, at most 64 characters.")),
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Signed up; a new session.", body = AuthTokens),
@@ -317,11 +332,12 @@ fn register() {}
 /// per account from all addresses (100 an hour); while one is exhausted, answers 429 without
 /// checking the password. Guesses from one address never lock the owner out elsewhere.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login",
+    params(("X-Device-Name" = Option<String>, Header, description = "The device's name for the session, at most 64 characters.")),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in; a new session.", body = AuthTokens),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: wrong email or password.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong email or password; or `mfa_required` (the password was right, the account has two-factor): finish with `POST /auth/login/mfa` and `details.mfa_token` (single use, 5 minutes).", body = ErrorBody),
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
@@ -395,6 +411,178 @@ fn me() {}
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
     ))]
 fn ws_ticket() {}
+
+/// Spends the token of a verification link (single use, 24 h) and marks the address verified.
+/// `ADMIN_EMAILS` grants the admin role only then.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", operation_id = "verify_email",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, description = "Verified.", body = Ok),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: unknown, used, expired or foreign token.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, naming `token`.", body = ErrorBody)
+    ))]
+fn verify_email() {}
+
+/// Mails another verification link; 3 an hour per account.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "auth", operation_id = "resend_verification",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Sent.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the address is verified already.", body = ErrorBody),
+        (status = 503, description = "`email_not_configured`, or `upstream_unavailable` (the email service failed).", body = ErrorBody)
+    ))]
+fn resend_verification() {}
+
+/// Mails a password-reset link (single use, 30 min) if the address has an account, and answers
+/// the same 202 either way, after the same work. Throttled to 10 an hour per client address
+/// and 3 an hour per address asked for (registered or not).
+#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", operation_id = "forgot_password",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "Accepted (whether or not the account exists).", body = Ok),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, naming `email`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`; see `Retry-After`.", body = ErrorBody),
+        (status = 503, description = "`email_not_configured`.", body = ErrorBody)
+    ))]
+fn forgot_password() {}
+
+/// Spends a reset link's token and sets the password; every session ends (their sockets
+/// close) and every other reset link is spent. Data a client encrypted with keys derived from
+/// the old password cannot be recovered by a reset.
+#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", operation_id = "reset_password",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 200, description = "The password is set; sign in again.", body = Ok),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: unknown, used, expired or foreign token.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, naming `token` and/or `password`.", body = ErrorBody)
+    ))]
+fn reset_password() {}
+
+/// Changes the password; every other session ends (their sockets close). Wrong current
+/// passwords are throttled: 5 per 15 minutes per account.
+#[utoipa::path(post, path = "/api/v1/auth/password/change", tag = "auth", operation_id = "change_password",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed.", body = PasswordChanged),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong current password.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn change_password() {}
+
+/// The caller's open sessions, newest first; `current` marks the request's own.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", operation_id = "list_sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Open sessions.", body = SessionList),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn list_sessions() {}
+
+/// Ends one of the caller's sessions: its tokens stop working at once and its sockets close
+/// (code 4001).
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", operation_id = "revoke_session",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id.")),
+    responses(
+        (status = 200, description = "Ended.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found` (also for another user's session).", body = ErrorBody)
+    ))]
+fn revoke_session() {}
+
+/// The newest 100 security events of the caller's account: kind, time, device name and the
+/// network (never a full address, a password, a code or a token).
+#[utoipa::path(get, path = "/api/v1/auth/events", tag = "auth", operation_id = "security_events",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Newest first.", body = SecurityEvents),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn security_events() {}
+
+/// The second step of a two-factor login: the `mfa_token` of the `mfa_required` answer and a
+/// TOTP code or a recovery code. Each code is accepted once; 5 attempts per 15 minutes per
+/// account.
+#[utoipa::path(post, path = "/api/v1/auth/login/mfa", tag = "auth", operation_id = "login_mfa",
+    params(("X-Device-Name" = Option<String>, Header, description = "The device's name for the session, at most 64 characters.")),
+    request_body = MfaLoginRequest,
+    responses(
+        (status = 200, description = "Signed in; a new session.", body = AuthTokens),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: unknown, used or expired token, or a wrong or replayed code.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many codes; see `Retry-After`.", body = ErrorBody)
+    ))]
+fn login_mfa() {}
+
+/// A new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s), pending until enabled with a code.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/setup", tag = "auth", operation_id = "mfa_setup",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The secret and its otpauth URI.", body = TotpSetup),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: two-factor is enabled already.", body = ErrorBody)
+    ))]
+fn mfa_setup() {}
+
+/// Confirms the pending secret with a current code and turns two-factor on; answers ten
+/// recovery codes, shown this once.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/enable", tag = "auth", operation_id = "mfa_enable",
+    security(("bearer" = [])),
+    request_body = EnableMfaRequest,
+    responses(
+        (status = 200, description = "Enabled.", body = RecoveryCodes),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong code.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: no setup is pending.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn mfa_enable() {}
+
+/// Turns two-factor off, with the password and a current code (or a recovery code).
+#[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", operation_id = "mfa_disable",
+    security(("bearer" = [])),
+    request_body = DisableMfaRequest,
+    responses(
+        (status = 200, description = "Disabled.", body = Ok),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong password or code.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: two-factor is not enabled.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`.", body = ErrorBody)
+    ))]
+fn mfa_disable() {}
 
 /// The tier matrix with prices (euro cents per month; team per seat) and request limits.
 #[utoipa::path(get, path = "/api/v1/tiers", tag = "system", operation_id = "tiers",

@@ -12,7 +12,7 @@ use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
-use crate::domain::{Email, RefreshTokenHash, Tier, User, UserId};
+use crate::domain::{DeviceName, Email, RefreshTokenHash, Role, Tier, User, UserId};
 use crate::error::{AppError, Upstream};
 use crate::rate_limit::{RateDecision, RateOp, RateRule};
 
@@ -86,6 +86,7 @@ impl UpstreamError {
     pub fn into_app_error(self, service: Upstream) -> AppError {
         match self {
             Self::NotConfigured if service == Upstream::Llm => AppError::LlmNotConfigured,
+            Self::NotConfigured if service == Upstream::Email => AppError::EmailNotConfigured,
             Self::NotConfigured => AppError::UpstreamUnavailable {
                 service,
                 bad_gateway: false,
@@ -106,6 +107,41 @@ impl UpstreamError {
     }
 }
 
+/// One message to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// The recipient.
+    pub to: Email,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+impl std::fmt::Debug for OutgoingEmail {
+    /// Never the address or the content (they carry single-use links).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingEmail").finish_non_exhaustive()
+    }
+}
+
+/// Outgoing transactional email.
+#[async_trait(?Send)]
+pub trait Mailer {
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// MUST return [`UpstreamError::NotConfigured`] when this deployment has no email service,
+    /// [`UpstreamError::Unavailable`] when it could not be reached (after retries).
+    async fn send(&self, message: &OutgoingEmail) -> Result<(), UpstreamError>;
+    /// Whether this deployment can send mail at all (checked before a flow spends anything).
+    fn configured(&self) -> bool {
+        true
+    }
+}
+
 /// Accounts (D1 `users`).
 #[async_trait(?Send)]
 pub trait UserStore {
@@ -118,13 +154,249 @@ pub trait UserStore {
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     /// The user with this id.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
-    /// Replaces the stored password hash (rehash on login).
+    /// Replaces the stored password hash (rehash on login, change, reset).
     async fn update_password_hash(
         &self,
         id: UserId,
         phc: &str,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+    /// Records that the address was verified at `now_ms` (kept if it was already) and sets
+    /// the role.
+    async fn mark_email_verified(
+        &self,
+        id: UserId,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// What a one-time account token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// The link of a verification email (24 h).
+    VerifyEmail,
+    /// The link of a password-reset email (30 min).
+    ResetPassword,
+    /// The second step of a two-factor login (5 min).
+    MfaLogin,
+}
+
+impl TokenPurpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+            Self::MfaLogin => "mfa_login",
+        }
+    }
+}
+
+/// Single-use account tokens, stored only as SHA-256 hashes (D1 `account_tokens`).
+#[async_trait(?Send)]
+pub trait AccountTokenStore {
+    /// Stores a token of `user`.
+    async fn insert(
+        &self,
+        hash: &[u8; 32],
+        user: UserId,
+        purpose: TokenPurpose,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// Stores a token for the account of `email` if there is one, in one statement, so the
+    /// work is the same whether or not it exists; returns the account.
+    async fn insert_for_email(
+        &self,
+        hash: &[u8; 32],
+        email: &Email,
+        purpose: TokenPurpose,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// Marks the token used and returns its user, if it exists with this purpose, is unused
+    /// and unexpired. Atomic: of two concurrent calls at most one gets the user.
+    async fn consume(
+        &self,
+        hash: &[u8; 32],
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// The user of a token that exists with this purpose, unused and unexpired, without
+    /// spending it.
+    async fn find(
+        &self,
+        hash: &[u8; 32],
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// Marks every unused token of `user` with `purpose` used.
+    async fn spend_all(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// A user's two-factor state (D1 `user_mfa`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MfaRow {
+    /// The TOTP secret, sealed (see `accounts::totp::seal`).
+    pub sealed_secret: Vec<u8>,
+    /// Whether it was confirmed with a code (before that, login ignores it).
+    pub enabled: bool,
+    /// The newest time step a code was accepted for (codes of it and earlier are refused).
+    pub last_step: i64,
+}
+
+impl std::fmt::Debug for MfaRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaRow")
+            .field("enabled", &self.enabled)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two-factor secrets and recovery codes (D1 `user_mfa`, `recovery_codes`; hashes only).
+#[async_trait(?Send)]
+pub trait MfaStore {
+    /// The user's two-factor state.
+    async fn get(&self, user: UserId) -> Result<Option<MfaRow>, StoreError>;
+    /// Stores a pending secret (replacing a pending one); `false` when two-factor is enabled.
+    async fn set_pending(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Atomically: enables the pending secret, accepted at `step`, and replaces the recovery
+    /// codes with `recovery_hashes`; `false` when nothing was pending.
+    async fn enable(
+        &self,
+        user: UserId,
+        recovery_hashes: &[[u8; 32]],
+        step: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Raises the accepted step to `step` if it is newer; whether it did. Atomic: of two
+    /// concurrent calls with one step, one wins (a code is accepted once).
+    async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, StoreError>;
+    /// Spends an unused recovery code; whether there was one.
+    async fn spend_recovery_code(
+        &self,
+        user: UserId,
+        hash: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Removes the secret and the recovery codes.
+    async fn disable(&self, user: UserId) -> Result<(), StoreError>;
+}
+
+/// One open session (a live refresh-token family).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The family id (the `sid` of its access tokens).
+    pub id: uuid::Uuid,
+    /// The device's name for itself, if it gave one.
+    pub device_name: Option<String>,
+    /// When it was opened (epoch ms).
+    pub created_at: i64,
+    /// When it was last refreshed (its opening, if never).
+    pub last_used_at: i64,
+}
+
+/// A kind of security event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SecurityEventKind {
+    /// A sign-in completed.
+    LoginSucceeded,
+    /// A sign-in with a wrong password or second factor.
+    LoginFailed,
+    /// The password was changed by its owner.
+    PasswordChanged,
+    /// The password was reset through an emailed link.
+    PasswordReset,
+    /// Two-factor authentication was turned on.
+    MfaEnabled,
+    /// Two-factor authentication was turned off.
+    MfaDisabled,
+    /// A recovery code was spent.
+    RecoveryCodeUsed,
+    /// A session was ended from another one.
+    SessionRevoked,
+    /// The address was verified.
+    EmailVerified,
+    /// An export of the account was made.
+    Export,
+    /// The account's deletion was requested.
+    DeletionRequested,
+}
+
+impl SecurityEventKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::SessionRevoked => "session_revoked",
+            Self::EmailVerified => "email_verified",
+            Self::Export => "export",
+            Self::DeletionRequested => "deletion_requested",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::LoginSucceeded,
+            Self::LoginFailed,
+            Self::PasswordChanged,
+            Self::PasswordReset,
+            Self::MfaEnabled,
+            Self::MfaDisabled,
+            Self::RecoveryCodeUsed,
+            Self::SessionRevoked,
+            Self::EmailVerified,
+            Self::Export,
+            Self::DeletionRequested,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One entry of an account's security log: never a password, code, token or full address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    /// The account.
+    pub user_id: UserId,
+    /// What happened.
+    pub kind: SecurityEventKind,
+    /// The device's name for itself, when the request named one.
+    pub device_name: Option<String>,
+    /// The client's network, truncated (`203.0.113.0/24`, `2001:db8:1::/48`).
+    pub network: Option<String>,
+    /// When (epoch ms).
+    pub at: i64,
+}
+
+/// The security log (D1 `security_events`).
+#[async_trait(?Send)]
+pub trait SecurityLog {
+    /// Appends an event.
+    async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError>;
+    /// The newest `limit` events of `user`, newest first.
+    async fn recent(&self, user: UserId, limit: u32) -> Result<Vec<SecurityEvent>, StoreError>;
 }
 
 /// A refresh token to be stored (only its hash).
@@ -144,6 +416,8 @@ pub struct NewRefreshToken {
     pub created_at: i64,
     /// Expiry (epoch ms).
     pub expires_at: i64,
+    /// The device's name for itself (kept with the family when it starts one).
+    pub device_name: Option<DeviceName>,
 }
 
 /// A stored refresh token as the rotation logic needs it.
@@ -202,9 +476,22 @@ pub trait RefreshTokenStore {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), StoreError>;
-    /// Revokes every live family of a user; returns the families revoked.
-    async fn revoke_all(&self, user_id: UserId, now_ms: i64)
-        -> Result<Vec<uuid::Uuid>, StoreError>;
+    /// Revokes every live family of a user but `except`; returns the families revoked.
+    async fn revoke_all(
+        &self,
+        user_id: UserId,
+        except: Option<uuid::Uuid>,
+        now_ms: i64,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+    /// Revokes the live family `family_id` if it is `user_id`'s; returns whether it did.
+    async fn revoke_session(
+        &self,
+        user_id: UserId,
+        family_id: uuid::Uuid,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// The user's live sessions (unrevoked families with an unexpired token), newest first.
+    async fn sessions(&self, user_id: UserId, now_ms: i64) -> Result<Vec<SessionRow>, StoreError>;
 }
 
 /// Single-use WebSocket tickets (D1 `ws_tickets`).

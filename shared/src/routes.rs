@@ -77,6 +77,30 @@ pub enum Operation {
     Me,
     /// `POST /auth/ws-ticket`.
     WsTicket,
+    /// `POST /auth/verify-email`.
+    VerifyEmail,
+    /// `POST /auth/verify-email/resend`.
+    ResendVerification,
+    /// `POST /auth/password/forgot`.
+    ForgotPassword,
+    /// `POST /auth/password/reset`.
+    ResetPassword,
+    /// `POST /auth/password/change`.
+    ChangePassword,
+    /// `GET /auth/sessions`.
+    ListSessions,
+    /// `DELETE /auth/sessions/{id}`.
+    RevokeSession,
+    /// `GET /auth/events`.
+    SecurityEvents,
+    /// `POST /auth/login/mfa`.
+    LoginMfa,
+    /// `POST /auth/2fa/setup`.
+    MfaSetup,
+    /// `POST /auth/2fa/enable`.
+    MfaEnable,
+    /// `POST /auth/2fa/disable`.
+    MfaDisable,
     /// `GET /tiers`.
     Tiers,
     /// `PUT /backup`.
@@ -351,6 +375,78 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/auth/ws-ticket",
         Access::User,
         Operation::WsTicket,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/verify-email",
+        Access::Public,
+        Operation::VerifyEmail,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/verify-email/resend",
+        Access::User,
+        Operation::ResendVerification,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/password/forgot",
+        Access::Public,
+        Operation::ForgotPassword,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/password/reset",
+        Access::Public,
+        Operation::ResetPassword,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/password/change",
+        Access::User,
+        Operation::ChangePassword,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/auth/sessions",
+        Access::User,
+        Operation::ListSessions,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/auth/sessions/{id}",
+        Access::User,
+        Operation::RevokeSession,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/auth/events",
+        Access::User,
+        Operation::SecurityEvents,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/login/mfa",
+        Access::Public,
+        Operation::LoginMfa,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/2fa/setup",
+        Access::User,
+        Operation::MfaSetup,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/2fa/enable",
+        Access::User,
+        Operation::MfaEnable,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/2fa/disable",
+        Access::User,
+        Operation::MfaDisable,
     ),
     route(
         Method::Get,

@@ -9,7 +9,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{percentile_ms, ADMIN_EMAIL, JWT_SECRET};
+use crate::harness::{percentile_ms, JWT_SECRET};
 use crate::helpers::{assert_error, unique_email, unique_ip, TestApp, TestUser};
 
 async fn login(app: &TestApp, email: &str, password: &str, ip: &str) -> reqwest::Response {
@@ -188,23 +188,25 @@ pub async fn registration_validates_email_and_password_naming_the_field(app: Tes
 }
 
 pub async fn admin_emails_register_as_admins(app: TestApp) {
-    // The admin account is shared by the run: register it if nobody has.
-    let r = app
-        .post_json(
-            "/auth/register",
-            &json!({"email": ADMIN_EMAIL, "password": "admin password"}),
-        )
-        .await;
-    assert!(r.status() == 201 || r.status() == 409, "{}", r.status());
-    let r = login(&app, ADMIN_EMAIL, "admin password", &unique_ip()).await;
-    let (access, _) = tokens(r).await;
-    // The role is not in the profile contract; the token is the same kind as anyone's.
-    assert_eq!(app.get_auth("/auth/me", &access).await.status(), 200);
+    // The admin account is shared by the run: registered (if nobody has) and verified.
+    let admin = app.admin().await;
+    let me: Value = app
+        .get_auth("/auth/me", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email_verified"], true, "{me}");
     let log = app.stack.log();
     assert!(
         log.lines()
+            .any(|l| l.contains("email verified") && l.contains("\"role\":\"admin\"")),
+        "the admin role is granted when the address is verified, and logged"
+    );
+    assert!(
+        !log.lines()
             .any(|l| l.contains("account registered") && l.contains("\"role\":\"admin\"")),
-        "an admin registration is logged with its role"
+        "nobody is an admin by registering alone"
     );
 }
 

@@ -23,8 +23,12 @@ use stream_model::StreamModel;
 
 /// The HS256 secret the worker runs with in tests (tests forge tokens with it).
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0123456789";
-/// Emails that become admins.
+/// Emails that become admins (once verified).
 pub const ADMIN_EMAIL: &str = "admin@e2e.example.com";
+/// A second admin address, registered by the test that proves the role waits for
+/// verification.
+#[allow(dead_code)]
+pub const SECOND_ADMIN_EMAIL: &str = "second-admin@e2e.example.com";
 /// The password whoever registers [`ADMIN_EMAIL`] first gives it (every test uses this one).
 #[allow(dead_code)]
 pub const ADMIN_PASSWORD: &str = "admin password";
@@ -36,6 +40,9 @@ pub const PRICE_PRO: &str = "price_pro_e2e";
 pub const PRICE_POWER: &str = "price_power_e2e";
 /// Team (per seat).
 pub const PRICE_TEAM: &str = "price_team_e2e";
+
+/// The key the worker sends to the email API.
+pub const EMAIL_API_KEY: &str = "re_e2e_key";
 
 /// Everything started for the run.
 pub struct Stack {
@@ -51,6 +58,9 @@ pub struct Stack {
     pub stream_model: StreamModel,
     /// The scripted Stripe-compatible server (programmed by the billing tests).
     pub stripe: MockServer,
+    /// The scripted email API (Resend's `POST /emails`): answers 200 and records every message
+    /// (`received_requests`); tests mount their own failures for their own recipients.
+    pub email: MockServer,
     /// wrangler's combined output (the worker's JSON logs among it).
     pub log_path: PathBuf,
     /// The throwaway state directory (local D1, R2, Durable Objects) the worker runs on.
@@ -222,6 +232,23 @@ async fn mount_stripe_defaults(stripe: &MockServer) {
         .await;
 }
 
+/// The email API accepts every message, at a low priority (tests mount failures for their own
+/// recipients at priority 1–5).
+async fn mount_email_defaults(email: &MockServer) {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    Mock::given(method("POST"))
+        .and(path("/emails"))
+        .and(header("authorization", format!("Bearer {EMAIL_API_KEY}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"id": "email_e2e_default"})),
+        )
+        .with_priority(10)
+        .mount(email)
+        .await;
+}
+
 /// A model that answers every chat completion with one harmless sentence, at a low priority:
 /// tests script their own answers (priority 1–5) for messages carrying their own marker, and
 /// the contract fuzzer's chats get a 200 rather than an unscripted 404 from this server.
@@ -249,6 +276,7 @@ impl Stack {
     }
 
     /// As [`Stack::start`], with extra worker settings (e.g. `RATE_LIMITS=off`).
+    #[allow(clippy::too_many_lines)] // one line per setting
     pub async fn start_with(extra_vars: &[(&str, &str)]) -> Result<Self> {
         let root = repo_root();
         let run_dir = root.join("target/e2e");
@@ -266,6 +294,8 @@ impl Stack {
         let openai = MockServer::start().await;
         let stripe = MockServer::start().await;
         mount_stripe_defaults(&stripe).await;
+        let email = MockServer::start().await;
+        mount_email_defaults(&email).await;
         mount_openai_defaults(&openai).await;
         let stream_model = StreamModel::start(openai.uri())
             .await
@@ -290,7 +320,10 @@ impl Stack {
         let vars = [
             ("ENV", "dev".to_owned()),
             ("JWT_SECRET", JWT_SECRET.to_owned()),
-            ("ADMIN_EMAILS", ADMIN_EMAIL.to_owned()),
+            (
+                "ADMIN_EMAILS",
+                format!("{ADMIN_EMAIL},{SECOND_ADMIN_EMAIL}"),
+            ),
             ("OPENAI_API_KEY", "sk-e2e".to_owned()),
             ("OPENAI_BASE_URL", format!("{}/v1", stream_model.uri())),
             // Short, so the timeout test is quick; the scripted server answers in microseconds.
@@ -302,6 +335,9 @@ impl Stack {
             ("STRIPE_PRICE_POWER", PRICE_POWER.to_owned()),
             ("STRIPE_PRICE_TEAM", PRICE_TEAM.to_owned()),
             ("CORS_ORIGINS", "https://web.e2e.example".to_owned()),
+            ("EMAIL_API_BASE", email.uri()),
+            ("EMAIL_API_KEY", EMAIL_API_KEY.to_owned()),
+            ("EMAIL_FROM", "Adiuva <no-reply@e2e.example.com>".to_owned()),
             // WebSocket keep-alive pings every second instead of 30 (the ping test waits for them).
             ("CHAT_PING_MS", "1000".to_owned()),
         ];
@@ -343,6 +379,7 @@ impl Stack {
             openai,
             stream_model,
             stripe,
+            email,
             log_path,
             persist_dir: persist,
             wrangler,

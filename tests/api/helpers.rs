@@ -112,7 +112,103 @@ pub fn user_id_of(user: &TestUser) -> String {
     claims["sub"].as_str().expect("sub").to_owned()
 }
 
+/// Every message the worker sent to `to` through the scripted email API, oldest first (the
+/// JSON bodies as posted: `{from, to, subject, text, html}`).
+pub async fn emails_to(app: &TestApp, to: &str) -> Vec<Value> {
+    app.stack
+        .email
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|m| {
+            m["to"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|t| t.as_str() == Some(to)))
+        })
+        .collect()
+}
+
+/// The last message sent to `to`, waiting up to 5 s for it (mail sent after the answer).
+pub async fn last_email_to(app: &TestApp, to: &str, after: usize) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let all = emails_to(app, to).await;
+        if all.len() > after {
+            return all.last().cloned().expect("a message");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no message to {to} after the {after} seen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The token of the link to `path` (`/verify-email`, `/reset-password`) in `message`; the
+/// link must point at the worker's public base (here: the origin the request came to), in both
+/// the text and the HTML body.
+pub fn link_token(app: &TestApp, message: &Value, path: &str) -> String {
+    let prefix = format!("{}{path}?token=", app.base);
+    let text = message["text"].as_str().expect("a text body");
+    let start = text
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in {text}"))
+        + prefix.len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert!(
+        message["html"]
+            .as_str()
+            .is_some_and(|h| h.contains(&format!("{prefix}{token}"))),
+        "the HTML body carries the same link"
+    );
+    token
+}
+
 impl TestApp {
+    /// Verifies `email` with the link of the last verification message sent to it, asking for
+    /// another when there is none or it was spent (another test may have raced for it).
+    pub async fn verify(&self, email: &str, access_token: &str) {
+        for _ in 0..20 {
+            let me: Value = self
+                .get_auth("/auth/me", access_token)
+                .await
+                .json()
+                .await
+                .expect("json");
+            if me["email_verified"] == true {
+                return;
+            }
+            match emails_to(self, email).await.last() {
+                Some(m) => {
+                    let token = link_token(self, m, "/verify-email");
+                    let r = self
+                        .post_json("/auth/verify-email", &json!({ "token": token }))
+                        .await;
+                    if r.status() == StatusCode::OK {
+                        return;
+                    }
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+            let r = self
+                .req(Method::POST, "/auth/verify-email/resend")
+                .bearer_auth(access_token)
+                .send()
+                .await
+                .expect("request");
+            if r.status() == StatusCode::CONFLICT {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("could not verify {email}");
+    }
+
     /// Signs in as the run's admin ([`ADMIN_EMAIL`]), registering it if no test has yet.
     pub async fn admin(&self) -> TestUser {
         let r = self
@@ -141,6 +237,8 @@ impl TestApp {
             access_token: body["access_token"].as_str().expect("access").to_owned(),
             refresh_token: body["refresh_token"].as_str().expect("refresh").to_owned(),
         };
+        // `ADMIN_EMAILS` takes effect only for a verified address.
+        self.verify(ADMIN_EMAIL, &admin.access_token).await;
         // Every test shares the account: a free tier's 20 requests a minute would not do.
         let me: Value = self
             .get_auth("/auth/me", &admin.access_token)

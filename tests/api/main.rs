@@ -6,6 +6,7 @@
 //! Run them with `scripts/test.sh`, or `cargo test -p tests --features e2e` with the toolchain
 //! set up (`. scripts/setup.sh`).
 
+mod accounts;
 mod auth;
 mod backups;
 mod billing;
@@ -64,6 +65,27 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         skeleton::access_logs_are_json_lines_with_the_request_id,
         skeleton::no_benchmark_or_test_route_is_served,
         skeleton::unknown_http_methods_are_405_not_treated_as_get,
+        accounts::registration_posts_a_verification_email_to_the_email_api_with_its_key,
+        accounts::an_email_api_answering_503_then_429_is_retried_and_the_message_arrives,
+        accounts::an_email_api_that_keeps_failing_is_a_503_and_never_reaches_the_logs,
+        accounts::without_an_email_api_the_flows_that_need_mail_answer_503_email_not_configured,
+        accounts::a_verification_link_works_once_and_me_shows_the_address_verified,
+        accounts::a_verification_link_expires_after_a_day,
+        accounts::resending_the_verification_link_stops_at_three_an_hour,
+        accounts::an_admin_address_gets_the_admin_role_only_once_verified,
+        accounts::a_reset_link_sets_the_password_once_and_ends_every_session_and_socket,
+        accounts::reset_links_that_expired_belong_to_another_purpose_or_were_superseded_fail,
+        accounts::forgot_password_answers_alike_for_unknown_addresses_in_body_and_time,
+        accounts::forgot_password_is_throttled_per_address_asked_for_and_per_client,
+        accounts::a_password_change_needs_the_current_one_and_ends_only_the_other_sessions,
+        accounts::wrong_current_passwords_stop_at_five_before_any_check,
+        accounts::sessions_list_devices_mark_the_current_one_and_end_one_with_its_sockets,
+        accounts::another_users_session_is_404_and_keeps_working,
+        accounts::a_device_name_longer_than_64_characters_is_refused_by_name,
+        accounts::the_security_log_shows_what_happened_without_secrets_or_full_addresses,
+        accounts::two_factor_login_needs_a_fresh_code_that_works_once_and_only_for_its_account,
+        accounts::recovery_codes_work_once_and_wrong_codes_stop_at_five,
+        accounts::disabling_two_factor_needs_the_password_and_a_code,
         auth::the_full_register_login_me_refresh_reuse_logout_flow,
         auth::registration_normalises_the_email_and_refuses_duplicates,
         auth::registration_validates_email_and_password_naming_the_field,

@@ -8,6 +8,8 @@
 use std::rc::Rc;
 
 use secrecy::ExposeSecret;
+use shared::accounts::mfa::MfaService;
+use shared::accounts::{AccountService, AccountSettings};
 use shared::auth::tokens::AccessTokens;
 use shared::auth::{AuthService, AuthSettings};
 use shared::backup::BackupService;
@@ -16,6 +18,7 @@ use shared::chat::openai::OpenAiClient;
 use shared::chat::orchestrator::Brain;
 use shared::config::{Config, ConfigError, VectorBackend};
 use shared::domain::UserId;
+use shared::email::ResendClient;
 use shared::home::ops::{RevokeSessions, SetAccount};
 use shared::keys::{self, KeyPurpose};
 use shared::marketplace::Marketplace;
@@ -25,9 +28,9 @@ use shared::AppError;
 use worker::Env;
 
 use crate::adapters::{
-    CryptoRandom, D1AccountLoader, D1BillingStore, D1PluginStore, D1RefreshTokenStore,
-    D1TicketStore, D1UserStore, Db, DurableRateLimiter, FetchHttpClient, HomeClient, HomeSeen,
-    Hops, R2BlobStore, SystemClock, VectorizeIndex,
+    CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1BillingStore, D1MfaStore, D1PluginStore,
+    D1RefreshTokenStore, D1SecurityLog, D1TicketStore, D1UserStore, Db, DurableRateLimiter,
+    FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock, VectorizeIndex,
 };
 use crate::state::{self, Shared, BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, USER_HOME};
 
@@ -36,6 +39,9 @@ pub struct App {
     env: Env,
     shared: Rc<Shared>,
     hops: Rc<Hops>,
+    /// The request's context, for work that finishes after the answer (`None` in objects and
+    /// cron runs, where such work is awaited instead).
+    ctx: Option<Rc<worker::Context>>,
 }
 
 fn binding<T>(r: worker::Result<T>, name: &str) -> Result<T, AppError> {
@@ -43,13 +49,42 @@ fn binding<T>(r: worker::Result<T>, name: &str) -> Result<T, AppError> {
 }
 
 impl App {
-    /// The wiring of one request.
+    /// The wiring of one event.
     pub fn new(env: Env, shared: Rc<Shared>) -> Self {
         Self {
             env,
             shared,
             hops: Rc::default(),
+            ctx: None,
         }
+    }
+
+    /// The wiring of one request, whose context can run work after the answer.
+    pub fn for_request(env: Env, shared: Rc<Shared>, ctx: Rc<worker::Context>) -> Self {
+        Self {
+            ctx: Some(ctx),
+            ..Self::new(env, shared)
+        }
+    }
+
+    /// Sends `message` after the answer (awaited here when there is no request context). A
+    /// failure is logged only: nobody is left to tell.
+    pub async fn send_mail_later(&self, message: shared::ports::OutgoingEmail) {
+        let mailer = self.mailer();
+        let send = async move {
+            if let Err(e) = shared::ports::Mailer::send(&mailer, &message).await {
+                shared::accounts::log_send_failure(&e);
+            }
+        };
+        match &self.ctx {
+            Some(ctx) => ctx.wait_until(send),
+            None => send.await,
+        }
+    }
+
+    /// The outgoing email client (`email_not_configured` without `EMAIL_API_BASE`).
+    pub fn mailer(&self) -> ResendClient<FetchHttpClient> {
+        ResendClient::new(FetchHttpClient, &self.config().email)
     }
 
     /// The wiring of a Durable Object event or a cron run.
@@ -211,11 +246,50 @@ impl App {
             refresh_tokens: D1RefreshTokenStore(self.db()?),
             tickets: D1TicketStore(self.db()?),
             limiter: self.limiter()?,
+            events: self.security_log()?,
+            mfa: D1MfaStore(self.db()?),
+            account_tokens: D1AccountTokenStore(self.db()?),
             tokens: self.access_tokens(),
             settings: AuthSettings {
                 refresh_ttl_ms,
                 admin_emails: cfg.admin_emails.clone(),
                 register_per_hour: cfg.register_limit_per_hour,
+            },
+        })
+    }
+
+    fn security_log(&self) -> Result<D1SecurityLog, AppError> {
+        Ok(D1SecurityLog {
+            db: self.db()?,
+            rng: &CryptoRandom,
+        })
+    }
+
+    /// The two-factor service's adapters.
+    pub fn mfa(&self) -> Result<MfaParts, AppError> {
+        Ok(MfaParts {
+            auth: self.auth()?,
+            mfa: D1MfaStore(self.db()?),
+            tokens: D1AccountTokenStore(self.db()?),
+            key: keys::derive(
+                self.config().jwt_secret.expose_secret().as_bytes(),
+                KeyPurpose::TotpSecret,
+            ),
+        })
+    }
+
+    /// The account flows' adapters; links in emails point at `link_base`.
+    pub fn accounts(&self, link_base: String) -> Result<AccountParts, AppError> {
+        Ok(AccountParts {
+            users: D1UserStore(self.db()?),
+            tokens: D1AccountTokenStore(self.db()?),
+            refresh_tokens: D1RefreshTokenStore(self.db()?),
+            limiter: self.limiter()?,
+            mailer: self.mailer(),
+            events: self.security_log()?,
+            settings: AccountSettings {
+                admin_emails: self.config().admin_emails.clone(),
+                link_base,
             },
         })
     }
@@ -265,12 +339,63 @@ impl App {
     }
 }
 
-/// The account service's adapters (owned; the service borrows them).
+/// The two-factor service's adapters.
+pub struct MfaParts {
+    auth: AuthParts,
+    mfa: D1MfaStore,
+    tokens: D1AccountTokenStore,
+    key: [u8; 32],
+}
+
+impl MfaParts {
+    /// The service.
+    pub fn service(&self) -> MfaService<'_> {
+        MfaService {
+            auth: self.auth.service(),
+            mfa: &self.mfa,
+            tokens: &self.tokens,
+            key: &self.key,
+        }
+    }
+}
+
+/// The account flows' adapters (owned; the service borrows them).
+pub struct AccountParts {
+    users: D1UserStore,
+    tokens: D1AccountTokenStore,
+    refresh_tokens: D1RefreshTokenStore,
+    limiter: DurableRateLimiter,
+    mailer: ResendClient<FetchHttpClient>,
+    events: D1SecurityLog,
+    settings: AccountSettings,
+}
+
+impl AccountParts {
+    /// The service.
+    pub fn service(&self) -> AccountService<'_> {
+        AccountService {
+            users: &self.users,
+            tokens: &self.tokens,
+            refresh_tokens: &self.refresh_tokens,
+            limiter: &self.limiter,
+            mailer: &self.mailer,
+            events: &self.events,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
+            settings: &self.settings,
+        }
+    }
+}
+
+/// The auth service's adapters (owned; the service borrows them).
 pub struct AuthParts {
     users: D1UserStore,
     refresh_tokens: D1RefreshTokenStore,
     tickets: D1TicketStore,
     limiter: DurableRateLimiter,
+    events: D1SecurityLog,
+    mfa: D1MfaStore,
+    account_tokens: D1AccountTokenStore,
     tokens: AccessTokens,
     settings: AuthSettings,
 }
@@ -283,6 +408,9 @@ impl AuthParts {
             refresh_tokens: &self.refresh_tokens,
             tickets: &self.tickets,
             limiter: &self.limiter,
+            events: &self.events,
+            mfa: &self.mfa,
+            account_tokens: &self.account_tokens,
             clock: &SystemClock,
             rng: &CryptoRandom,
             tokens: &self.tokens,

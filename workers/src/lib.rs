@@ -29,8 +29,8 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    Ok(routes::serve(req, env).await)
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    Ok(routes::serve(req, env, ctx).await)
 }
 
 /// Housekeeping on the cron of `wrangler.toml`: pays developers their share of closed periods.

@@ -38,6 +38,20 @@ fn handler(op: Operation) -> Handler {
         Operation::LogoutAll => |ctx| Box::pin(handlers::auth::logout_all(ctx)),
         Operation::Me => |ctx| Box::pin(handlers::auth::me(ctx)),
         Operation::WsTicket => |ctx| Box::pin(handlers::auth::ws_ticket(ctx)),
+        Operation::VerifyEmail => |ctx| Box::pin(handlers::accounts::verify_email(ctx)),
+        Operation::ResendVerification => {
+            |ctx| Box::pin(handlers::accounts::resend_verification(ctx))
+        }
+        Operation::ForgotPassword => |ctx| Box::pin(handlers::accounts::forgot_password(ctx)),
+        Operation::ResetPassword => |ctx| Box::pin(handlers::accounts::reset_password(ctx)),
+        Operation::ChangePassword => |ctx| Box::pin(handlers::accounts::change_password(ctx)),
+        Operation::ListSessions => |ctx| Box::pin(handlers::accounts::sessions(ctx)),
+        Operation::RevokeSession => |ctx| Box::pin(handlers::accounts::revoke_session(ctx)),
+        Operation::SecurityEvents => |ctx| Box::pin(handlers::accounts::events(ctx)),
+        Operation::LoginMfa => |ctx| Box::pin(handlers::mfa::login(ctx)),
+        Operation::MfaSetup => |ctx| Box::pin(handlers::mfa::setup(ctx)),
+        Operation::MfaEnable => |ctx| Box::pin(handlers::mfa::enable(ctx)),
+        Operation::MfaDisable => |ctx| Box::pin(handlers::mfa::disable(ctx)),
         Operation::Tiers => |ctx| Box::pin(handlers::health::tiers(ctx)),
         Operation::Usage => |ctx| Box::pin(handlers::health::usage(ctx)),
         Operation::PutBackup => |ctx| Box::pin(handlers::backup::put(ctx)),
@@ -100,7 +114,7 @@ thread_local! {
 }
 
 /// Serves one request. Never fails: every error becomes a JSON response.
-pub async fn serve(req: Request, env: Env) -> Response {
+pub async fn serve(req: Request, env: Env, wctx: worker::Context) -> Response {
     let started = js_sys::Date::now();
     let request_id = http::request_id(&req);
     // The raw name: `worker::Method` reports unknown methods as GET.
@@ -123,7 +137,7 @@ pub async fn serve(req: Request, env: Env) -> Response {
         if method == "OPTIONS" && origin.is_some() {
             return http::preflight();
         }
-        let app = App::new(env, shared);
+        let app = App::for_request(env, shared, std::rc::Rc::new(wctx));
         hops = Some(std::rc::Rc::clone(app.hops()));
         dispatch(Ctx::new(req, app, request_id.clone()), &method, &path).await
     }

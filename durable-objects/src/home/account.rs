@@ -59,8 +59,14 @@ impl<S: Sql> Home<'_, S> {
             tier: Tier::Free,
             tier_until: None,
             seats: 1,
+            email_verified: false,
         };
         let a = account.unwrap_or(&fallback);
+        self.sql.exec(
+            "INSERT INTO account_verified (id, verified) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET verified = excluded.verified",
+            &[i64::from(a.email_verified).into()],
+        )?;
         self.sql.exec(
             "INSERT INTO account (id, email, role, tier, tier_until, seats, gone, checked_at) \
              VALUES (1, ?, ?, ?, ?, ?, ?, ?) \
@@ -91,8 +97,9 @@ impl<S: Sql> Home<'_, S> {
             return Ok(known.clone());
         }
         let row = self.sql.one(
-            "SELECT email, role, tier, tier_until, seats, gone, checked_at FROM account \
-             WHERE id = 1",
+            "SELECT email, role, tier, tier_until, seats, gone, checked_at, \
+               COALESCE((SELECT verified FROM account_verified WHERE id = 1), 0) \
+             FROM account WHERE id = 1",
             &[],
         )?;
         let copy = row.map(|r| AccountCopy {
@@ -102,6 +109,7 @@ impl<S: Sql> Home<'_, S> {
                 tier: Tier::parse(&r.text(2)).unwrap_or(Tier::Free),
                 tier_until: r.opt_int(3),
                 seats: u32::try_from(r.int(4)).unwrap_or(1).max(1),
+                email_verified: r.int(7) != 0,
             },
             gone: r.int(5) != 0,
             checked_at: r.int(6),
@@ -189,6 +197,7 @@ impl<S: Sql> Home<'_, S> {
             id: self.user.to_string(),
             email: stored.account.email,
             tier: c.principal.tier,
+            email_verified: stored.account.email_verified,
         })
     }
 }

@@ -63,6 +63,9 @@ const SCHEMA: &[&str] = &[
        id INTEGER PRIMARY KEY CHECK (id = 1), email TEXT NOT NULL, role TEXT NOT NULL, \
        tier TEXT NOT NULL, tier_until INTEGER, seats INTEGER NOT NULL, \
        gone INTEGER NOT NULL DEFAULT 0, checked_at INTEGER NOT NULL)",
+    // Kept apart from `account` so homes created before verification existed need no ALTER.
+    "CREATE TABLE IF NOT EXISTS account_verified (\
+       id INTEGER PRIMARY KEY CHECK (id = 1), verified INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS limiter (bucket TEXT PRIMARY KEY, tat INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS usage (kind TEXT PRIMARY KEY, used INTEGER NOT NULL)",

@@ -73,6 +73,7 @@ impl World {
                     tier,
                     tier_until: until,
                     seats: 3,
+                    email_verified: true,
                 }),
             },
         )
@@ -144,6 +145,10 @@ fn an_unknown_account_is_unauthorized_and_a_pushed_one_answers_with_its_tier() {
     w.set_tier(Tier::Power, None);
     let p = w.call(T0, &GetProfile {}).unwrap();
     assert_eq!((p.email.as_str(), p.tier), ("ada@example.com", Tier::Power));
+    assert!(
+        p.email_verified,
+        "the verification flag travels with the copy"
+    );
     // A lapsed past-due tier is free; seats count for team only.
     w.set_tier(Tier::Team, Some(T0 + 10));
     let req = HomeRequest {

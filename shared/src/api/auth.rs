@@ -164,6 +164,8 @@ pub struct UserProfile {
     pub email: String,
     /// Current tier, from the database.
     pub tier: Tier,
+    /// Whether the address was verified (a verification link was followed).
+    pub email_verified: bool,
 }
 
 /// `POST /auth/ws-ticket`.

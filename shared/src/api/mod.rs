@@ -1,5 +1,6 @@
 //! Request and response bodies of the HTTP API (the wire contract).
 
+mod accounts;
 mod agents;
 mod auth;
 mod billing;
@@ -11,6 +12,12 @@ mod tiers;
 mod usage;
 mod vectors;
 
+pub use accounts::{
+    ChangePasswordRequest, DisableMfaRequest, EnableMfaRequest, ForgotPasswordRequest,
+    MfaLoginRequest, PasswordChanged, RecoveryCodes, ResetPasswordRequest, SecondFactor,
+    SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, TotpSetup, VerifyEmailRequest,
+    MAX_ACCOUNT_TOKEN_LEN,
+};
 pub use agents::{
     AgentListing, AgentsResponse, EnableAgentsRequest, MAX_AGENT_NAME_CHARS, MAX_ENABLED_AGENTS,
 };

@@ -5,4 +5,7 @@ pub mod passwords;
 mod service;
 pub mod tokens;
 
-pub use service::{AuthService, AuthSettings, LOGIN_ACCOUNT_RULE, LOGIN_IP_RULE, REFRESH_GRACE_MS};
+pub use service::{
+    AuthService, AuthSettings, LOGIN_ACCOUNT_RULE, LOGIN_IP_RULE, MFA_TOKEN_TTL_MS,
+    REFRESH_GRACE_MS,
+};

@@ -31,12 +31,14 @@ use sha2::{Digest, Sha256};
 
 use super::passwords;
 use super::tokens::AccessTokens;
+use crate::accounts::{record_event, ClientMeta};
 use crate::api::{AuthTokens, WsTicket};
-use crate::domain::{Email, Password, RefreshTokenHash, Role, Tier, User, UserId};
+use crate::domain::{DeviceName, Email, Password, RefreshTokenHash, Role, Tier, User, UserId};
 use crate::error::AppError;
 use crate::ports::{
-    new_uuid, Clock, NewRefreshToken, Random, RateLimiter, RefreshTokenStore, RotateOutcome,
-    TicketStore, UserStore,
+    new_uuid, AccountTokenStore, Clock, MfaStore, NewRefreshToken, Random, RateLimiter,
+    RefreshTokenStore, RotateOutcome, SecurityEventKind, SecurityLog, TicketStore, TokenPurpose,
+    UserStore,
 };
 use crate::rate_limit::{RateDecision, RateOp, RateRule};
 
@@ -69,6 +71,8 @@ pub fn register_rule(per_hour: u32) -> RateRule {
         window_ms: 60 * 60_000,
     }
 }
+/// Lifetime of the second step of a two-factor login: 5 minutes.
+pub const MFA_TOKEN_TTL_MS: i64 = 5 * 60_000;
 /// WebSocket ticket lifetime.
 pub const WS_TICKET_TTL_MS: i64 = 30_000;
 /// Rate-limiter bucket of failed logins.
@@ -97,6 +101,12 @@ pub struct AuthService<'a> {
     pub tickets: &'a dyn TicketStore,
     /// Login throttling counters, keyed per account and per IP.
     pub limiter: &'a dyn RateLimiter,
+    /// The security log (sign-ins).
+    pub events: &'a dyn SecurityLog,
+    /// Two-factor state (a login of an account with it stops at `mfa_required`).
+    pub mfa: &'a dyn MfaStore,
+    /// One-time tokens (the second step of a two-factor login).
+    pub account_tokens: &'a dyn AccountTokenStore,
     /// Time.
     pub clock: &'a dyn Clock,
     /// Randomness.
@@ -131,7 +141,8 @@ impl AuthService<'_> {
         email: Email,
         password: &Password,
         client_ip: Option<&str>,
-    ) -> Result<AuthTokens, AppError> {
+        device: Option<DeviceName>,
+    ) -> Result<(User, AuthTokens), AppError> {
         let key = format!(
             "register:ip:{}#{REGISTER_BUCKET}",
             client_ip.unwrap_or(UNKNOWN_ADDRESS)
@@ -147,16 +158,8 @@ impl AuthService<'_> {
         let now = self.clock.now_ms();
         let mut salt = [0u8; 16];
         self.rng.fill(&mut salt);
-        let role = if self
-            .settings
-            .admin_emails
-            .iter()
-            .any(|a| a == email.as_str())
-        {
-            Role::Admin
-        } else {
-            Role::User
-        };
+        // `ADMIN_EMAILS` takes effect only once the address is verified (see `accounts`).
+        let role = Role::User;
         let user = User {
             id: UserId(new_uuid(self.rng)),
             email,
@@ -164,12 +167,14 @@ impl AuthService<'_> {
             tier: Tier::Free,
             tier_until: None,
             role,
+            email_verified_at: None,
             created_at: now,
             updated_at: now,
         };
         self.users.insert(&user).await?;
         tracing::info!(user_id = %user.id, role = role.as_str(), "account registered");
-        self.start_session(&user, now).await
+        let tokens = self.start_session(&user, now, device).await?;
+        Ok((user, tokens))
     }
 
     /// Signs in with email and password.
@@ -181,6 +186,7 @@ impl AuthService<'_> {
         email: &Email,
         password: &[u8],
         client_ip: Option<&str>,
+        device: Option<DeviceName>,
     ) -> Result<AuthTokens, AppError> {
         let taken = self.take_login_units(email, client_ip).await?;
         let user = self.users.find_by_email(email).await?;
@@ -191,7 +197,16 @@ impl AuthService<'_> {
             let _ = passwords::verify(password, passwords::DUMMY_PHC);
             false
         };
+        let meta = ClientMeta {
+            ip: client_ip.map(str::to_owned),
+            device,
+        };
+        let known = user.as_ref().map(|u| u.id);
         let (true, Some(user)) = (ok, user) else {
+            if let Some(id) = known {
+                let now = self.clock.now_ms();
+                record_event(self.events, id, SecurityEventKind::LoginFailed, &meta, now).await;
+            }
             tracing::info!("login failed");
             return Err(AppError::Unauthorized);
         };
@@ -206,8 +221,30 @@ impl AuthService<'_> {
             self.users.update_password_hash(user.id, &phc, now).await?;
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");
         }
+        if self.mfa.get(user.id).await?.is_some_and(|m| m.enabled) {
+            // The second step (`POST /auth/login/mfa`) needs this short-lived token.
+            let mfa_token = random_token(self.rng);
+            let hash: [u8; 32] = Sha256::digest(mfa_token.as_bytes()).into();
+            let expires_at = now + MFA_TOKEN_TTL_MS;
+            self.account_tokens
+                .insert(&hash, user.id, TokenPurpose::MfaLogin, now, expires_at)
+                .await?;
+            tracing::info!(user_id = %user.id, "password accepted, second factor required");
+            return Err(AppError::MfaRequired {
+                mfa_token,
+                expires_at,
+            });
+        }
         tracing::info!(user_id = %user.id, "login succeeded");
-        self.start_session(&user, now).await
+        record_event(
+            self.events,
+            user.id,
+            SecurityEventKind::LoginSucceeded,
+            &meta,
+            now,
+        )
+        .await;
+        self.start_session(&user, now, meta.device).await
     }
 
     /// Takes one unit from each login counter of `email` and `client_ip` (see the module's
@@ -282,9 +319,15 @@ impl AuthService<'_> {
     }
 
     /// A new token family (a session) for `user`.
-    async fn start_session(&self, user: &User, now: i64) -> Result<AuthTokens, AppError> {
+    pub(crate) async fn start_session(
+        &self,
+        user: &User,
+        now: i64,
+        device: Option<DeviceName>,
+    ) -> Result<AuthTokens, AppError> {
         let family_id = new_uuid(self.rng);
-        let (refresh_token, row) = self.new_refresh(user.id, family_id, None, now);
+        let (refresh_token, mut row) = self.new_refresh(user.id, family_id, None, now);
+        row.device_name = device;
         self.refresh_tokens.start_family(&row).await?;
         self.pair(user, family_id, refresh_token, now)
     }
@@ -305,6 +348,7 @@ impl AuthService<'_> {
             parent_id,
             created_at: now,
             expires_at: now + self.settings.refresh_ttl_ms,
+            device_name: None,
         };
         (token, row)
     }
@@ -411,7 +455,7 @@ impl AuthService<'_> {
     pub async fn logout_all(&self, user: UserId) -> Result<Vec<uuid::Uuid>, AppError> {
         let revoked = self
             .refresh_tokens
-            .revoke_all(user, self.clock.now_ms())
+            .revoke_all(user, None, self.clock.now_ms())
             .await?;
         tracing::info!(user_id = %user, families = revoked.len(), "logged out everywhere");
         Ok(revoked)
@@ -453,8 +497,9 @@ impl AuthService<'_> {
 mod tests {
     use super::*;
     use crate::testing::{
-        FixedClock, InMemoryRateLimiter, InMemoryRefreshTokenStore, InMemoryTicketStore,
-        InMemoryUserStore, SeqRandom,
+        FixedClock, InMemoryAccountTokenStore, InMemoryMfaStore, InMemoryRateLimiter,
+        InMemoryRefreshTokenStore, InMemorySecurityLog, InMemoryTicketStore, InMemoryUserStore,
+        SeqRandom,
     };
 
     const T0: i64 = 1_800_000_000_000;
@@ -465,6 +510,9 @@ mod tests {
         tickets: InMemoryTicketStore,
         clock: &'static FixedClock,
         limiter: InMemoryRateLimiter<'static>,
+        events: InMemorySecurityLog,
+        mfa: InMemoryMfaStore,
+        account_tokens: InMemoryAccountTokenStore,
         rng: SeqRandom,
         tokens: AccessTokens,
         settings: AuthSettings,
@@ -479,6 +527,9 @@ mod tests {
                 tickets: InMemoryTicketStore::default(),
                 clock,
                 limiter: InMemoryRateLimiter::new(clock),
+                events: InMemorySecurityLog::default(),
+                mfa: InMemoryMfaStore::default(),
+                account_tokens: InMemoryAccountTokenStore::default(),
                 rng: SeqRandom::new(1),
                 tokens: AccessTokens::new(b"0123456789abcdef0123456789abcdef", 900),
                 settings: AuthSettings {
@@ -495,6 +546,9 @@ mod tests {
                 refresh_tokens: &self.refresh,
                 tickets: &self.tickets,
                 limiter: &self.limiter,
+                events: &self.events,
+                mfa: &self.mfa,
+                account_tokens: &self.account_tokens,
                 clock: self.clock,
                 rng: &self.rng,
                 tokens: &self.tokens,
@@ -513,9 +567,10 @@ mod tests {
 
     async fn registered(w: &World) -> AuthTokens {
         w.svc()
-            .register(email("ada@example.com"), &pw("correct horse"), None)
+            .register(email("ada@example.com"), &pw("correct horse"), None, None)
             .await
             .unwrap()
+            .1
     }
 
     #[tokio::test]
@@ -537,21 +592,21 @@ mod tests {
         registered(&w).await;
         let e = w
             .svc()
-            .register(email("ADA@example.com "), &pw("another one"), None)
+            .register(email("ADA@example.com "), &pw("another one"), None, None)
             .await
             .unwrap_err();
         assert_eq!(e.code(), "conflict");
     }
 
     #[tokio::test]
-    async fn admin_emails_get_the_admin_role() {
+    async fn admin_emails_register_as_plain_users_until_verified() {
         let w = World::new();
         w.svc()
-            .register(email("Boss@Example.com"), &pw("12345678"), None)
+            .register(email("Boss@Example.com"), &pw("12345678"), None, None)
             .await
             .unwrap();
         let role = w.users.rows.borrow().values().next().unwrap().role;
-        assert_eq!(role, Role::Admin);
+        assert_eq!(role, Role::User);
     }
 
     #[tokio::test]
@@ -560,12 +615,12 @@ mod tests {
         registered(&w).await;
         let a = w
             .svc()
-            .login(&email("ada@example.com"), b"wrong horse", None)
+            .login(&email("ada@example.com"), b"wrong horse", None, None)
             .await
             .unwrap_err();
         let b = w
             .svc()
-            .login(&email("nobody@example.com"), b"correct horse", None)
+            .login(&email("nobody@example.com"), b"correct horse", None, None)
             .await
             .unwrap_err();
         assert_eq!(a.body("r"), b.body("r"));
@@ -582,6 +637,7 @@ mod tests {
                 &email(" ADA@example.com"),
                 b"correct horse",
                 Some("203.0.113.9"),
+                None,
             )
             .await
             .unwrap();
@@ -609,7 +665,7 @@ mod tests {
             .unwrap()
             .password_hash = weak.clone();
         w.svc()
-            .login(&email("ada@example.com"), b"correct horse", None)
+            .login(&email("ada@example.com"), b"correct horse", None, None)
             .await
             .unwrap();
         let now = w.users.rows.borrow()[&id].password_hash.clone();
@@ -625,7 +681,7 @@ mod tests {
         for _ in 0..5 {
             let e = w
                 .svc()
-                .login(&email("ada@example.com"), b"nope-nope", attacker)
+                .login(&email("ada@example.com"), b"nope-nope", attacker, None)
                 .await
                 .unwrap_err();
             assert_eq!(e.status(), 401);
@@ -633,7 +689,7 @@ mod tests {
         // Even the right password is refused from that address while locked…
         let e = w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", attacker)
+            .login(&email("ada@example.com"), b"correct horse", attacker, None)
             .await
             .unwrap_err();
         assert_eq!(e.code(), "rate_limited");
@@ -644,14 +700,15 @@ mod tests {
             .login(
                 &email("ada@example.com"),
                 b"correct horse",
-                Some("198.51.100.1")
+                Some("198.51.100.1"),
+                None
             )
             .await
             .is_ok());
         w.clock.advance(180_000);
         assert!(w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", attacker)
+            .login(&email("ada@example.com"), b"correct horse", attacker, None)
             .await
             .is_ok());
     }
@@ -664,7 +721,7 @@ mod tests {
         for i in 0..150 {
             let ip = format!("192.0.2.{}", i % 200);
             w.svc()
-                .login(&email("ada@example.com"), b"correct horse", Some(&ip))
+                .login(&email("ada@example.com"), b"correct horse", Some(&ip), None)
                 .await
                 .unwrap();
         }
@@ -673,7 +730,7 @@ mod tests {
             let ip = format!("198.51.100.{}", i / 5);
             let e = w
                 .svc()
-                .login(&email("ada@example.com"), b"nope-nope", Some(&ip))
+                .login(&email("ada@example.com"), b"nope-nope", Some(&ip), None)
                 .await
                 .unwrap_err();
             assert_eq!(e.status(), 401, "failure {i}");
@@ -684,6 +741,7 @@ mod tests {
                 &email("ada@example.com"),
                 b"correct horse",
                 Some("203.0.113.200"),
+                None,
             )
             .await
             .unwrap_err();
@@ -696,7 +754,8 @@ mod tests {
             .login(
                 &email("ada@example.com"),
                 b"correct horse",
-                Some("203.0.113.200")
+                Some("203.0.113.200"),
+                None
             )
             .await
             .is_ok());
@@ -712,13 +771,14 @@ mod tests {
                     email(&format!("r{i}@example.com")),
                     &pw("correct horse"),
                     ip,
+                    None,
                 )
                 .await
                 .unwrap();
         }
         let e = w
             .svc()
-            .register(email("r3@example.com"), &pw("correct horse"), ip)
+            .register(email("r3@example.com"), &pw("correct horse"), ip, None)
             .await
             .unwrap_err();
         assert_eq!(e.code(), "rate_limited");
@@ -729,6 +789,7 @@ mod tests {
                 email("r3@example.com"),
                 &pw("correct horse"),
                 Some("203.0.113.6"),
+                None,
             )
             .await
             .unwrap();
@@ -745,6 +806,7 @@ mod tests {
                     &email(&format!("u{i}@example.com")),
                     b"x",
                     Some("198.51.100.7"),
+                    None,
                 )
                 .await;
         }
@@ -754,6 +816,7 @@ mod tests {
                 &email("ada@example.com"),
                 b"correct horse",
                 Some("198.51.100.7"),
+                None,
             )
             .await
             .unwrap_err();
@@ -764,7 +827,8 @@ mod tests {
             .login(
                 &email("ada@example.com"),
                 b"correct horse",
-                Some("198.51.100.8")
+                Some("198.51.100.8"),
+                None
             )
             .await
             .is_ok());
@@ -820,7 +884,7 @@ mod tests {
         let laptop = registered(&w).await;
         let phone = w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", None)
+            .login(&email("ada@example.com"), b"correct horse", None, None)
             .await
             .unwrap();
         w.svc().refresh(&laptop.refresh_token).await.unwrap();
@@ -851,12 +915,12 @@ mod tests {
         let a = registered(&w).await;
         let b = w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", None)
+            .login(&email("ada@example.com"), b"correct horse", None, None)
             .await
             .unwrap();
         let c = w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", None)
+            .login(&email("ada@example.com"), b"correct horse", None, None)
             .await
             .unwrap();
         let user = w.tokens.verify(&a.access_token, T0).unwrap().user_id;
@@ -870,7 +934,7 @@ mod tests {
         assert!(w.svc().refresh(&a.refresh_token).await.is_ok());
         let a = w
             .svc()
-            .login(&email("ada@example.com"), b"correct horse", None)
+            .login(&email("ada@example.com"), b"correct horse", None, None)
             .await
             .unwrap();
         assert_eq!(

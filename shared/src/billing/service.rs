@@ -526,6 +526,7 @@ mod tests {
                 tier: Tier::Free,
                 tier_until: None,
                 role: Role::User,
+                email_verified_at: None,
                 created_at: T0,
                 updated_at: T0,
             };

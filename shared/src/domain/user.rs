@@ -41,6 +41,8 @@ pub struct User {
     pub tier_until: Option<i64>,
     /// Role.
     pub role: Role,
+    /// When the address was verified (a verification link followed); `None` until then.
+    pub email_verified_at: Option<i64>,
     /// Creation time (epoch ms).
     pub created_at: i64,
     /// Last change (epoch ms).

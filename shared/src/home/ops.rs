@@ -57,6 +57,9 @@ pub struct AccountState {
     pub tier_until: Option<i64>,
     /// Seats of the team subscription (1 otherwise).
     pub seats: u32,
+    /// Whether the address was verified.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// Replaces the home's copy of the account (pushed by every billing change, and loaded by the

@@ -1040,6 +1040,7 @@ mod tests {
                     tier: Tier::Power,
                     tier_until: None,
                     role,
+                    email_verified_at: None,
                     created_at: NOW,
                     updated_at: NOW,
                 },

@@ -20,7 +20,8 @@ mod storage;
 mod vectors;
 
 pub use auth::{
-    InMemoryRateLimiter, InMemoryRefreshTokenStore, InMemoryTicketStore, InMemoryUserStore,
+    InMemoryAccountTokenStore, InMemoryMfaStore, InMemoryRateLimiter, InMemoryRefreshTokenStore,
+    InMemorySecurityLog, InMemoryTicketStore, InMemoryUserStore, RecordingMailer,
 };
 pub use billing::{FakePayments, InMemoryBillingStore};
 pub use http::ScriptedHttp;

@@ -7,31 +7,36 @@ use worker::Response;
 
 use crate::http::{json, Ctx};
 
-/// `POST /auth/register` → 201 `AuthTokens`.
+/// `POST /auth/register` → 201 `AuthTokens`; mails the verification link.
 pub async fn register(mut ctx: Ctx) -> AppResult<Response> {
     let (email, password) = ctx
         .json_body::<RegisterRequest>()
         .await?
         .try_into_domain()?;
-    let ip = ctx.client_ip();
-    let tokens = ctx
+    let (ip, device) = (ctx.client_ip(), ctx.device()?);
+    let (user, tokens) = ctx
         .app
         .auth()?
         .service()
-        .register(email, &password, ip.as_deref())
+        .register(email, &password, ip.as_deref(), device)
         .await?;
+    let accounts = ctx.app.accounts(ctx.base_url()?)?;
+    accounts
+        .service()
+        .after_register(user.id, &user.email)
+        .await;
     json(201, &tokens)
 }
 
 /// `POST /auth/login` → `AuthTokens`.
 pub async fn login(mut ctx: Ctx) -> AppResult<Response> {
     let (email, password) = ctx.json_body::<LoginRequest>().await?.try_into_login()?;
-    let ip = ctx.client_ip();
+    let (ip, device) = (ctx.client_ip(), ctx.device()?);
     let tokens = ctx
         .app
         .auth()?
         .service()
-        .login(&email, password.as_bytes(), ip.as_deref())
+        .login(&email, password.as_bytes(), ip.as_deref(), device)
         .await?;
     json(200, &tokens)
 }

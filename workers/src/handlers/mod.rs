@@ -2,11 +2,13 @@
 // Every handler has the router's async signature, whether or not it awaits.
 #![allow(clippy::unused_async)]
 
+pub mod accounts;
 pub mod auth;
 pub mod backup;
 pub mod billing;
 pub mod chat;
 pub mod health;
+pub mod mfa;
 pub mod plugins;
 pub mod records;
 pub mod vectors;

@@ -5,7 +5,8 @@ use std::rc::Rc;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shared::domain::UserId;
+use shared::accounts::ClientMeta;
+use shared::domain::{DeviceName, UserId};
 use shared::home::HomePrincipal;
 use shared::input::{self, JSON_BODY_LIMIT};
 use shared::AppError;
@@ -94,6 +95,28 @@ impl Ctx {
     /// The caller's IP address as Cloudflare reports it.
     pub fn client_ip(&self) -> Option<String> {
         self.header("CF-Connecting-IP")
+    }
+
+    /// The device's name for itself (`X-Device-Name`, at most 64 characters).
+    ///
+    /// # Errors
+    /// 422 naming `X-Device-Name` when it is too long or holds control characters.
+    pub fn device(&self) -> Result<Option<DeviceName>, AppError> {
+        match self.header("X-Device-Name") {
+            None => Ok(None),
+            Some(raw) => DeviceName::parse(&raw).map_err(|f| AppError::Validation(vec![f])),
+        }
+    }
+
+    /// What the request says of its client, for the security log.
+    ///
+    /// # Errors
+    /// As [`Ctx::device`].
+    pub fn client_meta(&self) -> Result<ClientMeta, AppError> {
+        Ok(ClientMeta {
+            ip: self.client_ip(),
+            device: self.device()?,
+        })
     }
 
     /// The origin links in answers point at: `PUBLIC_BASE_URL`, or the one this request came to.

@@ -11,7 +11,10 @@ mod plugins;
 
 use std::rc::Rc;
 
-pub use accounts::{D1AccountLoader, D1RefreshTokenStore, D1TicketStore, D1UserStore};
+pub use accounts::{
+    D1AccountLoader, D1AccountTokenStore, D1MfaStore, D1RefreshTokenStore, D1SecurityLog,
+    D1TicketStore, D1UserStore,
+};
 pub use billing::D1BillingStore;
 pub use plugins::D1PluginStore;
 use shared::ports::StoreError;

@@ -30,6 +30,8 @@ pub const DEFAULT_BILLING_SUCCESS_URL: &str =
     "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}";
 /// Default Checkout cancel page.
 pub const DEFAULT_BILLING_CANCEL_URL: &str = "https://adiuva.app/billing/cancel";
+/// Default page the billing portal's "return" link leads to.
+pub const DEFAULT_BILLING_PORTAL_RETURN_URL: &str = "https://adiuva.app/billing";
 /// The shortest HS256 secret accepted (bytes): the hash output size.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
 /// Default registrations allowed per client address and hour (`REGISTER_LIMIT_PER_HOUR`).
@@ -87,6 +89,8 @@ pub struct StripeConfig {
     pub success_url: String,
     /// Where Checkout sends the user after giving up.
     pub cancel_url: String,
+    /// Where the billing portal's return link leads (`BILLING_PORTAL_RETURN_URL`).
+    pub portal_return_url: String,
 }
 
 /// The whole configuration of the API.
@@ -323,6 +327,12 @@ fn stripe_config<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> Stripe
         cancel_url: r
             .url("BILLING_CANCEL_URL", DEFAULT_BILLING_CANCEL_URL)
             .to_string(),
+        portal_return_url: r
+            .url(
+                "BILLING_PORTAL_RETURN_URL",
+                DEFAULT_BILLING_PORTAL_RETURN_URL,
+            )
+            .to_string(),
     }
 }
 
@@ -490,6 +500,7 @@ mod tests {
             c.stripe.success_url,
             "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}"
         );
+        assert_eq!(c.stripe.portal_return_url, "https://adiuva.app/billing");
         assert_eq!(c.jwt_secret.expose_secret(), SECRET);
     }
 

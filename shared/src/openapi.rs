@@ -18,8 +18,8 @@ use crate::api::{
 };
 use crate::api::{
     AuthTokens, CheckoutBody, CheckoutResponse, Health, LoggedOutAll, LoginRequest, Ok,
-    RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse, UserProfile,
-    WsTicket,
+    PortalResponse, RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse,
+    UserProfile, WsTicket,
 };
 use crate::api::{ByteUsage, RequestUsage, UsageReport};
 use crate::api::{
@@ -178,7 +178,7 @@ impl Modify for FloatRange {
     info(title = "Adiuva Cloud API", description = DESCRIPTION),
     paths(
         health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
-        tiers, checkout, stripe_webhook, get_subscription, cancel_subscription,
+        tiers, checkout, stripe_webhook, get_subscription, cancel_subscription, billing_portal,
         create_record, list_records, get_record, update_record, delete_record,
         put_backup, get_backup, backup_history, delete_backup,
         begin_upload, upload_part, complete_upload, abort_upload,
@@ -190,7 +190,7 @@ impl Modify for FloatRange {
     ),
     components(schemas(
         Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
-        WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
+        WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, PortalResponse, SubscriptionInfo,
         TiersResponse, TierOffer, Features, CreateRecord, UpdateRecord, RecordCreated,
         RecordUpdated, RecordMeta, BackupStored, BackupMetadata, UploadStarted, PartStored,
         CompleteUpload, ErrorBody, ErrorDetail, FieldError, ChatRequest, ChatContext,
@@ -435,6 +435,21 @@ fn get_subscription() {}
         (status = 503, description = "`upstream_unavailable`: Stripe unreachable.", body = ErrorBody)
     ))]
 fn cancel_subscription() {}
+
+/// Opens Stripe's billing portal (invoices, payment method, plan) for the caller's Stripe
+/// customer. Each call is a new short-lived session; no body.
+#[utoipa::path(post, path = "/api/v1/billing/portal", tag = "billing", operation_id = "billing_portal",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Send the user to `url`.", body = PortalResponse),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: no Stripe customer yet (never subscribed).", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: Stripe refused the request.", body = ErrorBody),
+        (status = 503, description = "`upstream_unavailable`: Stripe unreachable, or billing not configured.", body = ErrorBody)
+    ))]
+fn billing_portal() {}
 
 /// Stores a record. JSON with a base64 `blob`, or a raw `application/octet-stream` body with
 /// `X-Table`, `X-Checksum` and `Content-Length` headers (up to 25 MiB, streamed to storage and

@@ -243,6 +243,7 @@ impl App {
                 price_team: stripe.price_team.clone(),
                 success_url: stripe.success_url.clone(),
                 cancel_url: stripe.cancel_url.clone(),
+                portal_return_url: stripe.portal_return_url.clone(),
             },
         })
     }

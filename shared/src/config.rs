@@ -6,6 +6,7 @@
 
 mod providers;
 
+use crate::housekeeping::HousekeepingPolicy;
 use std::fmt;
 
 use secrecy::SecretString;
@@ -131,6 +132,9 @@ pub struct Config {
     /// Bytes in one quota gigabyte: 10^9, unless `DEV_BYTES_PER_GB` says otherwise — honoured
     /// only with `ENV=dev`, so end-to-end tests can reach a quota's edge.
     pub bytes_per_gb: u64,
+    /// Ages and bounds of the cron's housekeeping; `DEV_HOUSEKEEPING_AGE_MS` and
+    /// `DEV_HOUSEKEEPING_BATCH` (honoured only with `ENV=dev`) shrink them for tests.
+    pub housekeeping: HousekeepingPolicy,
 }
 
 /// One invalid setting.
@@ -289,6 +293,32 @@ fn jwt_secret<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> String {
     }
 }
 
+/// The housekeeping policy: the production one, scaled by `DEV_HOUSEKEEPING_AGE_MS`
+/// (1–86 400 000) and `DEV_HOUSEKEEPING_BATCH` (1–10 000) with `ENV=dev` only.
+fn housekeeping<F: Fn(&str) -> Option<String>>(
+    r: &mut Reader<'_, F>,
+    env: Environment,
+) -> HousekeepingPolicy {
+    let age_set = r.get("DEV_HOUSEKEEPING_AGE_MS").is_some();
+    let batch_set = r.get("DEV_HOUSEKEEPING_BATCH").is_some();
+    if env == Environment::Prod {
+        for (set, key) in [
+            (age_set, "DEV_HOUSEKEEPING_AGE_MS"),
+            (batch_set, "DEV_HOUSEKEEPING_BATCH"),
+        ] {
+            if set {
+                r.problem(key, "is honoured only with ENV=dev");
+            }
+        }
+        return HousekeepingPolicy::default();
+    }
+    let age = age_set
+        .then(|| r.count("DEV_HOUSEKEEPING_AGE_MS", 1, 86_400_000))
+        .map(i64::from);
+    let batch = batch_set.then(|| r.count("DEV_HOUSEKEEPING_BATCH", 1, 10_000));
+    HousekeepingPolicy::default().scaled(age, batch)
+}
+
 /// Bytes per quota gigabyte: `DEV_BYTES_PER_GB` (dev only), else 10^9.
 fn bytes_per_gb<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>, env: Environment) -> u64 {
     let gb = crate::tiers::GB;
@@ -425,6 +455,7 @@ impl Config {
         );
 
         let bytes_per_gb = bytes_per_gb(&mut r, env);
+        let housekeeping = housekeeping(&mut r, env);
 
         if env == Environment::Prod && openai.base_url.scheme() != "https" {
             r.problem("OPENAI_BASE_URL", "must be https in prod");
@@ -452,6 +483,7 @@ impl Config {
             rate_limits,
             register_limit_per_hour,
             bytes_per_gb,
+            housekeeping,
         })
     }
 }
@@ -502,6 +534,35 @@ mod tests {
         );
         assert_eq!(c.stripe.portal_return_url, "https://adiuva.app/billing");
         assert_eq!(c.jwt_secret.expose_secret(), SECRET);
+    }
+
+    #[test]
+    fn shrunken_housekeeping_is_for_dev_only() {
+        let c = parse(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.housekeeping, HousekeepingPolicy::default());
+        let c = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("DEV_HOUSEKEEPING_AGE_MS", "1500"),
+            ("DEV_HOUSEKEEPING_BATCH", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.housekeeping.tombstone_age_ms, c.housekeeping.batch),
+            (1_500, 2)
+        );
+        let err = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("ENV", "prod"),
+            ("DEV_HOUSEKEEPING_AGE_MS", "1500"),
+            ("DEV_HOUSEKEEPING_BATCH", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            vec!["DEV_HOUSEKEEPING_AGE_MS", "DEV_HOUSEKEEPING_BATCH"]
+        );
+        let err = parse(&[("JWT_SECRET", SECRET), ("DEV_HOUSEKEEPING_BATCH", "0")]).unwrap_err();
+        assert_eq!(keys(&err), vec!["DEV_HOUSEKEEPING_BATCH"]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod do_protocol;
 pub mod domain;
 pub mod error;
 pub mod home;
+pub mod housekeeping;
 pub mod input;
 pub mod keys;
 pub mod marketplace;

@@ -7,12 +7,14 @@
 
 mod accounts;
 mod billing;
+mod housekeeping;
 mod plugins;
 
 use std::rc::Rc;
 
 pub use accounts::{D1AccountLoader, D1RefreshTokenStore, D1TicketStore, D1UserStore};
 pub use billing::D1BillingStore;
+pub use housekeeping::D1HousekeepingStore;
 pub use plugins::D1PluginStore;
 use shared::ports::StoreError;
 use wasm_bindgen::JsValue;

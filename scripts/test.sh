@@ -39,5 +39,7 @@ echo "==> client kit: types match the contract, wasm crypto, build, type-check, 
 
 echo "==> building the worker" >&2
 sh scripts/build-worker.sh
+echo "==> deploy configurations (staging, production): dry runs, offline" >&2
+bash scripts/check-deploy.sh
 echo "==> end-to-end tests against wrangler dev" >&2
 cargo test -p tests --features e2e

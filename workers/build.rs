@@ -12,6 +12,9 @@ fn main() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&json).expect("gzip in memory");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
-    std::fs::write(out.join("openapi.json.gz"), gz.finish().expect("gzip in memory"))
-        .expect("OUT_DIR is writable");
+    std::fs::write(
+        out.join("openapi.json.gz"),
+        gz.finish().expect("gzip in memory"),
+    )
+    .expect("OUT_DIR is writable");
 }

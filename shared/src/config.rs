@@ -6,6 +6,7 @@
 
 mod providers;
 
+use crate::housekeeping::HousekeepingPolicy;
 use std::fmt;
 
 use secrecy::SecretString;
@@ -30,6 +31,8 @@ pub const DEFAULT_BILLING_SUCCESS_URL: &str =
     "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}";
 /// Default Checkout cancel page.
 pub const DEFAULT_BILLING_CANCEL_URL: &str = "https://adiuva.app/billing/cancel";
+/// Default page the billing portal's "return" link leads to.
+pub const DEFAULT_BILLING_PORTAL_RETURN_URL: &str = "https://adiuva.app/billing";
 /// The shortest HS256 secret accepted (bytes): the hash output size.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
 /// Default registrations allowed per client address and hour (`REGISTER_LIMIT_PER_HOUR`).
@@ -87,6 +90,8 @@ pub struct StripeConfig {
     pub success_url: String,
     /// Where Checkout sends the user after giving up.
     pub cancel_url: String,
+    /// Where the billing portal's return link leads (`BILLING_PORTAL_RETURN_URL`).
+    pub portal_return_url: String,
 }
 
 /// Outgoing email (Resend's HTTP API). Without `EMAIL_API_BASE`, flows that need mail answer
@@ -144,6 +149,9 @@ pub struct Config {
     /// Bytes in one quota gigabyte: 10^9, unless `DEV_BYTES_PER_GB` says otherwise — honoured
     /// only with `ENV=dev`, so end-to-end tests can reach a quota's edge.
     pub bytes_per_gb: u64,
+    /// Ages and bounds of the cron's housekeeping; `DEV_HOUSEKEEPING_AGE_MS` and
+    /// `DEV_HOUSEKEEPING_BATCH` (honoured only with `ENV=dev`) shrink them for tests.
+    pub housekeeping: HousekeepingPolicy,
 }
 
 /// One invalid setting.
@@ -302,6 +310,32 @@ fn jwt_secret<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> String {
     }
 }
 
+/// The housekeeping policy: the production one, scaled by `DEV_HOUSEKEEPING_AGE_MS`
+/// (1–86 400 000) and `DEV_HOUSEKEEPING_BATCH` (1–10 000) with `ENV=dev` only.
+fn housekeeping<F: Fn(&str) -> Option<String>>(
+    r: &mut Reader<'_, F>,
+    env: Environment,
+) -> HousekeepingPolicy {
+    let age_set = r.get("DEV_HOUSEKEEPING_AGE_MS").is_some();
+    let batch_set = r.get("DEV_HOUSEKEEPING_BATCH").is_some();
+    if env == Environment::Prod {
+        for (set, key) in [
+            (age_set, "DEV_HOUSEKEEPING_AGE_MS"),
+            (batch_set, "DEV_HOUSEKEEPING_BATCH"),
+        ] {
+            if set {
+                r.problem(key, "is honoured only with ENV=dev");
+            }
+        }
+        return HousekeepingPolicy::default();
+    }
+    let age = age_set
+        .then(|| r.count("DEV_HOUSEKEEPING_AGE_MS", 1, 86_400_000))
+        .map(i64::from);
+    let batch = batch_set.then(|| r.count("DEV_HOUSEKEEPING_BATCH", 1, 10_000));
+    HousekeepingPolicy::default().scaled(age, batch)
+}
+
 /// Bytes per quota gigabyte: `DEV_BYTES_PER_GB` (dev only), else 10^9.
 fn bytes_per_gb<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>, env: Environment) -> u64 {
     let gb = crate::tiers::GB;
@@ -360,7 +394,32 @@ fn stripe_config<F: Fn(&str) -> Option<String>>(r: &mut Reader<'_, F>) -> Stripe
         cancel_url: r
             .url("BILLING_CANCEL_URL", DEFAULT_BILLING_CANCEL_URL)
             .to_string(),
+        portal_return_url: r
+            .url(
+                "BILLING_PORTAL_RETURN_URL",
+                DEFAULT_BILLING_PORTAL_RETURN_URL,
+            )
+            .to_string(),
     }
+}
+
+/// `CORS_ORIGINS` (each an origin pattern) and `ADMIN_EMAILS` (lower-cased).
+fn origins_and_admins<F: Fn(&str) -> Option<String>>(
+    r: &mut Reader<'_, F>,
+) -> (Vec<String>, Vec<String>) {
+    let cors_origins = r.list("CORS_ORIGINS");
+    if !cors_origins.iter().all(|o| is_origin_pattern(o)) {
+        r.problem(
+            "CORS_ORIGINS",
+            "each entry must be an origin like `https://app.example.com` or `http://host:*`",
+        );
+    }
+    let admin_emails = r
+        .list("ADMIN_EMAILS")
+        .into_iter()
+        .map(|e| e.to_lowercase())
+        .collect();
+    (cors_origins, admin_emails)
 }
 
 impl Config {
@@ -392,19 +451,7 @@ impl Config {
             365 * 24 * 3600,
         );
 
-        let cors_origins = r.list("CORS_ORIGINS");
-        if !cors_origins.iter().all(|o| is_origin_pattern(o)) {
-            r.problem(
-                "CORS_ORIGINS",
-                "each entry must be an origin like `https://app.example.com` or `http://host:*`",
-            );
-        }
-
-        let admin_emails = r
-            .list("ADMIN_EMAILS")
-            .into_iter()
-            .map(|e| e.to_lowercase())
-            .collect();
+        let (cors_origins, admin_emails) = origins_and_admins(&mut r);
 
         let openai = OpenAiConfig {
             api_key: r.get("OPENAI_API_KEY").map(SecretString::from),
@@ -453,6 +500,7 @@ impl Config {
         );
 
         let bytes_per_gb = bytes_per_gb(&mut r, env);
+        let housekeeping = housekeeping(&mut r, env);
 
         if env == Environment::Prod && openai.base_url.scheme() != "https" {
             r.problem("OPENAI_BASE_URL", "must be https in prod");
@@ -481,6 +529,7 @@ impl Config {
             rate_limits,
             register_limit_per_hour,
             bytes_per_gb,
+            housekeeping,
         })
     }
 }
@@ -529,7 +578,37 @@ mod tests {
             c.stripe.success_url,
             "https://adiuva.app/billing/success?session_id={CHECKOUT_SESSION_ID}"
         );
+        assert_eq!(c.stripe.portal_return_url, "https://adiuva.app/billing");
         assert_eq!(c.jwt_secret.expose_secret(), SECRET);
+    }
+
+    #[test]
+    fn shrunken_housekeeping_is_for_dev_only() {
+        let c = parse(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.housekeeping, HousekeepingPolicy::default());
+        let c = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("DEV_HOUSEKEEPING_AGE_MS", "1500"),
+            ("DEV_HOUSEKEEPING_BATCH", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.housekeeping.tombstone_age_ms, c.housekeeping.batch),
+            (1_500, 2)
+        );
+        let err = parse(&[
+            ("JWT_SECRET", SECRET),
+            ("ENV", "prod"),
+            ("DEV_HOUSEKEEPING_AGE_MS", "1500"),
+            ("DEV_HOUSEKEEPING_BATCH", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            vec!["DEV_HOUSEKEEPING_AGE_MS", "DEV_HOUSEKEEPING_BATCH"]
+        );
+        let err = parse(&[("JWT_SECRET", SECRET), ("DEV_HOUSEKEEPING_BATCH", "0")]).unwrap_err();
+        assert_eq!(keys(&err), vec!["DEV_HOUSEKEEPING_BATCH"]);
     }
 
     #[test]

@@ -99,7 +99,10 @@ mod tests {
         let needle = format!("{call}(\"");
         let mut names: Vec<String> = sources
             .iter()
-            .flat_map(|src| src.match_indices(&needle).map(|(i, _)| &src[i + needle.len()..]))
+            .flat_map(|src| {
+                src.match_indices(&needle)
+                    .map(|(i, _)| &src[i + needle.len()..])
+            })
             .filter_map(|rest| rest.split('"').next())
             .map(str::to_owned)
             .collect();
@@ -109,13 +112,21 @@ mod tests {
     }
 
     fn listed(list: &str) -> Vec<String> {
-        list.split(',').map(|h| h.trim().to_ascii_lowercase()).collect()
+        list.split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect()
     }
 
     #[test]
     fn every_request_header_the_worker_reads_may_be_sent_by_a_browser() {
         // Headers a browser sets itself or that never come from a page.
-        let exempt = ["content-length", "cf-connecting-ip", "upgrade", "stripe-signature"];
+        let exempt = [
+            "content-length",
+            "accept-encoding",
+            "cf-connecting-ip",
+            "upgrade",
+            "stripe-signature",
+        ];
         let allowed = listed(ALLOW_HEADERS);
         let read = headers_named_by(".header");
         assert!(read.iter().any(|h| h == "X-Part-Checksum"), "{read:?}");
@@ -138,6 +149,7 @@ mod tests {
             "x-content-type-options",
             "vary",
             "allow",
+            "content-encoding",
         ];
         let exposed = listed(EXPOSE_HEADERS);
         let set = headers_named_by(".set");

@@ -21,6 +21,7 @@ pub mod domain;
 pub mod email;
 pub mod error;
 pub mod home;
+pub mod housekeeping;
 pub mod input;
 pub mod keys;
 pub mod marketplace;

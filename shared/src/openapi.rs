@@ -18,8 +18,8 @@ use crate::api::{
 };
 use crate::api::{
     AuthTokens, CheckoutBody, CheckoutResponse, Health, LoggedOutAll, LoginRequest, Ok,
-    RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse, UserProfile,
-    WsTicket,
+    PortalResponse, RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse,
+    UserProfile, WsTicket,
 };
 use crate::api::{ByteUsage, RequestUsage, UsageReport};
 use crate::api::{
@@ -187,7 +187,7 @@ impl Modify for FloatRange {
         verify_email, resend_verification, forgot_password, reset_password, change_password,
         list_sessions, revoke_session, security_events, login_mfa, mfa_setup, mfa_enable,
         mfa_disable,
-        tiers, checkout, stripe_webhook, get_subscription, cancel_subscription,
+        tiers, checkout, stripe_webhook, get_subscription, cancel_subscription, billing_portal,
         create_record, list_records, get_record, update_record, delete_record,
         put_backup, get_backup, backup_history, delete_backup,
         begin_upload, upload_part, complete_upload, abort_upload,
@@ -199,7 +199,7 @@ impl Modify for FloatRange {
     ),
     components(schemas(
         Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
-        WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, SubscriptionInfo,
+        WsTicket, LoggedOutAll, Tier, CheckoutBody, CheckoutResponse, PortalResponse, SubscriptionInfo,
         TiersResponse, TierOffer, Features, CreateRecord, UpdateRecord, RecordCreated,
         RecordUpdated, RecordMeta, BackupStored, BackupMetadata, UploadStarted, PartStored,
         CompleteUpload, ErrorBody, ErrorDetail, FieldError, ChatRequest, ChatContext,
@@ -260,35 +260,120 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// # Panics
 /// Never in practice: the document is plain data.
 pub fn document_json() -> String {
-    let mut doc = serde_json::to_value(document()).expect("the document serialises");
+    let json = document().to_json().expect("the document serialises");
+    let mut doc: Json = serde_json::from_str(&json).expect("the document parses");
     mark_free_form_objects(&mut doc);
     let mut s = serde_json::to_string_pretty(&doc).expect("the document serialises");
     s.push('\n');
     s
 }
 
+/// A JSON value whose objects keep their keys in document order (the crate's `serde_json` does
+/// not preserve order, and turning that on would change it for the whole native build).
+enum Json {
+    Object(Vec<(String, Json)>),
+    Array(Vec<Json>),
+    Scalar(serde_json::Value),
+}
+
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Json;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Json, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = m.next_entry::<String, Json>()? {
+                    entries.push(entry);
+                }
+                Ok(Json::Object(entries))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Json, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = a.next_element()? {
+                    items.push(item);
+                }
+                Ok(Json::Array(items))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+                Ok(Json::Scalar(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+                Ok(Json::Scalar(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+                Ok(Json::Scalar(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+                Ok(Json::Scalar(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+                Ok(Json::Scalar(v.into()))
+            }
+            fn visit_unit<E>(self) -> Result<Json, E> {
+                Ok(Json::Scalar(serde_json::Value::Null))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl serde::Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Json::Object(entries) => {
+                let mut m = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            Json::Array(items) => {
+                let mut q = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    q.serialize_element(item)?;
+                }
+                q.end()
+            }
+            Json::Scalar(v) => v.serialize(s),
+        }
+    }
+}
+
 /// Writes `additionalProperties: true` on every bare `type: object` schema (no `properties`, no
 /// `additionalProperties`): free-form JSON objects such as context records and plan variables.
 /// Without it, generators read the bare schema as an object with no keys at all (TypeScript's
 /// `Record<string, never>`, which no value fits).
-fn mark_free_form_objects(node: &mut serde_json::Value) {
+fn mark_free_form_objects(node: &mut Json) {
     match node {
-        serde_json::Value::Object(map) => {
-            let is_object = match map.get("type") {
-                Some(serde_json::Value::String(t)) => t == "object",
-                Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "object"),
-                _ => false,
-            };
-            if is_object
-                && !map.contains_key("properties")
-                && !map.contains_key("additionalProperties")
-            {
-                map.insert("additionalProperties".into(), serde_json::Value::Bool(true));
+        Json::Object(entries) => {
+            let has = |key: &str| entries.iter().any(|(k, _)| k == key);
+            let is_object = entries.iter().any(|(k, v)| {
+                k == "type"
+                    && match v {
+                        Json::Scalar(t) => t == "object",
+                        Json::Array(ts) => ts
+                            .iter()
+                            .any(|t| matches!(t, Json::Scalar(t) if t == "object")),
+                        Json::Object(_) => false,
+                    }
+            });
+            if is_object && !has("properties") && !has("additionalProperties") {
+                entries.push((
+                    "additionalProperties".into(),
+                    Json::Scalar(serde_json::Value::Bool(true)),
+                ));
             }
-            map.values_mut().for_each(mark_free_form_objects);
+            for (_, v) in entries.iter_mut() {
+                mark_free_form_objects(v);
+            }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(mark_free_form_objects),
-        _ => {}
+        Json::Array(items) => items.iter_mut().for_each(mark_free_form_objects),
+        Json::Scalar(_) => {}
     }
 }
 
@@ -648,6 +733,21 @@ fn get_subscription() {}
         (status = 503, description = "`upstream_unavailable`: Stripe unreachable.", body = ErrorBody)
     ))]
 fn cancel_subscription() {}
+
+/// Opens Stripe's billing portal (invoices, payment method, plan) for the caller's Stripe
+/// customer. Each call is a new short-lived session; no body.
+#[utoipa::path(post, path = "/api/v1/billing/portal", tag = "billing", operation_id = "billing_portal",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Send the user to `url`.", body = PortalResponse),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 409, description = "`conflict`: no Stripe customer yet (never subscribed).", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: Stripe refused the request.", body = ErrorBody),
+        (status = 503, description = "`upstream_unavailable`: Stripe unreachable, or billing not configured.", body = ErrorBody)
+    ))]
+fn billing_portal() {}
 
 /// Stores a record. JSON with a base64 `blob`, or a raw `application/octet-stream` body with
 /// `X-Table`, `X-Checksum` and `Content-Length` headers (up to 25 MiB, streamed to storage and

@@ -750,6 +750,17 @@ pub struct ChargeRequest {
     pub idempotency_key: String,
 }
 
+/// A Stripe billing portal session for an existing customer (`POST /billing/portal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalRequest {
+    /// The customer (`cus_…`) whose portal opens.
+    pub customer_id: String,
+    /// Where the portal's return link leads.
+    pub return_url: String,
+    /// Idempotency key: one per request (each click is a new session), the same on retries.
+    pub idempotency_key: String,
+}
+
 /// The payment provider (Stripe).
 #[async_trait(?Send)]
 pub trait Payments {
@@ -769,6 +780,8 @@ pub trait Payments {
     /// Charges the customer's saved card now; returns the payment's id.
     /// [`UpstreamError::Declined`] when the customer has no card or the charge did not succeed.
     async fn charge(&self, req: &ChargeRequest) -> Result<String, UpstreamError>;
+    /// Opens a billing portal session for the customer; returns its (short-lived) URL.
+    async fn create_portal_session(&self, req: &PortalRequest) -> Result<String, UpstreamError>;
 }
 
 #[async_trait(?Send)]

@@ -137,6 +137,8 @@ pub enum Operation {
     GetSubscription,
     /// `DELETE /billing/subscription`.
     CancelSubscription,
+    /// `POST /billing/portal`.
+    BillingPortal,
     /// `POST /chat`.
     Chat,
     /// `GET /chat/stream` (WebSocket).
@@ -555,6 +557,12 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/billing/subscription",
         Access::User,
         Operation::CancelSubscription,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/billing/portal",
+        Access::User,
+        Operation::BillingPortal,
     ),
     route(
         Method::Get,

@@ -637,3 +637,194 @@ pub async fn an_upstream_error_quoting_the_email_never_reaches_the_logs(app: Tes
         "the status, type and code are logged"
     );
 }
+
+/// `POST /billing/portal` as `user`.
+async fn open_portal(app: &TestApp, user: &TestUser) -> reqwest::Response {
+    app.req(Method::POST, "/billing/portal")
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The billing portal requests Stripe received for `customer`, oldest first.
+async fn portal_requests(app: &TestApp, customer: &str) -> Vec<wiremock::Request> {
+    app.stack
+        .stripe
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.url.path() == "/v1/billing_portal/sessions"
+                && url::form_urlencoded::parse(&r.body)
+                    .any(|(k, v)| k == "customer" && v == customer)
+        })
+        .collect()
+}
+
+/// Answers portal sessions for `customer` with `url`.
+async fn mount_portal(app: &TestApp, customer: &str, url: &str) {
+    Mock::given(method("POST"))
+        .and(path("/v1/billing_portal/sessions"))
+        .and(body_string_contains(format!("customer={customer}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"id": unique("bps"), "object": "billing_portal.session", "url": url}),
+        ))
+        .with_priority(2)
+        .mount(&app.stack.stripe)
+        .await;
+}
+
+pub async fn the_billing_portal_opens_for_the_callers_own_customer_only(app: TestApp) {
+    let victim = app.register("portal-victim").await;
+    let attacker = app.register("portal-attacker").await;
+    let (_, victim_cus) = subscribe_with_ids(&app, &victim, "pro").await;
+    let (_, attacker_cus) = subscribe_with_ids(&app, &attacker, "power").await;
+    let victim_url = format!("https://billing.stripe.test/p/session/{}", unique("v"));
+    let attacker_url = format!("https://billing.stripe.test/p/session/{}", unique("a"));
+    mount_portal(&app, &victim_cus, &victim_url).await;
+    mount_portal(&app, &attacker_cus, &attacker_url).await;
+
+    let r = open_portal(&app, &attacker).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"url": attacker_url})
+    );
+    let r = open_portal(&app, &attacker).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        portal_requests(&app, &victim_cus).await.is_empty(),
+        "the attacker's requests never name the victim's customer"
+    );
+
+    let sent = portal_requests(&app, &attacker_cus).await;
+    assert_eq!(sent.len(), 2, "one Stripe call per request");
+    for r in &sent {
+        assert_eq!(r.headers["authorization"], "Bearer sk_test_e2e");
+        assert_eq!(
+            r.headers["content-type"],
+            "application/x-www-form-urlencoded"
+        );
+        let form: Vec<(String, String)> =
+            url::form_urlencoded::parse(&r.body).into_owned().collect();
+        assert_eq!(
+            form,
+            vec![
+                ("customer".to_owned(), attacker_cus.clone()),
+                (
+                    "return_url".to_owned(),
+                    "https://adiuva.app/billing".to_owned()
+                ),
+            ]
+        );
+    }
+    let keys: Vec<&str> = sent
+        .iter()
+        .map(|r| r.headers["idempotency-key"].to_str().unwrap())
+        .collect();
+    assert!(keys.iter().all(|k| k.len() > 8), "{keys:?}");
+    assert_ne!(keys[0], keys[1], "each request is a new session");
+
+    let r = open_portal(&app, &victim).await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"url": victim_url}));
+}
+
+pub async fn the_billing_portal_is_a_conflict_without_a_customer(app: TestApp) {
+    let user = app.register("portal-none").await;
+    let r = open_portal(&app, &user).await;
+    let body = assert_error(r, 409, "conflict").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("subscribe first"),
+        "{body}"
+    );
+    let r = app
+        .req(Method::POST, "/billing/portal")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 401, "unauthorized").await;
+    let r = app
+        .req(Method::POST, "/billing/portal")
+        .bearer_auth("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 401, "unauthorized").await;
+}
+
+pub async fn a_retried_portal_request_keeps_its_idempotency_key(app: TestApp) {
+    let user = app.register("portal-retry").await;
+    let (_, cus) = subscribe_with_ids(&app, &user, "pro").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/billing_portal/sessions"))
+        .and(body_string_contains(format!("customer={cus}")))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.stack.stripe)
+        .await;
+    let url = format!("https://billing.stripe.test/p/session/{}", unique("r"));
+    mount_portal(&app, &cus, &url).await;
+
+    let r = open_portal(&app, &user).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"url": url}));
+    let sent = portal_requests(&app, &cus).await;
+    assert_eq!(sent.len(), 2, "a failed attempt and its retry");
+    assert_eq!(
+        sent[0].headers["idempotency-key"], sent[1].headers["idempotency-key"],
+        "a retry is the same request to Stripe"
+    );
+}
+
+pub async fn a_portal_stripe_refuses_or_garbles_quotes_nothing_it_said(app: TestApp) {
+    let user = app.register("portal-refused").await;
+    let (_, cus) = subscribe_with_ids(&app, &user, "pro").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/billing_portal/sessions"))
+        .and(body_string_contains(format!("customer={cus}")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "type": "invalid_request_error", "code": "resource_missing",
+            "message": format!("No configuration for {} ({cus})", user.email),
+        }})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.stack.stripe)
+        .await;
+    // Then a 200 without a url: a lying upstream is no success either.
+    Mock::given(method("POST"))
+        .and(path("/v1/billing_portal/sessions"))
+        .and(body_string_contains(format!("customer={cus}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "bps_x"})))
+        .with_priority(2)
+        .mount(&app.stack.stripe)
+        .await;
+
+    for _ in 0..2 {
+        let r = open_portal(&app, &user).await;
+        assert_eq!(r.status(), 502);
+        let raw = r.text().await.unwrap();
+        assert!(raw.contains("upstream_unavailable"), "{raw}");
+        assert!(
+            !raw.contains(&user.email) && !raw.contains("No configuration"),
+            "{raw}"
+        );
+    }
+    assert_eq!(
+        portal_requests(&app, &cus).await.len(),
+        2,
+        "a 4xx is not retried"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = app.stack.log();
+    assert!(
+        !log.contains("No configuration"),
+        "Stripe's words reached the logs"
+    );
+    assert!(!log.contains(user.email.split('@').next().unwrap()));
+}

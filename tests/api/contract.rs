@@ -49,7 +49,10 @@ pub async fn the_document_goes_out_gzipped_to_clients_that_accept_it_and_plain_t
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-encoding"], "gzip");
-    assert!(r.headers()["vary"].to_str().unwrap().contains("Accept-Encoding"));
+    assert!(r.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .contains("Accept-Encoding"));
     let gz = r.bytes().await.unwrap();
     assert!(gz.len() * 5 < committed.len(), "{} bytes", gz.len());
     let mut inflated = Vec::new();

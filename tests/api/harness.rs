@@ -451,6 +451,36 @@ impl Stack {
         })
     }
 
+    /// Stores `bytes` under `key` in the local R2 bucket `bucket` (its `bucket_name`), as a
+    /// crash would leave an object behind: behind the worker's back.
+    #[allow(dead_code)]
+    pub async fn r2_put(&self, bucket: &str, key: &str, bytes: &[u8]) -> Result<()> {
+        let file = self
+            .persist_dir
+            .with_extension(format!("put-{}", uuid::Uuid::new_v4().simple()));
+        fs::write(&file, bytes)?;
+        let mut cmd = wrangler_cmd(&repo_root());
+        cmd.args(["r2", "object", "put"])
+            .arg(format!("{bucket}/{key}"))
+            .args(["--local", "--file"])
+            .arg(&file)
+            .arg("--persist-to")
+            .arg(&self.persist_dir);
+        let out = tokio::process::Command::from(cmd)
+            .output()
+            .await
+            .context("running wrangler r2 object put")?;
+        let _ = fs::remove_file(&file);
+        if !out.status.success() {
+            bail!(
+                "wrangler r2 object put failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Fires the worker's cron (`*/30 * * * *` in wrangler.toml) through wrangler dev's
     /// `/__scheduled` (served with `--test-scheduled`); returns once the handler finished.
     #[allow(dead_code)]

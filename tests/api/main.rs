@@ -17,6 +17,7 @@ mod faults;
 mod harness;
 mod helpers;
 mod home;
+mod housekeeping;
 mod limits;
 mod plugins;
 mod pressure;
@@ -113,6 +114,13 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         billing::an_unpaid_checkout_grants_nothing_until_its_payment_succeeds,
         billing::a_deleted_subscription_never_comes_back_to_life,
         billing::an_upstream_error_quoting_the_email_never_reaches_the_logs,
+        billing::the_billing_portal_opens_for_the_callers_own_customer_only,
+        billing::the_billing_portal_is_a_conflict_without_a_customer,
+        billing::a_retried_portal_request_keeps_its_idempotency_key,
+        billing::a_portal_stripe_refuses_or_garbles_quotes_nothing_it_said,
+        housekeeping::the_cron_forgets_expired_tickets_tokens_and_dead_sessions_but_never_a_live_one,
+        housekeeping::the_cron_purges_old_tombstones_in_every_home_a_few_homes_per_run,
+        housekeeping::the_cron_deletes_r2_leftovers_and_discarded_packages_but_nothing_referenced,
         chat::a_task_request_routes_to_the_task_agent_and_returns_a_create_record_action,
         chat::plan_mode_returns_template_ids_and_run_step_executes_one,
         chat::playbooks_are_filtered_by_the_tier_in_the_database,

@@ -57,7 +57,7 @@ fn current_period() -> String {
 }
 
 /// Some zip-looking bytes, different for every call.
-fn package(tag: &str) -> Vec<u8> {
+pub(crate) fn package(tag: &str) -> Vec<u8> {
     let mut out = b"PK\x03\x04".to_vec();
     out.extend_from_slice(tag.as_bytes());
     while out.len() < 3000 {
@@ -66,7 +66,7 @@ fn package(tag: &str) -> Vec<u8> {
     out
 }
 
-fn manifest(name: &str, version: &str, category: &str, price_cents: u64) -> Value {
+pub(crate) fn manifest(name: &str, version: &str, category: &str, price_cents: u64) -> Value {
     json!({
         "name": name,
         "description": format!("{name}: a plugin written by the end-to-end tests."),
@@ -126,7 +126,7 @@ async fn submit(app: &TestApp, author: &TestUser, manifest: Value, package: &[u8
     id
 }
 
-async fn submit_version(
+pub(crate) async fn submit_version(
     app: &TestApp,
     author: &TestUser,
     id: &str,
@@ -181,13 +181,18 @@ async fn review(
 }
 
 /// The admin approves the pending version of `id`; returns the review result.
-async fn approve(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn approve(app: &TestApp, id: &str) -> Value {
     let admin = app.admin().await;
     ok_json(review(app, &admin, id, "approve", None).await, "approve").await
 }
 
 /// Submits and approves a plugin; returns its id.
-async fn publish(app: &TestApp, author: &TestUser, manifest: Value, package: &[u8]) -> String {
+pub(crate) async fn publish(
+    app: &TestApp,
+    author: &TestUser,
+    manifest: Value,
+    package: &[u8],
+) -> String {
     let id = submit(app, author, manifest, package).await;
     let result = approve(app, &id).await;
     assert_eq!(result["status"], "approved", "{result}");
@@ -1033,10 +1038,9 @@ pub async fn a_download_link_works_only_for_its_user_and_plugin_with_its_token_i
         use base64::Engine;
         use hmac::{Hmac, Mac};
         let claims = URL_SAFE_NO_PAD.decode(payload).unwrap();
-        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(
-            crate::harness::JWT_SECRET.as_bytes(),
-        )
-        .unwrap();
+        let mut m =
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(crate::harness::JWT_SECRET.as_bytes())
+                .unwrap();
         m.update(b"adiuva/plugin-download/v1\n");
         m.update(&claims);
         let forged = format!(

@@ -229,7 +229,12 @@ pub async fn a_browser_may_send_the_backup_headers_and_read_the_ones_we_answer_w
         .to_str()
         .unwrap()
         .to_string();
-    for h in ["X-Backup-Id", "X-Backup-Version", "X-Backup-Timestamp", "X-Backup-Checksum"] {
+    for h in [
+        "X-Backup-Id",
+        "X-Backup-Version",
+        "X-Backup-Timestamp",
+        "X-Backup-Checksum",
+    ] {
         assert!(exposed.contains(h), "{h} missing from {exposed}");
     }
 }

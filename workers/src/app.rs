@@ -28,9 +28,10 @@ use shared::AppError;
 use worker::Env;
 
 use crate::adapters::{
-    CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1BillingStore, D1MfaStore, D1PluginStore,
-    D1RefreshTokenStore, D1SecurityLog, D1TicketStore, D1UserStore, Db, DurableRateLimiter,
-    FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock, VectorizeIndex,
+    CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1BillingStore, D1HousekeepingStore,
+    D1MfaStore, D1PluginStore, D1RefreshTokenStore, D1SecurityLog, D1TicketStore, D1UserStore, Db,
+    DurableRateLimiter, FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock,
+    VectorizeIndex,
 };
 use crate::state::{self, Shared, BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, USER_HOME};
 
@@ -303,6 +304,17 @@ impl App {
         )
     }
 
+    /// The housekeeping service's adapters (the cron).
+    pub fn housekeeping(&self) -> Result<HousekeepingParts<'_>, AppError> {
+        Ok(HousekeepingParts {
+            store: D1HousekeepingStore(self.db()?),
+            records: self.records()?,
+            backups: self.backups()?,
+            plugins: self.plugins()?,
+            app: self,
+        })
+    }
+
     /// The billing service's adapters.
     pub fn billing(&self) -> Result<BillingParts, AppError> {
         let stripe = &self.config().stripe;
@@ -317,6 +329,7 @@ impl App {
                 price_team: stripe.price_team.clone(),
                 success_url: stripe.success_url.clone(),
                 cancel_url: stripe.cancel_url.clone(),
+                portal_return_url: stripe.portal_return_url.clone(),
             },
         })
     }
@@ -415,6 +428,35 @@ impl AuthParts {
             rng: &CryptoRandom,
             tokens: &self.tokens,
             settings: &self.settings,
+        }
+    }
+}
+
+impl shared::housekeeping::Homes for App {
+    fn home(&self, user: UserId) -> Result<Box<dyn shared::home::HomePort + '_>, AppError> {
+        Ok(Box::new(self.home_for_service(user)?))
+    }
+}
+
+/// The housekeeping service's adapters.
+pub struct HousekeepingParts<'a> {
+    store: D1HousekeepingStore,
+    records: R2BlobStore,
+    backups: R2BlobStore,
+    plugins: R2BlobStore,
+    app: &'a App,
+}
+
+impl HousekeepingParts<'_> {
+    /// The service over these adapters.
+    pub fn service(&self) -> shared::housekeeping::Housekeeping<'_> {
+        shared::housekeeping::Housekeeping {
+            store: &self.store,
+            homes: self.app,
+            records: &self.records,
+            backups: &self.backups,
+            plugins: &self.plugins,
+            policy: self.app.config().housekeeping,
         }
     }
 }

@@ -33,12 +33,42 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     Ok(routes::serve(req, env, ctx).await)
 }
 
-/// Housekeeping on the cron of `wrangler.toml`: pays developers their share of closed periods.
-/// (Abandoned multipart uploads are aborted by each user's home, on its own alarm.)
+/// The cron of `wrangler.toml`: pays developers their share of closed periods, then runs the
+/// bounded housekeeping jobs (`shared::housekeeping`). (Abandoned multipart uploads are aborted
+/// by each user's home, on its own alarm.)
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    pay_developers(&env).await;
+    housekeeping(&env).await;
+}
+
+async fn housekeeping(env: &Env) {
+    let app = match app::App::for_object(env) {
+        Ok(app) => app,
+        Err(e) => return tracing::error!(error = %e, "housekeeping skipped: configuration"),
+    };
+    let parts = match app.housekeeping() {
+        Ok(parts) => parts,
+        Err(e) => return tracing::error!(error = ?e, "housekeeping skipped: bindings"),
+    };
+    let now = i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX);
+    let r = parts.service().run(now).await;
+    tracing::info!(
+        tickets = r.tickets,
+        refresh_tokens = r.refresh_tokens,
+        families = r.families,
+        packages = r.packages,
+        homes = r.homes,
+        tombstones = r.tombstones,
+        leftovers = r.leftovers,
+        failed = r.failed.join(","),
+        "housekeeping run finished"
+    );
+}
+
+async fn pay_developers(env: &Env) {
     let payouts = async {
-        let app = app::App::for_object(&env).map_err(|e| shared::AppError::Internal(e.into()))?;
+        let app = app::App::for_object(env).map_err(|e| shared::AppError::Internal(e.into()))?;
         app.marketplace(String::new())?
             .service()
             .run_payouts()

@@ -71,6 +71,7 @@ fn handler(op: Operation) -> Handler {
         Operation::StripeWebhook => |ctx| Box::pin(handlers::billing::webhook(ctx)),
         Operation::GetSubscription => |ctx| Box::pin(handlers::billing::subscription(ctx)),
         Operation::CancelSubscription => |ctx| Box::pin(handlers::billing::cancel(ctx)),
+        Operation::BillingPortal => |ctx| Box::pin(handlers::billing::portal(ctx)),
         Operation::Chat => |ctx| Box::pin(handlers::chat::chat(ctx)),
         Operation::ListPlugins => |ctx| Box::pin(handlers::plugins::list(ctx)),
         Operation::SubmitPlugin => |ctx| Box::pin(handlers::plugins::submit(ctx)),

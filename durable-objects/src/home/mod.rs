@@ -45,6 +45,7 @@ use shared::home::ops::{
     ReserveRecord, RevokeSessions, SearchVectors, SetAccount, UploadOpened, UpsertVectors,
 };
 use shared::home::{HomeOp, HomePrincipal, HomeRequest, HomeResponse, WireError};
+use shared::housekeeping::{Housekeep, Housekept, Referenced, ReferencedKeys};
 use shared::ports::Random;
 use shared::rate_limit::{gcra, RateDecision, RateOp, RateRule};
 use shared::tiers::{features, rate_limit};
@@ -79,6 +80,8 @@ const SCHEMA: &[&str] = &[
        updated_at INTEGER NOT NULL, deleted_at INTEGER)",
     "CREATE INDEX IF NOT EXISTS records_sync ON records (updated_at, id)",
     "CREATE INDEX IF NOT EXISTS records_by_table ON records (tbl, updated_at, id)",
+    // The leftover sweep asks which keys a row references.
+    "CREATE INDEX IF NOT EXISTS records_by_key ON records (r2_key)",
     "CREATE TABLE IF NOT EXISTS backups (\
        id TEXT PRIMARY KEY, r2_key TEXT NOT NULL, version INTEGER NOT NULL, \
        timestamp INTEGER NOT NULL, checksum TEXT NOT NULL, chunk_count INTEGER NOT NULL, \
@@ -104,7 +107,12 @@ pub struct HomeConfig {
     pub rate_limits: bool,
     /// How long an access token lives (ms): how long a revoked session is remembered.
     pub access_ttl_ms: i64,
+    /// Tombstones older than this are purged by the home's own housekeeping (ms; 30 days).
+    pub tombstone_age_ms: i64,
 }
+
+/// Tombstones the home purges by itself per housekeeping pass (the cron's visits purge more).
+pub const TOMBSTONES_PER_SWEEP: u32 = 100;
 
 /// A change other devices should hear of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +250,21 @@ impl<'a, S: Sql> Home<'a, S> {
             }
             RevokeSessions::NAME => {
                 return run(args, |op: RevokeSessions| self.revoke(&op.sids, now));
+            }
+            Housekeep::NAME => {
+                return run(args, |op: Housekeep| {
+                    let tombstones = self
+                        .purge_tombstones(op.tombstones_before, op.limit)
+                        .map_err(store)?;
+                    Ok(Housekept { tombstones })
+                });
+            }
+            Referenced::NAME => {
+                return run(args, |op: Referenced| {
+                    Ok(ReferencedKeys {
+                        keys: self.referenced(&op.keys).map_err(store)?,
+                    })
+                });
             }
             _ => {}
         }
@@ -406,11 +429,47 @@ impl<'a, S: Sql> Home<'a, S> {
                 .tats
                 .borrow_mut()
                 .retain(|_, tat| tat.is_some_and(|t| t > now_ns));
+            // Tombstones past their listing (the cron's visits reach the homes nobody uses).
+            self.purge_tombstones(now - self.cfg.tombstone_age_ms, TOMBSTONES_PER_SWEEP)?;
             // Revocations are re-read when next needed.
             *self.memo.revoked.borrow_mut() = None;
             self.memo.housekeeping_at.set(now + HOUSEKEEPING_EVERY_MS);
         }
         Ok(())
+    }
+
+    /// Deletes up to `limit` tombstones of records deleted before `before`; returns how many.
+    fn purge_tombstones(&self, before: i64, limit: u32) -> Result<u32, SqlError> {
+        let gone = self.sql.exec(
+            "DELETE FROM records WHERE id IN (SELECT id FROM records \
+             WHERE deleted_at IS NOT NULL AND deleted_at < ? LIMIT ?) RETURNING id",
+            &[before.into(), int(limit)],
+        )?;
+        Ok(u32::try_from(gone.len()).unwrap_or(u32::MAX))
+    }
+
+    /// The keys among `keys` a row of this home references: a live record, a backup, an
+    /// upload, or a write in flight (its reservation names the key).
+    fn referenced(&self, keys: &[String]) -> Result<Vec<String>, SqlError> {
+        let mut found = Vec::new();
+        for key in keys {
+            let hit = self.sql.one(
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM records WHERE r2_key = ? AND deleted_at IS NULL) \
+                 OR EXISTS (SELECT 1 FROM backups WHERE r2_key = ?) \
+                 OR EXISTS (SELECT 1 FROM uploads WHERE r2_key = ?) \
+                 OR EXISTS (SELECT 1 FROM reservations WHERE instr(pending, ?) > 0)",
+                &[
+                    key.as_str().into(),
+                    key.as_str().into(),
+                    key.as_str().into(),
+                    key.as_str().into(),
+                ],
+            )?;
+            if hit.is_some() {
+                found.push(key.clone());
+            }
+        }
+        Ok(found)
     }
 
     // ---- usage and quotas -------------------------------------------------------------------

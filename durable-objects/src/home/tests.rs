@@ -12,7 +12,7 @@ use shared::home::{HomeOp, HomeRequest, WireError};
 use shared::ports::VectorEntry;
 use shared::testing::SeqRandom;
 
-use super::sql::NativeSqlite;
+use super::sql::{NativeSqlite, Sql};
 use super::{Effects, Home, HomeConfig, Memo, RESERVATION_TTL_MS};
 
 const T0: i64 = 1_800_000_000_000;
@@ -43,6 +43,7 @@ impl World {
                 bytes_per_gb: GB,
                 rate_limits,
                 access_ttl_ms: 900_000,
+                tombstone_age_ms: shared::storage::TOMBSTONE_TTL_MS,
             },
         }
     }
@@ -830,4 +831,105 @@ fn committed_changes_are_announced_for_other_devices() {
     assert_eq!(frame["type"], "changed");
     assert_eq!(frame["kind"], "record");
     assert_eq!(frame["cursor"], format!("{}.{}", row.updated_at, row.id));
+}
+
+#[test]
+fn housekeeping_purges_only_old_tombstones_a_bounded_number_at_a_time() {
+    use shared::housekeeping::{Housekeep, Referenced};
+    let w = World::on(Tier::Pro);
+    let ids: Vec<String> = (0..4)
+        .map(|i| w.create(T0 + i, "tasks", 1).unwrap())
+        .collect();
+    let keys: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            w.call(T0 + 5, &GetRecord { id: id.clone() })
+                .unwrap()
+                .r2_key
+        })
+        .collect();
+    for (i, id) in ids.iter().take(3).enumerate() {
+        let at = T0 + 10 + i64::try_from(i).unwrap() * 1_000;
+        w.call(
+            at,
+            &DeleteRecord {
+                id: id.clone(),
+                if_match: None,
+            },
+        )
+        .unwrap();
+    }
+    // Deleted at T0+10, T0+1010, T0+2010; the cut-off T0+2000 leaves the last one.
+    let purge = |limit| Housekeep {
+        tombstones_before: T0 + 2_000,
+        limit,
+    };
+    assert_eq!(
+        w.call(T0 + 3_000, &purge(1)).unwrap().tombstones,
+        1,
+        "bounded"
+    );
+    assert_eq!(w.call(T0 + 3_000, &purge(10)).unwrap().tombstones, 1);
+    assert_eq!(
+        w.call(T0 + 3_000, &purge(10)).unwrap().tombstones,
+        0,
+        "done"
+    );
+    let page = w
+        .call(
+            T0 + 3_000,
+            &ListRecords {
+                table: None,
+                updated_since: None,
+                after: None,
+                offset: 0,
+                limit: 100,
+            },
+        )
+        .unwrap();
+    let listed: Vec<(String, bool)> = page
+        .items
+        .iter()
+        .map(|m| (m.id.clone(), m.deleted))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(ids[3].clone(), false), (ids[2].clone(), true)],
+        "the live record and the young tombstone stay"
+    );
+    // Only the live record references its key; tombstones and strangers do not.
+    let asked = Referenced {
+        keys: vec![
+            keys[3].clone(),
+            keys[2].clone(),
+            keys[0].clone(),
+            "x/y".into(),
+        ],
+    };
+    assert_eq!(
+        w.call(T0 + 3_000, &asked).unwrap().keys,
+        vec![keys[3].clone()]
+    );
+}
+
+#[test]
+fn a_home_purges_its_month_old_tombstones_by_itself_when_used() {
+    let w = World::on(Tier::Pro);
+    let id = w.create(T0, "tasks", 1).unwrap();
+    let keep = w.create(T0, "tasks", 1).unwrap();
+    w.call(
+        T0 + 1,
+        &DeleteRecord {
+            id: id.clone(),
+            if_match: None,
+        },
+    )
+    .unwrap();
+    w.restart();
+    // Any call of a new life runs the home's housekeeping first.
+    let month = T0 + 31 * 86_400_000;
+    w.call(month, &GetUsage {}).unwrap();
+    let gone = w.sql.exec("SELECT id FROM records", &[]).unwrap();
+    let left: Vec<String> = gone.iter().map(|r| r.text(0)).collect();
+    assert_eq!(left, vec![keep]);
 }

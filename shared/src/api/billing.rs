@@ -42,6 +42,14 @@ pub struct CheckoutResponse {
     pub checkout_url: String,
 }
 
+/// `POST /billing/portal`: Stripe's billing portal for the caller (short-lived).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortalResponse {
+    /// The portal session's URL: open it in the browser.
+    pub url: String,
+}
+
 /// `GET /billing/subscription`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

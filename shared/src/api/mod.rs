@@ -24,7 +24,7 @@ pub use agents::{
 pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
 };
-pub use billing::{CheckoutBody, CheckoutResponse, SubscriptionInfo};
+pub use billing::{CheckoutBody, CheckoutResponse, PortalResponse, SubscriptionInfo};
 pub use chat::{
     ChatContext, ChatRequest, ChatResponse, ContextRecord, ExecutionMode, ExecutionPlan,
     PlanAction, PlanActionType, PlanStep, Playbook, PlaybookPlan, RunStepRequest, RunStepResponse,

@@ -5,11 +5,12 @@ use secrecy::{ExposeSecret, SecretString};
 use super::events::{CheckoutCompleted, InvoiceObject, RawEvent, SubscriptionObject};
 use super::model::{BillingChange, EventRecord, RecordOutcome, Subscription};
 use super::signature::{self, DEFAULT_TOLERANCE_SECS};
-use crate::api::{CheckoutResponse, SubscriptionInfo};
+use crate::api::{CheckoutResponse, PortalResponse, SubscriptionInfo};
 use crate::domain::{Tier, User, UserId};
 use crate::error::{AppError, Upstream};
 use crate::ports::{
-    new_uuid, BillingStore, CheckoutRequest, Clock, Payments, Random, UpstreamError, UserStore,
+    new_uuid, BillingStore, CheckoutRequest, Clock, Payments, PortalRequest, Random, UpstreamError,
+    UserStore,
 };
 
 /// What a webhook did.
@@ -62,6 +63,8 @@ pub struct BillingSettings {
     pub success_url: String,
     /// Checkout cancel URL.
     pub cancel_url: String,
+    /// Where the billing portal's return link leads.
+    pub portal_return_url: String,
 }
 
 impl BillingSettings {
@@ -180,6 +183,35 @@ impl BillingService<'_> {
                 cancel_at_period_end: false,
             },
         })
+    }
+
+    /// Opens Stripe's billing portal (invoices, card, plan) for the caller's Stripe customer.
+    /// Each call is a new session with its own idempotency key (reused only by the client's
+    /// own retries of that call).
+    ///
+    /// # Errors
+    /// 409 `conflict` when the caller has no Stripe customer yet (never checked out);
+    /// 502/503 when Stripe fails.
+    pub async fn portal(&self, user: UserId) -> Result<PortalResponse, AppError> {
+        let customer_id = self
+            .store
+            .customer_of(user)
+            .await?
+            .ok_or(AppError::Conflict(
+                "no billing account yet: subscribe first",
+            ))?;
+        let req = PortalRequest {
+            customer_id,
+            return_url: self.settings.portal_return_url.clone(),
+            idempotency_key: format!("portal-{}", new_uuid(self.rng)),
+        };
+        let url = self
+            .payments
+            .create_portal_session(&req)
+            .await
+            .map_err(payments_error)?;
+        tracing::info!(user_id = %user, "billing portal session created");
+        Ok(PortalResponse { url })
     }
 
     /// Cancels the caller's subscription at the end of its period.
@@ -544,6 +576,7 @@ mod tests {
                     price_team: Some("price_team".into()),
                     success_url: "https://ok".into(),
                     cancel_url: "https://no".into(),
+                    portal_return_url: "https://back".into(),
                 },
                 user,
             }
@@ -952,6 +985,36 @@ mod tests {
         let info = w.svc().subscription(&w.me()).await.unwrap();
         assert!(info.cancel_at_period_end);
         assert_eq!(info.tier, Tier::Pro, "paid until the period ends");
+    }
+
+    #[tokio::test]
+    async fn the_portal_needs_a_customer_and_opens_a_new_session_per_call() {
+        let w = World::new();
+        let err = w.svc().portal(w.user.id).await.unwrap_err();
+        assert_eq!((err.status(), err.code()), (409, "conflict"));
+        assert!(
+            w.payments.portals.borrow().is_empty(),
+            "nothing sent to Stripe"
+        );
+        w.checkout_completed("evt_1", "pro").await;
+        let a = w.svc().portal(w.user.id).await.unwrap();
+        let b = w.svc().portal(w.user.id).await.unwrap();
+        assert_ne!(a.url, b.url);
+        let sent = w.payments.portals.borrow();
+        assert_eq!(sent.len(), 2);
+        assert!(sent
+            .iter()
+            .all(|p| p.customer_id == "cus_1" && p.return_url == "https://back"));
+        assert_ne!(sent[0].idempotency_key, sent[1].idempotency_key);
+    }
+
+    #[tokio::test]
+    async fn a_portal_outage_is_upstream_unavailable() {
+        let w = World::new();
+        w.checkout_completed("evt_1", "pro").await;
+        w.payments.failing.set(true);
+        let err = w.svc().portal(w.user.id).await.unwrap_err();
+        assert_eq!((err.status(), err.code()), (503, "upstream_unavailable"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use url::form_urlencoded;
 
 use crate::ports::{
     ChargeRequest, CheckoutRequest, CheckoutSession, HttpClient, HttpError, HttpRequest,
-    HttpResponse, Payments, TransferRequest, UpstreamError,
+    HttpResponse, Payments, PortalRequest, TransferRequest, UpstreamError,
 };
 
 /// Per-attempt timeout.
@@ -294,6 +294,19 @@ impl<H: HttpClient> Payments for StripeClient<H> {
             .map(|c| c.id)
     }
 
+    async fn create_portal_session(&self, req: &PortalRequest) -> Result<String, UpstreamError> {
+        let form = [
+            ("customer", req.customer_id.clone()),
+            ("return_url", req.return_url.clone()),
+        ];
+        let created = self
+            .post("/v1/billing_portal/sessions", &form, &req.idempotency_key)
+            .await?;
+        created.url.ok_or_else(|| {
+            UpstreamError::BadResponse("stripe billing portal session without a url".to_owned())
+        })
+    }
+
     /// The customer's first saved card, then a confirmed off-session payment intent on it.
     async fn charge(&self, req: &ChargeRequest) -> Result<String, UpstreamError> {
         let path = format!(
@@ -421,6 +434,64 @@ mod tests {
         ] {
             assert!(form.contains(&(k.into(), v.into())), "{k}={v} in {form:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_portal_session_posts_the_customer_and_return_url_with_idempotency() {
+        let http = ScriptedHttp::with(vec![ok(
+            r#"{"id":"bps_1","object":"billing_portal.session","url":"https://portal/bps_1"}"#,
+        )]);
+        let c = StripeClient::new(
+            &http,
+            "https://stripe.test",
+            Some("sk_test".to_owned().into()),
+        );
+        let req = PortalRequest {
+            customer_id: "cus_9".into(),
+            return_url: "https://app.example/billing".into(),
+            idempotency_key: "portal-1".into(),
+        };
+        assert_eq!(
+            c.create_portal_session(&req).await.unwrap(),
+            "https://portal/bps_1"
+        );
+        let reqs = http.requests.borrow();
+        assert_eq!(
+            reqs[0].url,
+            "https://stripe.test/v1/billing_portal/sessions"
+        );
+        assert!(reqs[0]
+            .headers
+            .contains(&("Idempotency-Key".into(), "portal-1".into())));
+        assert_eq!(
+            form_of(&reqs[0].body),
+            vec![
+                ("customer".to_owned(), "cus_9".to_owned()),
+                (
+                    "return_url".to_owned(),
+                    "https://app.example/billing".to_owned()
+                )
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_portal_session_without_a_url_is_a_bad_response() {
+        let http = ScriptedHttp::with(vec![ok(r#"{"id":"bps_1"}"#)]);
+        let c = StripeClient::new(
+            &http,
+            "https://stripe.test",
+            Some("sk_test".to_owned().into()),
+        );
+        let req = PortalRequest {
+            customer_id: "cus_9".into(),
+            return_url: "https://app.example/billing".into(),
+            idempotency_key: "portal-1".into(),
+        };
+        assert!(matches!(
+            c.create_portal_session(&req).await,
+            Err(UpstreamError::BadResponse(_))
+        ));
     }
 
     #[tokio::test]

@@ -9,8 +9,8 @@ use super::auth::InMemoryUserStore;
 use crate::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
 use crate::domain::UserId;
 use crate::ports::{
-    BillingStore, ChargeRequest, CheckoutRequest, CheckoutSession, Payments, StoreError,
-    TransferRequest, UpstreamError,
+    BillingStore, ChargeRequest, CheckoutRequest, CheckoutSession, Payments, PortalRequest,
+    StoreError, TransferRequest, UpstreamError,
 };
 
 /// Payments that record calls and answer with fixed sessions.
@@ -24,6 +24,8 @@ pub struct FakePayments {
     pub transfers: RefCell<Vec<TransferRequest>>,
     /// Charges made.
     pub charges: RefCell<Vec<ChargeRequest>>,
+    /// Billing portal sessions opened.
+    pub portals: RefCell<Vec<PortalRequest>>,
     /// When set, every charge is declined and every transfer fails as unavailable.
     pub failing: Cell<bool>,
 }
@@ -67,6 +69,14 @@ impl Payments for FakePayments {
         let mut c = self.charges.borrow_mut();
         c.push(req.clone());
         Ok(format!("pi_test_{}", c.len()))
+    }
+    async fn create_portal_session(&self, req: &PortalRequest) -> Result<String, UpstreamError> {
+        if self.failing.get() {
+            return Err(UpstreamError::Unavailable("scripted outage".to_owned()));
+        }
+        let mut p = self.portals.borrow_mut();
+        p.push(req.clone());
+        Ok(format!("https://billing.invalid/p/session_{}", p.len()))
     }
 }
 

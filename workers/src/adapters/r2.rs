@@ -156,3 +156,41 @@ impl MultipartBlobs for R2BlobStore {
         Ok(Checksum::parse(&hex, "checksum").ok().map(|c| (c, size)))
     }
 }
+
+#[async_trait(?Send)]
+impl shared::housekeeping::BlobSweep for R2BlobStore {
+    async fn list(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<shared::housekeeping::BlobPage, StoreError> {
+        let mut list = self.0.list().limit(limit.clamp(1, 1000));
+        if let Some(c) = cursor {
+            list = list.cursor(c);
+        }
+        let objects = list
+            .execute()
+            .await
+            .map_err(|e| unavailable("listing blobs", &e))?;
+        let blobs = objects
+            .objects()
+            .into_iter()
+            .map(|o| shared::housekeeping::ListedBlob {
+                key: o.key(),
+                uploaded_ms: i64::try_from(o.uploaded().as_millis()).unwrap_or(i64::MAX),
+            })
+            .collect();
+        Ok(shared::housekeeping::BlobPage {
+            blobs,
+            cursor: if objects.truncated() {
+                objects.cursor()
+            } else {
+                None
+            },
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        BlobStore::delete(self, key).await
+    }
+}

@@ -53,6 +53,12 @@ pub async fn subscription(ctx: Ctx) -> AppResult<Response> {
     json(200, &parts.service().subscription(&user).await?)
 }
 
+/// `POST /billing/portal` → `{url}` (409 `conflict` without a Stripe customer).
+pub async fn portal(ctx: Ctx) -> AppResult<Response> {
+    let user = ctx.caller()?.user_id;
+    json(200, &ctx.app.billing()?.service().portal(user).await?)
+}
+
 /// `DELETE /billing/subscription` → `{ok: true}` (cancels at the period end).
 pub async fn cancel(ctx: Ctx) -> AppResult<Response> {
     let user = ctx.caller()?.user_id;

@@ -3,8 +3,8 @@
 
 use shared::api::{Health, TiersResponse};
 use shared::home::ops::GetUsage;
-use shared::AppResult;
 use shared::AppError;
+use shared::AppResult;
 use wasm_bindgen::JsCast;
 use worker::{EncodeBody, Response, ResponseBody};
 

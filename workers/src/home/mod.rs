@@ -418,5 +418,6 @@ fn home_config(app: &App) -> HomeConfig {
         access_ttl_ms: i64::try_from(cfg.access_token_ttl_secs)
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000),
+        tombstone_age_ms: shared::storage::TOMBSTONE_TTL_MS,
     }
 }

@@ -536,6 +536,26 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/billing/portal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Opens Stripe's billing portal (invoices, payment method, plan) for the caller's Stripe
+         *     customer. Each call is a new short-lived session; no body.
+         */
+        post: operations["billing_portal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/billing/subscription": {
         parameters: {
             query?: never;
@@ -1834,6 +1854,11 @@ export type components = {
              *     runs it.
              */
             returns?: string;
+        };
+        /** @description `POST /billing/portal`: Stripe's billing portal for the caller (short-lived). */
+        PortalResponse: {
+            /** @description The portal session's URL: open it in the browser. */
+            url: string;
         };
         /** @description One provider the caller may name in `ChatRequest.provider`. */
         ProviderInfo: {
@@ -4358,6 +4383,80 @@ export interface operations {
             };
             /** @description `validation_failed`: tier or seats. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upstream_unavailable`: Stripe refused the request. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `upstream_unavailable`: Stripe unreachable, or billing not configured. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    billing_portal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Send the user to `url`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortalResponse"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: no Stripe customer yet (never subscribed). */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

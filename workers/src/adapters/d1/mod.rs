@@ -7,6 +7,7 @@
 
 mod accounts;
 mod billing;
+mod housekeeping;
 mod plugins;
 
 use std::rc::Rc;
@@ -16,6 +17,7 @@ pub use accounts::{
     D1TicketStore, D1UserStore,
 };
 pub use billing::D1BillingStore;
+pub use housekeeping::D1HousekeepingStore;
 pub use plugins::D1PluginStore;
 use shared::ports::StoreError;
 use wasm_bindgen::JsValue;

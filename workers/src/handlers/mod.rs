@@ -2,6 +2,7 @@
 // Every handler has the router's async signature, whether or not it awaits.
 #![allow(clippy::unused_async)]
 
+pub mod agents;
 pub mod auth;
 pub mod backup;
 pub mod billing;

@@ -13,9 +13,8 @@ export type paths = {
             cookie?: never;
         };
         /**
-         * Every agent of the server (the built-in ones, and the agents of the caller's installed
-         *     plugins as `plugin.<plugin-id>.<name>`), with its display title and whether the caller's
-         *     chat may route to it. Without a choice of their own, free users have `task_agent`,
+         * Every agent of the server, with its display title and whether the caller's chat may route
+         *     to it. Without a choice of their own, free users have `task_agent`,
          *     `note_agent` and `project_agent`; paid tiers every agent.
          */
         get: operations["list_agents"];

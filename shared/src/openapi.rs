@@ -1062,9 +1062,8 @@ fn run_plan_step() {}
     ))]
 fn list_providers() {}
 
-/// Every agent of the server (the built-in ones, and the agents of the caller's installed
-/// plugins as `plugin.<plugin-id>.<name>`), with its display title and whether the caller's
-/// chat may route to it. Without a choice of their own, free users have `task_agent`,
+/// Every agent of the server, with its display title and whether the caller's chat may route
+/// to it. Without a choice of their own, free users have `task_agent`,
 /// `note_agent` and `project_agent`; paid tiers every agent.
 #[utoipa::path(get, path = "/api/v1/agents", tag = "chat", operation_id = "list_agents",
     security(("bearer" = [])),

@@ -5,6 +5,48 @@
  */
 
 export type paths = {
+    "/api/v1/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every agent of the server, with its display title and whether the caller's chat may route
+         *     to it. Without a choice of their own, free users have `task_agent`,
+         *     `note_agent` and `project_agent`; paid tiers every agent.
+         */
+        get: operations["list_agents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/enabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Chooses the agents the caller's chat may route to (replacing the current choice): names from
+         *     `GET /agents`, each once, at least one. Free users may enable at most 3 (the tier matrix's
+         *     `agents`); paid tiers any number. Answers the new listing.
+         */
+        put: operations["set_enabled_agents"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/2fa/disable": {
         parameters: {
             query?: never;
@@ -926,6 +968,27 @@ export type paths = {
          *     reviewer.
          */
         get: operations["pending_plugin_reviews"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The LLM providers and models the caller's tier may name in `ChatRequest.provider` and
+         *     `.model` (and `RunStepRequest`): the server's default first. Free users (`providers: 1`) get
+         *     the default provider only; paid tiers every configured one.
+         */
+        get: operations["list_providers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2030,8 +2093,12 @@ export type components = {
         };
         /** @description `POST /plans/run-step`. */
         RunStepRequest: {
+            /** @description The model, as in `ChatRequest.model`. */
+            model?: string | null;
             /** @description The plan (a playbook id or the id of a plan `POST /chat` returned). */
             plan_id: string;
+            /** @description The LLM provider to run the step with, as in `ChatRequest.provider`. */
+            provider?: string | null;
             /**
              * Format: int32
              * @description The step to run (an `llm` step).
@@ -2362,6 +2429,140 @@ export type components = {
 };
 export type $defs = Record<string, never>;
 export interface operations {
+    list_agents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The agents, in the server's order. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentsResponse"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_enabled_agents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnableAgentsRequest"];
+            };
+        };
+        responses: {
+            /** @description The agents with the new choice. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentsResponse"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required` (`agents`): more agents than the tier allows; or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: no agent, or an unknown, overlong or repeated name (`agents[i]`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     mfa_disable: {
         parameters: {
             query?: never;
@@ -4719,7 +4920,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `tier_required`: a `provider` beyond the tier's `providers` allowance (free: the default only); or `forbidden`: browser origin not allowed. */
+            /** @description `tier_required`: a `provider` beyond the tier's `providers` allowance (free: the default only), or no enabled agent (`agents`); or `forbidden`: browser origin not allowed. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5047,7 +5248,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `tier_required`: a playbook above the caller's tier, or a plan naming an agent the caller has not enabled (`agents`); or `forbidden` (origin). */
+            /** @description `tier_required`: a playbook above the caller's tier, a plan naming an agent the caller has not enabled (`agents`), or a `provider` beyond the tier's allowance (`providers`); or `forbidden` (origin). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5083,7 +5284,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `validation_failed`: step index, a data step, or variables. */
+            /** @description `validation_failed`: step index, a data step, or variables; or a `provider` or `model` this server does not offer. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6089,6 +6290,53 @@ export interface operations {
                 };
             };
             /** @description `forbidden`: not an admin (or origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_providers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The providers the caller may use. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProvidersResponse"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
             403: {
                 headers: {
                     [name: string]: unknown;

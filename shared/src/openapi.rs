@@ -195,7 +195,7 @@ impl Modify for FloatRange {
         upsert_vectors, search_vectors, delete_vectors,
         list_plugins, submit_plugin, get_plugin, submit_plugin_version, pending_plugin_reviews,
         review_plugin, install_plugin, uninstall_plugin, download_plugin, rate_plugin,
-        plugin_earnings, set_payout_account
+        plugin_earnings, set_payout_account, list_providers, list_agents, set_enabled_agents
     ),
     components(schemas(
         Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
@@ -1260,7 +1260,7 @@ mod tests {
             body = inline(ChatOrPlan)),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
-        (status = 403, description = "`tier_required`: a `provider` beyond the tier's `providers` allowance (free: the default only); or `forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 403, description = "`tier_required`: a `provider` beyond the tier's `providers` allowance (free: the default only), or no enabled agent (`agents`); or `forbidden`: browser origin not allowed.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
         (status = 422, description = "`validation_failed`: message or context out of bounds, or a `provider` or `model` this server does not offer.", body = ErrorBody),
@@ -1365,15 +1365,59 @@ fn get_playbook() {}
         (status = 200, description = "The step's output and any actions.", body = RunStepResponse),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
-        (status = 403, description = "`tier_required`: a playbook above the caller's tier, or a plan naming an agent the caller has not enabled (`agents`); or `forbidden` (origin).", body = ErrorBody),
+        (status = 403, description = "`tier_required`: a playbook above the caller's tier, a plan naming an agent the caller has not enabled (`agents`), or a `provider` beyond the tier's allowance (`providers`); or `forbidden` (origin).", body = ErrorBody),
         (status = 404, description = "`not_found`: no such plan.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: step index, a data step, or variables.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: step index, a data step, or variables; or a `provider` or `model` this server does not offer.", body = ErrorBody),
         (status = 502, description = "`upstream_unavailable`: the model's answer was unusable.", body = ErrorBody),
         (status = 503, description = "`llm_not_configured` or `upstream_unavailable`.", body = ErrorBody)
     ))]
 fn run_plan_step() {}
+
+/// The LLM providers and models the caller's tier may name in `ChatRequest.provider` and
+/// `.model` (and `RunStepRequest`): the server's default first. Free users (`providers: 1`) get
+/// the default provider only; paid tiers every configured one.
+#[utoipa::path(get, path = "/api/v1/providers", tag = "chat", operation_id = "list_providers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The providers the caller may use.", body = ProvidersResponse),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn list_providers() {}
+
+/// Every agent of the server, with its display title and whether the caller's chat may route
+/// to it. Without a choice of their own, free users have `task_agent`,
+/// `note_agent` and `project_agent`; paid tiers every agent.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "chat", operation_id = "list_agents",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The agents, in the server's order.", body = AgentsResponse),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn list_agents() {}
+
+/// Chooses the agents the caller's chat may route to (replacing the current choice): names from
+/// `GET /agents`, each once, at least one. Free users may enable at most 3 (the tier matrix's
+/// `agents`); paid tiers any number. Answers the new listing.
+#[utoipa::path(put, path = "/api/v1/agents/enabled", tag = "chat", operation_id = "set_enabled_agents",
+    security(("bearer" = [])),
+    request_body = EnableAgentsRequest,
+    responses(
+        (status = 200, description = "The agents with the new choice.", body = AgentsResponse),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required` (`agents`): more agents than the tier allows; or `forbidden` (origin).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: no agent, or an unknown, overlong or repeated name (`agents[i]`).", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn set_enabled_agents() {}
 
 /// Stores up to 100 vectors (all or none). Each item's `checksum` is verified against its
 /// decoded `blob`; all of a user's vectors have one dimension (a different one is a 422 until

@@ -149,6 +149,12 @@ pub enum Operation {
     GetPlaybook,
     /// `POST /plans/run-step`.
     RunPlanStep,
+    /// `GET /providers`.
+    ListProviders,
+    /// `GET /agents`.
+    ListAgents,
+    /// `PUT /agents/enabled`.
+    SetEnabledAgents,
     /// `GET /plugins`.
     ListPlugins,
     /// `POST /plugins`.
@@ -281,7 +287,12 @@ pub const ROUTES: &[Route] = &[
         Access::User,
         Operation::RatePlugin,
     ),
-    route(Method::Post, "/api/v1/chat", Access::User, Operation::Chat),
+    route(
+        Method::Post,
+        "/api/v1/chat",
+        Access::UserAtHome,
+        Operation::Chat,
+    ),
     route(
         Method::Post,
         "/api/v1/storage/vectors/upsert",
@@ -321,8 +332,26 @@ pub const ROUTES: &[Route] = &[
     route(
         Method::Post,
         "/api/v1/plans/run-step",
-        Access::User,
+        Access::UserAtHome,
         Operation::RunPlanStep,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/providers",
+        Access::User,
+        Operation::ListProviders,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/agents",
+        Access::UserAtHome,
+        Operation::ListAgents,
+    ),
+    route(
+        Method::Put,
+        "/api/v1/agents/enabled",
+        Access::UserAtHome,
+        Operation::SetEnabledAgents,
     ),
     route(
         Method::Get,

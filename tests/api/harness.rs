@@ -56,6 +56,11 @@ pub struct Stack {
     /// forwards everything else to [`Stack::openai`].
     #[allow(dead_code)]
     pub stream_model: StreamModel,
+    /// The scripted Anthropic-compatible server (Messages API, JSON and SSE), reached by the
+    /// worker only through an `anthropic` provider of `LLM_PROVIDERS` whose `base_url` is
+    /// `{ANTHROPIC_URL}/v1` (see [`Stack::start_with`]).
+    #[allow(dead_code)]
+    pub anthropic: MockServer,
     /// The scripted Stripe-compatible server (programmed by the billing tests).
     pub stripe: MockServer,
     /// The scripted email API (Resend's `POST /emails`): answers 200 and records every message
@@ -269,13 +274,51 @@ async fn mount_openai_defaults(openai: &MockServer) {
         .await;
 }
 
+/// `vars` with `{OPENAI_URL}` and `{ANTHROPIC_URL}` in their values replaced by those origins.
+fn substitute<'a>(
+    vars: &[(&'a str, &str)],
+    openai: &str,
+    anthropic: &str,
+) -> Vec<(&'a str, String)> {
+    vars.iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace("{OPENAI_URL}", openai)
+                .replace("{ANTHROPIC_URL}", anthropic);
+            (*k, v)
+        })
+        .collect()
+}
+
+/// An Anthropic model that answers every message with one harmless sentence, at a low
+/// priority (tests script their own answers for their own markers).
+async fn mount_anthropic_defaults(anthropic: &MockServer) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "msg_default", "type": "message", "role": "assistant",
+            "model": "claude-3-5-haiku-latest",
+            "content": [{"type": "text", "text": "I can help with that."}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 1, "output_tokens": 1}
+        })))
+        .with_priority(10)
+        .mount(anthropic)
+        .await;
+}
+
 impl Stack {
     /// Starts the scripted servers and the worker; waits until `/health` answers.
     pub async fn start() -> Result<Self> {
         Self::start_with(&[]).await
     }
 
-    /// As [`Stack::start`], with extra worker settings (e.g. `RATE_LIMITS=off`).
+    /// As [`Stack::start`], with extra worker settings (e.g. `RATE_LIMITS=off`). In their
+    /// values, `{OPENAI_URL}` stands for the scripted OpenAI server's origin (as the worker's
+    /// `OPENAI_BASE_URL` reaches it) and `{ANTHROPIC_URL}` for the scripted Anthropic server's
+    /// (e.g. in `LLM_PROVIDERS`).
     #[allow(clippy::too_many_lines)] // one line per setting
     pub async fn start_with(extra_vars: &[(&str, &str)]) -> Result<Self> {
         let root = repo_root();
@@ -292,6 +335,8 @@ impl Stack {
         };
 
         let openai = MockServer::start().await;
+        let anthropic = MockServer::start().await;
+        mount_anthropic_defaults(&anthropic).await;
         let stripe = MockServer::start().await;
         mount_stripe_defaults(&stripe).await;
         let email = MockServer::start().await;
@@ -356,11 +401,8 @@ impl Stack {
                 "--log-level",
                 "info",
             ]);
-        for (k, v) in vars
-            .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .chain(extra_vars.iter().copied())
-        {
+        let extra = substitute(extra_vars, stream_model.uri(), &anthropic.uri());
+        for (k, v) in vars.iter().chain(extra.iter()) {
             cmd.arg("--var").arg(format!("{k}:{v}"));
         }
         eprintln!(
@@ -378,6 +420,7 @@ impl Stack {
             base_url: format!("http://127.0.0.1:{port}"),
             openai,
             stream_model,
+            anthropic,
             stripe,
             email,
             log_path,

@@ -19,6 +19,7 @@ mod helpers;
 mod home;
 mod housekeeping;
 mod limits;
+mod matrix;
 mod plugins;
 mod pressure;
 mod privacy;
@@ -202,6 +203,14 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         home::the_main_routes_cost_one_home_call_and_no_d1_statement,
         home::quotas_hold_at_their_edge_and_open_parts_count_as_backup_bytes,
         client_kit::the_typescript_client_kit_passes_its_node_tests_against_this_worker,
+        matrix::providers_lists_the_default_for_free_users_and_every_provider_for_paid_ones,
+        matrix::a_free_user_is_refused_a_second_provider_and_unknown_names_before_any_model_call,
+        matrix::a_paid_users_chat_runs_on_the_chosen_anthropic_model_with_a_tool_call,
+        matrix::the_same_chat_streams_through_each_provider_with_its_tool_call,
+        matrix::plans_and_run_step_run_on_the_anthropic_provider,
+        matrix::agents_follow_the_tier_and_a_free_user_cannot_enable_a_fourth,
+        matrix::the_classifier_lists_exactly_the_enabled_agents_and_routes_only_among_them,
+        matrix::a_plan_or_run_step_naming_a_disabled_agent_is_refused_with_tier_required,
     ]
 }
 
@@ -249,6 +258,7 @@ fn main() -> ExitCode {
         );
     }
     drop(app);
+    matrix::stop(); // stops the providers stack, if a test started it
     drop(stack); // stops wrangler dev
     conclusion.exit_code()
 }

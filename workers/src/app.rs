@@ -14,12 +14,13 @@ use shared::auth::tokens::AccessTokens;
 use shared::auth::{AuthService, AuthSettings};
 use shared::backup::BackupService;
 use shared::billing::{BillingService, BillingSettings, StripeClient};
-use shared::chat::openai::OpenAiClient;
+use shared::chat::allowance::{self, EnabledAgents};
 use shared::chat::orchestrator::Brain;
+use shared::chat::providers::ProviderRegistry;
 use shared::config::{Config, ConfigError, VectorBackend};
-use shared::domain::UserId;
+use shared::domain::{Tier, UserId};
 use shared::email::ResendClient;
-use shared::home::ops::{RevokeSessions, SetAccount};
+use shared::home::ops::{ChatChoices, RevokeSessions, SetAccount};
 use shared::keys::{self, KeyPurpose};
 use shared::marketplace::Marketplace;
 use shared::storage::RecordService;
@@ -120,9 +121,10 @@ impl App {
         BRAIN.with(|b| *b)
     }
 
-    /// The LLM client of this deployment (`llm_not_configured` on first use without a key).
-    pub fn llm(&self) -> OpenAiClient<FetchHttpClient> {
-        OpenAiClient::new(FetchHttpClient, &self.config().openai)
+    /// The LLM providers of this deployment; [`ProviderRegistry::select`] picks one request's
+    /// provider and model by the caller's tier.
+    pub fn providers(&self) -> &ProviderRegistry<FetchHttpClient> {
+        &self.shared.providers
     }
 
     /// The access-token signer (JWT_SECRET itself keys HS256 and nothing else).
@@ -349,6 +351,23 @@ impl App {
             ),
             base_url,
         })
+    }
+}
+
+/// What one chat request may use, as the caller's home said with its admission.
+#[derive(Debug)]
+pub struct ChatGrant {
+    /// The tier in force.
+    pub tier: Tier,
+    /// The agents it may route to.
+    pub enabled: EnabledAgents,
+}
+
+impl ChatGrant {
+    /// The grant of a `tier` user whose home holds `choices`.
+    pub fn new(tier: Tier, choices: &ChatChoices) -> Self {
+        let enabled = allowance::effective(tier, &App::brain().registry, choices.agents.as_deref());
+        Self { tier, enabled }
     }
 }
 

@@ -93,6 +93,9 @@ fn handler(op: Operation) -> Handler {
         Operation::ListPlaybooks => |ctx| Box::pin(handlers::chat::list_playbooks(ctx)),
         Operation::GetPlaybook => |ctx| Box::pin(handlers::chat::get_playbook(ctx)),
         Operation::RunPlanStep => |ctx| Box::pin(handlers::chat::run_step(ctx)),
+        Operation::ListProviders => |ctx| Box::pin(handlers::agents::providers(ctx)),
+        Operation::ListAgents => |ctx| Box::pin(handlers::agents::list(ctx)),
+        Operation::SetEnabledAgents => |ctx| Box::pin(handlers::agents::set_enabled(ctx)),
     }
 }
 

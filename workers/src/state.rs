@@ -3,9 +3,12 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
+use shared::chat::providers::ProviderRegistry;
 use shared::config::{Config, ConfigError};
 use shared::cors::CorsPolicy;
 use worker::Env;
+
+use crate::adapters::FetchHttpClient;
 
 /// D1 database binding.
 pub const DB: &str = "DB";
@@ -26,6 +29,8 @@ pub struct Shared {
     pub config: Config,
     /// CORS policy derived from it.
     pub cors: CorsPolicy,
+    /// The LLM providers (`LLM_PROVIDERS`, or the one `OPENAI_*` provider), one client each.
+    pub providers: ProviderRegistry<FetchHttpClient>,
 }
 
 thread_local! {
@@ -41,7 +46,12 @@ pub fn shared(env: &Env) -> Result<Rc<Shared>, ConfigError> {
         cell.get_or_init(|| {
             let config = Config::from_lookup(|key| env.var(key).ok().map(|v| v.to_string()))?;
             let cors = CorsPolicy::new(config.cors_origins.clone());
-            Ok(Rc::new(Shared { config, cors }))
+            let providers = ProviderRegistry::from_config(&FetchHttpClient, &config);
+            Ok(Rc::new(Shared {
+                config,
+                cors,
+                providers,
+            }))
         })
         .clone()
     })

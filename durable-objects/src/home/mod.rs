@@ -24,6 +24,7 @@
 
 mod account;
 mod backups;
+mod choices;
 mod memo;
 mod records;
 pub mod sql;
@@ -40,9 +41,10 @@ use shared::api::{ByteUsage, RequestUsage, UsageReport};
 use shared::domain::{Tier, UserId};
 use shared::home::ops::{
     Admit, AssembleUpload, BackupHistory, BeginUpload, CommitBackup, CommitPart, CommitRecord,
-    CommitUpload, DeleteBackup, DeleteRecord, DeleteVectors, Done, DropUpload, GetProfile,
-    GetRecord, GetUsage, LatestBackup, ListRecords, Release, ReserveBackup, ReservePart,
-    ReserveRecord, RevokeSessions, SearchVectors, SetAccount, UploadOpened, UpsertVectors,
+    CommitUpload, DeleteBackup, DeleteRecord, DeleteVectors, Done, DropUpload, GetChatChoices,
+    GetProfile, GetRecord, GetUsage, LatestBackup, ListRecords, Release, ReserveBackup,
+    ReservePart, ReserveRecord, RevokeSessions, SearchVectors, SetAccount, SetEnabledAgents,
+    UploadOpened, UpsertVectors,
 };
 use shared::home::{HomeOp, HomePrincipal, HomeRequest, HomeResponse, WireError};
 use shared::housekeeping::{Housekeep, Housekept, Referenced, ReferencedKeys};
@@ -93,6 +95,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS parts (\
        upload_id TEXT NOT NULL, number INTEGER NOT NULL, etag TEXT NOT NULL, \
        size INTEGER NOT NULL, checksum TEXT NOT NULL, PRIMARY KEY (upload_id, number))",
+    "CREATE TABLE IF NOT EXISTS chat_choices (\
+       id INTEGER PRIMARY KEY CHECK (id = 1), agents TEXT)",
     "CREATE TABLE IF NOT EXISTS vectors (\
        id TEXT PRIMARY KEY, dims INTEGER NOT NULL, size INTEGER NOT NULL, \
        checksum TEXT NOT NULL, vals BLOB, blob TEXT)",
@@ -315,6 +319,10 @@ impl<'a, S: Sql> Home<'a, S> {
             UpsertVectors::NAME => run(args, |op: UpsertVectors| self.upsert_vectors(c, &op)),
             SearchVectors::NAME => run(args, |op: SearchVectors| self.search_vectors(c, &op)),
             DeleteVectors::NAME => run(args, |op: DeleteVectors| self.delete_vectors(c, &op)),
+            GetChatChoices::NAME => run(args, |_: GetChatChoices| self.chat_choices()),
+            SetEnabledAgents::NAME => {
+                run(args, |op: SetEnabledAgents| self.set_enabled_agents(c, &op))
+            }
             other => Err(AppError::internal(format!("unknown home op {other}"))),
         }
     }

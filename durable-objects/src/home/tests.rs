@@ -8,6 +8,7 @@ use shared::home::ops::{
     ReservePart, ReserveRecord, RevokeSessions, SearchVectors, SetAccount, UploadOpened,
     UpsertVectors, VectorIn,
 };
+use shared::home::ops::{GetChatChoices, SetEnabledAgents};
 use shared::home::{HomeOp, HomeRequest, WireError};
 use shared::ports::VectorEntry;
 use shared::testing::SeqRandom;
@@ -932,4 +933,60 @@ fn a_home_purges_its_month_old_tombstones_by_itself_when_used() {
     let gone = w.sql.exec("SELECT id FROM records", &[]).unwrap();
     let left: Vec<String> = gone.iter().map(|r| r.text(0)).collect();
     assert_eq!(left, vec![keep]);
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn the_enabled_agents_are_kept_across_lives_and_a_free_home_refuses_a_fourth() {
+    let w = World::on(Tier::Free);
+    assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().agents, None);
+    let three = names(&["task_agent", "checkpoint_agent", "note_agent"]);
+    w.call(
+        T0,
+        &SetEnabledAgents {
+            agents: three.clone(),
+        },
+    )
+    .unwrap();
+    w.restart();
+    assert_eq!(
+        w.call(T0, &GetChatChoices {}).unwrap().agents,
+        Some(three.clone())
+    );
+    let four = names(&[
+        "task_agent",
+        "checkpoint_agent",
+        "project_agent",
+        "note_agent",
+    ]);
+    let refused = w
+        .call(
+            T0,
+            &SetEnabledAgents {
+                agents: four.clone(),
+            },
+        )
+        .expect_err("a fourth agent on free");
+    assert_eq!(
+        (refused.status, refused.code.as_str()),
+        (403, "tier_required")
+    );
+    assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().agents, Some(three));
+    assert_eq!(
+        code(w.call(T0, &SetEnabledAgents { agents: Vec::new() })),
+        "validation_failed"
+    );
+    // The same home on pro takes all four.
+    w.set_tier(Tier::Pro, None);
+    w.call(
+        T0,
+        &SetEnabledAgents {
+            agents: four.clone(),
+        },
+    )
+    .unwrap();
+    assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().agents, Some(four));
 }

@@ -396,6 +396,53 @@ pub struct RunStepRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub variables: Map<String, Value>,
+    /// The LLM provider to run the step with, as in `ChatRequest.provider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = r"^[a-z0-9_-]{1,32}$")
+    )]
+    pub provider: Option<String>,
+    /// The model, as in `ChatRequest.model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
+        )
+    )]
+    pub model: Option<String>,
+}
+
+impl RunStepRequest {
+    /// Checks the provider and model names (their existence is the provider registry's).
+    ///
+    /// # Errors
+    /// 422 naming `provider` or `model`.
+    pub fn validate(&self) -> Result<(), AppError> {
+        let mut errors = Vec::new();
+        if let Some(reason) = self
+            .provider
+            .as_deref()
+            .and_then(|p| check_provider_name(p).err())
+        {
+            errors.push(FieldError::new("provider", reason));
+        }
+        if let Some(reason) = self
+            .model
+            .as_deref()
+            .and_then(|m| check_model_name(m).err())
+        {
+            errors.push(FieldError::new("model", reason));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(errors))
+        }
+    }
 }
 
 /// The answer of `POST /plans/run-step`.

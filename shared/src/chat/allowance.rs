@@ -132,6 +132,22 @@ pub fn default_enabled(tier: Tier, registry: &AgentRegistry) -> EnabledAgents {
     }
 }
 
+/// 403 `tier_required` (feature `agents`, the cheapest tier allowing that many) when `tier`
+/// may not enable `count` agents. The user's home applies it again to what it stores, with the
+/// tier in force there.
+///
+/// # Errors
+/// As said.
+pub fn check_count(tier: Tier, count: usize) -> Result<(), AppError> {
+    if limit(tier).is_some_and(|n| count > n) {
+        return Err(AppError::TierRequired {
+            feature: FEATURE,
+            required_tier: cheapest_tier_for(count).as_str(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a `PUT /agents/enabled` choice and answers it as it should be stored: the names in
 /// registry order.
 ///
@@ -169,12 +185,7 @@ pub fn choose(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    if limit(tier).is_some_and(|n| chosen.len() > n) {
-        return Err(AppError::TierRequired {
-            feature: FEATURE,
-            required_tier: cheapest_tier_for(chosen.len()).as_str(),
-        });
-    }
+    check_count(tier, chosen.len())?;
     Ok(registry
         .iter()
         .map(ChatAgent::name)

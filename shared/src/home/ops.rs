@@ -430,3 +430,29 @@ pub struct DeleteVectors {
     pub ids: Vec<String>,
 }
 op!(DeleteVectors, "delete_vectors", Done);
+
+// ---- chat ----------------------------------------------------------------------------------
+
+/// What a chat request needs of its caller's home, answered with the admission (one hop): the
+/// agents the user enabled.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct GetChatChoices {}
+op!(GetChatChoices, "get_chat_choices", ChatChoices);
+
+/// The user's chat choices as stored in their home.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatChoices {
+    /// The agents the user enabled (`PUT /agents/enabled`), in registry order; `None` until
+    /// they choose (the tier's default applies, see [`crate::chat::allowance::effective`]).
+    #[serde(default)]
+    pub agents: Option<Vec<String>>,
+}
+
+/// Stores the user's enabled agents (names the worker checked against the registry). The home
+/// refuses more than the tier in force allows (403 `tier_required`, feature `agents`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetEnabledAgents {
+    /// The agents, in registry order.
+    pub agents: Vec<String>,
+}
+op!(SetEnabledAgents, "set_enabled_agents", Done);

@@ -4,21 +4,39 @@
 
 use shared::api::{ChatRequest, PlaybookPlan, RunStepRequest};
 use shared::chat::orchestrator::{Orchestrated, Orchestrator};
+use shared::home::ops::GetChatChoices;
 use shared::home::{HOME_CONNECT_PATH, HOME_SESSION_HEADER, HOME_USER_HEADER};
 use shared::ports::Clock;
 use shared::{AppError, AppResult};
 use worker::{Headers, Method, Request, RequestInit, Response};
 
 use crate::adapters::SystemClock;
-use crate::app::App;
+use crate::app::{App, ChatGrant};
 use crate::http::{json, Ctx};
 use crate::state::USER_HOME;
 
-/// `POST /chat` → `ChatResponse` (direct) or `ExecutionPlan` (plan).
+/// Admits the request at the caller's home (one hop) and answers its tier and enabled agents.
+///
+/// # Errors
+/// The home's refusal (401, 429) or a failure to reach it.
+pub async fn chat_grant(ctx: &Ctx) -> AppResult<ChatGrant> {
+    let choices = shared::home::call(&ctx.home()?, &GetChatChoices {}).await?;
+    let tier = ctx.principal()?.tier;
+    Ok(ChatGrant::new(tier, &choices))
+}
+
+/// `POST /chat` → `ChatResponse` (direct) or `ExecutionPlan` (plan), on the provider and model
+/// the request names (within the caller's tier), routed among the caller's enabled agents.
 pub async fn chat(mut ctx: Ctx) -> AppResult<Response> {
+    let grant = chat_grant(&ctx).await?;
     let req: ChatRequest = ctx.json_body().await?;
-    let llm = ctx.app.llm();
-    let orchestrator = Orchestrator::new(App::brain(), &llm, SystemClock.now_ms());
+    req.validate()?;
+    let llm =
+        ctx.app
+            .providers()
+            .select(grant.tier, req.provider.as_deref(), req.model.as_deref())?;
+    let orchestrator = Orchestrator::new(App::brain(), &llm, SystemClock.now_ms())
+        .with_enabled_agents(grant.enabled);
     match orchestrator.orchestrate(&req).await? {
         Orchestrated::Response(r) => json(200, &r),
         Orchestrated::Plan(p) => json(200, &p),
@@ -45,14 +63,19 @@ pub async fn get_playbook(ctx: Ctx) -> AppResult<Response> {
     )
 }
 
-/// `POST /plans/run-step` → `{output, actions}`.
+/// `POST /plans/run-step` → `{output, actions}` (403 for a step of a disabled agent).
 pub async fn run_step(mut ctx: Ctx) -> AppResult<Response> {
+    let grant = chat_grant(&ctx).await?;
     let req: RunStepRequest = ctx.json_body().await?;
-    let tier = ctx.principal()?.tier;
-    let llm = ctx.app.llm();
-    let orchestrator = Orchestrator::new(App::brain(), &llm, SystemClock.now_ms());
+    req.validate()?;
+    let llm =
+        ctx.app
+            .providers()
+            .select(grant.tier, req.provider.as_deref(), req.model.as_deref())?;
+    let orchestrator = Orchestrator::new(App::brain(), &llm, SystemClock.now_ms())
+        .with_enabled_agents(grant.enabled);
     let out = orchestrator
-        .run_step(&req.plan_id, req.step_index, &req.variables, tier)
+        .run_step(&req.plan_id, req.step_index, &req.variables, grant.tier)
         .await?;
     json(200, &out)
 }

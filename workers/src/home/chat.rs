@@ -12,12 +12,14 @@ use futures_util::future::{abortable, select, Either};
 use futures_util::pin_mut;
 use shared::api::ChatRequest;
 use shared::chat::agent::TokenSink;
+use shared::chat::allowance::EnabledAgents;
 use shared::chat::orchestrator::{Orchestrated, Orchestrator};
+use shared::chat::providers::SelectedLlm;
 use shared::AppError;
 use worker::{Delay, WebSocket, WebSocketIncomingMessage};
 
 use super::{now_ms, send, Attachment, SocketKind, UserHome};
-use crate::app::App;
+use crate::app::{App, ChatGrant};
 
 /// How often a running request checks its heartbeat and orphan deadlines.
 const TICK_MS: u64 = 250;
@@ -105,17 +107,32 @@ impl UserHome {
         Ok(())
     }
 
-    /// Takes one unit of the user's allowance for a message of `att`'s session.
-    async fn admit(&self, app: &App, att: &Attachment) -> Result<(), AppError> {
+    /// Takes one unit of the user's allowance for a message of `att`'s session; answers what
+    /// `req` may use (its provider and model within the tier, the enabled agents) from the same
+    /// home, with no further hop.
+    async fn admit<'a>(
+        &self,
+        app: &'a App,
+        att: &Attachment,
+        req: &ChatRequest,
+    ) -> Result<(SelectedLlm<'a>, EnabledAgents), AppError> {
         let home = self.home(app, att.user_id).map_err(AppError::internal)?;
         let now = now_ms();
         self.ensure_account(app, &home, att.user_id, now).await?;
-        match home.admit_message(now, att.sid)? {
-            Some(d) if !d.allowed => Err(AppError::RateLimited {
-                retry_after_secs: d.retry_after_secs(),
-            }),
-            _ => Ok(()),
+        if let Some(d) = home.admit_message(now, att.sid)? {
+            if !d.allowed {
+                return Err(AppError::RateLimited {
+                    retry_after_secs: d.retry_after_secs(),
+                });
+            }
         }
+        let tier = home.principal(now, att.sid)?.tier;
+        let grant = ChatGrant::new(tier, &home.chat_choices()?);
+        req.validate()?;
+        let llm = app
+            .providers()
+            .select(tier, req.provider.as_deref(), req.model.as_deref())?;
+        Ok((llm, grant.enabled))
     }
 
     /// One chat request: limits, then the orchestrator's token stream, raced against cancel
@@ -131,10 +148,13 @@ impl UserHome {
                 return;
             }
         };
-        if let Err(e) = self.admit(&app, att).await {
-            send(ws, &ServerFrame::error(&e, None));
-            return;
-        }
+        let (llm, enabled) = match self.admit(&app, att, &req).await {
+            Ok(granted) => granted,
+            Err(e) => {
+                send(ws, &ServerFrame::error(&e, None));
+                return;
+            }
+        };
         let request_id = shared::ports::new_uuid(&crate::adapters::CryptoRandom).to_string();
         if let Err(e) = self.runs.borrow_mut().start(&request_id, socket, started) {
             send(ws, &ServerFrame::error(&e, None));
@@ -146,8 +166,8 @@ impl UserHome {
                 request_id: request_id.clone(),
             },
         );
-        let llm = app.llm();
-        let orchestrator = Orchestrator::new(App::brain(), &llm, started);
+        let orchestrator =
+            Orchestrator::new(App::brain(), &llm, started).with_enabled_agents(enabled);
         let mut sink = RunSink {
             home: self,
             request_id: &request_id,

@@ -1584,13 +1584,20 @@ export type components = {
          * @description `POST /auth/login/mfa`: the token of the `mfa_required` answer and exactly one of `code`
          *     and `recovery_code`.
          */
-        MfaLoginRequest: {
+        MfaLoginRequest: components["schemas"]["MfaLoginWithCode"] | components["schemas"]["MfaLoginWithRecovery"];
+        /** @description The second step with a TOTP code. */
+        MfaLoginWithCode: {
             /** @description A current TOTP code. */
-            code?: string | null;
+            code: string;
+            /** @description `details.mfa_token` of the `mfa_required` answer. */
+            mfa_token: string;
+        };
+        /** @description The second step with a recovery code. */
+        MfaLoginWithRecovery: {
             /** @description `details.mfa_token` of the `mfa_required` answer. */
             mfa_token: string;
             /** @description An unused recovery code. */
-            recovery_code?: string | null;
+            recovery_code: string;
         };
         /** @description `{"ok": true}`. */
         Ok: {
@@ -2862,8 +2869,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The device's name for the session, at most 64 characters. */
-                "X-Device-Name"?: string | null;
+                /** @description The device's name for the session: at most 64 characters, no control characters. */
+                "X-Device-Name"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2952,8 +2959,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The device's name for the session, at most 64 characters. */
-                "X-Device-Name"?: string | null;
+                /** @description The device's name for the session: at most 64 characters, no control characters. */
+                "X-Device-Name"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3553,8 +3560,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The device's name for the session, at most 64 characters. */
-                "X-Device-Name"?: string | null;
+                /** @description The device's name for the session: at most 64 characters, no control characters. */
+                "X-Device-Name"?: string;
             };
             path?: never;
             cookie?: never;

@@ -31,7 +31,10 @@ use crate::api::{
     PlanActionType, PlanStep, PlaybookPlan, RunStepRequest, RunStepResponse,
 };
 use crate::api::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
-use crate::api::{DisableMfaRequest, EnableMfaRequest, MfaLoginRequest, RecoveryCodes, TotpSetup};
+use crate::api::{
+    DisableMfaRequest, EnableMfaRequest, MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery,
+    RecoveryCodes, TotpSetup,
+};
 use crate::api::{
     SearchByBlob, SearchByVector, VectorDeleteRequest, VectorItem, VectorSearchRequest,
     VectorSearchResponse, VectorSearchResult, VectorUpsertRequest, VectorUpserted,
@@ -217,7 +220,7 @@ impl Modify for FloatRange {
         EnableAgentsRequest, VerifyEmailRequest, ForgotPasswordRequest, ResetPasswordRequest,
         ChangePasswordRequest, PasswordChanged, SessionInfo, SessionList, SecurityEventInfo,
         SecurityEvents, SecurityEventKind, TotpSetup, EnableMfaRequest, RecoveryCodes,
-        DisableMfaRequest, MfaLoginRequest
+        DisableMfaRequest, MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -398,7 +401,7 @@ fn openapi_document() {}
 /// accounts an hour (`REGISTER_LIMIT_PER_HOUR`). An optional `X-Device-Name` (at most 64
 /// characters) names the session.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register",
-    params(("X-Device-Name" = Option<String>, Header, description = "The device's name for the session, at most 64 characters.")),
+    params(("X-Device-Name" = Option<String>, Header, nullable = false, pattern = "^[^\\u0000-\\u001f\\u007f\\u202a-\\u202e\\u2066-\\u2069]{0,64}$", description = "The device's name for the session: at most 64 characters, no control characters.")),
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Signed up; a new session.", body = AuthTokens),
@@ -417,7 +420,7 @@ fn register() {}
 /// per account from all addresses (100 an hour); while one is exhausted, answers 429 without
 /// checking the password. Guesses from one address never lock the owner out elsewhere.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login",
-    params(("X-Device-Name" = Option<String>, Header, description = "The device's name for the session, at most 64 characters.")),
+    params(("X-Device-Name" = Option<String>, Header, nullable = false, pattern = "^[^\\u0000-\\u001f\\u007f\\u202a-\\u202e\\u2066-\\u2069]{0,64}$", description = "The device's name for the session: at most 64 characters, no control characters.")),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in; a new session.", body = AuthTokens),
@@ -611,7 +614,7 @@ fn security_events() {}
 /// TOTP code or a recovery code. Each code is accepted once; 5 attempts per 15 minutes per
 /// account.
 #[utoipa::path(post, path = "/api/v1/auth/login/mfa", tag = "auth", operation_id = "login_mfa",
-    params(("X-Device-Name" = Option<String>, Header, description = "The device's name for the session, at most 64 characters.")),
+    params(("X-Device-Name" = Option<String>, Header, nullable = false, pattern = "^[^\\u0000-\\u001f\\u007f\\u202a-\\u202e\\u2066-\\u2069]{0,64}$", description = "The device's name for the session: at most 64 characters, no control characters.")),
     request_body = MfaLoginRequest,
     responses(
         (status = 200, description = "Signed in; a new session.", body = AuthTokens),

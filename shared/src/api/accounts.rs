@@ -335,19 +335,38 @@ impl std::fmt::Debug for SecondFactor {
 /// and `recovery_code`.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum MfaLoginRequest {
+    /// With a TOTP code.
+    Code(MfaLoginWithCode),
+    /// With a recovery code.
+    Recovery(MfaLoginWithRecovery),
+}
+
+/// The second step with a TOTP code.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct MfaLoginRequest {
+pub struct MfaLoginWithCode {
     /// `details.mfa_token` of the `mfa_required` answer.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 512))]
     pub mfa_token: String,
     /// A current TOTP code.
-    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
-    pub code: Option<String>,
+    pub code: String,
+}
+
+/// The second step with a recovery code.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MfaLoginWithRecovery {
+    /// `details.mfa_token` of the `mfa_required` answer.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 512))]
+    pub mfa_token: String,
     /// An unused recovery code.
-    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
-    pub recovery_code: Option<String>,
+    pub recovery_code: String,
 }
 
 impl std::fmt::Debug for MfaLoginRequest {
@@ -360,19 +379,21 @@ impl MfaLoginRequest {
     /// The token and the factor.
     ///
     /// # Errors
-    /// 422 naming `mfa_token`, or `code` when neither or both factors are given.
+    /// 422 naming `mfa_token`, `code` or `recovery_code`.
     pub fn try_into_domain(self) -> Result<(String, SecondFactor), AppError> {
-        let t = token_field("mfa_token", &self.mfa_token);
-        let factor = match (self.code, self.recovery_code) {
-            (Some(c), None) => code_field("code", &c).map(|()| SecondFactor::Totp(c)),
-            (None, Some(r)) => code_field("recovery_code", &r).map(|()| SecondFactor::Recovery(r)),
-            _ => Err(FieldError::new(
-                "code",
-                "give exactly one of `code` and `recovery_code`",
-            )),
+        let (token, factor) = match self {
+            Self::Code(c) => (
+                c.mfa_token,
+                code_field("code", &c.code).map(|()| SecondFactor::Totp(c.code)),
+            ),
+            Self::Recovery(r) => (
+                r.mfa_token,
+                code_field("recovery_code", &r.recovery_code)
+                    .map(|()| SecondFactor::Recovery(r.recovery_code)),
+            ),
         };
-        match (t, factor) {
-            (Ok(()), Ok(f)) => Ok((self.mfa_token, f)),
+        match (token_field("mfa_token", &token), factor) {
+            (Ok(()), Ok(f)) => Ok((token, f)),
             (t, f) => Err(AppError::Validation(
                 [t.err(), f.err()].into_iter().flatten().collect(),
             )),

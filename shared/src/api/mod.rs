@@ -14,9 +14,9 @@ mod vectors;
 
 pub use accounts::{
     ChangePasswordRequest, DisableMfaRequest, EnableMfaRequest, ForgotPasswordRequest,
-    MfaLoginRequest, PasswordChanged, RecoveryCodes, ResetPasswordRequest, SecondFactor,
-    SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, TotpSetup, VerifyEmailRequest,
-    MAX_ACCOUNT_TOKEN_LEN,
+    MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery, PasswordChanged, RecoveryCodes,
+    ResetPasswordRequest, SecondFactor, SecurityEventInfo, SecurityEvents, SessionInfo,
+    SessionList, TotpSetup, VerifyEmailRequest, MAX_ACCOUNT_TOKEN_LEN,
 };
 pub use agents::{
     AgentListing, AgentsResponse, EnableAgentsRequest, MAX_AGENT_NAME_CHARS, MAX_ENABLED_AGENTS,

@@ -301,7 +301,7 @@ async fn auth_session(app: &TestApp, c: &mut Canaries) -> TestUser {
     // The account's email lives in D1 and in the copy of the account the user's home keeps.
     let email = format!(
         "{}@e2e.example.com",
-        c.control("email", &["d1/", "do/adiuva-api-UserHome"], "d1/")
+        c.control("email", &["d1/", "do/adiuva-api-dev-UserHome"], "d1/")
     );
     let user = register(app, &email, &c.plant("password-registered")).await;
     // A positive control: a client's request id is an id, logged (and only logged).
@@ -706,8 +706,8 @@ async fn storage_session(app: &TestApp, user: &TestUser, c: &mut Canaries) {
     // A positive control: a vector id (metadata) lives in the user's home, and only there.
     let vector_id = c.control(
         "vector-id",
-        &["do/adiuva-api-UserHome"],
-        "do/adiuva-api-UserHome",
+        &["do/adiuva-api-dev-UserHome"],
+        "do/adiuva-api-dev-UserHome",
     );
     let r = send(
         app,

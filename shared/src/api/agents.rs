@@ -36,6 +36,20 @@ pub struct AgentListing {
 #[serde(deny_unknown_fields)]
 pub struct EnableAgentsRequest {
     /// Agent names from `GET /agents`, each once.
-    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<AgentName>, min_items = 1, max_items = 4)
+    )]
     pub agents: Vec<String>,
+}
+
+/// The agents of this server, as the contract names them (plugin agents are not loaded yet).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+enum AgentName {
+    task_agent,
+    note_agent,
+    project_agent,
+    checkpoint_agent,
 }

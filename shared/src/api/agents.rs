@@ -36,20 +36,28 @@ pub struct AgentListing {
 #[serde(deny_unknown_fields)]
 pub struct EnableAgentsRequest {
     /// Agent names from `GET /agents`, each once.
-    #[cfg_attr(
-        feature = "openapi",
-        schema(value_type = Vec<AgentName>, min_items = 1, max_items = 4)
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = enabled_agents_schema))]
     pub agents: Vec<String>,
 }
 
-/// The agents of this server, as the contract names them (plugin agents are not loaded yet).
+/// The contract of `agents`: 1 to as many names as the server has agents, each one of them and
+/// listed once (the names come from the standard registry, so they cannot drift).
 #[cfg(feature = "openapi")]
-#[derive(utoipa::ToSchema)]
-#[allow(non_camel_case_types, dead_code)]
-enum AgentName {
-    task_agent,
-    note_agent,
-    project_agent,
-    checkpoint_agent,
+fn enabled_agents_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let names: Vec<String> = crate::chat::registry::AgentRegistry::standard()
+        .iter()
+        .map(|a| a.name().to_owned())
+        .collect();
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names.clone())),
+        )
+        .min_items(Some(1))
+        .max_items(Some(names.len()))
+        .unique_items(true)
+        .description(Some("Agent names from `GET /agents`, each once."))
+        .build()
 }

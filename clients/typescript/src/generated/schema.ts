@@ -1201,11 +1201,6 @@ export type components = {
              */
             title: string;
         };
-        /**
-         * @description The agents of this server, as the contract names them (plugin agents are not loaded yet).
-         * @enum {string}
-         */
-        AgentName: "task_agent" | "note_agent" | "project_agent" | "checkpoint_agent";
         /** @description `GET /agents`: every agent of the server, with whether the caller has it enabled. */
         AgentsResponse: {
             /** @description The agents, in the server's order. */
@@ -1427,7 +1422,7 @@ export type components = {
          */
         EnableAgentsRequest: {
             /** @description Agent names from `GET /agents`, each once. */
-            agents: components["schemas"]["AgentName"][];
+            agents: ("task_agent" | "checkpoint_agent" | "project_agent" | "note_agent")[];
         };
         /** @description `POST /auth/2fa/enable`. */
         EnableMfaRequest: {

@@ -290,7 +290,7 @@ pub async fn an_admin_address_gets_the_admin_role_only_once_verified(app: TestAp
 // ---- 3. Reset and change ----
 
 pub async fn a_reset_link_sets_the_password_once_and_ends_every_session_and_socket(app: TestApp) {
-    use crate::home::{next, socket, Next};
+    use crate::home::{assert_socket_ended, socket};
     let user = app.register("reset").await;
     let phone = signed_in(&app, &user, Some("phone")).await;
     let mut ws = socket(&app, &phone, "/sync/stream").await;
@@ -320,14 +320,7 @@ pub async fn a_reset_link_sets_the_password_once_and_ends_every_session_and_sock
         .await;
         assert_eq!(refresh(&app, &u.refresh_token).await, 401);
     }
-    match next(&mut ws, Duration::from_secs(5)).await {
-        Next::Frame(f) => assert_eq!(f["code"], "unauthorized", "{f}"),
-        other => panic!("an unauthorized frame, not {other:?}"),
-    }
-    match next(&mut ws, Duration::from_secs(5)).await {
-        Next::Closed(code) => assert!(code.is_none_or(|c| c == 4001), "{code:?}"),
-        other => panic!("then the close, not {other:?}"),
-    }
+    assert_socket_ended(&mut ws).await;
     // The old password is gone, the new one works, and the link is spent.
     assert_eq!(
         login_as(&app, &user.email, &user.password, None)
@@ -481,7 +474,7 @@ pub async fn forgot_password_is_throttled_per_address_asked_for_and_per_client(a
 pub async fn a_password_change_needs_the_current_one_and_ends_only_the_other_sessions(
     app: TestApp,
 ) {
-    use crate::home::{next, socket, Next};
+    use crate::home::{assert_socket_ended, socket};
     let user = app.register("change").await;
     let other = signed_in(&app, &user, Some("old tablet")).await;
     let mut ws = socket(&app, &other, "/sync/stream").await;
@@ -527,10 +520,7 @@ pub async fn a_password_change_needs_the_current_one_and_ends_only_the_other_ses
     )
     .await;
     assert_eq!(refresh(&app, &other.refresh_token).await, 401);
-    match next(&mut ws, Duration::from_secs(5)).await {
-        Next::Frame(f) => assert_eq!(f["code"], "unauthorized", "{f}"),
-        other => panic!("an unauthorized frame, not {other:?}"),
-    }
+    assert_socket_ended(&mut ws).await;
     assert_eq!(
         login_as(&app, &user.email, "a changed password", None)
             .await
@@ -566,7 +556,7 @@ pub async fn wrong_current_passwords_stop_at_five_before_any_check(app: TestApp)
 // ---- 4. Sessions ----
 
 pub async fn sessions_list_devices_mark_the_current_one_and_end_one_with_its_sockets(app: TestApp) {
-    use crate::home::{next, socket, Next};
+    use crate::home::{assert_socket_ended, socket};
     let user = app.register("sessions").await;
     let laptop = signed_in(&app, &user, Some("Ada's laptop")).await;
     let phone = signed_in(&app, &user, Some("Ada's phone")).await;
@@ -597,14 +587,7 @@ pub async fn sessions_list_devices_mark_the_current_one_and_end_one_with_its_soc
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    match next(&mut ws, Duration::from_secs(5)).await {
-        Next::Frame(f) => assert_eq!(f["code"], "unauthorized", "{f}"),
-        other => panic!("an unauthorized frame, not {other:?}"),
-    }
-    match next(&mut ws, Duration::from_secs(5)).await {
-        Next::Closed(code) => assert!(code.is_none_or(|c| c == 4001), "{code:?}"),
-        other => panic!("then the close, not {other:?}"),
-    }
+    assert_socket_ended(&mut ws).await;
     assert_error(
         app.get_auth("/auth/me", &phone.access_token).await,
         401,

@@ -19,7 +19,7 @@ use crate::billing::subscribe;
 use crate::harness::Stack;
 use crate::helpers::{assert_error, random_bytes, sha, TestApp, TestUser};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens `path` (`/sync/stream`, `/chat/stream`) as `user`.
 pub async fn socket(app: &TestApp, user: &TestUser, path: &str) -> Socket {
@@ -44,6 +44,18 @@ pub enum Next {
 }
 
 /// The next frame (or close) of `ws` within `within`.
+/// The server ended `ws`'s session: an `unauthorized` error frame, then the close (4001).
+pub async fn assert_socket_ended(ws: &mut Socket) {
+    match next(ws, Duration::from_secs(5)).await {
+        Next::Frame(f) => assert_eq!(f["code"], "unauthorized", "{f}"),
+        other => panic!("an unauthorized frame, not {other:?}"),
+    }
+    match next(ws, Duration::from_secs(5)).await {
+        Next::Closed(code) => assert!(code.is_none_or(|c| c == 4001), "{code:?}"),
+        other => panic!("then the close, not {other:?}"),
+    }
+}
+
 pub async fn next(ws: &mut Socket, within: Duration) -> Next {
     let deadline = tokio::time::Instant::now() + within;
     loop {

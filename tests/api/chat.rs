@@ -404,7 +404,10 @@ pub async fn an_answer_echoing_the_system_prompt_comes_back_sanitized(app: TestA
         "{reply}"
     );
     assert!(reply.contains("you have 2 notes"), "{reply}");
-    let log = app.stack.log();
+    let log = app
+        .stack
+        .log_once_it_holds("prompt fragments removed", Duration::from_secs(10))
+        .await;
     assert!(
         log.contains("prompt fragments removed"),
         "the event is logged"

@@ -556,6 +556,19 @@ impl Stack {
         s
     }
 
+    /// The whole wrangler log once it holds `needle`, or as it stands after `within` (wrangler
+    /// writes a request's log lines a moment after the response, later still under load).
+    pub async fn log_once_it_holds(&self, needle: &str, within: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let log = self.log();
+            if log.contains(needle) || std::time::Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// The last `n` bytes of the log.
     pub fn log_tail(&self, n: usize) -> String {
         let log = self.log();

@@ -5,6 +5,149 @@
  */
 
 export type paths = {
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit log (admins only): every admin action (lookup, suspend, unsuspend, comp, plugin
+         *     review) with who, what, target and when, newest first (200 entries).
+         */
+        get: operations["admin_audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/payouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Developer payouts per UTC month (admins only), newest month first (the last 24 months with
+         *     any): each month's status (`paid` when all are), totals and payouts.
+         */
+        get: operations["admin_payouts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/plugins/pending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The plugin review queue (admins only; the same queue as `GET /plugins/review/pending`):
+         *     manifests, checklist figures, full agent declarations and a download link each. Decide with
+         *     `POST /plugins/{id}/review`.
+         */
+        get: operations["admin_pending_plugins"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The account with an email address (admins only): tier in force and paid, comp, seats,
+         *     creation, last sign-in or refresh, open sessions, suspension. Recorded in the audit log.
+         */
+        get: operations["admin_users"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{id}/comp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Comps a tier (admins only): `pro`, `power` or `team` until `until` (in the future, at most
+         *     366 days away), replacing any earlier comp. While it lasts the tier in force is the higher
+         *     of the comp and the paid tier, at every gate; then the paid tier applies again. Recorded.
+         */
+        post: operations["admin_comp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspends an account (admins only; never one's own): its requests answer 403
+         *     `account_suspended` from the next one on, its sockets close (4003), and login and refresh
+         *     are refused. Idempotent (a second suspension keeps the first time). Recorded.
+         */
+        post: operations["admin_suspend"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{id}/unsuspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lifts a suspension (admins only): the account's tokens and sessions work again. Idempotent.
+         *     Recorded.
+         */
+        post: operations["admin_unsuspend"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents": {
         parameters: {
             query?: never;
@@ -1172,6 +1315,91 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
+        /** @description One developer's payout of one month. */
+        AdminPayout: {
+            /**
+             * Format: int64
+             * @description The amount (euro cents).
+             */
+            amount_cents: number;
+            /**
+             * Format: int64
+             * @description When the payout was fixed (epoch ms).
+             */
+            created_at: number;
+            /**
+             * Format: uuid
+             * @description The developer.
+             */
+            developer_id: string;
+            /**
+             * Format: int64
+             * @description When the transfer succeeded (epoch ms).
+             */
+            paid_at?: number | null;
+            /** @description `pending` (the transfer not confirmed yet) or `paid`. */
+            status: string;
+        };
+        /** @description `GET /admin/payouts`. */
+        AdminPayouts: {
+            /** @description Newest month first (the last 24 months with payouts). */
+            months: components["schemas"]["PayoutMonth"][];
+        };
+        /** @description One account as an administrator sees it (`GET /admin/users?email=`). */
+        AdminUser: {
+            comp?: components["schemas"]["CompInfo"] | null;
+            /**
+             * Format: int64
+             * @description Registration time (epoch ms).
+             */
+            created_at: number;
+            /** @description The (normalised) email address. */
+            email: string;
+            /** @description Whether the address was verified. */
+            email_verified: boolean;
+            /**
+             * Format: uuid
+             * @description The user id.
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description The account's last sign-in or token refresh (epoch ms); `None` when it never had a
+             *     session.
+             */
+            last_seen_at?: number | null;
+            /** @description The tier the account pays for (as stored). */
+            paid_tier: components["schemas"]["Tier"];
+            /**
+             * Format: int64
+             * @description When the paid tier lapses (a past-due subscription), if it does.
+             */
+            paid_tier_until?: number | null;
+            /** @description `user` or `admin`. */
+            role: string;
+            /**
+             * Format: int32
+             * @description Seats of the team subscription (1 otherwise).
+             */
+            seats: number;
+            /**
+             * Format: int32
+             * @description Open sessions (signed-in devices).
+             */
+            sessions: number;
+            /**
+             * Format: int64
+             * @description When the account was suspended; `None` when it is not.
+             */
+            suspended_at?: number | null;
+            /** @description The tier in force now (the comp counted). */
+            tier: components["schemas"]["Tier"];
+        };
+        /** @description `GET /admin/users?email=`. */
+        AdminUsers: {
+            /** @description The account with that address (none or one). */
+            users: components["schemas"]["AdminUser"][];
+        };
         /** @description A plugin agent's whole declaration, for reviewers (instructions included). */
         AgentDeclarationInfo: {
             /** @description The name the agent would be routed and shown by: `plugin.<plugin id>.<name>`. */
@@ -1221,6 +1449,37 @@ export type components = {
             name: string;
             /** @description Its tools, at most 16. */
             tools?: components["schemas"]["ToolSubmission"][];
+        };
+        /** @description One entry of the audit log. */
+        AuditEntry: {
+            /** @description `user_lookup`, `suspend`, `unsuspend`, `comp` or `plugin_review`. */
+            action: string;
+            /**
+             * Format: uuid
+             * @description The administrator who acted.
+             */
+            admin_id: string;
+            /**
+             * Format: int64
+             * @description When (epoch ms).
+             */
+            at: number;
+            /** @description The action's parameters (a comp's tier and end, a review's decision). */
+            detail?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Format: uuid
+             * @description The entry's id.
+             */
+            id: string;
+            /** @description What it was done to (a user id, a plugin id), if anything. */
+            target?: string | null;
+        };
+        /** @description `GET /admin/audit`. */
+        AuditLog: {
+            /** @description Newest first (at most 200). */
+            entries: components["schemas"]["AuditEntry"][];
         };
         /** @description A token pair. */
         AuthTokens: {
@@ -1369,6 +1628,16 @@ export type components = {
             /** @description Stripe Checkout URL. */
             checkout_url: string;
         };
+        /** @description A comped tier. */
+        CompInfo: {
+            /** @description The tier granted. */
+            tier: components["schemas"]["Tier"];
+            /**
+             * Format: int64
+             * @description Its end (epoch ms, exclusive).
+             */
+            until: number;
+        };
         /** @description `POST /backup/uploads/{id}/complete`: the whole backup's metadata. */
         CompleteUpload: {
             /** @description SHA-256 of the whole backup. */
@@ -1385,6 +1654,16 @@ export type components = {
              * @description The client's backup format version (≥ 1).
              */
             version: number;
+        };
+        /** @description `POST /admin/users/{id}/comp`. */
+        CompRequest: {
+            /** @description `pro`, `power` or `team`. */
+            tier: string;
+            /**
+             * Format: int64
+             * @description When the comp ends (epoch ms): in the future, at most 366 days from now.
+             */
+            until: number;
         };
         /** @description `POST /storage/records` as JSON. */
         CreateRecord: {
@@ -1628,6 +1907,25 @@ export type components = {
         PayoutAccountRequest: {
             /** @description A Stripe Connect account id. */
             stripe_account_id: string;
+        };
+        /** @description The payouts of one UTC month. */
+        PayoutMonth: {
+            /**
+             * Format: int64
+             * @description Sum of those paid (cents).
+             */
+            paid_cents: number;
+            /** @description The month's payouts. */
+            payouts: components["schemas"]["AdminPayout"][];
+            /** @description `YYYY-MM`. */
+            period: string;
+            /** @description `paid` when every payout of the month is paid, else `pending`. */
+            status: string;
+            /**
+             * Format: int64
+             * @description Sum of the month's payouts (cents).
+             */
+            total_cents: number;
         };
         /** @description A version waiting for review. */
         PendingReview: {
@@ -2436,6 +2734,432 @@ export type components = {
 };
 export type $defs = Record<string, never>;
 export interface operations {
+    admin_audit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The newest entries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditLog"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin (or origin); `account_suspended`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    admin_payouts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Payouts by month. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminPayouts"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin (or origin); `account_suspended`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    admin_pending_plugins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Versions waiting for review, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingReviews"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin (or origin); `account_suspended`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    admin_users: {
+        parameters: {
+            query: {
+                /** @description The address (exact; case and surrounding spaces ignored). */
+                email: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account, if any (none or one). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUsers"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin (or origin); `account_suspended`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: `email` missing or malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    admin_comp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompRequest"];
+            };
+        };
+        responses: {
+            /** @description The account now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin (or origin); `account_suspended`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no such account. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: `tier` or `until`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    admin_suspend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin (or origin); `account_suspended`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no such account. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: one's own account. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    admin_unsuspend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not an admin (or origin); `account_suspended`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no such account. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_agents: {
         parameters: {
             query?: never;

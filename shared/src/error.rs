@@ -71,6 +71,10 @@ pub enum AppError {
     /// Authenticated, but not allowed (e.g. admin-only route, disallowed CORS origin). 403.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The account was suspended by an administrator: every request, login and refresh is
+    /// refused until it is restored. 403.
+    #[error("this account is suspended")]
+    AccountSuspended,
     /// A payment is needed and could not be taken (no saved card, a decline). 402. The detail
     /// (the processor's words) goes to the logs only.
     #[error("payment required: {0}")]
@@ -183,6 +187,7 @@ pub const CODES: &[&str] = &[
     "payload_too_large",
     "unauthorized",
     "forbidden",
+    "account_suspended",
     "payment_required",
     "not_found",
     "method_not_allowed",
@@ -253,6 +258,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::AccountSuspended => "account_suspended",
             Self::PaymentRequired(_) => "payment_required",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -289,6 +295,7 @@ impl AppError {
             Self::Unauthorized | Self::MfaRequired { .. } => 401,
             Self::PaymentRequired(_) => 402,
             Self::Forbidden(_)
+            | Self::AccountSuspended
             | Self::TierRequired { .. }
             | Self::QuotaExceeded { .. }
             | Self::LimitReached { .. } => 403,
@@ -421,6 +428,7 @@ mod tests {
             AppError::PayloadTooLarge { limit: 10 },
             AppError::Unauthorized,
             AppError::Forbidden("origin not allowed"),
+            AppError::AccountSuspended,
             AppError::NotFound,
             AppError::MethodNotAllowed {
                 allowed: vec!["GET"],
@@ -480,6 +488,7 @@ mod tests {
                 ("payload_too_large", 413),
                 ("unauthorized", 401),
                 ("forbidden", 403),
+                ("account_suspended", 403),
                 ("not_found", 404),
                 ("method_not_allowed", 405),
                 ("conflict", 409),

@@ -10,6 +10,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
+    AdminPayout, AdminPayouts, AdminUser, AdminUsers, AuditEntry, AuditLog, CompInfo, CompRequest,
+    PayoutMonth,
+};
+use crate::api::{
     AgentDeclarationInfo, AgentListing, AgentsResponse, EarningsResponse, EnableAgentsRequest,
     PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo, PluginAgentInfo,
     PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
@@ -57,7 +61,8 @@ echoed). Every error is `{\"error\": {\"code\", \"message\", \"request_id\", \"d
 are a stable contract: `validation_failed` 422 (details name each field), `malformed_json` 400, \
 `unsupported_media_type` 415, `payload_too_large` 413 (JSON bodies: 1 MiB), `unauthorized` 401 \
 (with `WWW-Authenticate: Bearer`), `forbidden` 403 (also: a browser `Origin` that is not \
-allowed), `not_found` 404, `method_not_allowed` 405 (with `Allow`), `conflict` 409, \
+allowed), `account_suspended` 403 (an administrator suspended the account: every request, \
+login and refresh is refused, and its sockets close with code 4003), `not_found` 404, `method_not_allowed` 405 (with `Allow`), `conflict` 409, \
 `precondition_failed` 412, `checksum_mismatch` 400, `tier_required` 403, `quota_exceeded` 403, \
 `payment_required` 402, `request_aborted` 400 (the request body broke off), \
 `rate_limited` 429 (with `Retry-After`), `llm_not_configured` 503, `email_not_configured` 503 \
@@ -198,7 +203,9 @@ impl Modify for FloatRange {
         upsert_vectors, search_vectors, delete_vectors,
         list_plugins, submit_plugin, get_plugin, submit_plugin_version, pending_plugin_reviews,
         review_plugin, install_plugin, uninstall_plugin, download_plugin, rate_plugin,
-        plugin_earnings, set_payout_account, list_providers, list_agents, set_enabled_agents
+        plugin_earnings, set_payout_account, list_providers, list_agents, set_enabled_agents,
+        admin_users, admin_suspend, admin_unsuspend, admin_comp, admin_pending_plugins,
+        admin_payouts, admin_audit
     ),
     components(schemas(
         Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
@@ -220,7 +227,9 @@ impl Modify for FloatRange {
         EnableAgentsRequest, VerifyEmailRequest, ForgotPasswordRequest, ResetPasswordRequest,
         ChangePasswordRequest, PasswordChanged, SessionInfo, SessionList, SecurityEventInfo,
         SecurityEvents, SecurityEventKind, TotpSetup, EnableMfaRequest, RecoveryCodes,
-        DisableMfaRequest, MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery
+        DisableMfaRequest, MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery,
+        AdminUser, AdminUsers, CompInfo, CompRequest, AuditEntry, AuditLog, AdminPayout,
+        PayoutMonth, AdminPayouts
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -246,6 +255,10 @@ impl Modify for FloatRange {
             `plugin_marketplace` feature (Power and Team); admins review every version before \
             it is listed. Paid plugins are charged once per buyer; developers receive 70% \
             (rounded down per sale) by monthly Stripe Connect transfers."),
+        (name = "admin", description = "Operating the service (the console at `/admin`): \
+            accounts whose role is `admin` (an `ADMIN_EMAILS` address, verified, still listed) \
+            look up users, suspend and restore them, comp tiers, review plugins and see \
+            payouts; every action is in the audit log. Anyone else gets 403 `forbidden`."),
         (name = "billing", description = "Stripe subscriptions. A paid subscription sets the \
             user's tier; `past_due` keeps it until the current period ends; cancellation and \
             deletion return the user to free.")
@@ -1065,6 +1078,107 @@ fn pending_plugin_reviews() {}
         (status = 422, description = "`validation_failed`: decision or notes (required to reject), or a manifest failing the checklist now.", body = ErrorBody)
     ))]
 fn review_plugin() {}
+
+/// The account with an email address (admins only): tier in force and paid, comp, seats,
+/// creation, last sign-in or refresh, open sessions, suspension. Recorded in the audit log.
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", operation_id = "admin_users",
+    security(("bearer" = [])),
+    params(("email" = String, Query, description = "The address (exact; case and surrounding spaces ignored).")),
+    responses(
+        (status = 200, description = "The account, if any (none or one).", body = AdminUsers),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (or origin); `account_suspended`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `email` missing or malformed.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn admin_users() {}
+
+/// Suspends an account (admins only; never one's own): its requests answer 403
+/// `account_suspended` from the next one on, its sockets close (4003), and login and refresh
+/// are refused. Idempotent (a second suspension keeps the first time). Recorded.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/suspend", tag = "admin", operation_id = "admin_suspend",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id.")),
+    responses(
+        (status = 200, description = "The account now.", body = AdminUser),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (or origin); `account_suspended`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account.", body = ErrorBody),
+        (status = 409, description = "`conflict`: one's own account.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn admin_suspend() {}
+
+/// Lifts a suspension (admins only): the account's tokens and sessions work again. Idempotent.
+/// Recorded.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/unsuspend", tag = "admin", operation_id = "admin_unsuspend",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id.")),
+    responses(
+        (status = 200, description = "The account now.", body = AdminUser),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (or origin); `account_suspended`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn admin_unsuspend() {}
+
+/// Comps a tier (admins only): `pro`, `power` or `team` until `until` (in the future, at most
+/// 366 days away), replacing any earlier comp. While it lasts the tier in force is the higher
+/// of the comp and the paid tier, at every gate; then the paid tier applies again. Recorded.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/comp", tag = "admin", operation_id = "admin_comp",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id.")),
+    request_body = CompRequest,
+    responses(
+        (status = 200, description = "The account now.", body = AdminUser),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (or origin); `account_suspended`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `tier` or `until`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn admin_comp() {}
+
+/// The plugin review queue (admins only; the same queue as `GET /plugins/review/pending`):
+/// manifests, checklist figures, full agent declarations and a download link each. Decide with
+/// `POST /plugins/{id}/review`.
+#[utoipa::path(get, path = "/api/v1/admin/plugins/pending", tag = "admin", operation_id = "admin_pending_plugins",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Versions waiting for review, oldest first.", body = PendingReviews),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (or origin); `account_suspended`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn admin_pending_plugins() {}
+
+/// Developer payouts per UTC month (admins only), newest month first (the last 24 months with
+/// any): each month's status (`paid` when all are), totals and payouts.
+#[utoipa::path(get, path = "/api/v1/admin/payouts", tag = "admin", operation_id = "admin_payouts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Payouts by month.", body = AdminPayouts),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (or origin); `account_suspended`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn admin_payouts() {}
+
+/// The audit log (admins only): every admin action (lookup, suspend, unsuspend, comp, plugin
+/// review) with who, what, target and when, newest first (200 entries).
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", operation_id = "admin_audit",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The newest entries.", body = AuditLog),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (or origin); `account_suspended`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn admin_audit() {}
 
 /// Installs an approved plugin and returns a signed download link (10 minutes, this user
 /// only). A paid plugin is charged to the buyer's saved card on their first install only.

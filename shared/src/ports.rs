@@ -903,6 +903,141 @@ pub trait HttpClient {
     async fn sleep(&self, ms: u64);
 }
 
+// ---- operating the service ---------------------------------------------------------------
+
+/// An administrator's action, as the audit log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    /// `GET /admin/users?email=` found (or did not find) an account.
+    UserLookup,
+    /// An account was suspended.
+    Suspend,
+    /// A suspension was lifted.
+    Unsuspend,
+    /// A tier was comped until a date.
+    Comp,
+    /// A plugin version was approved or rejected.
+    PluginReview,
+}
+
+impl AdminAction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserLookup => "user_lookup",
+            Self::Suspend => "suspend",
+            Self::Unsuspend => "unsuspend",
+            Self::Comp => "comp",
+            Self::PluginReview => "plugin_review",
+        }
+    }
+}
+
+/// One audit log entry: who did what to whom, and when (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The entry's id.
+    pub id: uuid::Uuid,
+    /// The administrator.
+    pub admin: UserId,
+    /// What they did (the stored name of an [`AdminAction`]).
+    pub action: String,
+    /// What it was done to (a user or plugin id).
+    pub target: Option<String>,
+    /// Its parameters.
+    pub detail: Option<serde_json::Value>,
+    /// When (epoch ms).
+    pub at: i64,
+}
+
+/// An account with what an administrator sees of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUserRow {
+    /// The account.
+    pub user: User,
+    /// A comped tier, if one was granted (ended or not).
+    pub comp: Option<crate::domain::Comp>,
+    /// Seats of the live team subscription (1 otherwise).
+    pub seats: u32,
+    /// The last sign-in or refresh of any of its sessions.
+    pub last_seen_at: Option<i64>,
+    /// Its open sessions.
+    pub sessions: u32,
+}
+
+/// One payout row (D1 `payouts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutRecord {
+    /// The developer.
+    pub developer: UserId,
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Cents.
+    pub amount_cents: u64,
+    /// `pending` or `paid`.
+    pub status: String,
+    /// When it was fixed.
+    pub created_at: i64,
+    /// When it was paid.
+    pub paid_at: Option<i64>,
+}
+
+/// What the admin endpoints read and change (D1: `users`, `admin_audit`, `payouts`).
+#[async_trait(?Send)]
+pub trait AdminStore {
+    /// The account with this address.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn user_by_email(
+        &self,
+        email: &Email,
+        now_ms: i64,
+    ) -> Result<Option<AdminUserRow>, StoreError>;
+    /// The account with this id.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn user_by_id(&self, id: UserId, now_ms: i64)
+        -> Result<Option<AdminUserRow>, StoreError>;
+    /// Suspends (`Some(at)`; an earlier suspension keeps its time) or restores (`None`) the
+    /// account and records `entry`, in one transaction.
+    ///
+    /// # Errors
+    /// Storage failures (then neither happened).
+    async fn set_suspended(
+        &self,
+        id: UserId,
+        at: Option<i64>,
+        entry: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// Sets the account's comp and records `entry`, in one transaction.
+    ///
+    /// # Errors
+    /// Storage failures (then neither happened).
+    async fn set_comp(
+        &self,
+        id: UserId,
+        comp: crate::domain::Comp,
+        entry: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// Records `entry`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn record(&self, entry: &AuditRecord) -> Result<(), StoreError>;
+    /// The newest `limit` entries, newest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Every payout of the newest `months` months that have any, newest month first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn payouts(&self, months: u32) -> Result<Vec<PayoutRecord>, StoreError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,6 +153,20 @@ pub enum Operation {
     ListProviders,
     /// `GET /agents`.
     ListAgents,
+    /// `GET /admin/users?email=`.
+    AdminUsers,
+    /// `POST /admin/users/{id}/suspend`.
+    AdminSuspend,
+    /// `POST /admin/users/{id}/unsuspend`.
+    AdminUnsuspend,
+    /// `POST /admin/users/{id}/comp`.
+    AdminComp,
+    /// `GET /admin/plugins/pending`.
+    AdminPendingPlugins,
+    /// `GET /admin/payouts`.
+    AdminPayouts,
+    /// `GET /admin/audit`.
+    AdminAudit,
     /// `PUT /agents/enabled`.
     SetEnabledAgents,
     /// `GET /plugins`.
@@ -604,6 +618,48 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/sync/stream",
         Access::UserOrTicket,
         Operation::SyncStream,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/admin/users",
+        Access::User,
+        Operation::AdminUsers,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/admin/users/{id}/suspend",
+        Access::User,
+        Operation::AdminSuspend,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/admin/users/{id}/unsuspend",
+        Access::User,
+        Operation::AdminUnsuspend,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/admin/users/{id}/comp",
+        Access::User,
+        Operation::AdminComp,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/admin/plugins/pending",
+        Access::User,
+        Operation::AdminPendingPlugins,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/admin/payouts",
+        Access::User,
+        Operation::AdminPayouts,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/admin/audit",
+        Access::User,
+        Operation::AdminAudit,
     ),
 ];
 

@@ -29,10 +29,10 @@ use shared::AppError;
 use worker::Env;
 
 use crate::adapters::{
-    CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1BillingStore, D1HousekeepingStore,
-    D1MfaStore, D1PluginStore, D1RefreshTokenStore, D1SecurityLog, D1TicketStore, D1UserStore, Db,
-    DurableRateLimiter, FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock,
-    VectorizeIndex,
+    CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1AdminStore, D1BillingStore,
+    D1HousekeepingStore, D1MfaStore, D1PluginStore, D1RefreshTokenStore, D1SecurityLog,
+    D1TicketStore, D1UserStore, Db, DurableRateLimiter, FetchHttpClient, HomeClient, HomeSeen,
+    Hops, R2BlobStore, SystemClock, VectorizeIndex,
 };
 use crate::state::{self, Shared, BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, USER_HOME};
 
@@ -336,6 +336,14 @@ impl App {
         })
     }
 
+    /// The admin service's adapters.
+    pub fn admin(&self) -> Result<AdminParts<'_>, AppError> {
+        Ok(AdminParts {
+            store: D1AdminStore(self.db()?),
+            admin_emails: &self.config().admin_emails,
+        })
+    }
+
     /// The marketplace's adapters; download links point at `base_url`.
     pub fn marketplace(&self, base_url: String) -> Result<MarketParts, AppError> {
         Ok(MarketParts {
@@ -499,6 +507,24 @@ impl BillingParts {
             clock: &SystemClock,
             rng: &CryptoRandom,
             settings: &self.settings,
+        }
+    }
+}
+
+/// The admin service's adapters.
+pub struct AdminParts<'a> {
+    store: D1AdminStore,
+    admin_emails: &'a [String],
+}
+
+impl AdminParts<'_> {
+    /// The service.
+    pub fn service(&self) -> shared::admin::AdminService<'_> {
+        shared::admin::AdminService {
+            store: &self.store,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
+            admin_emails: self.admin_emails,
         }
     }
 }

@@ -96,6 +96,13 @@ fn handler(op: Operation) -> Handler {
         Operation::ListProviders => |ctx| Box::pin(handlers::agents::providers(ctx)),
         Operation::ListAgents => |ctx| Box::pin(handlers::agents::list(ctx)),
         Operation::SetEnabledAgents => |ctx| Box::pin(handlers::agents::set_enabled(ctx)),
+        Operation::AdminUsers => |ctx| Box::pin(handlers::admin::users(ctx)),
+        Operation::AdminSuspend => |ctx| Box::pin(handlers::admin::suspend(ctx)),
+        Operation::AdminUnsuspend => |ctx| Box::pin(handlers::admin::unsuspend(ctx)),
+        Operation::AdminComp => |ctx| Box::pin(handlers::admin::comp(ctx)),
+        Operation::AdminPendingPlugins => |ctx| Box::pin(handlers::admin::pending_plugins(ctx)),
+        Operation::AdminPayouts => |ctx| Box::pin(handlers::admin::payouts(ctx)),
+        Operation::AdminAudit => |ctx| Box::pin(handlers::admin::audit(ctx)),
     }
 }
 

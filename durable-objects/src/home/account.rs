@@ -7,7 +7,7 @@
 //! [`ACCOUNT_REFRESH_AHEAD_MS`] on, so an active user never waits for D1.
 
 use shared::api::UserProfile;
-use shared::domain::{Role, Tier};
+use shared::domain::{Comp, Role, Tier};
 use shared::home::ops::{AccountState, Revoked};
 use shared::home::HomePrincipal;
 use shared::AppError;
@@ -60,8 +60,24 @@ impl<S: Sql> Home<'_, S> {
             tier_until: None,
             seats: 1,
             email_verified: false,
+            suspended: false,
+            comp: None,
         };
         let a = account.unwrap_or(&fallback);
+        let was_suspended = self.stored()?.is_some_and(|c| c.account.suspended);
+        self.sql.exec(
+            "INSERT INTO account_admin (id, suspended, comp_tier, comp_until) VALUES (1, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET suspended = excluded.suspended, \
+               comp_tier = excluded.comp_tier, comp_until = excluded.comp_until",
+            &[
+                i64::from(a.suspended).into(),
+                a.comp.map(|c| c.tier.as_str()).into(),
+                a.comp.map(|c| c.until).into(),
+            ],
+        )?;
+        if a.suspended && !was_suspended {
+            self.effects.borrow_mut().suspended = true;
+        }
         self.sql.exec(
             "INSERT INTO account_verified (id, verified) VALUES (1, ?) \
              ON CONFLICT (id) DO UPDATE SET verified = excluded.verified",
@@ -98,7 +114,10 @@ impl<S: Sql> Home<'_, S> {
         }
         let row = self.sql.one(
             "SELECT email, role, tier, tier_until, seats, gone, checked_at, \
-               COALESCE((SELECT verified FROM account_verified WHERE id = 1), 0) \
+               COALESCE((SELECT verified FROM account_verified WHERE id = 1), 0), \
+               COALESCE((SELECT suspended FROM account_admin WHERE id = 1), 0), \
+               (SELECT comp_tier FROM account_admin WHERE id = 1), \
+               (SELECT comp_until FROM account_admin WHERE id = 1) \
              FROM account WHERE id = 1",
             &[],
         )?;
@@ -110,6 +129,12 @@ impl<S: Sql> Home<'_, S> {
                 tier_until: r.opt_int(3),
                 seats: u32::try_from(r.int(4)).unwrap_or(1).max(1),
                 email_verified: r.int(7) != 0,
+                suspended: r.int(8) != 0,
+                comp: r
+                    .opt_text(9)
+                    .and_then(|t| Tier::parse(&t))
+                    .zip(r.opt_int(10))
+                    .map(|(tier, until)| Comp { tier, until }),
             },
             gone: r.int(5) != 0,
             checked_at: r.int(6),
@@ -149,10 +174,10 @@ impl<S: Sql> Home<'_, S> {
             }
         }
         let a = stored.account;
-        let tier = match a.tier_until {
-            Some(until) if until <= now => Tier::Free,
-            _ => a.tier,
-        };
+        if a.suspended {
+            return Err(AppError::AccountSuspended);
+        }
+        let tier = a.tier_in_force(now);
         Ok(HomePrincipal {
             user_id: self.user,
             tier,

@@ -17,7 +17,8 @@
 //! ## What a call does, in order
 //! 1. drop expired reservations;
 //! 2. the service's own calls ([`SetAccount`], [`RevokeSessions`]) run as they are;
-//! 3. otherwise: the account must exist, and the caller's session must not be revoked (401);
+//! 3. otherwise: the account must exist, and the caller's session must not be revoked (401),
+//!    and the account must not be suspended (403 `account_suspended`);
 //! 4. with `admit`, one unit of the allowance is taken (429 when exhausted) — before any work;
 //! 5. the operation runs; its effects (change notices for sockets, sessions to disconnect) are
 //!    handed to the object, which owns the sockets.
@@ -69,6 +70,10 @@ const SCHEMA: &[&str] = &[
     // Kept apart from `account` so homes created before verification existed need no ALTER.
     "CREATE TABLE IF NOT EXISTS account_verified (\
        id INTEGER PRIMARY KEY CHECK (id = 1), verified INTEGER NOT NULL)",
+    // Suspension and comp, apart for the same reason.
+    "CREATE TABLE IF NOT EXISTS account_admin (\
+       id INTEGER PRIMARY KEY CHECK (id = 1), suspended INTEGER NOT NULL, comp_tier TEXT, \
+       comp_until INTEGER)",
     "CREATE TABLE IF NOT EXISTS limiter (bucket TEXT PRIMARY KEY, tat INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS usage (kind TEXT PRIMARY KEY, used INTEGER NOT NULL)",
@@ -142,6 +147,8 @@ pub struct Effects {
     pub notices: Vec<Notice>,
     /// Sessions whose sockets must close.
     pub close_sessions: Vec<uuid::Uuid>,
+    /// The account was just suspended: every socket of the user must close.
+    pub suspended: bool,
 }
 
 /// One user's home over its storage.

@@ -1,6 +1,6 @@
 //! The home's rules over a real (in-memory) SQLite: the same statements the object runs.
 
-use shared::domain::{Role, Tier, UserId};
+use shared::domain::{Comp, Role, Tier, UserId};
 use shared::home::ops::{
     AccountState, Admit, AssembleUpload, BackupFacts, BackupHistory, BeginUpload, CommitBackup,
     CommitPart, CommitRecord, CommitUpload, DeleteRecord, DeleteVectors, DropUpload, GetProfile,
@@ -76,10 +76,34 @@ impl World {
                     tier_until: until,
                     seats: 3,
                     email_verified: true,
+                    suspended: false,
+                    comp: None,
                 }),
             },
         )
         .unwrap();
+    }
+
+    /// Pushes a pro account with `suspended` and `comp` as an administrator set them.
+    fn set_admin_state(&self, suspended: bool, comp: Option<Comp>) -> Effects {
+        self.raw(
+            T0,
+            None,
+            false,
+            &SetAccount {
+                account: Some(AccountState {
+                    email: "ada@example.com".into(),
+                    role: Role::User,
+                    tier: Tier::Free,
+                    tier_until: None,
+                    seats: 1,
+                    email_verified: true,
+                    suspended,
+                    comp,
+                }),
+            },
+        )
+        .1
     }
 
     fn raw<O: HomeOp>(
@@ -169,6 +193,44 @@ fn an_unknown_account_is_unauthorized_and_a_pushed_one_answers_with_its_tier() {
     // A deleted account is gone.
     w.call(T0, &SetAccount { account: None }).unwrap();
     assert_eq!(code(w.call(T0, &Admit {})), "unauthorized");
+}
+
+#[test]
+fn a_suspended_account_is_refused_everything_and_its_sockets_close_once() {
+    let w = World::with(false);
+    assert!(!w.set_admin_state(false, None).suspended);
+    assert!(w.call(T0, &Admit {}).is_ok());
+    let effects = w.set_admin_state(true, None);
+    assert!(effects.suspended, "the object closes every socket");
+    assert_eq!(code(w.call(T0, &Admit {})), "account_suspended");
+    assert_eq!(code(w.call(T0, &GetProfile {})), "account_suspended");
+    assert_eq!(code(w.create(T0, "tasks", 10)), "account_suspended");
+    // A new life of the object remembers it; a repeated push closes nothing more.
+    w.restart();
+    assert_eq!(code(w.call(T0, &Admit {})), "account_suspended");
+    assert!(!w.set_admin_state(true, None).suspended);
+    // Restored: everything answers again.
+    assert!(!w.set_admin_state(false, None).suspended);
+    assert!(w.call(T0, &Admit {}).is_ok());
+}
+
+#[test]
+fn a_comp_is_the_tier_in_force_at_every_gate_until_it_ends() {
+    let w = World::with(false);
+    w.set_admin_state(
+        false,
+        Some(Comp {
+            tier: Tier::Pro,
+            until: T0 + 1_000,
+        }),
+    );
+    assert_eq!(w.call(T0, &GetProfile {}).unwrap().tier, Tier::Pro);
+    // The free tier has no cloud storage; the comp opens it.
+    assert!(w.create(T0, "tasks", 10).is_ok());
+    w.restart();
+    assert_eq!(w.call(T0 + 999, &GetProfile {}).unwrap().tier, Tier::Pro);
+    assert_eq!(w.call(T0 + 1_000, &GetProfile {}).unwrap().tier, Tier::Free);
+    assert_eq!(code(w.create(T0 + 1_000, "tasks", 10)), "tier_required");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Request and response bodies of the HTTP API (the wire contract).
 
 mod accounts;
+mod admin;
 mod agents;
 mod auth;
 mod billing;
@@ -17,6 +18,10 @@ pub use accounts::{
     MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery, PasswordChanged, RecoveryCodes,
     ResetPasswordRequest, SecondFactor, SecurityEventInfo, SecurityEvents, SessionInfo,
     SessionList, TotpSetup, VerifyEmailRequest, MAX_ACCOUNT_TOKEN_LEN,
+};
+pub use admin::{
+    AdminPayout, AdminPayouts, AdminUser, AdminUsers, AuditEntry, AuditLog, CompInfo, CompRequest,
+    PayoutMonth,
 };
 pub use agents::{
     AgentListing, AgentsResponse, EnableAgentsRequest, MAX_AGENT_NAME_CHARS, MAX_ENABLED_AGENTS,

@@ -170,6 +170,7 @@ impl AuthService<'_> {
             email_verified_at: None,
             created_at: now,
             updated_at: now,
+            suspended_at: None,
         };
         self.users.insert(&user).await?;
         tracing::info!(user_id = %user.id, role = role.as_str(), "account registered");
@@ -220,6 +221,10 @@ impl AuthService<'_> {
             let phc = passwords::hash(password, &salt)?;
             self.users.update_password_hash(user.id, &phc, now).await?;
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+        }
+        if user.suspended_at.is_some() {
+            tracing::info!(user_id = %user.id, "login of a suspended account refused");
+            return Err(AppError::AccountSuspended);
         }
         if self.mfa.get(user.id).await?.is_some_and(|m| m.enabled) {
             // The second step (`POST /auth/login/mfa`) needs this short-lived token.
@@ -325,6 +330,10 @@ impl AuthService<'_> {
         now: i64,
         device: Option<DeviceName>,
     ) -> Result<AuthTokens, AppError> {
+        // Every way in (password, second factor) ends here: none opens a suspended account.
+        if user.suspended_at.is_some() {
+            return Err(AppError::AccountSuspended);
+        }
         let family_id = new_uuid(self.rng);
         let (refresh_token, mut row) = self.new_refresh(user.id, family_id, None, now);
         row.device_name = device;
@@ -393,6 +402,9 @@ impl AuthService<'_> {
         let Some(user) = self.users.find_by_id(row.user_id).await? else {
             return Err(AppError::Unauthorized);
         };
+        if user.suspended_at.is_some() {
+            return Err(AppError::AccountSuspended);
+        }
         let (token, child) = self.new_refresh(row.user_id, row.family_id, Some(row.id), now);
         let rotated_at = match row.rotated_at {
             Some(at) => at,
@@ -584,6 +596,34 @@ mod tests {
         assert_eq!(user.role, Role::User);
         assert!(user.password_hash.starts_with("$argon2id$"));
         assert!(!user.password_hash.contains("correct horse"));
+    }
+
+    #[tokio::test]
+    async fn a_suspended_account_can_neither_log_in_nor_refresh() {
+        let w = World::new();
+        let t = registered(&w).await;
+        for u in w.users.rows.borrow_mut().values_mut() {
+            u.suspended_at = Some(T0);
+        }
+        let e = w
+            .svc()
+            .login(&email("ada@example.com"), b"correct horse", None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "account_suspended");
+        let e = w.svc().refresh(&t.refresh_token).await.unwrap_err();
+        assert_eq!(e.code(), "account_suspended");
+        // A wrong password still reads as one: the suspension is told only to the owner.
+        let e = w
+            .svc()
+            .login(&email("ada@example.com"), b"wrong horse", None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "unauthorized");
+        for u in w.users.rows.borrow_mut().values_mut() {
+            u.suspended_at = None;
+        }
+        assert!(w.svc().refresh(&t.refresh_token).await.is_ok());
     }
 
     #[tokio::test]

@@ -561,6 +561,7 @@ mod tests {
                 email_verified_at: None,
                 created_at: T0,
                 updated_at: T0,
+                suspended_at: None,
             };
             users.rows.borrow_mut().insert(user.id, user.clone());
             Self {

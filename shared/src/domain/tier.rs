@@ -37,6 +37,32 @@ impl Tier {
     }
 }
 
+/// A tier granted by an administrator ("comped") until a time, whatever the account pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comp {
+    /// The tier granted.
+    pub tier: Tier,
+    /// When the grant ends (epoch ms, exclusive); the paid tier applies again from then on.
+    pub until: i64,
+}
+
+/// The tier in force at `now`: the one function every gate's tier comes from (the user's home
+/// calls it on its copy of the account; [`super::User::effective_tier`] for the paid part).
+///
+/// The paid tier lapses to free at `paid_until` (a past-due subscription keeps its tier until
+/// its period ends); a comp in force (`now < until`) raises it to the comped tier, never lowers
+/// it (a comp below what the account pays changes nothing).
+pub fn tier_in_force(paid: Tier, paid_until: Option<i64>, comp: Option<Comp>, now: i64) -> Tier {
+    let paid = match paid_until {
+        Some(until) if until <= now => Tier::Free,
+        _ => paid,
+    };
+    match comp {
+        Some(c) if now < c.until => paid.max(c.tier),
+        _ => paid,
+    }
+}
+
 /// An account's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,6 +95,23 @@ impl Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comp_raises_the_tier_until_its_end_then_the_paid_tier_applies_again() {
+        let comp = Some(Comp {
+            tier: Tier::Power,
+            until: 1_000,
+        });
+        assert_eq!(tier_in_force(Tier::Free, None, comp, 999), Tier::Power);
+        assert_eq!(tier_in_force(Tier::Free, None, comp, 1_000), Tier::Free);
+        assert_eq!(tier_in_force(Tier::Pro, None, comp, 1_500), Tier::Pro);
+        // Never lower than what is paid.
+        assert_eq!(tier_in_force(Tier::Team, None, comp, 10), Tier::Team);
+        // A lapsed paid tier under a comp in force: the comp.
+        assert_eq!(tier_in_force(Tier::Team, Some(5), comp, 10), Tier::Power);
+        assert_eq!(tier_in_force(Tier::Team, Some(5), None, 10), Tier::Free);
+        assert_eq!(tier_in_force(Tier::Team, Some(50), None, 10), Tier::Team);
+    }
 
     #[test]
     fn tiers_round_trip_through_their_wire_names() {

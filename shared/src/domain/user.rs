@@ -47,15 +47,16 @@ pub struct User {
     pub created_at: i64,
     /// Last change (epoch ms).
     pub updated_at: i64,
+    /// When an administrator suspended the account; `None` while it is not suspended (login
+    /// and refresh are refused while it is).
+    pub suspended_at: Option<i64>,
 }
 
 impl User {
-    /// The tier in force at `now_ms`.
+    /// The *paid* tier in force at `now_ms` (billing decisions; gates read the home's tier in
+    /// force, which also counts a comp — both through [`super::tier_in_force`]).
     pub fn effective_tier(&self, now_ms: i64) -> Tier {
-        match self.tier_until {
-            Some(until) if until <= now_ms => Tier::Free,
-            _ => self.tier,
-        }
+        super::tier_in_force(self.tier, self.tier_until, None, now_ms)
     }
 }
 

@@ -10,7 +10,7 @@ use super::HomeOp;
 use crate::api::UserProfile;
 use crate::backup::multipart::{Part, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupRow};
-use crate::domain::{Role, Tier};
+use crate::domain::{tier_in_force, Comp, Role, Tier};
 use crate::ports::VectorMatch;
 use crate::storage::{Cursor, RecordMeta, RecordRow};
 
@@ -60,6 +60,20 @@ pub struct AccountState {
     /// Whether the address was verified.
     #[serde(default)]
     pub email_verified: bool,
+    /// Whether an administrator suspended the account (every call answers 403
+    /// `account_suspended`; the home closes the user's sockets when this turns on).
+    #[serde(default)]
+    pub suspended: bool,
+    /// A tier an administrator granted until a time, whatever the account pays.
+    #[serde(default)]
+    pub comp: Option<Comp>,
+}
+
+impl AccountState {
+    /// The tier in force at `now` (see [`tier_in_force`]).
+    pub fn tier_in_force(&self, now: i64) -> Tier {
+        tier_in_force(self.tier, self.tier_until, self.comp, now)
+    }
 }
 
 /// Replaces the home's copy of the account (pushed by every billing change, and loaded by the

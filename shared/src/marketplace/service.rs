@@ -1043,6 +1043,7 @@ mod tests {
                     email_verified_at: None,
                     created_at: NOW,
                     updated_at: NOW,
+                    suspended_at: None,
                 },
             );
             id

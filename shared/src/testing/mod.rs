@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ports::{Clock, Random};
 
+mod admin;
 mod auth;
 mod billing;
 mod http;
@@ -19,6 +20,7 @@ mod marketplace;
 mod storage;
 mod vectors;
 
+pub use admin::InMemoryAdminStore;
 pub use auth::{
     InMemoryAccountTokenStore, InMemoryMfaStore, InMemoryRateLimiter, InMemoryRefreshTokenStore,
     InMemorySecurityLog, InMemoryTicketStore, InMemoryUserStore, RecordingMailer,

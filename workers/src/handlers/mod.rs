@@ -3,6 +3,7 @@
 #![allow(clippy::unused_async)]
 
 pub mod accounts;
+pub mod admin;
 pub mod agents;
 pub mod auth;
 pub mod backup;

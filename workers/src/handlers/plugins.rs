@@ -75,8 +75,20 @@ pub async fn review(mut ctx: Ctx) -> AppResult<Response> {
     let req: ReviewRequest = ctx.json_body().await?;
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
+    let admin = ctx.app.admin()?;
+    admin.service().authorize(who.user_id).await?;
+    let decision = req.decision.clone();
     let deps = market(&ctx)?;
-    json(200, &deps.service().review(who.user_id, id, req).await?)
+    let result = deps.service().review(who.user_id, id, req).await?;
+    // The review happened: a failure to record it is logged, not answered as a failure.
+    if let Err(e) = admin
+        .service()
+        .record_review(who.user_id, id, &decision, &result.version)
+        .await
+    {
+        tracing::error!(error = ?e, plugin_id = %id, "recording a plugin review in the audit log failed");
+    }
+    json(200, &result)
 }
 
 /// `POST /plugins/{id}/install` (body optional) → `PluginInstalled`.

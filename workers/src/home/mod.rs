@@ -11,7 +11,8 @@
 //!   Hibernation API (idle sockets cost nothing; `{"type":"ping"}` is answered by the runtime).
 //!   Chat sockets run chat requests ([`chat`]); every socket of the user receives the change
 //!   notices of committed writes; a revoked session's sockets get an `unauthorized` error frame
-//!   and are closed.
+//!   and are closed (4001); when the account is suspended, every socket gets an
+//!   `account_suspended` frame and is closed (4003).
 //! - the alarm: refreshes the account, and aborts multipart uploads past their expiry in R2.
 //!
 //! Chat content stays in memory only: nothing of it touches the object's storage.
@@ -49,6 +50,8 @@ const PING: &str = r#"{"type":"ping"}"#;
 const PONG: &str = r#"{"type":"pong"}"#;
 /// Close code of a socket whose session was revoked.
 const CLOSE_REVOKED: u16 = 4001;
+/// Close code of every socket of an account an administrator suspended.
+const CLOSE_SUSPENDED: u16 = 4003;
 
 /// What a socket is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,13 +297,19 @@ impl UserHome {
 
     /// Carries out a call's effects: notices to every socket, revoked sessions' sockets closed.
     fn apply(&self, effects: &Effects) {
-        if effects.notices.is_empty() && effects.close_sessions.is_empty() {
+        if effects.notices.is_empty() && effects.close_sessions.is_empty() && !effects.suspended {
             return;
         }
         for ws in self.state.get_websockets() {
             let Ok(Some(att)) = ws.deserialize_attachment::<Attachment>() else {
                 continue;
             };
+            if effects.suspended {
+                send(&ws, &ServerFrame::error(&AppError::AccountSuspended, None));
+                let _ = ws.close(Some(CLOSE_SUSPENDED), Some("account suspended"));
+                self.detach(&ws, true);
+                continue;
+            }
             if att
                 .sid
                 .is_some_and(|sid| effects.close_sessions.contains(&sid))

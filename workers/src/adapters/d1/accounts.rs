@@ -18,21 +18,22 @@ use super::{changes, int, is_unique_violation, opt_text, stmt, text, Db};
 pub struct D1UserStore(pub Db);
 
 #[derive(Deserialize)]
-struct UserRow {
-    id: String,
-    email: String,
-    password_hash: String,
-    tier: String,
-    tier_until: Option<f64>,
-    role: String,
-    email_verified_at: Option<f64>,
-    created_at: f64,
-    updated_at: f64,
+pub(super) struct UserRow {
+    pub(super) id: String,
+    pub(super) email: String,
+    pub(super) password_hash: String,
+    pub(super) tier: String,
+    pub(super) tier_until: Option<f64>,
+    pub(super) role: String,
+    pub(super) email_verified_at: Option<f64>,
+    pub(super) created_at: f64,
+    pub(super) updated_at: f64,
+    pub(super) suspended_at: Option<f64>,
 }
 
 impl UserRow {
     #[allow(clippy::cast_possible_truncation)]
-    fn into_user(self) -> Result<User, StoreError> {
+    pub(super) fn into_user(self) -> Result<User, StoreError> {
         let corrupt = |what: &str| StoreError::Unavailable(format!("corrupt users row: {what}"));
         Ok(User {
             id: UserId::parse(&self.id).ok_or_else(|| corrupt("id"))?,
@@ -44,12 +45,13 @@ impl UserRow {
             email_verified_at: self.email_verified_at.map(|v| v as i64),
             created_at: self.created_at as i64,
             updated_at: self.updated_at as i64,
+            suspended_at: self.suspended_at.map(|v| v as i64),
         })
     }
 }
 
-const USER_COLUMNS: &str =
-    "id, email, password_hash, tier, tier_until, role, email_verified_at, created_at, updated_at";
+const USER_COLUMNS: &str = "id, email, password_hash, tier, tier_until, role, email_verified_at, \
+     created_at, updated_at, suspended_at";
 
 impl D1UserStore {
     async fn find_one(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
@@ -806,6 +808,9 @@ struct AccountRow {
     tier_until: Option<f64>,
     seats: f64,
     verified: f64,
+    suspended: f64,
+    comp_tier: Option<String>,
+    comp_until: Option<f64>,
 }
 
 impl D1AccountLoader {
@@ -821,7 +826,9 @@ impl D1AccountLoader {
         let row = stmt(
             &self.0,
             "SELECT u.email, u.role, u.tier, u.tier_until, \
-                (u.email_verified_at IS NOT NULL) AS verified, COALESCE((SELECT s.seats FROM \
+                (u.email_verified_at IS NOT NULL) AS verified, \
+                (u.suspended_at IS NOT NULL) AS suspended, u.comp_tier, u.comp_until, \
+                COALESCE((SELECT s.seats FROM \
                 subscriptions s WHERE s.user_id = u.id AND s.tier = 'team' \
                   AND s.status IN ('active', 'trialing', 'past_due') \
                 ORDER BY s.last_event_created DESC LIMIT 1), 1) AS seats \
@@ -842,6 +849,15 @@ impl D1AccountLoader {
             tier_until: r.tier_until.map(|v| v as i64),
             seats: r.seats.clamp(1.0, f64::from(u32::MAX)) as u32,
             email_verified: r.verified != 0.0,
+            suspended: r.suspended != 0.0,
+            comp: match (r.comp_tier, r.comp_until) {
+                (Some(t), Some(until)) => Some(shared::domain::Comp {
+                    tier: Tier::parse(&t)
+                        .ok_or_else(|| StoreError::Unavailable("corrupt users.comp_tier".into()))?,
+                    until: until as i64,
+                }),
+                _ => None,
+            },
         }))
     }
 }

@@ -6,6 +6,7 @@
 //! `Error::D1` whose text contains `UNIQUE constraint failed`; `db.batch` is one transaction.
 
 mod accounts;
+mod admin;
 mod billing;
 mod housekeeping;
 mod plugins;
@@ -16,6 +17,7 @@ pub use accounts::{
     D1AccountLoader, D1AccountTokenStore, D1MfaStore, D1RefreshTokenStore, D1SecurityLog,
     D1TicketStore, D1UserStore,
 };
+pub use admin::D1AdminStore;
 pub use billing::D1BillingStore;
 pub use housekeeping::D1HousekeepingStore;
 pub use plugins::D1PluginStore;

@@ -29,6 +29,13 @@ pub const ADMIN_EMAIL: &str = "admin@e2e.example.com";
 /// verification.
 #[allow(dead_code)]
 pub const SECOND_ADMIN_EMAIL: &str = "second-admin@e2e.example.com";
+/// An admin address the admin tests suspend (only `admin::` uses it).
+pub const OPS_ADMIN_EMAIL: &str = "ops-admin@e2e.example.com";
+/// An admin address never verified (only `admin::` uses it): never an admin.
+pub const UNVERIFIED_ADMIN_EMAIL: &str = "unverified-admin@e2e.example.com";
+/// The admin the browser tests sign in as, with two-factor authentication (only
+/// `admin::console_*` uses it).
+pub const CONSOLE_ADMIN_EMAIL: &str = "console-admin@e2e.example.com";
 /// The password whoever registers [`ADMIN_EMAIL`] first gives it (every test uses this one).
 #[allow(dead_code)]
 pub const ADMIN_PASSWORD: &str = "admin password";
@@ -367,7 +374,10 @@ impl Stack {
             ("JWT_SECRET", JWT_SECRET.to_owned()),
             (
                 "ADMIN_EMAILS",
-                format!("{ADMIN_EMAIL},{SECOND_ADMIN_EMAIL}"),
+                format!(
+                    "{ADMIN_EMAIL},{SECOND_ADMIN_EMAIL},{OPS_ADMIN_EMAIL},\
+                     {UNVERIFIED_ADMIN_EMAIL},{CONSOLE_ADMIN_EMAIL}"
+                ),
             ),
             ("OPENAI_API_KEY", "sk-e2e".to_owned()),
             ("OPENAI_BASE_URL", format!("{}/v1", stream_model.uri())),

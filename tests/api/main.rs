@@ -7,6 +7,7 @@
 //! set up (`. scripts/setup.sh`).
 
 mod accounts;
+mod admin;
 mod auth;
 mod backups;
 mod billing;
@@ -52,6 +53,14 @@ macro_rules! tests {
 #[allow(clippy::too_many_lines)] // one line per test
 fn all_tests() -> Vec<(&'static str, TestFn)> {
     tests![
+        admin::a_user_who_is_not_an_admin_is_forbidden_every_admin_endpoint,
+        admin::an_admin_address_that_was_never_verified_is_not_an_admin,
+        admin::a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is_audited,
+        admin::a_suspended_account_is_refused_everywhere_its_socket_closes_and_it_can_be_restored,
+        admin::an_admins_token_stops_working_once_the_admin_is_suspended,
+        admin::a_comp_reaches_the_gates_until_it_ends_and_is_validated,
+        admin::the_review_queue_shows_a_submission_whole_and_each_decision_is_audited,
+        admin::payouts_are_listed_per_month_with_the_months_status,
         skeleton::health_reports_ok_and_the_version,
         skeleton::every_response_carries_a_request_id_and_a_sane_one_is_echoed,
         skeleton::unknown_routes_are_a_json_404_envelope,

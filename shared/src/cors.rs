@@ -2,8 +2,10 @@
 //!
 //! Allowed: any `app://…` origin (the Electron app), `http://localhost` on any port (developers
 //! running the app against `wrangler dev`), and the extra origins of `CORS_ORIGINS` (exact, or
-//! `scheme://host:*` for any port). A request whose `Origin` is anything else is refused with
-//! 403 before it reaches a handler, and never gets an `Access-Control-Allow-Origin` header.
+//! `scheme://host:*` for any port), and the worker's own origin (the admin console at `/admin`
+//! is served by the same worker: its requests are same-origin, not cross-origin). A request whose
+//! `Origin` is anything else is refused with 403 before it reaches a handler, and never gets an
+//! `Access-Control-Allow-Origin` header.
 
 /// Methods a preflight may ask for.
 pub const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
@@ -28,6 +30,14 @@ impl CorsPolicy {
     /// A policy allowing the built-in origins plus `extra` (entries as in `CORS_ORIGINS`).
     pub fn new(extra: Vec<String>) -> Self {
         Self { extra }
+    }
+
+    /// Whether `origin` (the raw `Origin` header) is allowed on a request to `own_origin`
+    /// (the request URL's `scheme://host[:port]`): the origins of [`Self::allows`], or the
+    /// worker's own, exactly.
+    pub fn allows_from(&self, origin: &str, own_origin: &str) -> bool {
+        let opaque = own_origin.is_empty() || own_origin == "null";
+        (!opaque && origin == own_origin) || self.allows(origin)
     }
 
     /// Whether `origin` (the raw `Origin` header) is allowed.
@@ -215,6 +225,28 @@ mod tests {
         assert!(p.allows("http://127.0.0.1:3000"));
         assert!(p.allows("http://127.0.0.1"));
         assert!(!p.allows("http://127.0.0.10:3000"));
+    }
+
+    #[test]
+    fn the_workers_own_origin_is_allowed_and_nothing_like_it() {
+        let p = CorsPolicy::default();
+        let own = "https://api.adiuva.app";
+        assert!(p.allows_from("https://api.adiuva.app", own));
+        assert!(p.allows_from("app://adiuva", own));
+        for origin in [
+            "https://api.adiuva.app.evil",
+            "http://api.adiuva.app",
+            "https://api.adiuva.app:8443",
+            "https://evil.api.adiuva.app",
+            "",
+        ] {
+            assert!(!p.allows_from(origin, own), "{origin:?} should be refused");
+        }
+        assert!(!p.allows_from("", ""));
+        assert!(
+            !p.allows_from("null", "null"),
+            "an opaque origin is no one's own"
+        );
     }
 
     proptest! {

@@ -134,7 +134,10 @@ pub async fn serve(req: Request, env: Env, wctx: worker::Context) -> Response {
     let origin = req.headers().get("Origin").ok().flatten();
     let shared = state::shared(&env);
     let origin_allowed = match (&shared, &origin) {
-        (Ok(s), Some(o)) => s.cors.allows(o),
+        (Ok(s), Some(o)) => {
+            let own = req.url().map(|u| u.origin().ascii_serialization());
+            s.cors.allows_from(o, own.as_deref().unwrap_or(""))
+        }
         _ => false,
     };
     let span = tracing::info_span!("request", request_id = %request_id);

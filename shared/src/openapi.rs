@@ -14,11 +14,11 @@ use crate::api::{
     PayoutMonth,
 };
 use crate::api::{
-    AgentDeclarationInfo, AgentListing, AgentsResponse, EarningsResponse, EnableAgentsRequest,
-    PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo, PluginAgentInfo,
-    PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
-    PluginSubmitted, PluginToolInfo, ProviderInfo, ProvidersResponse, RatingRequest, RatingResult,
-    ReviewRequest, ReviewResult, ToolDeclarationInfo,
+    AgentDeclarationInfo, AgentListing, AgentsResponse, ChecklistResult, EarningsResponse,
+    EnableAgentsRequest, PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo,
+    PluginAgentInfo, PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse,
+    PluginSubmission, PluginSubmitted, PluginToolInfo, ProviderInfo, ProvidersResponse,
+    RatingRequest, RatingResult, ReviewRequest, ReviewResult, ToolDeclarationInfo,
 };
 use crate::api::{
     AuthTokens, CheckoutBody, CheckoutResponse, Health, LoggedOutAll, LoginRequest, Ok,
@@ -220,7 +220,7 @@ impl Modify for FloatRange {
         VectorDeleteRequest, VectorUpserted, ManifestSubmission, AgentSubmission, ToolSubmission,
         PluginSubmission, PluginSubmitted, PluginInfo, PluginAgentInfo, PluginToolInfo,
         PluginListResponse, PendingReview, AgentDeclarationInfo, ToolDeclarationInfo,
-        PendingReviews,
+        PendingReviews, ChecklistResult,
         ReviewRequest, ReviewResult, PluginInstallRequest, PluginInstalled, RatingRequest,
         RatingResult, PeriodEarningsInfo, EarningsResponse, PayoutAccountRequest,
         ProviderKind, ProvidersResponse, ProviderInfo, AgentsResponse, AgentListing,

@@ -36,10 +36,10 @@ pub use chat::{
     MAX_CONTEXT_ITEMS, MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS,
 };
 pub use plugins::{
-    AgentDeclarationInfo, EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews,
-    PeriodEarningsInfo, PluginAgentInfo, PluginInfo, PluginInstallRequest, PluginInstalled,
-    PluginListResponse, PluginSubmission, PluginSubmitted, PluginToolInfo, RatingRequest,
-    RatingResult, ReviewRequest, ReviewResult, ToolDeclarationInfo,
+    AgentDeclarationInfo, ChecklistResult, EarningsResponse, PayoutAccountRequest, PendingReview,
+    PendingReviews, PeriodEarningsInfo, PluginAgentInfo, PluginInfo, PluginInstallRequest,
+    PluginInstalled, PluginListResponse, PluginSubmission, PluginSubmitted, PluginToolInfo,
+    RatingRequest, RatingResult, ReviewRequest, ReviewResult, ToolDeclarationInfo,
 };
 pub use providers::{ProviderInfo, ProvidersResponse};
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};

@@ -185,6 +185,27 @@ pub struct PendingReview {
     pub submitted_at: i64,
     /// A signed link for this reviewer to download the package (valid 10 minutes).
     pub download_url: String,
+    /// The submission checklist, run again on the stored version for this listing (approval
+    /// runs it once more): `fields`, `agents`, `package_size`, `not_own_plugin`.
+    #[serde(default)]
+    pub checklist: Vec<ChecklistResult>,
+}
+
+/// One item of a pending version's checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChecklistResult {
+    /// `fields` (name, description, version, author, permissions, category, price: lengths,
+    /// allowed values, no binary blobs), `agents` (declarations, tool schemas, permissions that
+    /// cover the tools), `package_size` (1 byte to the package limit), `not_own_plugin` (the
+    /// reviewer is not the author: nobody reviews their own plugin).
+    #[cfg_attr(feature = "openapi", schema(example = "fields"))]
+    pub name: String,
+    /// Whether the version passes it.
+    pub passed: bool,
+    /// The offending field paths of a failed item (`manifest.name`, …); empty when passed.
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 /// `GET /plugins/review/pending`.

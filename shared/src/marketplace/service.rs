@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::download::{self, DownloadClaims};
-use super::manifest::{check_text, Category, PackageRecord, PluginManifest};
+use super::manifest::{check_package_size, check_text, Category, PackageRecord, PluginManifest};
 use super::rating::Stars;
 use super::revenue::{payout_idempotency_key, split, Period};
 use super::store::{
@@ -27,9 +27,9 @@ use super::store::{
 };
 use super::{package_key, MAX_PACKAGE_BYTES};
 use crate::api::{
-    EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews, PeriodEarningsInfo,
-    PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse, PluginSubmission,
-    PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
+    ChecklistResult, EarningsResponse, PayoutAccountRequest, PendingReview, PendingReviews,
+    PeriodEarningsInfo, PluginInfo, PluginInstallRequest, PluginInstalled, PluginListResponse,
+    PluginSubmission, PluginSubmitted, RatingRequest, RatingResult, ReviewRequest, ReviewResult,
 };
 use crate::backup::multipart::MultipartBlobs;
 use crate::domain::{Role, Tier, UserId};
@@ -248,6 +248,42 @@ fn in_manifest(e: AppError) -> AppError {
         ),
         other => other,
     }
+}
+
+/// The checklist of a pending version, run again on what is stored (see [`ChecklistResult`]).
+fn checklist(plugin: &Plugin, version: &PluginVersion, reviewer: UserId) -> Vec<ChecklistResult> {
+    let manifest_problems: Vec<String> = match serde_json::to_vec(&version.manifest)
+        .map_err(|e| AppError::internal(format!("serialising a manifest: {e}")))
+        .and_then(|stored| PluginManifest::from_json(&stored))
+        .map_err(in_manifest)
+    {
+        Ok(_) => Vec::new(),
+        Err(AppError::Validation(fields)) => fields.into_iter().map(|f| f.field).collect(),
+        Err(_) => vec!["manifest".to_owned()],
+    };
+    let (agents, fields): (Vec<String>, Vec<String>) = manifest_problems
+        .into_iter()
+        .partition(|f| f.starts_with("manifest.agents"));
+    let item = |name: &str, problems: Vec<String>| ChecklistResult {
+        name: name.to_owned(),
+        passed: problems.is_empty(),
+        problems,
+    };
+    let size = match check_package_size(version.package_size) {
+        Ok(()) => Vec::new(),
+        Err(_) => vec!["package".to_owned()],
+    };
+    let own = if plugin.author_id == reviewer {
+        vec!["author_id".to_owned()]
+    } else {
+        Vec::new()
+    };
+    vec![
+        item("fields", fields),
+        item("agents", agents),
+        item("package_size", size),
+        item("not_own_plugin", own),
+    ]
 }
 
 /// A submission's checked manifest, package bytes and declared checksum.
@@ -499,6 +535,7 @@ where
                         package_size: version.package_size,
                         submitted_at: version.submitted_at,
                         download_url,
+                        checklist: checklist(&plugin, &version, reviewer),
                     }
                 })
                 .collect(),
@@ -1187,6 +1224,20 @@ mod tests {
             assert_eq!(queue.len(), 1);
             assert_eq!(queue[0].manifest.version, "1.0.0");
             assert_eq!(queue[0].live_version, None);
+            let checklist: Vec<(&str, bool)> = queue[0]
+                .checklist
+                .iter()
+                .map(|c| (c.name.as_str(), c.passed))
+                .collect();
+            assert_eq!(
+                checklist,
+                [
+                    ("fields", true),
+                    ("agents", true),
+                    ("package_size", true),
+                    ("not_own_plugin", true)
+                ]
+            );
             // The reviewer's link downloads the pending package.
             let token = queue[0].download_url.split("token=").nth(1).unwrap();
             let pkg = m.package(admin, id, Some(token)).await.unwrap();

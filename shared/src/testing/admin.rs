@@ -85,7 +85,7 @@ impl AdminStore for InMemoryAdminStore {
     async fn audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
         // Newest first; of entries made at the same time, the later one first.
         let mut all: Vec<AuditRecord> = self.entries.borrow().iter().rev().cloned().collect();
-        all.sort_by(|a, b| b.at.cmp(&a.at));
+        all.sort_by_key(|e| std::cmp::Reverse(e.at));
         all.truncate(limit as usize);
         Ok(all)
     }

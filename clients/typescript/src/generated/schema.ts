@@ -1608,6 +1608,21 @@ export type components = {
             /** @description The assistant's reply (sanitized). */
             response: string;
         };
+        /** @description One item of a pending version's checklist. */
+        ChecklistResult: {
+            /**
+             * @description `fields` (name, description, version, author, permissions, category, price: lengths,
+             *     allowed values, no binary blobs), `agents` (declarations, tool schemas, permissions that
+             *     cover the tools), `package_size` (1 byte to the package limit), `not_own_plugin` (the
+             *     reviewer is not the author: nobody reviews their own plugin).
+             * @example fields
+             */
+            name: string;
+            /** @description Whether the version passes it. */
+            passed: boolean;
+            /** @description The offending field paths of a failed item (`manifest.name`, …); empty when passed. */
+            problems?: string[];
+        };
         /** @description `POST /billing/checkout`: the tier to buy; only team takes `seats` (1–1000, default 1). */
         CheckoutBody: {
             /** @enum {string} */
@@ -1940,6 +1955,11 @@ export type components = {
              * @description The submitting account.
              */
             author_id: string;
+            /**
+             * @description The submission checklist, run again on the stored version for this listing (approval
+             *     runs it once more): `fields`, `agents`, `package_size`, `not_own_plugin`.
+             */
+            checklist?: components["schemas"]["ChecklistResult"][];
             /** @description A signed link for this reviewer to download the package (valid 10 minutes). */
             download_url: string;
             /** @description The version live now, if a previous one was approved. */

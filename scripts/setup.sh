@@ -7,6 +7,9 @@
 #     openapi-typescript, typescript)
 #   - the client kit's npm packages (clients/typescript/package-lock.json: openapi-fetch, ws,
 #     typescript, openapi-typescript)
+#   - with SETUP_BROWSER=1: Debian's chromium (apt, as root or with sudo) and the browser
+#     tests' npm packages (tests/browser/package-lock.json: playwright-core, which drives the
+#     system's chromium: no browser download)
 #   - with SETUP_PYTHON=1: a .venv with tests/requirements.txt (schemathesis,
 #     openapi-spec-validator) for the contract checks of scripts/test.sh
 # Source it (`. scripts/setup.sh`) to also get node_modules/.bin first on PATH.
@@ -58,6 +61,23 @@ if [ "$(cat "$kit/node_modules/.installed-lock-sha256" 2>/dev/null || true)" != 
     step "installing the client kit's npm packages ($kit)"
     (cd "$kit" && npm ci --no-audit --no-fund --loglevel=error)
     echo "$kit_sum" > "$kit/node_modules/.installed-lock-sha256"
+fi
+if [ "${SETUP_BROWSER:-0}" = 1 ]; then
+    if ! command -v chromium >/dev/null 2>&1; then
+        step "installing Debian's chromium for the browser tests"
+        sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+        export DEBIAN_FRONTEND=noninteractive
+        sudo_if_needed apt-get install -y --no-install-recommends chromium fonts-liberation >/dev/null \
+            || { sudo_if_needed apt-get update >/dev/null \
+                && sudo_if_needed apt-get install -y --no-install-recommends chromium fonts-liberation >/dev/null; }
+    fi
+    browser=tests/browser
+    browser_sum="$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$browser/node_modules/.installed-lock-sha256" 2>/dev/null || true)" != "$browser_sum" ]; then
+        step "installing the browser tests' npm packages ($browser)"
+        (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$browser_sum" > "$browser/node_modules/.installed-lock-sha256"
+    fi
 fi
 if [ "${SETUP_PYTHON:-0}" = 1 ]; then
     req_sum="$(sha256sum tests/requirements.txt | cut -d' ' -f1)"

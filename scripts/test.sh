@@ -5,11 +5,12 @@
 # the contract, its wasm crypto built from clients/dcpe-wasm, compiled and type-checked), then the
 # end-to-end suite against the real worker under `wrangler dev` (the harness in tests/api starts
 # wrangler with a throwaway state dir and scripted upstreams, fuzzes it with schemathesis from the
-# contract, runs the client kit's node tests against it, and stops it after).
+# contract, runs the client kit's node tests and the admin console's browser tests (Debian's
+# chromium driven by playwright-core, tests/browser) against it, and stops it after).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-SETUP_PYTHON=1 . scripts/setup.sh
+SETUP_PYTHON=1 SETUP_BROWSER=1 . scripts/setup.sh
 export WRANGLER_SEND_METRICS=false
 
 echo "==> cargo fmt --check" >&2

@@ -743,7 +743,7 @@ pub async fn the_security_log_shows_what_happened_without_secrets_or_full_addres
 
 /// The RFC 6238 code of `secret` (base32) at `steps` from now, computed here with `hmac` and
 /// `sha1`, independently of the server's code.
-fn totp(secret_b32: &str, steps: i64) -> String {
+pub(crate) fn totp(secret_b32: &str, steps: i64) -> String {
     use hmac::{Hmac, Mac};
     let secret = data_encoding::BASE32_NOPAD
         .decode(secret_b32.as_bytes())
@@ -806,7 +806,7 @@ async fn with_two_factor_confirmed(
 }
 
 /// Turns two-factor on for `user`; its secret and recovery codes.
-async fn with_two_factor(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
+pub(crate) async fn with_two_factor(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
     let (secret, codes, _) = with_two_factor_confirmed(app, user).await;
     (secret, codes)
 }

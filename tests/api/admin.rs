@@ -12,7 +12,13 @@ use crate::harness::{random_ip, OPS_ADMIN_EMAIL, UNVERIFIED_ADMIN_EMAIL};
 use crate::helpers::{assert_error, sha, user_id_of, TestApp, TestUser};
 use crate::home::{next, socket, Next};
 
-async fn call(app: &TestApp, who: &TestUser, method: Method, path: &str, body: Option<&Value>) -> Response {
+async fn call(
+    app: &TestApp,
+    who: &TestUser,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Response {
     let mut req = app.req(method, path).bearer_auth(&who.access_token);
     if let Some(b) = body {
         req = req.json(b);
@@ -48,10 +54,13 @@ async fn login(app: &TestApp, email: &str, password: &str) -> Response {
 
 /// Registers (or signs in) `email` with a fixed password and verifies it: an admin when the
 /// address is in `ADMIN_EMAILS`.
-async fn verified(app: &TestApp, email: &str) -> TestUser {
+pub(crate) async fn verified(app: &TestApp, email: &str) -> TestUser {
     let password = "an admin's own password";
     let r = app
-        .post_json("/auth/register", &json!({"email": email, "password": password}))
+        .post_json(
+            "/auth/register",
+            &json!({"email": email, "password": password}),
+        )
         .await;
     assert!(r.status() == StatusCode::CREATED || r.status() == StatusCode::CONFLICT);
     let b: Value = login(app, email, password).await.json().await.unwrap();
@@ -67,7 +76,11 @@ async fn verified(app: &TestApp, email: &str) -> TestUser {
 
 /// The newest audit entries (as the run's admin sees them).
 async fn audit(app: &TestApp, admin: &TestUser) -> Vec<Value> {
-    let b = ok(call(app, admin, Method::GET, "/admin/audit", None).await, "audit").await;
+    let b = ok(
+        call(app, admin, Method::GET, "/admin/audit", None).await,
+        "audit",
+    )
+    .await;
     b["entries"].as_array().unwrap().clone()
 }
 
@@ -83,7 +96,11 @@ fn endpoints(target: &str) -> Vec<(Method, String, Option<Value>)> {
     vec![
         (Method::GET, "/admin/users?email=a@example.com".into(), None),
         (Method::POST, format!("/admin/users/{target}/suspend"), None),
-        (Method::POST, format!("/admin/users/{target}/unsuspend"), None),
+        (
+            Method::POST,
+            format!("/admin/users/{target}/unsuspend"),
+            None,
+        ),
         (
             Method::POST,
             format!("/admin/users/{target}/comp"),
@@ -166,7 +183,10 @@ pub async fn a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is
     let u = &users[0];
     assert_eq!(u["id"], user_id_of(&user).as_str());
     assert_eq!(u["email"], user.email.as_str());
-    assert_eq!((u["tier"].as_str(), u["paid_tier"].as_str()), (Some("team"), Some("team")));
+    assert_eq!(
+        (u["tier"].as_str(), u["paid_tier"].as_str()),
+        (Some("team"), Some("team"))
+    );
     assert_eq!(u["seats"], 4);
     assert_eq!(u["sessions"], 2);
     assert!(u["created_at"].as_i64().unwrap() >= before - 5_000, "{u}");
@@ -175,16 +195,36 @@ pub async fn a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is
     assert!(u.get("password_hash").is_none(), "{u}");
     // An address nobody has: nothing, and still 200.
     let b = ok(
-        call(&app, &admin, Method::GET, "/admin/users?email=nobody-at-all@e2e.example.com", None).await,
+        call(
+            &app,
+            &admin,
+            Method::GET,
+            "/admin/users?email=nobody-at-all@e2e.example.com",
+            None,
+        )
+        .await,
         "lookup",
     )
     .await;
     assert_eq!(b["users"], json!([]));
-    let r = call(&app, &admin, Method::GET, "/admin/users?email=not-an-address", None).await;
+    let r = call(
+        &app,
+        &admin,
+        Method::GET,
+        "/admin/users?email=not-an-address",
+        None,
+    )
+    .await;
     assert_error(r, 422, "validation_failed").await;
-    assert!(has_entry(&audit(&app, &admin).await, &admin, "user_lookup", &user_id_of(&user)));
+    assert!(has_entry(
+        &audit(&app, &admin).await,
+        &admin,
+        "user_lookup",
+        &user_id_of(&user)
+    ));
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 pub async fn a_suspended_account_is_refused_everywhere_its_socket_closes_and_it_can_be_restored(
     app: TestApp,
 ) {
@@ -195,7 +235,14 @@ pub async fn a_suspended_account_is_refused_everywhere_its_socket_closes_and_it_
     let mut ws = socket(&app, &user, "/sync/stream").await;
 
     let b = ok(
-        call(&app, &admin, Method::POST, &format!("/admin/users/{id}/suspend"), None).await,
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            &format!("/admin/users/{id}/suspend"),
+            None,
+        )
+        .await,
         "suspend",
     )
     .await;
@@ -210,41 +257,95 @@ pub async fn a_suspended_account_is_refused_everywhere_its_socket_closes_and_it_
         other => panic!("then the close, not {other:?}"),
     }
     // Every request, a new login, a refresh and a new socket are refused.
-    assert_error(app.get_auth("/auth/me", &user.access_token).await, 403, "account_suspended").await;
-    assert_error(app.get_auth("/storage/records", &user.access_token).await, 403, "account_suspended")
-        .await;
-    assert_error(login(&app, &user.email, &user.password).await, 403, "account_suspended").await;
+    assert_error(
+        app.get_auth("/auth/me", &user.access_token).await,
+        403,
+        "account_suspended",
+    )
+    .await;
+    assert_error(
+        app.get_auth("/storage/records", &user.access_token).await,
+        403,
+        "account_suspended",
+    )
+    .await;
+    assert_error(
+        login(&app, &user.email, &user.password).await,
+        403,
+        "account_suspended",
+    )
+    .await;
     // A wrong password still reads as a wrong password.
-    assert_error(login(&app, &user.email, "not the password").await, 401, "unauthorized").await;
+    assert_error(
+        login(&app, &user.email, "not the password").await,
+        401,
+        "unauthorized",
+    )
+    .await;
     let r = app
-        .post_json("/auth/refresh", &json!({"refresh_token": user.refresh_token}))
+        .post_json(
+            "/auth/refresh",
+            &json!({"refresh_token": user.refresh_token}),
+        )
         .await;
     assert_error(r, 403, "account_suspended").await;
     // Suspending again keeps the first time.
     let again = ok(
-        call(&app, &admin, Method::POST, &format!("/admin/users/{id}/suspend"), None).await,
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            &format!("/admin/users/{id}/suspend"),
+            None,
+        )
+        .await,
         "suspend again",
     )
     .await;
     assert_eq!(again["suspended_at"], b["suspended_at"]);
 
     let b = ok(
-        call(&app, &admin, Method::POST, &format!("/admin/users/{id}/unsuspend"), None).await,
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            &format!("/admin/users/{id}/unsuspend"),
+            None,
+        )
+        .await,
         "unsuspend",
     )
     .await;
     assert!(b["suspended_at"].is_null(), "{b}");
     // Restored: the same token works again, and so does a login.
-    ok(app.get_auth("/auth/me", &user.access_token).await, "me after").await;
+    ok(
+        app.get_auth("/auth/me", &user.access_token).await,
+        "me after",
+    )
+    .await;
     assert_eq!(login(&app, &user.email, &user.password).await.status(), 200);
     let log = audit(&app, &admin).await;
     assert!(has_entry(&log, &admin, "suspend", &id), "{log:?}");
     assert!(has_entry(&log, &admin, "unsuspend", &id), "{log:?}");
     // Unknown accounts are 404, and nothing about them is recorded.
     let ghost = uuid::Uuid::new_v4().to_string();
-    let r = call(&app, &admin, Method::POST, &format!("/admin/users/{ghost}/suspend"), None).await;
+    let r = call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/admin/users/{ghost}/suspend"),
+        None,
+    )
+    .await;
     assert_error(r, 404, "not_found").await;
-    let r = call(&app, &admin, Method::POST, "/admin/users/not-a-uuid/suspend", None).await;
+    let r = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/admin/users/not-a-uuid/suspend",
+        None,
+    )
+    .await;
     assert_error(r, 404, "not_found").await;
     assert!(!audit(&app, &admin)
         .await
@@ -255,22 +356,50 @@ pub async fn a_suspended_account_is_refused_everywhere_its_socket_closes_and_it_
 pub async fn an_admins_token_stops_working_once_the_admin_is_suspended(app: TestApp) {
     let admin = app.admin().await;
     let ops = verified(&app, OPS_ADMIN_EMAIL).await;
-    ok(call(&app, &ops, Method::GET, "/admin/audit", None).await, "a verified admin").await;
+    ok(
+        call(&app, &ops, Method::GET, "/admin/audit", None).await,
+        "a verified admin",
+    )
+    .await;
     // Nobody suspends themselves.
     let own = format!("/admin/users/{}/suspend", user_id_of(&ops));
-    assert_error(call(&app, &ops, Method::POST, &own, None).await, 409, "conflict").await;
+    assert_error(
+        call(&app, &ops, Method::POST, &own, None).await,
+        409,
+        "conflict",
+    )
+    .await;
 
-    ok(call(&app, &admin, Method::POST, &own, None).await, "suspend the admin").await;
+    ok(
+        call(&app, &admin, Method::POST, &own, None).await,
+        "suspend the admin",
+    )
+    .await;
     let victim = app.register("suspended-admin-victim").await;
     for (method, path, body) in endpoints(&user_id_of(&victim)) {
         let r = call(&app, &ops, method, &path, body.as_ref()).await;
         assert_error(r, 403, "account_suspended").await;
     }
-    let me = ok(app.get_auth("/auth/me", &victim.access_token).await, "victim").await;
-    assert_eq!(me["tier"], "free", "the suspended admin's comp did not happen");
+    let me = ok(
+        app.get_auth("/auth/me", &victim.access_token).await,
+        "victim",
+    )
+    .await;
+    assert_eq!(
+        me["tier"], "free",
+        "the suspended admin's comp did not happen"
+    );
     let unsuspend = format!("/admin/users/{}/unsuspend", user_id_of(&ops));
-    ok(call(&app, &admin, Method::POST, &unsuspend, None).await, "restore").await;
-    ok(call(&app, &ops, Method::GET, "/admin/audit", None).await, "an admin again").await;
+    ok(
+        call(&app, &admin, Method::POST, &unsuspend, None).await,
+        "restore",
+    )
+    .await;
+    ok(
+        call(&app, &ops, Method::GET, "/admin/audit", None).await,
+        "an admin again",
+    )
+    .await;
 }
 
 pub async fn a_comp_reaches_the_gates_until_it_ends_and_is_validated(app: TestApp) {
@@ -294,26 +423,51 @@ pub async fn a_comp_reaches_the_gates_until_it_ends_and_is_validated(app: TestAp
         (json!({"tier": "free", "until": now_ms() + day}), "tier"),
         (json!({"tier": "platinum", "until": now_ms() + day}), "tier"),
         (json!({"tier": "pro", "until": now_ms() - 1}), "until"),
-        (json!({"tier": "pro", "until": now_ms() + 367 * day}), "until"),
+        (
+            json!({"tier": "pro", "until": now_ms() + 367 * day}),
+            "until",
+        ),
     ] {
         let r = call(&app, &admin, Method::POST, &path, Some(&body)).await;
         let e = assert_error(r, 422, "validation_failed").await;
         assert_eq!(e["error"]["details"]["fields"][0]["field"], field, "{e}");
     }
-    let r = call(&app, &admin, Method::POST, &path, Some(&json!({"tier": "pro"}))).await;
+    let r = call(
+        &app,
+        &admin,
+        Method::POST,
+        &path,
+        Some(&json!({"tier": "pro"})),
+    )
+    .await;
     assert_error(r, 422, "validation_failed").await;
     let ghost = format!("/admin/users/{}/comp", uuid::Uuid::new_v4());
     let body = json!({"tier": "pro", "until": now_ms() + day});
-    assert_error(call(&app, &admin, Method::POST, &ghost, Some(&body)).await, 404, "not_found").await;
+    assert_error(
+        call(&app, &admin, Method::POST, &ghost, Some(&body)).await,
+        404,
+        "not_found",
+    )
+    .await;
 
     // A comp of 4 seconds: the gates open at once, and close again when it ends.
     let until = now_ms() + 4_000;
     let b = ok(
-        call(&app, &admin, Method::POST, &path, Some(&json!({"tier": "pro", "until": until}))).await,
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            &path,
+            Some(&json!({"tier": "pro", "until": until})),
+        )
+        .await,
         "comp",
     )
     .await;
-    assert_eq!((b["tier"].as_str(), b["paid_tier"].as_str()), (Some("pro"), Some("free")));
+    assert_eq!(
+        (b["tier"].as_str(), b["paid_tier"].as_str()),
+        (Some("pro"), Some("free"))
+    );
     assert_eq!(b["comp"], json!({"tier": "pro", "until": until}));
     let me = ok(app.get_auth("/auth/me", &user.access_token).await, "me").await;
     assert_eq!(me["tier"], "pro");
@@ -331,11 +485,15 @@ pub async fn a_comp_reaches_the_gates_until_it_ends_and_is_validated(app: TestAp
     assert_eq!(entry["detail"], json!({"tier": "pro", "until": until}));
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 pub async fn the_review_queue_shows_a_submission_whole_and_each_decision_is_audited(app: TestApp) {
     let admin = app.admin().await;
     let author = app.register("admin-review-author").await;
     let package = crate::plugins::package("admin-review");
-    let name = format!("Admin queue {}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let name = format!(
+        "Admin queue {}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let mut manifest = crate::plugins::manifest(&name, "1.0.0", "productivity", 0);
     manifest["agents"] = json!([{
         "name": "sorter",
@@ -350,9 +508,16 @@ pub async fn the_review_queue_shows_a_submission_whole_and_each_decision_is_audi
     });
     let r = call(&app, &author, Method::POST, "/plugins", Some(&body)).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
-    let queue = ok(call(&app, &admin, Method::GET, "/admin/plugins/pending", None).await, "queue").await;
+    let queue = ok(
+        call(&app, &admin, Method::GET, "/admin/plugins/pending", None).await,
+        "queue",
+    )
+    .await;
     let item = queue["pending"]
         .as_array()
         .unwrap()
@@ -362,20 +527,46 @@ pub async fn the_review_queue_shows_a_submission_whole_and_each_decision_is_audi
         .clone();
     assert_eq!(item["manifest"]["name"], name.as_str());
     assert_eq!(item["package_checksum"], sha(&package).as_str());
-    assert_eq!(item["agents"][0]["instructions"], manifest["agents"][0]["instructions"]);
-    assert_eq!(item["agents"][0]["tools"][0]["parameters"]["properties"]["by"]["type"], "string");
+    assert_eq!(
+        item["agents"][0]["instructions"],
+        manifest["agents"][0]["instructions"]
+    );
+    assert_eq!(
+        item["agents"][0]["tools"][0]["parameters"]["properties"]["by"]["type"],
+        "string"
+    );
     // The download link serves the package to the reviewer.
     let url = item["download_url"].as_str().unwrap();
-    let r = app.client.get(url).bearer_auth(&admin.access_token).send().await.unwrap();
+    let r = app
+        .client
+        .get(url)
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), package.as_slice());
 
     // Rejecting needs notes; approving records the decision.
     let review = format!("/plugins/{id}/review");
-    let r = call(&app, &admin, Method::POST, &review, Some(&json!({"decision": "reject"}))).await;
+    let r = call(
+        &app,
+        &admin,
+        Method::POST,
+        &review,
+        Some(&json!({"decision": "reject"})),
+    )
+    .await;
     assert_error(r, 422, "validation_failed").await;
     let b = ok(
-        call(&app, &admin, Method::POST, &review, Some(&json!({"decision": "approve", "notes": "Looks fine."}))).await,
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            &review,
+            Some(&json!({"decision": "approve", "notes": "Looks fine."})),
+        )
+        .await,
         "approve",
     )
     .await;
@@ -385,8 +576,15 @@ pub async fn the_review_queue_shows_a_submission_whole_and_each_decision_is_audi
         .iter()
         .find(|e| e["action"] == "plugin_review" && e["target"] == id.as_str())
         .expect("the review is recorded");
-    assert_eq!(entry["detail"], json!({"decision": "approve", "version": "1.0.0"}));
-    let queue = ok(call(&app, &admin, Method::GET, "/admin/plugins/pending", None).await, "queue").await;
+    assert_eq!(
+        entry["detail"],
+        json!({"decision": "approve", "version": "1.0.0"})
+    );
+    let queue = ok(
+        call(&app, &admin, Method::GET, "/admin/plugins/pending", None).await,
+        "queue",
+    )
+    .await;
     assert!(!queue["pending"]
         .as_array()
         .unwrap()
@@ -396,7 +594,10 @@ pub async fn the_review_queue_shows_a_submission_whole_and_each_decision_is_audi
 
 pub async fn payouts_are_listed_per_month_with_the_months_status(app: TestApp) {
     let admin = app.admin().await;
-    let (a, b) = (app.register("payout-a").await, app.register("payout-b").await);
+    let (a, b) = (
+        app.register("payout-a").await,
+        app.register("payout-b").await,
+    );
     let (ida, idb) = (user_id_of(&a), user_id_of(&b));
     // A month no other test uses; the cron pays from revenue events, never these rows.
     let sql = format!(
@@ -408,14 +609,27 @@ pub async fn payouts_are_listed_per_month_with_the_months_status(app: TestApp) {
         uuid::Uuid::new_v4()
     );
     app.stack.d1_execute(&sql).await.expect("payout rows");
-    let body = ok(call(&app, &admin, Method::GET, "/admin/payouts", None).await, "payouts").await;
+    let body = ok(
+        call(&app, &admin, Method::GET, "/admin/payouts", None).await,
+        "payouts",
+    )
+    .await;
     let month = &body["months"][0];
     assert_eq!(month["period"], "2099-12", "{body}");
     assert_eq!(month["status"], "pending");
-    assert_eq!((month["total_cents"].as_u64(), month["paid_cents"].as_u64()), (Some(1000), Some(700)));
+    assert_eq!(
+        (month["total_cents"].as_u64(), month["paid_cents"].as_u64()),
+        (Some(1000), Some(700))
+    );
     let payouts = month["payouts"].as_array().unwrap();
     assert_eq!(payouts.len(), 2);
-    let paid = payouts.iter().find(|p| p["developer_id"] == ida.as_str()).unwrap();
-    assert_eq!((paid["status"].as_str(), paid["paid_at"].as_i64()), (Some("paid"), Some(2)));
+    let paid = payouts
+        .iter()
+        .find(|p| p["developer_id"] == ida.as_str())
+        .unwrap();
+    assert_eq!(
+        (paid["status"].as_str(), paid["paid_at"].as_i64()),
+        (Some("paid"), Some(2))
+    );
     assert!(paid.get("destination").is_none() && paid.get("idempotency_key").is_none());
 }

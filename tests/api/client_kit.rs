@@ -25,7 +25,7 @@ fn kit_dir() -> PathBuf {
 
 /// `ADIUVA_NODE`, else the first `node` on PATH outside a `node_modules/.bin` (wrangler's Node
 /// 24 sits there, first on PATH under scripts/test.sh; the kit is tested on the system's).
-fn node_binary() -> PathBuf {
+pub(crate) fn node_binary() -> PathBuf {
     if let Some(node) = std::env::var_os("ADIUVA_NODE") {
         return PathBuf::from(node);
     }
@@ -145,7 +145,7 @@ fn mount_scripts(app: &TestApp) -> serde_json::Value {
 }
 
 /// Runs `cmd` with its output captured, at most [`NODE_TIMEOUT`] (`None`: it was killed then).
-async fn run(
+pub(crate) async fn run(
     mut cmd: tokio::process::Command,
 ) -> (Option<std::process::ExitStatus>, String, String) {
     let mut child = cmd

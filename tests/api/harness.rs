@@ -34,7 +34,7 @@ pub const OPS_ADMIN_EMAIL: &str = "ops-admin@e2e.example.com";
 /// An admin address never verified (only `admin::` uses it): never an admin.
 pub const UNVERIFIED_ADMIN_EMAIL: &str = "unverified-admin@e2e.example.com";
 /// The admin the browser tests sign in as, with two-factor authentication (only
-/// `admin::console_*` uses it).
+/// `console::an_admin_signs_in_*` uses it).
 pub const CONSOLE_ADMIN_EMAIL: &str = "console-admin@e2e.example.com";
 /// The password whoever registers [`ADMIN_EMAIL`] first gives it (every test uses this one).
 #[allow(dead_code)]

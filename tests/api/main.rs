@@ -13,6 +13,7 @@ mod backups;
 mod billing;
 mod chat;
 mod client_kit;
+mod console;
 mod contract;
 mod faults;
 mod harness;
@@ -61,6 +62,9 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         admin::a_comp_reaches_the_gates_until_it_ends_and_is_validated,
         admin::the_review_queue_shows_a_submission_whole_and_each_decision_is_audited,
         admin::payouts_are_listed_per_month_with_the_months_status,
+        console::the_console_is_served_at_admin_with_a_strict_content_security_policy,
+        console::the_consoles_own_origin_may_call_the_api_and_look_alike_origins_may_not,
+        console::an_admin_signs_in_with_two_factor_approves_a_plugin_and_suspends_and_restores_a_user_in_a_browser,
         skeleton::health_reports_ok_and_the_version,
         skeleton::every_response_carries_a_request_id_and_a_sane_one_is_echoed,
         skeleton::unknown_routes_are_a_json_404_envelope,

@@ -45,6 +45,7 @@ use shared::home::ops::{
     CommitUpload, DeleteBackup, DeleteRecord, DeleteVectors, Done, DropUpload, GetChatChoices,
     GetProfile, GetRecord, GetUsage, LatestBackup, ListRecords, Release, ReserveBackup,
     ReservePart, ReserveRecord, RevokeSessions, SearchVectors, SetAccount, SetEnabledAgents,
+    SetInstalledPlugins,
     UploadOpened, UpsertVectors,
 };
 use shared::home::{HomeOp, HomePrincipal, HomeRequest, HomeResponse, WireError};
@@ -102,6 +103,9 @@ const SCHEMA: &[&str] = &[
        size INTEGER NOT NULL, checksum TEXT NOT NULL, PRIMARY KEY (upload_id, number))",
     "CREATE TABLE IF NOT EXISTS chat_choices (\
        id INTEGER PRIMARY KEY CHECK (id = 1), agents TEXT)",
+    // The installed plugins with agents (JSON `[{plugin_id, version_id}]`), see choices.rs.
+    "CREATE TABLE IF NOT EXISTS plugin_set (\
+       id INTEGER PRIMARY KEY CHECK (id = 1), plugins TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS vectors (\
        id TEXT PRIMARY KEY, dims INTEGER NOT NULL, size INTEGER NOT NULL, \
        checksum TEXT NOT NULL, vals BLOB, blob TEXT)",
@@ -261,6 +265,11 @@ impl<'a, S: Sql> Home<'a, S> {
             }
             RevokeSessions::NAME => {
                 return run(args, |op: RevokeSessions| self.revoke(&op.sids, now));
+            }
+            SetInstalledPlugins::NAME => {
+                return run(args, |op: SetInstalledPlugins| {
+                    self.set_installed_plugins(&op.plugins)
+                });
             }
             Housekeep::NAME => {
                 return run(args, |op: Housekeep| {

@@ -1052,3 +1052,47 @@ fn the_enabled_agents_are_kept_across_lives_and_a_free_home_refuses_a_fourth() {
     .unwrap();
     assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().agents, Some(four));
 }
+
+#[test]
+fn the_installed_plugin_set_is_replaced_by_its_push_and_an_uninstall_leaves_the_agent_choice() {
+    use shared::home::ops::{InstalledPlugin, SetInstalledPlugins};
+    let w = World::on(Tier::Pro);
+    assert!(w.call(T0, &GetChatChoices {}).unwrap().plugins.is_empty());
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let of = |plugin_id| InstalledPlugin {
+        plugin_id,
+        version_id: uuid::Uuid::new_v4(),
+    };
+    let (pa, pb) = (of(a), of(b));
+    w.call(
+        T0,
+        &SetInstalledPlugins {
+            plugins: vec![pb, pa, pa],
+        },
+    )
+    .unwrap();
+    let mut sorted = vec![pa, pb];
+    sorted.sort();
+    w.restart();
+    assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().plugins, sorted);
+    let chosen = names(&["task_agent", &format!("plugin.{a}.helper"), &format!("plugin.{b}.x")]);
+    w.call(T0, &SetEnabledAgents { agents: chosen }).unwrap();
+    // Uninstalling `a`: its agent leaves the stored choice at once, the others stay.
+    w.call(T0, &SetInstalledPlugins { plugins: vec![pb] }).unwrap();
+    let now = w.call(T0, &GetChatChoices {}).unwrap();
+    assert_eq!(now.plugins, vec![pb]);
+    assert_eq!(
+        now.agents,
+        Some(names(&["task_agent", &format!("plugin.{b}.x")]))
+    );
+    // A choice of nothing but removed agents is no choice: the tier's default applies again.
+    w.call(
+        T0,
+        &SetEnabledAgents {
+            agents: vec![format!("plugin.{b}.x")],
+        },
+    )
+    .unwrap();
+    w.call(T0, &SetInstalledPlugins { plugins: vec![] }).unwrap();
+    assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().agents, None);
+}

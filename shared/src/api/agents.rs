@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Most names accepted in one `PUT /agents/enabled`.
 pub const MAX_ENABLED_AGENTS: usize = 64;
 /// Longest agent name accepted in one `PUT /agents/enabled`.
-pub const MAX_AGENT_NAME_CHARS: usize = 64;
+pub const MAX_AGENT_NAME_CHARS: usize = 80;
 
 /// `GET /agents`: every agent of the server, with whether the caller has it enabled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,8 +40,9 @@ pub struct EnableAgentsRequest {
     pub agents: Vec<String>,
 }
 
-/// The contract of `agents`: 1 to as many names as the server has agents, each one of them and
-/// listed once (the names come from the standard registry, so they cannot drift).
+/// The contract of `agents`: 1 to [`MAX_ENABLED_AGENTS`] names, each listed once, each one of
+/// the built-in agents (from the standard registry, so they cannot drift) or a plugin agent
+/// `plugin.<plugin id>.<name>` (which ones exist depends on what the caller installed).
 #[cfg(feature = "openapi")]
 fn enabled_agents_schema() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
@@ -49,15 +50,23 @@ fn enabled_agents_schema() -> utoipa::openapi::schema::Array {
         .iter()
         .map(|a| a.name().to_owned())
         .collect();
+    let pattern = format!(
+        "^({}|plugin\\.[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}\\.[a-z][a-z0-9_]{{0,31}})$",
+        names.join("|")
+    );
     ArrayBuilder::new()
         .items(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(names.clone())),
+                .pattern(Some(pattern))
+                .max_length(Some(MAX_AGENT_NAME_CHARS)),
         )
         .min_items(Some(1))
-        .max_items(Some(names.len()))
+        .max_items(Some(MAX_ENABLED_AGENTS))
         .unique_items(true)
-        .description(Some("Agent names from `GET /agents`, each once."))
+        .description(Some(
+            "Agent names from `GET /agents`, each once: built-in agents, and \
+             `plugin.<plugin id>.<name>` for the agents of installed plugins.",
+        ))
         .build()
 }

@@ -145,6 +145,11 @@ pub trait ChatAgent {
     fn name(&self) -> &'static str;
     /// One line for the intent classifier and `list_agents`.
     fn description(&self) -> &'static str;
+    /// Its display title for `GET /agents` when it has one of its own (plugin agents: the
+    /// plugin's name and the agent's); built-in agents' titles are [`super::allowance::title`].
+    fn title(&self) -> Option<&'static str> {
+        None
+    }
     /// The agent's system-prompt fragments (server-side only; fingerprinted by the sanitizer).
     fn prompt(&self) -> &'static [&'static str];
     /// The tools offered to the model, with JSON-Schema parameters.

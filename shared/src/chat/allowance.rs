@@ -214,7 +214,10 @@ pub fn listing(registry: &AgentRegistry, enabled: &EnabledAgents) -> AgentsRespo
             .iter()
             .map(|a| AgentListing {
                 name: a.name().to_owned(),
-                title: title(a.name()).unwrap_or(a.name()).to_owned(),
+                title: title(a.name())
+                    .or_else(|| a.title())
+                    .unwrap_or(a.name())
+                    .to_owned(),
                 enabled: enabled.contains(a.name()),
             })
             .collect(),

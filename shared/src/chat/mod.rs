@@ -13,6 +13,7 @@ pub mod allowance;
 pub mod anthropic;
 pub mod openai;
 pub mod orchestrator;
+pub mod loader;
 pub mod plans;
 pub mod plugin_agent;
 pub mod prompts;

@@ -576,7 +576,7 @@ impl<'a> Orchestrator<'a> {
         if let Some(plan) = self.brain.cache.borrow_mut().get_plan(plan_id) {
             return Ok(plan);
         }
-        let agents = plans::chat_plan_agents(plan_id)
+        let agents = plans::chat_plan_agents_in(plan_id, &self.brain.templates)
             .filter(|agents| agents.iter().all(|a| self.brain.registry.get(a).is_some()))
             .ok_or(AppError::NotFound)?;
         let plan = plans::chat_plan(&self.brain.templates, &agents)
@@ -653,17 +653,30 @@ pub fn parse_intent_among(
 ) -> Vec<&'static str> {
     let mut chosen: Vec<&'static str> = Vec::new();
     let lower = answer.to_ascii_lowercase();
-    for word in lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+    let find = |word: &str| {
+        registry
+            .get(word)
+            .or_else(|| registry.get(&format!("{word}_agent")))
+    };
+    // Plugin agents' names (`plugin.<uuid>.<name>`) hold dots and dashes: a word keeps them,
+    // and is split at them only when it is no agent's name as a whole.
+    let separator = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    for raw in lower.split(separator) {
+        let word = raw.trim_matches(['.', '-']);
         if word.is_empty() {
             continue;
         }
-        let agent = registry
-            .get(word)
-            .or_else(|| registry.get(&format!("{word}_agent")))
-            .filter(|a| enabled.contains(a.name()));
-        if let Some(agent) = agent {
-            if !chosen.contains(&agent.name()) && chosen.len() < MAX_PIPELINE_AGENTS {
-                chosen.push(agent.name());
+        let parts: Vec<&str> = if find(word).is_some() {
+            vec![word]
+        } else {
+            word.split(['.', '-']).collect()
+        };
+        for part in parts {
+            let agent = find(part).filter(|a| enabled.contains(a.name()));
+            if let Some(agent) = agent {
+                if !chosen.contains(&agent.name()) && chosen.len() < MAX_PIPELINE_AGENTS {
+                    chosen.push(agent.name());
+                }
             }
         }
     }

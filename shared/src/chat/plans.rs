@@ -149,10 +149,16 @@ pub const TEMPLATES: &[PromptTemplate] = &[
     },
 ];
 
+/// The template text that runs a plugin agent in a chat plan (one template per plugin agent,
+/// id `agent.<agent name>`, added by [`PromptTemplateRegistry::with_plugin_agents`]).
+pub const PLUGIN_AGENT_TEMPLATE: &str = "Carry out this request with your tools.\n\
+                                         Request: {message}\nEarlier result to build on: \
+                                         {previous_output}";
+
 /// The templates, by id (plan Step 5's `PromptTemplateRegistry`). Server-side only.
 #[derive(Debug, Clone)]
 pub struct PromptTemplateRegistry {
-    templates: &'static [PromptTemplate],
+    templates: Vec<PromptTemplate>,
 }
 
 impl Default for PromptTemplateRegistry {
@@ -165,18 +171,45 @@ impl PromptTemplateRegistry {
     /// The product's templates.
     pub fn standard() -> Self {
         Self {
-            templates: TEMPLATES,
+            templates: TEMPLATES.to_vec(),
         }
     }
 
+    /// The product's templates plus one [`PLUGIN_AGENT_TEMPLATE`] per plugin agent of
+    /// `agents` (`agent.<name>`), so chat plans can name plugin agents.
+    pub fn with_plugin_agents<'n>(agents: impl IntoIterator<Item = &'n str>) -> Self {
+        let mut registry = Self::standard();
+        for agent in agents {
+            let name = crate::chat::plugin_agent::intern(agent);
+            registry.templates.push(PromptTemplate {
+                id: crate::chat::plugin_agent::intern(&format!("agent.{agent}")),
+                agent: Some(name),
+                text: PLUGIN_AGENT_TEMPLATE,
+                variables: &[MESSAGE, PREVIOUS],
+            });
+        }
+        registry
+    }
+
     /// The template `id`.
-    pub fn get(&self, id: &str) -> Option<&'static PromptTemplate> {
+    pub fn get(&self, id: &str) -> Option<&PromptTemplate> {
         self.templates.iter().find(|t| t.id == id)
     }
 
     /// Every template.
-    pub fn iter(&self) -> impl Iterator<Item = &'static PromptTemplate> {
+    pub fn iter(&self) -> impl Iterator<Item = &PromptTemplate> {
         self.templates.iter()
+    }
+
+    /// The template a chat plan runs agent `agent` with: a built-in agent's own
+    /// ([`agent_template`]), or a plugin agent's `agent.<name>`.
+    pub fn for_agent(&self, agent: &str) -> Option<&'static str> {
+        agent_template(agent).or_else(|| {
+            self.templates
+                .iter()
+                .find(|t| t.agent == Some(agent) && t.text == PLUGIN_AGENT_TEMPLATE)
+                .map(|t| t.id)
+        })
     }
 }
 
@@ -462,7 +495,7 @@ pub fn chat_plan(
     let id = format!("{CHAT_PLAN_PREFIX}{}", agents.join("+"));
     let mut builder = ExecutionPlanBuilder::new(templates, &id, first);
     for (i, agent) in agents.iter().enumerate() {
-        let template = agent_template(agent).unwrap_or("unknown");
+        let template = templates.for_agent(agent).unwrap_or("unknown");
         let mut variables = vars(&["message"]);
         builder = match u32::try_from(i).ok().and_then(|i| i.checked_sub(1)) {
             None => builder.add_llm_step(template, variables),
@@ -481,10 +514,19 @@ pub fn chat_plan(
 
 /// The agents of a chat plan id (`chat.task_agent+note_agent`), if it is one.
 pub fn chat_plan_agents(plan_id: &str) -> Option<Vec<&str>> {
+    chat_plan_agents_in(plan_id, &PromptTemplateRegistry::standard())
+}
+
+/// As [`chat_plan_agents`], among the agents `templates` has a chat template for (plugin agents
+/// included).
+pub fn chat_plan_agents_in<'p>(
+    plan_id: &'p str,
+    templates: &PromptTemplateRegistry,
+) -> Option<Vec<&'p str>> {
     let rest = plan_id.strip_prefix(CHAT_PLAN_PREFIX)?;
     let agents: Vec<&str> = rest.split('+').collect();
     let valid = (1..=MAX_PIPELINE_AGENTS).contains(&agents.len())
-        && agents.iter().all(|a| agent_template(a).is_some());
+        && agents.iter().all(|a| templates.for_agent(a).is_some());
     valid.then_some(agents)
 }
 

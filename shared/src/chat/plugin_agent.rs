@@ -82,7 +82,7 @@ thread_local! {
 }
 
 /// `text`, leaked once per isolate (see the module docs).
-fn intern(text: &str) -> &'static str {
+pub(crate) fn intern(text: &str) -> &'static str {
     TEXTS.with(|set| {
         let mut set = set.borrow_mut();
         if let Some(found) = set.get(text) {
@@ -112,6 +112,7 @@ fn intern_prompt(fragments: &[&'static str]) -> &'static [&'static str] {
 pub struct PluginAgent {
     plugin_id: uuid::Uuid,
     name: &'static str,
+    title: &'static str,
     description: &'static str,
     prompt: &'static [&'static str],
     tools: Arc<[ToolDeclaration]>,
@@ -120,6 +121,11 @@ pub struct PluginAgent {
 impl PluginAgent {
     /// The agent `declaration` of the plugin `plugin_id`.
     pub fn new(plugin_id: uuid::Uuid, declaration: &AgentDeclaration) -> Self {
+        Self::titled(plugin_id, declaration, &declaration.name)
+    }
+
+    /// As [`Self::new`], shown as `title` in `GET /agents`.
+    pub fn titled(plugin_id: uuid::Uuid, declaration: &AgentDeclaration, title: &str) -> Self {
         let mut prompt: Vec<&'static str> = FRAME.to_vec();
         prompt.push(INSTRUCTIONS_BEGIN);
         prompt.push(intern(&declaration.instructions));
@@ -127,6 +133,7 @@ impl PluginAgent {
         Self {
             plugin_id,
             name: intern(&declaration.qualified_name(plugin_id)),
+            title: intern(title),
             description: intern(&declaration.description),
             prompt: intern_prompt(&prompt),
             tools: declaration.tools.clone().into(),
@@ -144,12 +151,13 @@ impl PluginAgent {
     }
 }
 
-/// The agents one installed plugin version declares, in declaration order.
+/// The agents one installed plugin version declares, in declaration order, each titled
+/// `<plugin name> · <agent name>`.
 pub fn plugin_agents(plugin_id: uuid::Uuid, manifest: &PluginManifest) -> Vec<PluginAgent> {
     manifest
         .agents
         .iter()
-        .map(|a| PluginAgent::new(plugin_id, a))
+        .map(|a| PluginAgent::titled(plugin_id, a, &format!("{} · {}", manifest.name, a.name)))
         .collect()
 }
 
@@ -174,6 +182,10 @@ impl ChatAgent for PluginAgent {
 
     fn description(&self) -> &'static str {
         self.description
+    }
+
+    fn title(&self) -> Option<&'static str> {
+        Some(self.title)
     }
 
     fn prompt(&self) -> &'static [&'static str] {

@@ -460,7 +460,30 @@ pub struct ChatChoices {
     /// they choose (the tier's default applies, see [`crate::chat::allowance::effective`]).
     #[serde(default)]
     pub agents: Option<Vec<String>>,
+    /// The installed plugins whose live version declares agents (see
+    /// [`SetInstalledPlugins`]), sorted by plugin id: which plugin agents the user's chat loads.
+    #[serde(default)]
+    pub plugins: Vec<InstalledPlugin>,
 }
+
+/// One installed plugin whose live (approved) version declares chat agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InstalledPlugin {
+    /// The plugin.
+    pub plugin_id: uuid::Uuid,
+    /// Its live version (`plugins.live_version_id`), whose manifest declares the agents.
+    pub version_id: uuid::Uuid,
+}
+
+/// Replaces the home's set of installed plugins with agents (a service call: pushed by
+/// install and uninstall at once, and reloaded from D1 with the account copy). Enabled-agent
+/// choices naming an agent of a plugin no longer in the set are dropped from the stored choice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetInstalledPlugins {
+    /// The set as D1 has it now.
+    pub plugins: Vec<InstalledPlugin>,
+}
+op!(SetInstalledPlugins, "set_installed_plugins", Done);
 
 /// Stores the user's enabled agents (names the worker checked against the registry). The home
 /// refuses more than the tier in force allows (403 `tier_required`, feature `agents`).

@@ -1714,8 +1714,8 @@ export type components = {
          *     the free tier may enable at most 3 (more is 403 `tier_required`), paid tiers any number.
          */
         EnableAgentsRequest: {
-            /** @description Agent names from `GET /agents`, each once. */
-            agents: ("task_agent" | "checkpoint_agent" | "project_agent" | "note_agent")[];
+            /** @description Agent names from `GET /agents`, each once: built-in agents, and `plugin.<plugin id>.<name>` for the agents of installed plugins. */
+            agents: string[];
         };
         /** @description `POST /auth/2fa/enable`. */
         EnableMfaRequest: {

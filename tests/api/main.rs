@@ -22,6 +22,7 @@ mod home;
 mod housekeeping;
 mod limits;
 mod matrix;
+mod plugin_agents;
 mod plugins;
 mod pressure;
 mod privacy;
@@ -192,6 +193,8 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         plugins::an_author_has_at_most_five_pending_versions_and_rejected_packages_are_deleted,
         plugins::an_author_cannot_rate_their_own_plugin,
         plugins::a_paid_install_charges_only_the_price_the_buyer_confirmed,
+        plugin_agents::a_plugin_agent_is_routed_to_for_its_user_only_until_uninstalled,
+        plugin_agents::a_free_users_three_agents_include_an_installed_plugins_agent,
         contract::the_served_document_is_the_committed_contract,
         contract::the_document_goes_out_gzipped_to_clients_that_accept_it_and_plain_to_the_others,
         contract::schemathesis_finds_no_server_error_and_no_schema_violation,

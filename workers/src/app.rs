@@ -5,6 +5,7 @@
 //!
 //! Dependencies run one way: entry (`lib.rs`) → routes → handlers → http → app → adapters.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use secrecy::ExposeSecret;
@@ -15,12 +16,15 @@ use shared::auth::{AuthService, AuthSettings};
 use shared::backup::BackupService;
 use shared::billing::{BillingService, BillingSettings, StripeClient};
 use shared::chat::allowance::{self, EnabledAgents};
+use shared::chat::loader::{self, BrainCache, UserBrain};
 use shared::chat::orchestrator::Brain;
 use shared::chat::providers::ProviderRegistry;
 use shared::config::{Config, ConfigError, VectorBackend};
 use shared::domain::{Tier, UserId};
 use shared::email::ResendClient;
-use shared::home::ops::{ChatChoices, RevokeSessions, SetAccount};
+use shared::home::ops::{
+    ChatChoices, InstalledPlugin, RevokeSessions, SetAccount, SetInstalledPlugins,
+};
 use shared::keys::{self, KeyPurpose};
 use shared::marketplace::Marketplace;
 use shared::storage::RecordService;
@@ -30,9 +34,9 @@ use worker::Env;
 
 use crate::adapters::{
     CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1AdminStore, D1BillingStore,
-    D1HousekeepingStore, D1MfaStore, D1PluginStore, D1RefreshTokenStore, D1SecurityLog,
-    D1TicketStore, D1UserStore, Db, DurableRateLimiter, FetchHttpClient, HomeClient, HomeSeen,
-    Hops, R2BlobStore, SystemClock, VectorizeIndex,
+    D1HousekeepingStore, D1MfaStore, D1PluginAgents, D1PluginStore, D1RefreshTokenStore,
+    D1SecurityLog, D1TicketStore, D1UserStore, Db, DurableRateLimiter, FetchHttpClient, HomeClient,
+    HomeSeen, Hops, R2BlobStore, SystemClock, VectorizeIndex,
 };
 use crate::state::{self, Shared, BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, USER_HOME};
 
@@ -119,6 +123,51 @@ impl App {
             static BRAIN: &'static Brain = Box::leak(Box::new(Brain::standard()));
         }
         BRAIN.with(|b| *b)
+    }
+
+    /// The brain of a user whose home holds `choices`: the built-in one without plugin agents,
+    /// else the (per-isolate cached) brain of their installed plugins' agents; D1 is read only
+    /// for versions this isolate has not loaded yet (see [`shared::chat::loader`]).
+    ///
+    /// # Errors
+    /// 503 when a version must be read and D1 fails.
+    pub async fn brain_for(&self, choices: &ChatChoices) -> Result<UserBrain, AppError> {
+        thread_local! {
+            static BRAINS: &'static RefCell<BrainCache> =
+                Box::leak(Box::new(RefCell::new(BrainCache::default())));
+        }
+        if choices.plugins.is_empty() {
+            return Ok(UserBrain::Builtin(Self::brain()));
+        }
+        let cache = BRAINS.with(|c| *c);
+        let source = D1PluginAgents(self.db()?);
+        loader::brain_for(cache, Self::brain(), &choices.plugins, &source).await
+    }
+
+    /// The installed plugins with agents of `user`, as D1 has them now (a home's set).
+    ///
+    /// # Errors
+    /// D1 failures.
+    pub async fn installed_plugins(&self, user: UserId) -> Result<Vec<InstalledPlugin>, AppError> {
+        Ok(D1PluginAgents(self.db()?).installed(user).await?)
+    }
+
+    /// Pushes the installed plugins with agents of `user`, as D1 has them now, to their home
+    /// (after an install or uninstall), so the chat sees the change at once. A failure is
+    /// logged, not fatal: the home reloads the set from D1 within a minute anyway.
+    pub async fn push_installed_plugins(&self, user: UserId) {
+        let pushed = async {
+            let plugins = self.installed_plugins(user).await?;
+            shared::home::call(
+                &self.home_for_service(user)?,
+                &SetInstalledPlugins { plugins },
+            )
+            .await
+        }
+        .await;
+        if let Err(e) = pushed {
+            tracing::warn!(user_id = %user, error = ?e, "pushing the installed plugins to their home failed");
+        }
     }
 
     /// The LLM providers of this deployment; [`ProviderRegistry::select`] picks one request's
@@ -369,13 +418,23 @@ pub struct ChatGrant {
     pub tier: Tier,
     /// The agents it may route to.
     pub enabled: EnabledAgents,
+    /// The brain of the caller's agents (built-in plus their installed plugins').
+    pub brain: UserBrain,
 }
 
 impl ChatGrant {
     /// The grant of a `tier` user whose home holds `choices`.
-    pub fn new(tier: Tier, choices: &ChatChoices) -> Self {
-        let enabled = allowance::effective(tier, &App::brain().registry, choices.agents.as_deref());
-        Self { tier, enabled }
+    ///
+    /// # Errors
+    /// As [`App::brain_for`].
+    pub async fn load(app: &App, tier: Tier, choices: &ChatChoices) -> Result<Self, AppError> {
+        let brain = app.brain_for(choices).await?;
+        let enabled = allowance::effective(tier, &brain.registry, choices.agents.as_deref());
+        Ok(Self {
+            tier,
+            enabled,
+            brain,
+        })
     }
 }
 

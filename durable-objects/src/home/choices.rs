@@ -6,13 +6,13 @@
 //! It also keeps the user's installed plugins whose live version declares agents
 //! ([`InstalledPlugin`]: plugin id and live version id), so a chat request learns which plugin
 //! agents to load with its admission, without D1. The worker pushes the set on every install and
-//! uninstall ([`SetInstalledPlugins`]) and the home reloads it from D1 with its account copy
+//! uninstall ([`SetInstalledPlugins`](shared::home::ops::SetInstalledPlugins)) and the home reloads it from D1 with its account copy
 //! (at most a minute old), which is how a newly approved version reaches a home. Replacing the
 //! set drops, from the stored agent choice, every agent of a plugin that left it, so an
 //! uninstalled plugin's agents leave the choice at once.
 
 use shared::chat::allowance;
-use shared::home::ops::{ChatChoices, Done, InstalledPlugin, SetEnabledAgents, SetInstalledPlugins};
+use shared::home::ops::{ChatChoices, Done, InstalledPlugin, SetEnabledAgents};
 use shared::AppError;
 
 use super::sql::Sql;
@@ -77,7 +77,9 @@ impl<S: Sql> Home<'_, S> {
         if let Some(chosen) = self.chat_choices()?.agents {
             let kept: Vec<String> = chosen
                 .iter()
-                .filter(|name| plugin_of(name).is_none_or(|id| set.iter().any(|p| p.plugin_id == id)))
+                .filter(|name| {
+                    plugin_of(name).is_none_or(|id| set.iter().any(|p| p.plugin_id == id))
+                })
                 .cloned()
                 .collect();
             if kept.len() != chosen.len() {

@@ -45,8 +45,7 @@ use shared::home::ops::{
     CommitUpload, DeleteBackup, DeleteRecord, DeleteVectors, Done, DropUpload, GetChatChoices,
     GetProfile, GetRecord, GetUsage, LatestBackup, ListRecords, Release, ReserveBackup,
     ReservePart, ReserveRecord, RevokeSessions, SearchVectors, SetAccount, SetEnabledAgents,
-    SetInstalledPlugins,
-    UploadOpened, UpsertVectors,
+    SetInstalledPlugins, UploadOpened, UpsertVectors,
 };
 use shared::home::{HomeOp, HomePrincipal, HomeRequest, HomeResponse, WireError};
 use shared::housekeeping::{Housekeep, Housekept, Referenced, ReferencedKeys};

@@ -1075,10 +1075,15 @@ fn the_installed_plugin_set_is_replaced_by_its_push_and_an_uninstall_leaves_the_
     sorted.sort();
     w.restart();
     assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().plugins, sorted);
-    let chosen = names(&["task_agent", &format!("plugin.{a}.helper"), &format!("plugin.{b}.x")]);
+    let chosen = names(&[
+        "task_agent",
+        &format!("plugin.{a}.helper"),
+        &format!("plugin.{b}.x"),
+    ]);
     w.call(T0, &SetEnabledAgents { agents: chosen }).unwrap();
     // Uninstalling `a`: its agent leaves the stored choice at once, the others stay.
-    w.call(T0, &SetInstalledPlugins { plugins: vec![pb] }).unwrap();
+    w.call(T0, &SetInstalledPlugins { plugins: vec![pb] })
+        .unwrap();
     let now = w.call(T0, &GetChatChoices {}).unwrap();
     assert_eq!(now.plugins, vec![pb]);
     assert_eq!(
@@ -1093,6 +1098,7 @@ fn the_installed_plugin_set_is_replaced_by_its_push_and_an_uninstall_leaves_the_
         },
     )
     .unwrap();
-    w.call(T0, &SetInstalledPlugins { plugins: vec![] }).unwrap();
+    w.call(T0, &SetInstalledPlugins { plugins: vec![] })
+        .unwrap();
     assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().agents, None);
 }

@@ -22,7 +22,7 @@ use crate::state::USER_HOME;
 pub async fn chat_grant(ctx: &Ctx) -> AppResult<ChatGrant> {
     let choices = shared::home::call(&ctx.home()?, &GetChatChoices {}).await?;
     let tier = ctx.principal()?.tier;
-    Ok(ChatGrant::new(tier, &choices))
+    ChatGrant::load(&ctx.app, tier, &choices).await
 }
 
 /// `POST /chat` → `ChatResponse` (direct) or `ExecutionPlan` (plan), on the provider and model
@@ -35,7 +35,7 @@ pub async fn chat(mut ctx: Ctx) -> AppResult<Response> {
         ctx.app
             .providers()
             .select(grant.tier, req.provider.as_deref(), req.model.as_deref())?;
-    let orchestrator = Orchestrator::new(App::brain(), &llm, SystemClock.now_ms())
+    let orchestrator = Orchestrator::new(&grant.brain, &llm, SystemClock.now_ms())
         .with_enabled_agents(grant.enabled);
     match orchestrator.orchestrate(&req).await? {
         Orchestrated::Response(r) => json(200, &r),
@@ -72,7 +72,7 @@ pub async fn run_step(mut ctx: Ctx) -> AppResult<Response> {
         ctx.app
             .providers()
             .select(grant.tier, req.provider.as_deref(), req.model.as_deref())?;
-    let orchestrator = Orchestrator::new(App::brain(), &llm, SystemClock.now_ms())
+    let orchestrator = Orchestrator::new(&grant.brain, &llm, SystemClock.now_ms())
         .with_enabled_agents(grant.enabled);
     let out = orchestrator
         .run_step(&req.plan_id, req.step_index, &req.variables, grant.tier)

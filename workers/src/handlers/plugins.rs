@@ -109,13 +109,13 @@ pub async fn install(mut ctx: Ctx) -> AppResult<Response> {
     let who = ctx.principal()?;
     let id = plugin_id(ctx.param("id"))?;
     let deps = market(&ctx)?;
-    json(
-        200,
-        &deps
-            .service()
-            .install(who.user_id, who.tier, id, body)
-            .await?,
-    )
+    let installed = deps
+        .service()
+        .install(who.user_id, who.tier, id, body)
+        .await?;
+    // The chat loads the plugin's agents from the next message on.
+    ctx.app.push_installed_plugins(who.user_id).await;
+    json(200, &installed)
 }
 
 /// `DELETE /plugins/{id}/install` → `{ok: true}`.
@@ -124,6 +124,8 @@ pub async fn uninstall(ctx: Ctx) -> AppResult<Response> {
     let id = plugin_id(ctx.param("id"))?;
     let deps = market(&ctx)?;
     deps.service().uninstall(who.user_id, id).await?;
+    // Its agents leave the chat's routing and the enabled choice before this answers.
+    ctx.app.push_installed_plugins(who.user_id).await;
     json(200, &OkBody::YES)
 }
 

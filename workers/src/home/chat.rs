@@ -12,7 +12,6 @@ use futures_util::future::{abortable, select, Either};
 use futures_util::pin_mut;
 use shared::api::ChatRequest;
 use shared::chat::agent::TokenSink;
-use shared::chat::allowance::EnabledAgents;
 use shared::chat::orchestrator::{Orchestrated, Orchestrator};
 use shared::chat::providers::SelectedLlm;
 use shared::AppError;
@@ -115,7 +114,7 @@ impl UserHome {
         app: &'a App,
         att: &Attachment,
         req: &ChatRequest,
-    ) -> Result<(SelectedLlm<'a>, EnabledAgents), AppError> {
+    ) -> Result<(SelectedLlm<'a>, ChatGrant), AppError> {
         let home = self.home(app, att.user_id).map_err(AppError::internal)?;
         let now = now_ms();
         self.ensure_account(app, &home, att.user_id, now).await?;
@@ -127,12 +126,12 @@ impl UserHome {
             }
         }
         let tier = home.principal(now, att.sid)?.tier;
-        let grant = ChatGrant::new(tier, &home.chat_choices()?);
         req.validate()?;
         let llm = app
             .providers()
             .select(tier, req.provider.as_deref(), req.model.as_deref())?;
-        Ok((llm, grant.enabled))
+        let grant = ChatGrant::load(app, tier, &home.chat_choices()?).await?;
+        Ok((llm, grant))
     }
 
     /// One chat request: limits, then the orchestrator's token stream, raced against cancel
@@ -148,7 +147,7 @@ impl UserHome {
                 return;
             }
         };
-        let (llm, enabled) = match self.admit(&app, att, &req).await {
+        let (llm, grant) = match self.admit(&app, att, &req).await {
             Ok(granted) => granted,
             Err(e) => {
                 send(ws, &ServerFrame::error(&e, None));
@@ -167,7 +166,7 @@ impl UserHome {
             },
         );
         let orchestrator =
-            Orchestrator::new(App::brain(), &llm, started).with_enabled_agents(enabled);
+            Orchestrator::new(&grant.brain, &llm, started).with_enabled_agents(grant.enabled);
         let mut sink = RunSink {
             home: self,
             request_id: &request_id,

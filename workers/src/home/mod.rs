@@ -29,7 +29,7 @@ use futures_util::future::AbortHandle;
 use serde::{Deserialize, Serialize};
 use shared::backup::multipart::MultipartBlobs;
 use shared::domain::UserId;
-use shared::home::ops::{RevokeSessions, SetAccount};
+use shared::home::ops::{RevokeSessions, SetAccount, SetInstalledPlugins};
 use shared::home::{
     HomeOp, HomeRequest, HOME_CALL_PATH, HOME_CONNECT_PATH, HOME_SESSION_HEADER, HOME_USER_HEADER,
 };
@@ -228,6 +228,13 @@ impl UserHome {
         now: i64,
     ) -> Result<(), AppError> {
         let account = app.account_loader()?.load(user).await?;
+        // The installed plugins with agents are reloaded with the account (a lost push, a new
+        // approved version or a plugin no longer approved is corrected within the minute).
+        let plugins = match &account {
+            Some(_) => app.installed_plugins(user).await?,
+            None => Vec::new(),
+        };
+        home.set_installed_plugins(&plugins)?;
         home.set_account(account.as_ref(), now)
             .map_err(|e| AppError::internal(format!("storing the account: {e}")))
     }
@@ -263,7 +270,10 @@ impl UserHome {
         let app = self.app()?;
         let home = self.home(&app, user)?;
         let now = now_ms();
-        let service_op = matches!(call.op.as_str(), SetAccount::NAME | RevokeSessions::NAME);
+        let service_op = matches!(
+            call.op.as_str(),
+            SetAccount::NAME | RevokeSessions::NAME | SetInstalledPlugins::NAME
+        );
         if !service_op {
             if let Err(e) = self.ensure_account(&app, &home, user, now).await {
                 tracing::error!(error = ?e, "user home: loading the account failed");

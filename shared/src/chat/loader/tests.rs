@@ -116,7 +116,11 @@ async fn a_plugin_set_is_read_once_then_served_from_the_cache_by_its_version_ids
     let first = brain_for(&cache, builtin(), &[b, a], &store).await.unwrap();
     assert_eq!(store.queries.get(), 1);
     let agents = names(&first);
-    assert_eq!(agents.len(), 6, "4 built-in and 2 plugin agents: {agents:?}");
+    assert_eq!(
+        agents.len(),
+        6,
+        "4 built-in and 2 plugin agents: {agents:?}"
+    );
     assert_eq!(
         &agents[4..],
         [
@@ -154,11 +158,23 @@ async fn a_version_storage_no_longer_answers_is_left_out_and_not_cached() {
     let cache = RefCell::new(BrainCache::default());
     let (a, gone) = (installed(0xa, 0xa1), installed(0xc, 0xc1));
     let store = store_of(&[(a, "sower")]);
-    let b = brain_for(&cache, builtin(), &[a, gone], &store).await.unwrap();
+    let b = brain_for(&cache, builtin(), &[a, gone], &store)
+        .await
+        .unwrap();
     assert_eq!(names(&b).len(), 5);
-    assert_eq!(cache.borrow().brains(), 0, "an incomplete brain is not kept");
-    brain_for(&cache, builtin(), &[a, gone], &store).await.unwrap();
-    assert_eq!(store.queries.get(), 2, "asked again, only for the missing one");
+    assert_eq!(
+        cache.borrow().brains(),
+        0,
+        "an incomplete brain is not kept"
+    );
+    brain_for(&cache, builtin(), &[a, gone], &store)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.queries.get(),
+        2,
+        "asked again, only for the missing one"
+    );
     // A version named under another plugin's id is not taken.
     let forged = InstalledPlugin {
         plugin_id: uuid::Uuid::from_u128(0xd),
@@ -166,7 +182,9 @@ async fn a_version_storage_no_longer_answers_is_left_out_and_not_cached() {
     };
     let other = BrainCache::default();
     let other = RefCell::new(other);
-    let b = brain_for(&other, builtin(), &[forged], &store).await.unwrap();
+    let b = brain_for(&other, builtin(), &[forged], &store)
+        .await
+        .unwrap();
     assert_eq!(names(&b).len(), 4);
 }
 
@@ -250,7 +268,10 @@ async fn a_plugin_agent_is_listed_to_the_classifier_routed_to_and_its_instructio
     assert!(system.contains("Plans what to sow in the garden"));
     assert_eq!(r.actions.len(), 1);
     assert_eq!(r.actions[0].kind, PlanActionType::CallAgent);
-    assert_eq!(r.actions[0].data.as_ref().unwrap()["arguments"], json!({"count": 3}));
+    assert_eq!(
+        r.actions[0].data.as_ref().unwrap()["arguments"],
+        json!({"count": 3})
+    );
     assert!(!r.response.contains("Violet Moonbeam"), "{}", r.response);
     // The built-in brain neither lists nor routes to it.
     let llm = scripted(vec![says(&format!("{AGENT}")), says("done")]);

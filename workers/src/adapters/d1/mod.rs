@@ -20,7 +20,7 @@ pub use accounts::{
 pub use admin::D1AdminStore;
 pub use billing::D1BillingStore;
 pub use housekeeping::D1HousekeepingStore;
-pub use plugins::D1PluginStore;
+pub use plugins::{D1PluginAgents, D1PluginStore};
 use shared::ports::StoreError;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};

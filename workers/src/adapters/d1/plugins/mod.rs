@@ -21,6 +21,7 @@ use worker::{D1PreparedStatement, D1Result};
 use super::super::unavailable;
 use super::{changes, int, is_unique_violation, opt_text, stmt, text, Db};
 
+mod agents;
 mod rows;
 mod sql;
 
@@ -31,6 +32,8 @@ use rows::{
 // The statements module holds nothing but the statements this adapter runs.
 #[allow(clippy::wildcard_imports)]
 use sql::*;
+
+pub use agents::D1PluginAgents;
 
 /// The marketplace's tables in D1.
 pub struct D1PluginStore(pub Db);

@@ -262,8 +262,10 @@ async fn a_plugin_agent_is_listed_to_the_classifier_routed_to_and_its_instructio
     let Orchestrated::Response(r) = out else {
         panic!("direct")
     };
-    let classifier = &llm.requests.borrow()[0];
-    let system = classifier.messages[0].content.clone().unwrap_or_default();
+    let system = llm.requests.borrow()[0].messages[0]
+        .content
+        .clone()
+        .unwrap_or_default();
     assert!(system.contains(AGENT), "the classifier lists it: {system}");
     assert!(system.contains("Plans what to sow in the garden"));
     assert_eq!(r.actions.len(), 1);
@@ -274,7 +276,7 @@ async fn a_plugin_agent_is_listed_to_the_classifier_routed_to_and_its_instructio
     );
     assert!(!r.response.contains("Violet Moonbeam"), "{}", r.response);
     // The built-in brain neither lists nor routes to it.
-    let llm = scripted(vec![says(&format!("{AGENT}")), says("done")]);
+    let llm = scripted(vec![says(AGENT), says("done")]);
     Orchestrator::new(builtin(), &llm, NOW)
         .orchestrate(&request("order seeds", ExecutionMode::Direct))
         .await

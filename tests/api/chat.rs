@@ -87,8 +87,12 @@ pub async fn a_task_request_routes_to_the_task_agent_and_returns_a_create_record
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools.len(), 9, "{tools:?}");
+    assert_eq!(tools.len(), 10, "{tools:?}");
     assert!(tools.contains(&"create_task"));
+    assert!(
+        tools.contains(&"hand_off"),
+        "a free user's other enabled agents"
+    );
     assert!(tools.contains(&"remind_about_task"));
     let raw = app.stack.openai.received_requests().await.unwrap();
     let auth = raw
@@ -97,6 +101,90 @@ pub async fn a_task_request_routes_to_the_task_agent_and_returns_a_create_record
         .and_then(|r| r.headers.get("authorization"))
         .map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(auth.as_deref(), Some("Bearer sk-e2e"));
+}
+
+pub async fn an_agent_hands_off_to_another_enabled_agent_which_answers_with_its_own_actions(
+    app: TestApp,
+) {
+    let user = app.register("chat-handoff").await;
+    let m = marker();
+    let mount = |priority: u8, needles: &[&str], answer: ResponseTemplate| {
+        let mut mock = Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .and(body_string_contains(m.as_str()));
+        for n in needles {
+            mock = mock.and(body_string_contains(*n));
+        }
+        mock.respond_with(answer).with_priority(priority)
+    };
+    let handoff = format!("Write a note with the agenda for the call with Ana {m}");
+    for mock in [
+        mount(1, &["intent classifier"], text("task_agent")),
+        mount(
+            2,
+            &[r#""name":"create_note""#, r#""role":"tool""#],
+            text("The note is ready."),
+        ),
+        mount(
+            3,
+            &[r#""name":"create_note""#],
+            tool_call(
+                "create_note",
+                &json!({"title": "Ana call", "content": "Agenda: the report."}),
+            ),
+        ),
+        mount(
+            4,
+            &[],
+            tool_call(
+                "hand_off",
+                &json!({"agent": "note_agent", "request": handoff}),
+            ),
+        ),
+    ] {
+        mock.mount(&app.stack.openai).await;
+    }
+    let r = chat(
+        &app,
+        &user,
+        &json!({"message": format!("Note an agenda for my call with Ana {m}")}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["response"], "The note is ready.", "{body}");
+    let actions = body["actions"].as_array().unwrap();
+    assert_eq!(actions[0]["type"], "create_record", "{body}");
+    assert_eq!(actions[0]["table"], "notes", "{body}");
+    let sent = requests_with(&app, &m).await;
+    assert_eq!(
+        sent.len(),
+        4,
+        "classifier, task agent's hand-off, the note agent's two calls"
+    );
+    let note_call = sent[2].to_string();
+    assert!(
+        note_call.contains("Write a note with the agenda"),
+        "{note_call}"
+    );
+    let offered: Vec<String> = sent[2]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["function"]["name"] == "hand_off")
+        .flat_map(|t| {
+            t["function"]["parameters"]["properties"]["agent"]["enum"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        offered,
+        ["project_agent"],
+        "free: 3 agents, never back to the task agent"
+    );
 }
 
 pub async fn plan_mode_returns_template_ids_and_run_step_executes_one(app: TestApp) {

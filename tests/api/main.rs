@@ -137,6 +137,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         housekeeping::the_cron_purges_old_tombstones_in_every_home_a_few_homes_per_run,
         housekeeping::the_cron_deletes_r2_leftovers_and_discarded_packages_but_nothing_referenced,
         chat::a_task_request_routes_to_the_task_agent_and_returns_a_create_record_action,
+        chat::an_agent_hands_off_to_another_enabled_agent_which_answers_with_its_own_actions,
         chat::plan_mode_returns_template_ids_and_run_step_executes_one,
         chat::playbooks_are_filtered_by_the_tier_in_the_database,
         chat::a_playbook_step_renders_its_template_server_side_and_runs_the_agent,

@@ -18,6 +18,13 @@ pub const MAX_ITER: u32 = 5;
 pub const MAX_CALLS_PER_TURN: usize = 16;
 /// Earlier conversation turns passed to the model.
 pub const HISTORY_TURNS: usize = 20;
+/// Hand-offs one request may make in all (agent to agent, see [`HANDOFF_TOOL`]).
+pub const MAX_HANDOFFS: usize = 2;
+/// The tool an agent is offered when it may hand off: `{agent, request}` names another enabled
+/// agent that has not answered in this request yet, and what it should do.
+pub const HANDOFF_TOOL: &str = "hand_off";
+/// The longest hand-off request (characters).
+pub const MAX_HANDOFF_REQUEST_CHARS: usize = 2000;
 
 /// What a tool sees: the request's context and the time.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +89,18 @@ pub struct AgentInput<'a> {
     pub previous_results: &'a [PreviousResult],
     /// Now, ms since the epoch.
     pub now_ms: i64,
+    /// The agents this one may hand off to (enabled, none that answered in this request yet);
+    /// empty: no hand-off is offered.
+    pub handoff_to: &'a [&'a str],
+}
+
+/// An agent's hand-off: the agent to ask next and what to ask it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandOff {
+    /// One of the [`AgentInput::handoff_to`] names.
+    pub to: String,
+    /// What the next agent should do.
+    pub request: String,
 }
 
 /// What an agent answered.
@@ -103,6 +122,8 @@ pub struct AgentReply {
     pub prompt_tokens: u64,
     /// Completion tokens used.
     pub completion_tokens: u64,
+    /// The hand-off the agent ended its turn with, if any (the orchestrator runs it).
+    pub handoff: Option<HandOff>,
 }
 
 impl AgentReply {
@@ -117,6 +138,7 @@ impl AgentReply {
             cancelled: false,
             prompt_tokens: 0,
             completion_tokens: 0,
+            handoff: None,
         }
     }
 
@@ -255,10 +277,16 @@ pub async fn tool_loop<A: ChatAgent + ?Sized>(
         context: input.context,
         now_ms: input.now_ms,
     };
+    let mut tools = agent.tools();
+    let offer_handoff =
+        !input.handoff_to.is_empty() && !tools.iter().any(|t| t.name == HANDOFF_TOOL);
+    if offer_handoff {
+        tools.push(handoff_tool(input.handoff_to));
+    }
     let mut req = LlmRequest {
         label: agent.name().to_owned(),
         messages: initial_messages(agent.prompt(), input, utc_offset_minutes(input.context)),
-        tools: agent.tools(),
+        tools,
     };
     let mut reply = AgentReply::new(agent.name());
     for _ in 0..MAX_ITER {
@@ -283,12 +311,25 @@ pub async fn tool_loop<A: ChatAgent + ?Sized>(
             return Ok(reply);
         }
         let calls = message.tool_calls.clone();
+        let said = message.content.clone().unwrap_or_default();
         req.messages.push(message);
         for (i, call) in calls.iter().enumerate() {
             let outcome = if i >= MAX_CALLS_PER_TURN {
                 Err(ToolError::InvalidArguments(format!(
                     "at most {MAX_CALLS_PER_TURN} tool calls per turn; call the rest next turn"
                 )))
+            } else if offer_handoff && call.name == HANDOFF_TOOL {
+                match parse_handoff(&call.arguments, input.handoff_to) {
+                    Ok(handoff) => {
+                        tracing::info!(from = agent.name(), to = %handoff.to, "agent hands off");
+                        reply.handoff = Some(handoff);
+                        // The turn ends here: the next agent answers. Text the model wrote
+                        // beside the call is kept for it as this agent's result.
+                        reply.text = said;
+                        return Ok(reply);
+                    }
+                    Err(e) => Err(e),
+                }
             } else {
                 agent.call_tool(&call.name, &call.arguments, &tool_ctx)
             };
@@ -322,6 +363,60 @@ pub async fn tool_loop<A: ChatAgent + ?Sized>(
         sink.token(&reply.text);
     }
     Ok(reply)
+}
+
+/// The hand-off tool offered to an agent that may hand off to `targets`.
+fn handoff_tool(targets: &[&str]) -> LlmTool {
+    LlmTool {
+        name: HANDOFF_TOOL.to_owned(),
+        description: "Hand the rest of this request to another assistant agent better suited \
+                      to it. Call it alone, as your last step; that agent answers the user."
+            .to_owned(),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "agent": {"type": "string", "enum": targets},
+                "request": {
+                    "type": "string",
+                    "description": "What that agent should do, in full.",
+                    "maxLength": MAX_HANDOFF_REQUEST_CHARS,
+                },
+            },
+            "required": ["agent", "request"],
+            "additionalProperties": false,
+        }),
+    }
+}
+
+/// A hand-off call's arguments, checked: a target of `targets`, a request of 1 to
+/// [`MAX_HANDOFF_REQUEST_CHARS`] characters, nothing else.
+fn parse_handoff(arguments: &str, targets: &[&str]) -> Result<HandOff, ToolError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Args {
+        agent: String,
+        request: String,
+    }
+    let args: Args = serde_json::from_str(arguments)
+        .map_err(|_| ToolError::InvalidArguments("expected {agent, request}".to_owned()))?;
+    if !targets.contains(&args.agent.as_str()) {
+        return Err(ToolError::InvalidArguments(format!(
+            "agent must be one of: {} (an agent that already answered in this request, or one \
+             that is not enabled, cannot be handed to)",
+            targets.join(", ")
+        )));
+    }
+    let request = args.request.trim();
+    let chars = request.chars().count();
+    if chars == 0 || chars > MAX_HANDOFF_REQUEST_CHARS {
+        return Err(ToolError::InvalidArguments(format!(
+            "request must be 1 to {MAX_HANDOFF_REQUEST_CHARS} characters"
+        )));
+    }
+    Ok(HandOff {
+        to: args.agent,
+        request: request.to_owned(),
+    })
 }
 
 fn tool_error_kind(e: &ToolError) -> &'static str {

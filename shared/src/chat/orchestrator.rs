@@ -2,7 +2,7 @@
 //! directly or with a plan, stream tokens, and run plan steps. Every answer leaves through the
 //! sanitizer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
@@ -15,7 +15,7 @@ use crate::domain::Tier;
 use crate::error::{AppError, FieldError, Upstream};
 use crate::ports::{Llm, LlmRequest, LlmResponse};
 
-use super::agent::{stream_once, AgentInput, AgentReply, PreviousResult, TokenSink};
+use super::agent::{stream_once, AgentInput, AgentReply, PreviousResult, TokenSink, MAX_HANDOFFS};
 use super::allowance::{self, EnabledAgents};
 use super::plans::{
     self, PlanCache, PromptTemplateRegistry, LLM_ACTION, MAX_PIPELINE_AGENTS, PLAN_CACHE_SIZE,
@@ -152,6 +152,8 @@ pub struct Orchestrator<'a> {
     now_ms: i64,
     enabled: EnabledAgents,
     sent: SentPrompts,
+    /// Hand-offs made so far in this request (at most [`MAX_HANDOFFS`]).
+    handoffs: Cell<usize>,
 }
 
 impl std::fmt::Debug for Orchestrator<'_> {
@@ -198,6 +200,7 @@ impl<'a> Orchestrator<'a> {
             now_ms,
             enabled: EnabledAgents::all(),
             sent: SentPrompts::default(),
+            handoffs: Cell::new(0),
         }
     }
 
@@ -296,12 +299,81 @@ impl<'a> Orchestrator<'a> {
         query: &'i str,
         context: &'i ChatContext,
         previous: &'i [PreviousResult],
+        handoff_to: &'i [&'i str],
     ) -> AgentInput<'i> {
         AgentInput {
             query,
             context,
             previous_results: previous,
             now_ms: self.now_ms,
+            handoff_to,
+        }
+    }
+
+    /// Asks `first` (enabled, checked by the caller), then the agents it hands off to: each
+    /// hand-off names an enabled agent that has not answered in this request's chain, and the
+    /// request makes at most [`MAX_HANDOFFS`] in all (so no cycle and no unbounded chain). The
+    /// next agent gets the hand-off's request as its query and the earlier agents' texts as
+    /// earlier results; `excluded` agents (a pipeline's own) are never handed to. The reply is
+    /// the last agent's text with every agent's actions and
+    /// usage; its `agent` names the chain (`task_agent>note_agent`).
+    async fn run_agent(
+        &self,
+        first: &'static str,
+        query: &str,
+        context: &ChatContext,
+        previous: &[PreviousResult],
+        excluded: &[&str],
+        mut sink: Option<&mut dyn TokenSink>,
+    ) -> Result<AgentReply, AppError> {
+        let mut chain: Vec<&'static str> = vec![first];
+        let mut previous = previous.to_vec();
+        let mut query = query.to_owned();
+        let mut total = AgentReply::new(first);
+        loop {
+            let current = *chain.last().unwrap_or(&first);
+            let targets: Vec<&str> = if self.handoffs.get() < MAX_HANDOFFS {
+                self.enabled_agents()
+                    .into_iter()
+                    .filter(|a| !chain.contains(a) && !excluded.contains(a))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let agent = self.brain.registry.get(current).ok_or(AppError::NotFound)?;
+            let input = self.input(&query, context, &previous, &targets);
+            let reply = match sink.as_deref_mut() {
+                Some(sink) => agent.handle_stream(&input, &self.model(), sink).await?,
+                None => agent.handle(&input, &self.model()).await?,
+            };
+            merge_usage(&mut total, &reply);
+            total.hit_bound |= reply.hit_bound;
+            total.cancelled |= reply.cancelled;
+            total.actions.extend(reply.actions);
+            let next = reply.handoff.as_ref().and_then(|h| {
+                self.brain
+                    .registry
+                    .get(&h.to)
+                    .map(|a| (a.name(), h.request.clone()))
+            });
+            match next {
+                Some((to, request)) if !reply.cancelled => {
+                    self.handoffs.set(self.handoffs.get() + 1);
+                    if !reply.text.trim().is_empty() {
+                        previous.push(PreviousResult {
+                            agent: current.to_owned(),
+                            text: reply.text,
+                        });
+                    }
+                    query = request;
+                    chain.push(to);
+                }
+                _ => {
+                    total.text = reply.text;
+                    total.agent = chain.join(">");
+                    return Ok(total);
+                }
+            }
         }
     }
 
@@ -317,9 +389,13 @@ impl<'a> Orchestrator<'a> {
         context: &ChatContext,
     ) -> Result<AgentReply, AppError> {
         self.require_enabled([agent])?;
-        self.brain
+        let agent = self
+            .brain
             .registry
-            .call_agent(agent, &self.input(message, context, &[]), &self.model())
+            .get(agent)
+            .ok_or(AppError::NotFound)?
+            .name();
+        self.run_agent(agent, message, context, &[], &[], None)
             .await
     }
 
@@ -340,14 +416,14 @@ impl<'a> Orchestrator<'a> {
         let mut previous: Vec<PreviousResult> = Vec::new();
         let mut merged = AgentReply::new(&agents.join("+"));
         for agent in agents {
-            let reply = self
+            let name = self
                 .brain
                 .registry
-                .call_agent(
-                    agent,
-                    &self.input(message, context, &previous),
-                    &self.model(),
-                )
+                .get(agent)
+                .ok_or(AppError::NotFound)?
+                .name();
+            let reply = self
+                .run_agent(name, message, context, &previous, agents, None)
                 .await?;
             merge_usage(&mut merged, &reply);
             merged.hit_bound |= reply.hit_bound;
@@ -418,14 +494,21 @@ impl<'a> Orchestrator<'a> {
         };
         let reply = if let [agent] = agents.as_slice() {
             self.require_enabled([*agent])?;
-            let agent = self.brain.registry.get(agent).ok_or(AppError::NotFound)?;
-            agent
-                .handle_stream(
-                    &self.input(&req.message, &req.context, &[]),
-                    &self.model(),
-                    &mut clean,
-                )
-                .await?
+            let agent = self
+                .brain
+                .registry
+                .get(agent)
+                .ok_or(AppError::NotFound)?
+                .name();
+            self.run_agent(
+                agent,
+                &req.message,
+                &req.context,
+                &[],
+                &[],
+                Some(&mut clean),
+            )
+            .await?
         } else {
             self.route_pipeline(&agents, &req.message, &req.context, Some(&mut clean))
                 .await?
@@ -545,9 +628,13 @@ impl<'a> Orchestrator<'a> {
         let rendered = template.render(&merged)?;
         let empty = ChatContext::default();
         let reply = if let Some(agent) = template.agent {
-            self.brain
+            let agent = self
+                .brain
                 .registry
-                .call_agent(agent, &self.input(&rendered, &empty, &[]), &self.model())
+                .get(agent)
+                .ok_or(AppError::NotFound)?
+                .name();
+            self.run_agent(agent, &rendered, &empty, &[], &[], None)
                 .await?
         } else {
             let req = LlmRequest::plain(
@@ -832,6 +919,7 @@ mod tests {
             context: &ctx,
             previous_results: &[],
             now_ms: NOW,
+            handoff_to: &[],
         };
         let reply = r.call_agent("note_agent", &input, &llm).await.unwrap();
         assert_eq!(reply.agent, "note_agent");
@@ -1323,6 +1411,183 @@ mod tests {
                 "template {} not fingerprinted",
                 t.id
             );
+        }
+    }
+
+    /// The names a request offered as `hand_off` targets (`None`: no hand-off offered).
+    fn handoff_targets(body: &Value) -> Option<Vec<String>> {
+        body["tools"].as_array()?.iter().find_map(|t| {
+            (t["function"]["name"] == "hand_off").then(|| {
+                t["function"]["parameters"]["properties"]["agent"]["enum"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect()
+            })
+        })
+    }
+
+    fn user_text(body: &Value) -> String {
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_hand_off_asks_the_named_agent_with_its_request_and_keeps_both_agents_actions() {
+        let server = model(vec![
+            calls("create_task", &json!({"title": "Call Ana", "priority": "high"})),
+            calls(
+                "hand_off",
+                &json!({"agent": "note_agent", "request": "Write a note: agenda for the call with Ana"}),
+            ),
+            calls(
+                "create_note",
+                &json!({"title": "Ana call", "content": "Agenda: the report."}),
+            ),
+            says("The task and the note are ready."),
+        ])
+        .await;
+        let llm = client(&server).await;
+        let brain = Brain::standard();
+        let reply = Orchestrator::new(&brain, &llm, NOW)
+            .route_single(
+                "task_agent",
+                "Remind me to call Ana and note an agenda",
+                &context(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.agent, "task_agent>note_agent");
+        assert_eq!(reply.text, "The task and the note are ready.");
+        assert_eq!(reply.llm_calls, 4);
+        let tables: Vec<Option<&str>> = reply.actions.iter().map(|a| a.table.as_deref()).collect();
+        assert_eq!(tables[0], Some("tasks"), "{:?}", reply.actions);
+        assert!(tables.contains(&Some("notes")), "{:?}", reply.actions);
+        assert!(reply.handoff.is_none(), "the chain ran the hand-off");
+        let bodies = sent(&server).await;
+        assert_eq!(bodies.len(), 4);
+        assert_eq!(
+            handoff_targets(&bodies[0]).unwrap(),
+            ["checkpoint_agent", "project_agent", "note_agent"],
+            "every other enabled agent, in registry order"
+        );
+        let asked = user_text(&bodies[2]);
+        assert!(
+            asked.contains("Write a note: agenda for the call with Ana"),
+            "{asked}"
+        );
+        assert_eq!(
+            handoff_targets(&bodies[2]).unwrap(),
+            ["checkpoint_agent", "project_agent"],
+            "never back to an agent of the chain"
+        );
+    }
+
+    #[tokio::test]
+    async fn hand_offs_stop_at_two_per_request_and_never_go_back_along_the_chain() {
+        let server = model(vec![
+            calls(
+                "hand_off",
+                &json!({"agent": "note_agent", "request": "first"}),
+            ),
+            calls(
+                "hand_off",
+                &json!({"agent": "task_agent", "request": "back again"}),
+            ),
+            calls(
+                "hand_off",
+                &json!({"agent": "project_agent", "request": "second"}),
+            ),
+            calls(
+                "hand_off",
+                &json!({"agent": "checkpoint_agent", "request": "third"}),
+            ),
+            says("Done by the project agent."),
+        ])
+        .await;
+        let llm = client(&server).await;
+        let brain = Brain::standard();
+        let reply = Orchestrator::new(&brain, &llm, NOW)
+            .route_single("task_agent", "Do everything", &context())
+            .await
+            .unwrap();
+        assert_eq!(reply.agent, "task_agent>note_agent>project_agent");
+        assert_eq!(reply.text, "Done by the project agent.");
+        let bodies = sent(&server).await;
+        assert_eq!(bodies.len(), 5);
+        let refused = tool_messages(&bodies[2]).join(" ");
+        assert!(
+            refused.contains("agent must be one of") && !refused.contains("task_agent,"),
+            "the cycle went back to the model as a tool error: {refused}"
+        );
+        assert_eq!(
+            handoff_targets(&bodies[3]),
+            None,
+            "two hand-offs used: none offered"
+        );
+        let unknown = tool_messages(&bodies[4]).join(" ");
+        assert!(unknown.contains("unknown tool `hand_off`"), "{unknown}");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_agent_is_never_a_hand_off_target() {
+        let server = model(vec![
+            calls(
+                "hand_off",
+                &json!({"agent": "project_agent", "request": "check Apollo"}),
+            ),
+            says("I cannot hand that off."),
+        ])
+        .await;
+        let llm = client(&server).await;
+        let brain = Brain::standard();
+        let reply = Orchestrator::new(&brain, &llm, NOW)
+            .with_enabled_agents(EnabledAgents::only(["task_agent", "note_agent"]))
+            .route_single("task_agent", "Check Apollo", &context())
+            .await
+            .unwrap();
+        assert_eq!(reply.agent, "task_agent");
+        let bodies = sent(&server).await;
+        assert_eq!(handoff_targets(&bodies[0]).unwrap(), ["note_agent"]);
+        assert!(tool_messages(&bodies[1])
+            .join(" ")
+            .contains("agent must be one of: note_agent"));
+    }
+
+    #[tokio::test]
+    async fn a_hand_off_with_bad_arguments_goes_back_to_the_model() {
+        for (args, expected) in [
+            (json!({"agent": "note_agent"}), "expected {agent, request}"),
+            (
+                json!({"agent": "note_agent", "request": "  "}),
+                "request must be 1 to 2000",
+            ),
+            (
+                json!({"agent": "note_agent", "request": "x".repeat(2001)}),
+                "request must be 1 to 2000",
+            ),
+            (
+                json!({"agent": "note_agent", "request": "ok", "extra": 1}),
+                "expected {agent, request}",
+            ),
+        ] {
+            let server = model(vec![calls("hand_off", &args), says("Fine, I answer.")]).await;
+            let llm = client(&server).await;
+            let brain = Brain::standard();
+            let reply = Orchestrator::new(&brain, &llm, NOW)
+                .route_single("task_agent", "Hand it on", &context())
+                .await
+                .unwrap();
+            assert_eq!(reply.agent, "task_agent", "{args}");
+            let told = tool_messages(&sent(&server).await[1]).join(" ");
+            assert!(told.contains(expected), "{args}: {told}");
         }
     }
 }

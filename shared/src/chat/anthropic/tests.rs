@@ -309,6 +309,7 @@ async fn a_tool_use_round_trip_runs_through_the_shared_agent_loop() {
         context: &context,
         previous_results: &[],
         now_ms: 1_795_780_800_000,
+        handoff_to: &[],
     };
     let reply = tool_loop(&TaskAgent, &input, &llm, None).await.unwrap();
     assert_eq!(reply.text, "I prepared the task.");

@@ -353,6 +353,7 @@ async fn the_tool_loop_runs_a_plugin_agent_over_a_scripted_model() {
         context: &context,
         previous_results: &[],
         now_ms: NOW,
+        handoff_to: &[],
     };
     let reply = digest().handle(&input, &llm).await.unwrap();
     assert_eq!(reply.text, "I asked the app to show your digest.");
@@ -402,6 +403,7 @@ async fn a_plugin_agent_is_bounded_like_the_built_in_ones() {
         context: &context,
         previous_results: &[],
         now_ms: NOW,
+        handoff_to: &[],
     };
     let reply = digest().handle(&input, &llm).await.unwrap();
     assert!(reply.hit_bound);

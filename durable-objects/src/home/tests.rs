@@ -1058,10 +1058,10 @@ fn the_installed_plugin_set_is_replaced_by_its_push_and_an_uninstall_leaves_the_
     use shared::home::ops::{InstalledPlugin, SetInstalledPlugins};
     let w = World::on(Tier::Pro);
     assert!(w.call(T0, &GetChatChoices {}).unwrap().plugins.is_empty());
-    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let of = |plugin_id| InstalledPlugin {
+    let (a, b) = (uuid::Uuid::from_u128(0xa), uuid::Uuid::from_u128(0xb));
+    let of = |plugin_id: uuid::Uuid| InstalledPlugin {
         plugin_id,
-        version_id: uuid::Uuid::new_v4(),
+        version_id: uuid::Uuid::from_u128(plugin_id.as_u128() << 64),
     };
     let (pa, pb) = (of(a), of(b));
     w.call(

@@ -94,7 +94,8 @@ async function started(tokens, email) {
   try {
     await call("GET", "/admin/plugins/pending"); // an admin check that costs nothing extra
   } catch (err) {
-    session = null;
+    // Not an admin (or the check failed): end the session just opened rather than leave it.
+    await endSession();
     throw err;
   }
   $("sign-in").hidden = true;
@@ -158,10 +159,17 @@ $("mfa-form").addEventListener("submit", (ev) => {
   });
 });
 
+/** Revokes the current session (logout needs its access token and its refresh token). */
+async function endSession() {
+  if (session) {
+    await call("POST", "/auth/logout", { refresh_token: session.refresh }).catch(() => {});
+  }
+  session = null;
+}
+
 $("sign-out").addEventListener("click", () =>
   guarded(async () => {
-    const refreshToken = session?.refresh;
-    if (refreshToken) await call("POST", "/auth/logout", { refresh_token: refreshToken }, { auth: false }).catch(() => {});
+    await endSession();
     signedOut("Signed out.");
   }),
 );

@@ -132,6 +132,12 @@ pub async fn the_consoles_own_origin_may_call_the_api_and_look_alike_origins_may
     }
 }
 
+async fn session_count(app: &TestApp, user: &crate::helpers::TestUser) -> usize {
+    let r = app.get_auth("/auth/sessions", &user.access_token).await;
+    let body: Value = r.json().await.unwrap();
+    body["sessions"].as_array().expect("sessions").len()
+}
+
 /// A plugin waiting for review, by a new author, whose description carries markup.
 async fn pending_plugin(app: &TestApp) -> (String, String) {
     let author = app.register("console-author").await;
@@ -171,6 +177,7 @@ pub async fn an_admin_signs_in_with_two_factor_approves_a_plugin_and_suspends_an
     let target_id = crate::helpers::user_id_of(&target);
     let (plugin_id, plugin_name) = pending_plugin(&app).await;
 
+    let admin_sessions_before = session_count(&app, &admin).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let browser_dir = root.join("tests/browser");
     assert!(
@@ -223,7 +230,20 @@ pub async fn an_admin_signs_in_with_two_factor_approves_a_plugin_and_suspends_an
         assert!(shot.len() > 1000, "{flow}: an empty screenshot");
     }
 
-    // What the clicks did, read back from the API.
+    // The admin signed in three times in the browser and out once.
+    let sessions = session_count(&app, &admin).await;
+    assert_eq!(
+        sessions,
+        admin_sessions_before + 2,
+        "sign-out revoked its session"
+    );
+    // What the clicks did, read back from the API. The non-admin's console sign-in was ended
+    // when the admin check refused it: only the test's own session is left.
+    assert_eq!(
+        session_count(&app, &outsider).await,
+        1,
+        "the refused console session was revoked"
+    );
     let ops = verified(&app, crate::harness::OPS_ADMIN_EMAIL).await;
     let r = app
         .req(Method::GET, "/admin/plugins/pending")

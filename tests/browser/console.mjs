@@ -99,6 +99,10 @@ await flow("sign-in-with-two-factor", async (page) => {
   await signInAsAdmin(page);
   await expectText(page.locator("#who"), new RegExp(env("ADMIN_EMAIL").replace(/[.+]/g, "\\$&")), "signed-in name");
   if ((await page.locator("#login-password").inputValue()) !== "") throw new Error("the password stayed in the form");
+  await page.click("#sign-out");
+  await expectText(page.locator("#status"), /^Signed out\.$/, "status after signing out");
+  await page.locator("#sign-in").waitFor({ state: "visible" });
+  if (await page.locator("#console").isVisible()) throw new Error("the console stayed open");
 });
 
 await flow("a-non-admin-is-turned-away", async (page) => {

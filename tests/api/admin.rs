@@ -10,28 +10,8 @@ use serde_json::{json, Value};
 use crate::billing::subscribe;
 use crate::harness::{random_ip, OPS_ADMIN_EMAIL, UNVERIFIED_ADMIN_EMAIL};
 use crate::helpers::{assert_error, sha, user_id_of, TestApp, TestUser};
+use crate::helpers::{ok_json as ok, send_as as call};
 use crate::home::{next, socket, Next};
-
-async fn call(
-    app: &TestApp,
-    who: &TestUser,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Response {
-    let mut req = app.req(method, path).bearer_auth(&who.access_token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    req.send().await.expect("request")
-}
-
-async fn ok(r: Response, what: &str) -> Value {
-    let status = r.status();
-    let body = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{what}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
 
 fn now_ms() -> i64 {
     i64::try_from(

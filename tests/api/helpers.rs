@@ -298,6 +298,29 @@ impl TestApp {
 }
 
 /// Asserts the response is the JSON error envelope with `status` and `code`; returns the body.
+/// Sends `method path` as `user`, with `body` as JSON when given.
+pub async fn send_as(
+    app: &TestApp,
+    user: &TestUser,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Response {
+    let mut req = app.req(method, path).bearer_auth(&user.access_token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    req.send().await.expect("request")
+}
+
+/// Asserts a 200 (naming `what` and the body otherwise) and returns its JSON.
+pub async fn ok_json(r: Response, what: &str) -> Value {
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{what}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
 pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status, "status");
     let request_id = r

@@ -15,6 +15,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::billing::{delete_subscription, subscribe_with_ids};
 use crate::helpers::{assert_error, marker, text, tool_call, TestApp, TestUser};
+use crate::helpers::{ok_json as ok, send_as as send};
 use crate::plugins::{approve, package};
 
 const INSTRUCTIONS: &str = "Greet the gardener as Violet Moonbeam of the seventh greenhouse, \
@@ -61,27 +62,6 @@ fn submission(manifest: &Value, pkg: &[u8]) -> Value {
         "package": base64::engine::general_purpose::STANDARD.encode(pkg),
         "package_checksum": hex::encode(sha2::Sha256::digest(pkg)),
     })
-}
-
-async fn send(
-    app: &TestApp,
-    user: &TestUser,
-    verb: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Response {
-    let mut req = app.req(verb, path).bearer_auth(&user.access_token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    req.send().await.expect("request")
-}
-
-async fn ok(r: Response, what: &str) -> Value {
-    let status = r.status();
-    let body = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{what}: {body}");
-    serde_json::from_str(&body).unwrap()
 }
 
 fn fields(body: &Value) -> Vec<String> {

@@ -19,6 +19,7 @@ use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::{assert_error, state_contains, user_id_of, TestApp, TestUser};
+use crate::helpers::{ok_json, send_as as call};
 
 /// Largest package the API takes (10 MiB).
 const MAX_PACKAGE_BYTES: usize = 10 * 1024 * 1024;
@@ -80,27 +81,6 @@ pub(crate) fn manifest(name: &str, version: &str, category: &str, price_cents: u
 
 fn submission(manifest: &Value, package: &[u8]) -> Value {
     json!({"manifest": manifest, "package": STANDARD.encode(package), "package_checksum": sha(package)})
-}
-
-async fn call(
-    app: &TestApp,
-    user: &TestUser,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Response {
-    let mut req = app.req(method, path).bearer_auth(&user.access_token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    req.send().await.expect("request")
-}
-
-async fn ok_json(r: Response, what: &str) -> Value {
-    let status = r.status();
-    let body = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{what}: {body}");
-    serde_json::from_str(&body).unwrap()
 }
 
 /// Submits a new plugin; asserts the 201 and returns the plugin id.

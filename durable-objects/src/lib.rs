@@ -13,6 +13,7 @@
 //! The `workers` cdylib re-exports the classes; their names match `class_name` in
 //! `wrangler.toml` and its `[[migrations]]`.
 
+pub mod batches;
 pub mod chat_session;
 pub mod home;
 pub mod rate_limiter;

@@ -25,6 +25,10 @@ use crate::api::{
     PortalResponse, RefreshRequest, RegisterRequest, SubscriptionInfo, TierOffer, TiersResponse,
     UserProfile, WsTicket,
 };
+use crate::api::{
+    BatchItem, BatchItemError, BatchList, BatchRequest, BatchResult, BatchStarted, BatchState,
+    BatchSummary, BatchView,
+};
 use crate::api::{ByteUsage, RequestUsage, UsageReport};
 use crate::api::{
     ChangePasswordRequest, ForgotPasswordRequest, PasswordChanged, ResetPasswordRequest,
@@ -205,7 +209,7 @@ impl Modify for FloatRange {
         review_plugin, install_plugin, uninstall_plugin, download_plugin, rate_plugin,
         plugin_earnings, set_payout_account, list_providers, list_agents, set_enabled_agents,
         admin_users, admin_suspend, admin_unsuspend, admin_comp, admin_pending_plugins,
-        admin_payouts, admin_audit
+        admin_payouts, admin_audit, start_batch, list_batches, get_batch, cancel_batch
     ),
     components(schemas(
         Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
@@ -229,7 +233,9 @@ impl Modify for FloatRange {
         SecurityEvents, SecurityEventKind, TotpSetup, EnableMfaRequest, RecoveryCodes,
         DisableMfaRequest, MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery,
         AdminUser, AdminUsers, CompInfo, CompRequest, AuditEntry, AuditLog, AdminPayout,
-        PayoutMonth, AdminPayouts
+        PayoutMonth, AdminPayouts,
+        BatchRequest, BatchItem, BatchStarted, BatchState, BatchItemError, BatchResult,
+        BatchView, BatchSummary, BatchList, BatchItemFrame, BatchDoneFrame
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -246,6 +252,11 @@ impl Modify for FloatRange {
             to apply. Prompts stay on the server; plans carry template ids."),
         (name = "plans", description = "Execution plans and playbooks: steps name server-side \
             templates that `run-step` renders and runs."),
+        (name = "batches", description = "One plan run for up to 100 items in the user's \
+            home, 3 items at a time, with progress pushed to the user's sockets. Inputs and \
+            results live in memory only and expire 10 minutes after the batch ends. \
+            `batch_active` bounds the batches running at once (free 2, pro 10, power and team \
+            unlimited); `batch_builder` (power, team) allows custom steps."),
         (name = "vectors", description = "Search by meaning without the server learning \
             the meaning: embeddings arrive encrypted by the client (DCPE) with an opaque \
             payload; search is cosine over the encrypted vectors. Pro tier and above; counts \
@@ -1395,7 +1406,10 @@ fn chat() {}
 /// `{"type":"ping"}` every 30 s while a request runs, `{"type":"error","code","message"}`, and
 /// finally `{"type":"done","done":true,"request_id","response","actions"}` (`cancelled`, `plan`
 /// when they apply). One request at a time per socket (another is refused with `conflict`);
-/// each request counts against the per-minute allowance.
+/// each request counts against the per-minute allowance. Every socket of the user (this one and
+/// `GET /sync/stream`) also receives the user's batch progress (`POST /batches`):
+/// `{"type":"batch_item","batch_id","index","output","actions","error"?}` as each item ends and
+/// `{"type":"batch_done","batch_id","status","total","completed","failed"}` once.
 #[utoipa::path(get, path = "/api/v1/chat/stream", tag = "chat", operation_id = "chat_stream",
     security(("bearer" = []), ()),
     params(("ticket" = Option<String>, Query, nullable = false,
@@ -1416,6 +1430,8 @@ fn chat_stream() {}
 /// time of the change. Pull with your own last cursor until you have it. The client may send
 /// `{"type":"ping"}` (answered `{"type":"pong"}`); other frames get an error frame. Revoking the
 /// session (logout, logout-all) sends an `unauthorized` error frame and closes the socket (4001).
+/// Batch progress arrives here too: `{"type":"batch_item",…}` and `{"type":"batch_done",…}` (see
+/// `GET /chat/stream`).
 #[utoipa::path(get, path = "/api/v1/sync/stream", tag = "storage", operation_id = "sync_stream",
     security(("bearer" = []), ()),
     params(("ticket" = Option<String>, Query, nullable = false,
@@ -1584,3 +1600,98 @@ fn search_vectors() {}
         (status = 422, description = "`validation_failed`: ids.", body = ErrorBody)
     ))]
 fn delete_vectors() {}
+
+/// A `batch_item` socket frame (documentation only): one item of a batch ended.
+#[derive(utoipa::ToSchema)]
+struct BatchItemFrame {
+    /// `batch_item`.
+    r#type: String,
+    /// The batch.
+    batch_id: String,
+    /// The item's index.
+    index: u32,
+    /// The output of the plan's last `llm` step (sanitized; empty when the item failed).
+    output: String,
+    /// The actions of every `llm` step.
+    actions: Vec<PlanAction>,
+    /// Why the item failed, when it did.
+    error: Option<BatchItemError>,
+}
+
+/// A `batch_done` socket frame (documentation only): the batch ended.
+#[derive(utoipa::ToSchema)]
+struct BatchDoneFrame {
+    /// `batch_done`.
+    r#type: String,
+    /// The batch.
+    batch_id: String,
+    /// `done` or `cancelled`.
+    status: BatchState,
+    /// Its items.
+    total: u32,
+    /// Items that ended.
+    completed: u32,
+    /// Items among them that failed.
+    failed: u32,
+}
+
+/// Runs a playbook (`playbook_id`) — or, with the `batch_builder` feature (power, team), custom
+/// `steps` from template ids, checked like any plan — once per item (1–100 items), in the
+/// caller's home, 3 items at a time. Every item's variables are checked before anything runs
+/// (each `llm` step gets those of its template; a step with `data_from_step` gets the earlier
+/// step's output as `previous_output`). Each item takes one unit of the per-minute allowance
+/// before it runs; an item the limit refuses fails with its own `rate_limited` error and the
+/// batch goes on. Progress goes to every socket of the user (`batch_item`, then `batch_done`).
+#[utoipa::path(post, path = "/api/v1/batches", tag = "batches", operation_id = "start_batch",
+    security(("bearer" = [])),
+    request_body = BatchRequest,
+    responses(
+        (status = 202, description = "Started.", body = BatchStarted),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`tier_required`: custom `steps` without `batch_builder`, a playbook above the tier, an agent the caller has not enabled (`agents`), or a `provider` beyond the tier's allowance (`providers`); or `forbidden` (origin).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such playbook.", body = ErrorBody),
+        (status = 409, description = "`conflict`: as many batches running as the tier's `batch_active` allows (free 2, pro 10).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large` (1 MiB).", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: not exactly one of `playbook_id` and `steps`, 0 or more than 100 `items`, bad `steps` (1–10), an item's variables (`items[i].variables.<name>`), or a `provider` or `model` this server does not offer.", body = ErrorBody)
+    ))]
+fn start_batch() {}
+
+/// The caller's batches of the last day, newest first: those the home holds with their
+/// progress, and those whose results are gone as `lost`.
+#[utoipa::path(get, path = "/api/v1/batches", tag = "batches", operation_id = "list_batches",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The batches.", body = BatchList),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
+    ))]
+fn list_batches() {}
+
+/// A batch and its results so far. Results expire 10 minutes after the batch ends; after that,
+/// or once the home was evicted from memory, a batch submitted within the last day is `lost`
+/// (run it again) and any other id is 404.
+#[utoipa::path(get, path = "/api/v1/batches/{id}", tag = "batches", operation_id = "get_batch",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The batch's id.")),
+    responses(
+        (status = 200, description = "The batch.", body = BatchView),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such batch of the caller's.", body = ErrorBody)
+    ))]
+fn get_batch() {}
+
+/// Cancels a running batch: its running upstream calls are aborted and no further item starts;
+/// the results so far stay. Cancelling an ended batch changes nothing. Answers the batch.
+#[utoipa::path(delete, path = "/api/v1/batches/{id}", tag = "batches", operation_id = "cancel_batch",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The batch's id.")),
+    responses(
+        (status = 200, description = "The batch, `cancelled` if it was running.", body = BatchView),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such batch of the caller's.", body = ErrorBody)
+    ))]
+fn cancel_batch() {}

@@ -169,6 +169,14 @@ pub enum Operation {
     AdminAudit,
     /// `PUT /agents/enabled`.
     SetEnabledAgents,
+    /// `POST /batches`.
+    StartBatch,
+    /// `GET /batches`.
+    ListBatches,
+    /// `GET /batches/{id}`.
+    GetBatch,
+    /// `DELETE /batches/{id}`.
+    CancelBatch,
     /// `GET /plugins`.
     ListPlugins,
     /// `POST /plugins`.
@@ -366,6 +374,30 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/agents/enabled",
         Access::UserAtHome,
         Operation::SetEnabledAgents,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/batches",
+        Access::UserAtHome,
+        Operation::StartBatch,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/batches",
+        Access::UserAtHome,
+        Operation::ListBatches,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/batches/{id}",
+        Access::UserAtHome,
+        Operation::GetBatch,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/batches/{id}",
+        Access::UserAtHome,
+        Operation::CancelBatch,
     ),
     route(
         Method::Get,

@@ -103,6 +103,10 @@ fn handler(op: Operation) -> Handler {
         Operation::AdminPendingPlugins => |ctx| Box::pin(handlers::admin::pending_plugins(ctx)),
         Operation::AdminPayouts => |ctx| Box::pin(handlers::admin::payouts(ctx)),
         Operation::AdminAudit => |ctx| Box::pin(handlers::admin::audit(ctx)),
+        Operation::StartBatch => |ctx| Box::pin(handlers::batches::start(ctx)),
+        Operation::ListBatches => |ctx| Box::pin(handlers::batches::list(ctx)),
+        Operation::GetBatch => |ctx| Box::pin(handlers::batches::get(ctx)),
+        Operation::CancelBatch => |ctx| Box::pin(handlers::batches::cancel(ctx)),
     }
 }
 

@@ -25,6 +25,7 @@
 
 mod account;
 mod backups;
+mod batch_ids;
 mod choices;
 mod memo;
 mod records;
@@ -105,6 +106,9 @@ const SCHEMA: &[&str] = &[
     // The installed plugins with agents (JSON `[{plugin_id, version_id}]`), see choices.rs.
     "CREATE TABLE IF NOT EXISTS plugin_set (\
        id INTEGER PRIMARY KEY CHECK (id = 1), plugins TEXT NOT NULL)",
+    // That a batch existed (id, size, time) — never its inputs or results (memory only).
+    "CREATE TABLE IF NOT EXISTS batch_ids (\
+       id TEXT PRIMARY KEY, total INTEGER NOT NULL, created_at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS vectors (\
        id TEXT PRIMARY KEY, dims INTEGER NOT NULL, size INTEGER NOT NULL, \
        checksum TEXT NOT NULL, vals BLOB, blob TEXT)",

@@ -1102,3 +1102,38 @@ fn the_installed_plugin_set_is_replaced_by_its_push_and_an_uninstall_leaves_the_
         .unwrap();
     assert_eq!(w.call(T0, &GetChatChoices {}).unwrap().agents, None);
 }
+
+#[test]
+fn a_batch_id_outlives_the_objects_memory_for_a_day_and_holds_nothing_else() {
+    use shared::chat::orchestrator::batch::BATCH_ID_TTL_MS;
+    let w = World::on(Tier::Free);
+    {
+        let memo = std::rc::Rc::clone(&w.memo.borrow());
+        let home = w.home(&memo);
+        home.remember_batch("b-1", 20, T0).unwrap();
+        home.remember_batch("b-2", 3, T0 + 5).unwrap();
+    }
+    w.restart();
+    let memo = std::rc::Rc::clone(&w.memo.borrow());
+    let home = w.home(&memo);
+    assert_eq!(home.known_batch("b-1", T0 + 10).unwrap(), Some((20, T0)));
+    assert_eq!(home.known_batch("other", T0 + 10).unwrap(), None);
+    let ids: Vec<String> = home
+        .known_batches(T0 + 10)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(ids, ["b-2", "b-1"], "newest first");
+    let columns = w
+        .sql
+        .exec("SELECT name FROM pragma_table_info('batch_ids')", &[])
+        .unwrap();
+    let names: Vec<String> = columns.iter().map(|r| r.text(0)).collect();
+    assert_eq!(names, ["id", "total", "created_at"], "no content column");
+    assert_eq!(home.known_batch("b-1", T0 + BATCH_ID_TTL_MS).unwrap(), None);
+    assert_eq!(
+        home.known_batches(T0 + 5 + BATCH_ID_TTL_MS).unwrap(),
+        vec![]
+    );
+}

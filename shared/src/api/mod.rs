@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod agents;
 mod auth;
+mod batches;
 mod billing;
 mod chat;
 mod plugins;
@@ -28,6 +29,10 @@ pub use agents::{
 };
 pub use auth::{
     AuthTokens, LoggedOutAll, LoginRequest, RefreshRequest, RegisterRequest, UserProfile, WsTicket,
+};
+pub use batches::{
+    BatchItem, BatchItemError, BatchList, BatchRequest, BatchResult, BatchStarted, BatchState,
+    BatchSummary, BatchView, MAX_BATCH_ITEMS, MAX_BATCH_STEPS,
 };
 pub use billing::{CheckoutBody, CheckoutResponse, PortalResponse, SubscriptionInfo};
 pub use chat::{

@@ -584,6 +584,22 @@ impl<'a> Orchestrator<'a> {
     ) -> Result<RunStepResponse, AppError> {
         let plan = self.resolve_plan(plan_id, tier)?;
         self.require_enabled(plan_agents(&plan, &self.brain.templates))?;
+        self.run_plan_step(&plan, step_index, variables).await
+    }
+
+    /// Runs the `llm` step `step_index` of `plan` (whose agents the caller checked) with
+    /// `variables` over the step's own non-null ones: renders its template server-side and
+    /// runs it (through the template's agent when it has one). The output is sanitized.
+    ///
+    /// # Errors
+    /// 422 for a step index out of range, a data step, or bad variables; LLM errors.
+    async fn run_plan_step(
+        &self,
+        plan: &ExecutionPlan,
+        step_index: u32,
+        variables: &Map<String, Value>,
+    ) -> Result<RunStepResponse, AppError> {
+        let plan_id = plan.id.as_str();
         let step = usize::try_from(step_index)
             .ok()
             .and_then(|i| plan.steps.get(i))
@@ -769,6 +785,8 @@ pub fn parse_intent_among(
     }
     chosen
 }
+
+pub mod batch;
 
 #[cfg(test)]
 mod enabled_tests;

@@ -353,6 +353,14 @@ impl<'t> ExecutionPlanBuilder<'t> {
         }
     }
 
+    /// A step as a client described it (custom batch steps); [`Self::build`] checks it like
+    /// every other.
+    #[must_use]
+    pub fn add_plan_step(mut self, step: PlanStep) -> Self {
+        self.steps.push(step);
+        self
+    }
+
     /// A step with any action and its parameters.
     #[must_use]
     pub fn add_step(mut self, action: &str, params: Map<String, Value>) -> Self {

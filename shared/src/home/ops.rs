@@ -493,3 +493,37 @@ pub struct SetEnabledAgents {
     pub agents: Vec<String>,
 }
 op!(SetEnabledAgents, "set_enabled_agents", Done);
+
+// ---- batches (run by the object itself, which owns the in-memory runs) --------------------
+
+/// Starts a batch (`POST /batches`): the home checks it (see
+/// [`crate::chat::orchestrator::batch`]), bounds the batches running at once (the matrix's
+/// `batch_active`) and runs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartBatch {
+    /// The batch as the client sent it.
+    pub batch: crate::api::BatchRequest,
+}
+op!(StartBatch, "start_batch", crate::api::BatchStarted);
+
+/// One batch and its results so far (`GET /batches/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetBatch {
+    /// The batch.
+    pub id: String,
+}
+op!(GetBatch, "get_batch", crate::api::BatchView);
+
+/// The user's batches (`GET /batches`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ListBatches {}
+op!(ListBatches, "list_batches", crate::api::BatchList);
+
+/// Cancels a batch (`DELETE /batches/{id}`): its running upstream calls are aborted and no
+/// further item starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CancelBatch {
+    /// The batch.
+    pub id: String,
+}
+op!(CancelBatch, "cancel_batch", crate::api::BatchView);

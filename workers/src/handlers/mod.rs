@@ -7,6 +7,7 @@ pub mod admin;
 pub mod agents;
 pub mod auth;
 pub mod backup;
+pub mod batches;
 pub mod billing;
 pub mod chat;
 pub mod health;

@@ -15,13 +15,16 @@
 //!   `account_suspended` frame and is closed (4003).
 //! - the alarm: refreshes the account, and aborts multipart uploads past their expiry in R2.
 //!
-//! Chat content stays in memory only: nothing of it touches the object's storage.
+//! Chat content and batches' inputs and results stay in memory only: nothing of them touches
+//! the object's storage ([`batches`]: batches run here, a few items at a time).
 
+mod batches;
 mod chat;
 mod sql;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use durable_objects::chat_session::{Runs, ServerFrame, SocketId};
 use durable_objects::home::{Effects, Freshness, Home, HomeConfig, Memo};
@@ -79,8 +82,11 @@ pub struct UserHome {
     state: State,
     env: Env,
     sql: DoSql,
-    /// What this life of the object keeps in memory (see [`Memo`]).
-    memo: Memo,
+    /// What this life of the object keeps in memory (see [`Memo`]); shared with running
+    /// batches, whose items take the limiter's units through it.
+    memo: Rc<Memo>,
+    /// The batches of this life (memory only).
+    batches: Rc<batches::BatchRuntime>,
     /// Whether the schema was created in this object's life.
     opened: Cell<bool>,
     runs: RefCell<Runs>,
@@ -111,7 +117,8 @@ impl DurableObject for UserHome {
             state,
             env,
             sql,
-            memo: Memo::default(),
+            memo: Rc::default(),
+            batches: Rc::default(),
             opened: Cell::new(false),
             runs: RefCell::new(Runs::new()),
             aborts: RefCell::new(HashMap::new()),
@@ -150,7 +157,9 @@ impl DurableObject for UserHome {
             }
             Err(e) => tracing::error!(error = ?e, "user home: expiring uploads failed"),
         }
-        if let Ok(Some(at)) = home.next_upload_expiry() {
+        let next_upload = home.next_upload_expiry().ok().flatten();
+        let next_batch = self.expire_batches(now_ms());
+        if let Some(at) = next_upload.into_iter().chain(next_batch).min() {
             self.state
                 .storage()
                 .set_alarm((at - now_ms()).max(1))
@@ -284,6 +293,11 @@ impl UserHome {
                 };
                 return Response::from_json(&resp);
             }
+        }
+        if batches::is_batch_op(&call.op) {
+            let mut resp = self.batch_call(&app, &home, &call, now_ms());
+            resp.d1_calls = app.hops().d1_calls();
+            return Response::from_json(&resp);
         }
         let (mut resp, effects) = home.handle(now_ms(), &call);
         resp.d1_calls = app.hops().d1_calls();

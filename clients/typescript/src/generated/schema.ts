@@ -704,6 +704,60 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's batches of the last day, newest first: those the home holds with their
+         *     progress, and those whose results are gone as `lost`.
+         */
+        get: operations["list_batches"];
+        put?: never;
+        /**
+         * Runs a playbook (`playbook_id`) — or, with the `batch_builder` feature (power, team), custom
+         *     `steps` from template ids, checked like any plan — once per item (1–100 items), in the
+         *     caller's home, 3 items at a time. Every item's variables are checked before anything runs
+         *     (each `llm` step gets those of its template; a step with `data_from_step` gets the earlier
+         *     step's output as `previous_output`). Each item takes one unit of the per-minute allowance
+         *     before it runs; an item the limit refuses fails with its own `rate_limited` error and the
+         *     batch goes on. Progress goes to every socket of the user (`batch_item`, then `batch_done`).
+         */
+        post: operations["start_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/batches/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A batch and its results so far. Results expire 10 minutes after the batch ends; after that,
+         *     or once the home was evicted from memory, a batch submitted within the last day is `lost`
+         *     (run it again) and any other id is 404.
+         */
+        get: operations["get_batch"];
+        put?: never;
+        post?: never;
+        /**
+         * Cancels a running batch: its running upstream calls are aborted and no further item starts;
+         *     the results so far stay. Cancelling an ended batch changes nothing. Answers the batch.
+         */
+        delete: operations["cancel_batch"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/billing/checkout": {
         parameters: {
             query?: never;
@@ -821,7 +875,10 @@ export type paths = {
          *     `{"type":"ping"}` every 30 s while a request runs, `{"type":"error","code","message"}`, and
          *     finally `{"type":"done","done":true,"request_id","response","actions"}` (`cancelled`, `plan`
          *     when they apply). One request at a time per socket (another is refused with `conflict`);
-         *     each request counts against the per-minute allowance.
+         *     each request counts against the per-minute allowance. Every socket of the user (this one and
+         *     `GET /sync/stream`) also receives the user's batch progress (`POST /batches`):
+         *     `{"type":"batch_item","batch_id","index","output","actions","error"?}` as each item ends and
+         *     `{"type":"batch_done","batch_id","status","total","completed","failed"}` once.
          */
         get: operations["chat_stream"];
         put?: never;
@@ -1264,6 +1321,8 @@ export type paths = {
          *     time of the change. Pull with your own last cursor until you have it. The client may send
          *     `{"type":"ping"}` (answered `{"type":"pong"}`); other frames get an error frame. Revoking the
          *     session (logout, logout-all) sends an `unauthorized` error frame and closes the socket (4001).
+         *     Batch progress arrives here too: `{"type":"batch_item",…}` and `{"type":"batch_done",…}` (see
+         *     `GET /chat/stream`).
          */
         get: operations["sync_stream"];
         put?: never;
@@ -1532,6 +1591,143 @@ export type components = {
             id: string;
             /** @description Always true. */
             ok: boolean;
+        };
+        /** @description A `batch_done` socket frame (documentation only): the batch ended. */
+        BatchDoneFrame: {
+            /** @description The batch. */
+            batch_id: string;
+            /**
+             * Format: int32
+             * @description Items that ended.
+             */
+            completed: number;
+            /**
+             * Format: int32
+             * @description Items among them that failed.
+             */
+            failed: number;
+            /** @description `done` or `cancelled`. */
+            status: components["schemas"]["BatchState"];
+            /**
+             * Format: int32
+             * @description Its items.
+             */
+            total: number;
+            /** @description `batch_done`. */
+            type: string;
+        };
+        /** @description One item of a batch: the variables its run of the plan gets. */
+        BatchItem: {
+            /** @description The variables of the plan's templates (each `llm` step takes those of its template). */
+            variables?: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description Why one item failed. */
+        BatchItemError: {
+            /** @description The stable error code (`rate_limited`, `upstream_unavailable`, …). */
+            code: string;
+            /** @description What happened, for people. */
+            message: string;
+        };
+        /** @description A `batch_item` socket frame (documentation only): one item of a batch ended. */
+        BatchItemFrame: {
+            /** @description The actions of every `llm` step. */
+            actions: components["schemas"]["PlanAction"][];
+            /** @description The batch. */
+            batch_id: string;
+            error?: components["schemas"]["BatchItemError"] | null;
+            /**
+             * Format: int32
+             * @description The item's index.
+             */
+            index: number;
+            /** @description The output of the plan's last `llm` step (sanitized; empty when the item failed). */
+            output: string;
+            /** @description `batch_item`. */
+            type: string;
+        };
+        /** @description `GET /batches`: the caller's batches of the last day, newest first. */
+        BatchList: {
+            /** @description The batches. */
+            batches: components["schemas"]["BatchSummary"][];
+        };
+        /** @description `POST /batches`: a playbook (or, with the batch builder, custom steps) run once per item. */
+        BatchRequest: {
+            /** @description The items, 1–100. */
+            items: components["schemas"]["BatchItem"][];
+            /** @description The model, as in `ChatRequest.model`. */
+            model?: string | null;
+            /** @description The playbook to run (`GET /plans/playbook`); exactly one of `playbook_id` and `steps`. */
+            playbook_id?: string | null;
+            /** @description The LLM provider, as in `ChatRequest.provider`. */
+            provider?: string | null;
+            /** @description Custom steps built from template ids (power and team: the matrix's `batch_builder`). */
+            steps?: components["schemas"]["PlanStep"][] | null;
+        };
+        /** @description One item's result. */
+        BatchResult: {
+            /** @description The actions of every `llm` step, in order, for the app to apply. */
+            actions: components["schemas"]["PlanAction"][];
+            error?: components["schemas"]["BatchItemError"] | null;
+            /**
+             * Format: int32
+             * @description The item's index in `items`.
+             */
+            index: number;
+            /** @description The output of the plan's last `llm` step (sanitized; empty when the item failed). */
+            output: string;
+        };
+        /** @description `202` to `POST /batches`. */
+        BatchStarted: {
+            /** @description The batch (`GET /batches/{id}`, and `batch_id` of its socket frames). */
+            batch_id: string;
+        };
+        /**
+         * @description Where a batch is.
+         * @enum {string}
+         */
+        BatchState: "running" | "done" | "cancelled" | "lost";
+        /** @description One batch of `GET /batches`. */
+        BatchSummary: {
+            /**
+             * Format: int32
+             * @description Items finished (0 when lost).
+             */
+            completed: number;
+            /**
+             * Format: int64
+             * @description When it was submitted (ms).
+             */
+            created_at: number;
+            /** @description The batch. */
+            id: string;
+            /** @description Where it is. */
+            status: components["schemas"]["BatchState"];
+            /**
+             * Format: int32
+             * @description Its items.
+             */
+            total: number;
+        };
+        /** @description `GET /batches/{id}` and `DELETE /batches/{id}`: the batch and its results so far. */
+        BatchView: {
+            /**
+             * Format: int32
+             * @description Items finished (succeeded or failed).
+             */
+            completed: number;
+            /** @description The batch. */
+            id: string;
+            /** @description The results so far, by index. */
+            results: components["schemas"]["BatchResult"][];
+            /** @description Where it is. */
+            status: components["schemas"]["BatchState"];
+            /**
+             * Format: int32
+             * @description Its items.
+             */
+            total: number;
         };
         /** @description Bytes used of a byte quota. */
         ByteUsage: {
@@ -5239,6 +5435,276 @@ export interface operations {
             };
             /** @description `validation_failed`. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_batches: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batches. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchList"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Started. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchStarted"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `tier_required`: custom `steps` without `batch_builder`, a playbook above the tier, an agent the caller has not enabled (`agents`), or a `provider` beyond the tier's allowance (`providers`); or `forbidden` (origin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no such playbook. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: as many batches running as the tier's `batch_active` allows (free 2, pro 10). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` (1 MiB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: not exactly one of `playbook_id` and `steps`, 0 or more than 100 `items`, bad `steps` (1–10), an item's variables (`items[i].variables.<name>`), or a `provider` or `model` this server does not offer. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The batch's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchView"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no such batch of the caller's. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The batch's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch, `cancelled` if it was running. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchView"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no such batch of the caller's. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

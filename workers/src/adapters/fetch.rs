@@ -3,7 +3,8 @@
 //!
 //! Streamed responses answer as soon as the headers arrive; the deadline covers only that wait.
 //! The body's stream owns the request's `AbortController`: dropping the stream before the body
-//! ended (the caller gave up, or a stall was detected) aborts the request.
+//! ended (the caller gave up, or a stall was detected) aborts the request. A whole-body `send`
+//! likewise aborts its request when its future is dropped before the answer arrived.
 
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ impl HttpClient for FetchHttpClient {
         let request = build_request(&req)?;
         let controller = AbortController::default();
         let signal = controller.signal();
+        // Every way out but a whole answer (the timeout, an error, the caller dropping this
+        // future — a cancelled batch item) aborts the request.
+        let mut guard = AbortOnDrop(Some(controller));
         let exchange = async {
             let resp = Fetch::Request(request)
                 .send_with_signal(&signal)
@@ -73,11 +77,13 @@ impl HttpClient for FetchHttpClient {
         let deadline = Delay::from(Duration::from_millis(req.timeout_ms));
         pin_mut!(exchange);
         match select(exchange, deadline).await {
-            Either::Left((result, _)) => result,
-            Either::Right(((), _)) => {
-                controller.abort();
-                Err(HttpError::Timeout)
+            Either::Left((result, _)) => {
+                if result.is_ok() {
+                    guard.disarm();
+                }
+                result
             }
+            Either::Right(((), _)) => Err(HttpError::Timeout),
         }
     }
 

@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod auth;
 mod backups;
+mod batches;
 mod billing;
 mod chat;
 mod client_kit;
@@ -55,6 +56,16 @@ macro_rules! tests {
 #[allow(clippy::too_many_lines)] // one line per test
 fn all_tests() -> Vec<(&'static str, TestFn)> {
     tests![
+        batches::a_batch_of_twenty_items_pushes_each_result_to_every_socket_and_get_returns_them,
+        batches::cancelling_a_batch_aborts_its_running_upstream_calls_and_starts_no_further_item,
+        batches::concurrent_submissions_start_exactly_batch_active_batches_and_the_rest_are_409,
+        batches::custom_steps_are_refused_below_power_and_run_for_a_power_user,
+        batches::zero_items_and_a_hundred_and_one_are_422_and_every_item_is_validated_first,
+        batches::another_users_batch_is_404_to_read_and_to_cancel,
+        batches::a_batch_output_echoing_the_system_prompt_is_sanitized_as_a_chat_answer_is,
+        batches::a_batch_naming_a_disabled_agent_is_refused_with_tier_required,
+        batches::items_beyond_the_request_limit_fail_each_with_rate_limited_and_the_batch_goes_on,
+        batches::a_batchs_inputs_and_results_never_reach_the_homes_storage,
         admin::a_user_who_is_not_an_admin_is_forbidden_every_admin_endpoint,
         admin::an_admin_address_that_was_never_verified_is_not_an_admin,
         admin::a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is_audited,

@@ -9,8 +9,9 @@
 //!   format, one token per HTTP chunk with [`Script::delay`] between tokens, then the
 //!   `finish_reason` chunk, a usage chunk and `[DONE]` — or, with [`Script::break_after`], an
 //!   abrupt close after that many tokens;
-//! - any other request (the intent classifier's call) gets a plain JSON completion whose text is
-//!   [`Script`]'s intent.
+//! - any other request (the intent classifier's call, a plan step's call) gets a plain JSON
+//!   completion whose text is [`Script`]'s intent — after [`Script::hold`], if set, watching
+//!   whether the worker drops the connection meanwhile (an aborted request).
 //!
 //! Everything else is forwarded to the wiremock server unchanged (method, path, headers, body)
 //! and its answer relayed, so tests that script wiremock keep working. What happened to a
@@ -36,6 +37,7 @@ pub struct Script {
     tokens: Vec<String>,
     delay: Duration,
     break_after: Option<usize>,
+    hold: Duration,
 }
 
 impl Script {
@@ -54,6 +56,7 @@ impl Script {
             tokens: tokens.into_iter().map(Into::into).collect(),
             delay: Duration::ZERO,
             break_after: None,
+            hold: Duration::ZERO,
         }
     }
 
@@ -68,6 +71,14 @@ impl Script {
     #[must_use]
     pub fn break_after(mut self, n: usize) -> Self {
         self.break_after = Some(n);
+        self
+    }
+
+    /// Holds each non-streamed answer for `hold` before sending it, watching the connection:
+    /// a client that goes away meanwhile is recorded as a disconnect (an aborted request).
+    #[must_use]
+    pub fn hold(mut self, hold: Duration) -> Self {
+        self.hold = hold;
         self
     }
 
@@ -104,6 +115,7 @@ pub struct Probe {
     requests: AtomicUsize,
     streams: AtomicUsize,
     tokens_sent: AtomicUsize,
+    held_dropped: AtomicUsize,
     times: Mutex<Times>,
 }
 
@@ -129,6 +141,11 @@ impl Probe {
     /// Token chunks written so far, over all streams.
     pub fn tokens_sent(&self) -> usize {
         self.tokens_sent.load(Ordering::SeqCst)
+    }
+
+    /// Held answers (see [`Script::hold`]) whose client went away before they were sent.
+    pub fn held_dropped(&self) -> usize {
+        self.held_dropped.load(Ordering::SeqCst)
     }
 
     /// When the client last went away before a stream ended (it closed the connection, or a
@@ -278,6 +295,18 @@ async fn serve(conn: TcpStream, scripts: Scripts, forward: Forward) {
         stream(read, write, &script, &probe).await;
     } else {
         probe.set(|t| t.classifier_system = Some(system));
+        if !script.hold.is_zero() {
+            let mut buf = [0_u8; 256];
+            let peer_gone = async { while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {} };
+            tokio::select! {
+                () = peer_gone => {
+                    probe.held_dropped.fetch_add(1, Ordering::SeqCst);
+                    probe.set(|t| t.disconnected = Some(Instant::now()));
+                    return;
+                }
+                () = tokio::time::sleep(script.hold) => {}
+            }
+        }
         let answer = completion(&script.intent).to_string();
         let _ = write_whole(&mut write, 200, "application/json", answer.as_bytes()).await;
     }

@@ -234,6 +234,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         matrix::providers_lists_the_default_for_free_users_and_every_provider_for_paid_ones,
         matrix::a_free_user_is_refused_a_second_provider_and_unknown_names_before_any_model_call,
         matrix::a_paid_users_chat_runs_on_the_chosen_anthropic_model_with_a_tool_call,
+        matrix::a_batch_runs_on_the_chosen_provider_and_model_within_the_tier,
         matrix::the_same_chat_streams_through_each_provider_with_its_tool_call,
         matrix::plans_and_run_step_run_on_the_anthropic_provider,
         matrix::agents_follow_the_tier_and_a_free_user_cannot_enable_a_fourth,

@@ -634,6 +634,65 @@ pub async fn plans_and_run_step_run_on_the_anthropic_provider(_: TestApp) {
     assert!(openai_requests(&app, &m).await.is_empty());
 }
 
+pub async fn a_batch_runs_on_the_chosen_provider_and_model_within_the_tier(_: TestApp) {
+    let app = providers_app().await;
+    let m = marker();
+    let items: Vec<Value> = (0..3)
+        .map(|i| json!({"variables": {"email_body": format!("Call the bank {i} {m}")}}))
+        .collect();
+    let body = |provider: &str, model: Option<&str>| {
+        let mut b = json!({"playbook_id": "create_task_from_email", "items": items,
+                           "provider": provider});
+        if let Some(model) = model {
+            b["model"] = json!(model);
+        }
+        b
+    };
+    let free = app.register("prov-batch-free").await;
+    let r = post(&app, &free, "/batches", &body("claude", None)).await;
+    let err = assert_error(r, 403, "tier_required").await;
+    assert_eq!(err["error"]["details"]["feature"], "providers", "{err}");
+    let r = post(&app, &free, "/batches", &body("mistral", None)).await;
+    let err = assert_error(r, 422, "validation_failed").await;
+    assert_eq!(err["error"]["details"]["fields"][0]["field"], "provider");
+    assert!(anthropic_requests(&app, &m).await.is_empty(), "nothing ran");
+
+    let pro = app.register("prov-batch-pro").await;
+    subscribe(&app, &pro, "pro", 1).await;
+    script_anthropic(
+        &app,
+        &m,
+        "unused",
+        a_tool("create_task", &json!({"title": "Call the bank"})),
+        a_text("Created the task."),
+    )
+    .await;
+    let r = post(&app, &pro, "/batches", &body("claude", Some("claude-sonnet-4-5"))).await;
+    assert_eq!(r.status(), 202);
+    let started: Value = r.json().await.unwrap();
+    let id = started["batch_id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let view = get(&app, &pro, &format!("/batches/{id}")).await;
+        if view["status"] != "running" {
+            break view;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(view["status"], "done", "{view}");
+    for r in view["results"].as_array().unwrap() {
+        assert_eq!(r["output"], "Created the task.", "{r}");
+        the_task(&r["actions"]);
+    }
+    let sent = anthropic_requests(&app, &m).await;
+    assert_eq!(sent.len(), 6, "two calls per item");
+    assert!(sent
+        .iter()
+        .all(|r| body_of(r)["model"] == "claude-sonnet-4-5"));
+    assert!(openai_requests(&app, &m).await.is_empty());
+}
+
 // ---- the agents allowance ------------------------------------------------------------------
 
 pub async fn agents_follow_the_tier_and_a_free_user_cannot_enable_a_fourth(app: TestApp) {

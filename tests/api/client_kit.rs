@@ -141,6 +141,16 @@ fn mount_scripts(app: &TestApp) -> serde_json::Value {
         "cancel",
         Script::new("note_agent", words("long", 60)).delay(Duration::from_millis(100)),
     );
+    // Batches: every (non-streamed) call of a plan step carrying the marker answers this text.
+    let batch = "Batch item done.";
+    let m = marker();
+    scripts.insert(
+        "batch".to_owned(),
+        json!({"marker": m, "text": batch, "tokens": 0}),
+    );
+    app.stack
+        .stream_model
+        .script(&m, Script::new(batch, Vec::<String>::new()));
     serde_json::Value::Object(scripts)
 }
 

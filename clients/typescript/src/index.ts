@@ -5,6 +5,7 @@
  * - {@link ChatStream}: streaming chat over a WebSocket with cancel, heartbeats, reconnect and resume.
  * - {@link Sync}: record sync by cursor with tombstones, `If-Match` writes, caller-supplied merge, live notices.
  * - {@link Backups}: one-shot or resumable multipart backups, checksums computed in the client.
+ * - {@link Batches}: a playbook run once per item on the server, with results by index.
  * - {@link Vectors}: DCPE-encrypted embeddings and sealed payloads; {@link DcpeKey}, {@link BlobCipher}.
  *
  * Types come from the API contract (`contract/openapi.json`) through openapi-typescript; every
@@ -36,6 +37,8 @@ export type {
 } from "./sync.js";
 export { Backups, MemoryUploadProgressStore, ONE_SHOT_LIMIT } from "./backups.js";
 export type { BackupInfo, BackupMetadata, DownloadedBackup, UploadOptions, UploadProgress, UploadProgressStore } from "./backups.js";
+export { Batches, isBatchFrame, MAX_BATCH_ITEMS } from "./batches.js";
+export type { BatchDoneFrame, BatchItemFrame, BatchRequest, BatchResult, BatchSummary, BatchView, WaitOptions } from "./batches.js";
 export { MAX_BATCH, Vectors } from "./vectors.js";
 export type { VectorHit, VectorInput, VectorsOptions } from "./vectors.js";
 export { DcpeKey, DEFAULT_BETA, DEFAULT_SCALE, NONCE_BYTES, loadCrypto, normalize, randomBytes } from "./crypto/dcpe.js";

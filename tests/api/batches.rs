@@ -475,3 +475,41 @@ pub async fn a_batchs_inputs_and_results_never_reach_the_homes_storage(app: Test
     assert!(!state_contains(&app, input.as_bytes()), "no input at rest");
     assert!(!state_contains(&app, output.as_bytes()), "no output at rest");
 }
+
+pub async fn a_batch_whose_results_the_home_lost_is_lost_and_an_unknown_id_is_still_404(
+    _shared: TestApp,
+) {
+    // A stack of its own, restarted: the home's memory (the results) is gone, its storage stays.
+    let stack = crate::harness::Stack::start_with(&[("E2E_STACK", "batches-lost")])
+        .await
+        .expect("a stack of its own");
+    let own = TestApp::new(std::sync::Arc::new(stack));
+    let user = own.register("batch-lost").await;
+    let m = marker();
+    answer(&own, &m, "Task prepared.", 1).await;
+    let items = (0..4).map(|i| json!({"email_body": format!("{i} {m}")})).collect();
+    let id = started(&own, &user, items).await;
+    let view = finished(&own, &user, &id, Duration::from_secs(30)).await;
+    assert_eq!(view["status"], "done");
+
+    let TestApp { stack, .. } = own;
+    let mut stack = std::sync::Arc::into_inner(stack).expect("nobody else holds the stack");
+    stack.restart().await.expect("wrangler dev restarts");
+    let own = TestApp::new(std::sync::Arc::new(stack));
+
+    let view = get_batch(&own, &user, &id).await;
+    assert_eq!(view["status"], "lost", "{view}");
+    assert_eq!(view["total"], 4);
+    assert_eq!(view["completed"], 0);
+    assert_eq!(view["results"], json!([]));
+    let r = send(&own, &user, Method::GET, "/batches", None).await;
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["batches"][0]["id"], id);
+    assert_eq!(list["batches"][0]["status"], "lost");
+    let unknown = uuid::Uuid::new_v4();
+    let r = send(&own, &user, Method::GET, &format!("/batches/{unknown}"), None).await;
+    assert_error(r, 404, "not_found").await;
+    let r = send(&own, &user, Method::DELETE, &format!("/batches/{id}"), None).await;
+    assert_eq!(r.status(), 200, "cancelling a lost batch changes nothing");
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "lost");
+}

@@ -66,6 +66,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         batches::a_batch_naming_a_disabled_agent_is_refused_with_tier_required,
         batches::items_beyond_the_request_limit_fail_each_with_rate_limited_and_the_batch_goes_on,
         batches::a_batchs_inputs_and_results_never_reach_the_homes_storage,
+        batches::a_batch_whose_results_the_home_lost_is_lost_and_an_unknown_id_is_still_404,
         admin::a_user_who_is_not_an_admin_is_forbidden_every_admin_endpoint,
         admin::an_admin_address_that_was_never_verified_is_not_an_admin,
         admin::a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is_audited,

@@ -667,7 +667,13 @@ pub async fn a_batch_runs_on_the_chosen_provider_and_model_within_the_tier(_: Te
         a_text("Created the task."),
     )
     .await;
-    let r = post(&app, &pro, "/batches", &body("claude", Some("claude-sonnet-4-5"))).await;
+    let r = post(
+        &app,
+        &pro,
+        "/batches",
+        &body("claude", Some("claude-sonnet-4-5")),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     let started: Value = r.json().await.unwrap();
     let id = started["batch_id"].as_str().unwrap().to_owned();
@@ -677,7 +683,10 @@ pub async fn a_batch_runs_on_the_chosen_provider_and_model_within_the_tier(_: Te
         if view["status"] != "running" {
             break view;
         }
-        assert!(std::time::Instant::now() < deadline, "still running: {view}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {view}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(view["status"], "done", "{view}");

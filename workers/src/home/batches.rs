@@ -275,6 +275,9 @@ impl BatchTask {
         self.runtime.aborts.borrow_mut().remove(&self.id);
         if finished {
             self.end(BatchState::Done);
+        } else {
+            // Cancelled (the cancel sent its frame): its results expire like a finished one's.
+            self.schedule_expiry();
         }
         tracing::info!(
             batch_id = self.id,

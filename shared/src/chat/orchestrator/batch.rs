@@ -142,7 +142,7 @@ fn custom_plan(
     }
     let builder = steps.into_iter().fold(
         ExecutionPlanBuilder::new(templates, CUSTOM_PLAN_ID, agent),
-        |b, s| b.add_plan_step(s),
+        ExecutionPlanBuilder::add_plan_step,
     );
     builder
         .build()

@@ -328,8 +328,13 @@ pub struct PlanStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>, nullable = false))]
     pub variables: Option<Map<String, Value>>,
-    /// The earlier step whose output this step consumes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The earlier step whose output this step consumes (a whole number; `2.0` is 2, as JSON
+    /// Schema's `integer` allows, for custom batch steps a client sends).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::input::opt_integral_u32"
+    )]
     #[cfg_attr(feature = "openapi", schema(nullable = false, minimum = 0))]
     pub data_from_step: Option<u32>,
 }

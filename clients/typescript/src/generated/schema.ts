@@ -2254,7 +2254,8 @@ export type components = {
             action: string;
             /**
              * Format: int32
-             * @description The earlier step whose output this step consumes.
+             * @description The earlier step whose output this step consumes (a whole number; `2.0` is 2, as JSON
+             *     Schema's `integer` allows, for custom batch steps a client sends).
              */
             data_from_step?: number;
             /** @description The server-side template's id (for `llm` steps). */

@@ -410,6 +410,20 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_steps_data_from_step_may_be_an_integral_float_and_nothing_else() {
+        let step: PlanStep =
+            serde_json::from_value(json!({"action": "create_record", "data_from_step": 1.0}))
+                .unwrap();
+        assert_eq!(step.data_from_step, Some(1));
+        for bad in [json!(1.5), json!(-1), json!("1")] {
+            let r = serde_json::from_value::<PlanStep>(
+                json!({"action": "create_record", "data_from_step": bad}),
+            );
+            assert!(r.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_step_fed_by_an_earlier_llm_step_needs_no_previous_output_from_the_item() {
         let brain = Brain::standard();
         let steps = json!([

@@ -28,6 +28,7 @@ use shared::api::{
     BatchItemError, BatchList, BatchResult, BatchStarted, BatchState, BatchView, ExecutionPlan,
 };
 use shared::chat::allowance::EnabledAgents;
+use shared::chat::loader::UserBrain;
 use shared::chat::orchestrator::batch::{self as rules, BATCH_CONCURRENCY, BATCH_RESULT_TTL_MS};
 use shared::chat::orchestrator::Orchestrator;
 use shared::domain::{Tier, UserId};
@@ -85,7 +86,7 @@ fn broadcast_all(state: &State, frame: &str) {
 impl UserHome {
     /// A batch operation: the admission (and the caller) as any call takes it, then the
     /// operation over the in-memory book.
-    pub(super) fn batch_call(
+    pub(super) async fn batch_call(
         &self,
         app: &App,
         home: &Home<'_, DoSql>,
@@ -104,9 +105,13 @@ impl UserHome {
         };
         self.batches.book.borrow_mut().expire(now);
         let outcome = match call.op.as_str() {
-            StartBatch::NAME => decode::<StartBatch>(&call.args)
-                .and_then(|op| self.start_batch(app, home, principal, call.sid, op, now))
-                .and_then(|a| encode(&a)),
+            StartBatch::NAME => match decode::<StartBatch>(&call.args) {
+                Ok(op) => self
+                    .start_batch(app, home, principal, call.sid, op, now)
+                    .await
+                    .and_then(|a| encode(&a)),
+                Err(e) => Err(e),
+            },
             GetBatch::NAME => decode::<GetBatch>(&call.args)
                 .and_then(|op| self.batch_view(home, &op.id, now))
                 .and_then(|a| encode(&a)),
@@ -132,7 +137,7 @@ impl UserHome {
         resp
     }
 
-    fn start_batch(
+    async fn start_batch(
         &self,
         app: &App,
         home: &Home<'_, DoSql>,
@@ -142,10 +147,12 @@ impl UserHome {
         now: i64,
     ) -> Result<BatchStarted, AppError> {
         let tier = principal.tier;
-        let grant = ChatGrant::new(tier, &home.chat_choices()?);
         let provider = op.batch.provider.clone();
         let model = op.batch.model.clone();
-        let prepared = rules::prepare(App::brain(), tier, &grant.enabled, op.batch)?;
+        // The caller's brain (their installed plugins' agents too) may need a D1 read: it is
+        // loaded before the bound below, which awaits nothing.
+        let grant = ChatGrant::load(app, tier, &home.chat_choices()?).await?;
+        let prepared = rules::prepare(&grant.brain, tier, &grant.enabled, op.batch)?;
         app.providers()
             .select(tier, provider.as_deref(), model.as_deref())?;
         // From here to the registration nothing awaits: the bound is exact.
@@ -164,6 +171,7 @@ impl UserHome {
             sid,
             tier,
             enabled: grant.enabled,
+            brain: grant.brain,
             provider,
             model,
             id: id.clone(),
@@ -228,6 +236,7 @@ struct BatchTask {
     sid: Option<uuid::Uuid>,
     tier: Tier,
     enabled: EnabledAgents,
+    brain: UserBrain,
     provider: Option<String>,
     model: Option<String>,
     id: String,
@@ -312,7 +321,7 @@ impl BatchTask {
         };
         let outcome = match admitted {
             Ok(()) => {
-                let orchestrator = Orchestrator::new(App::brain(), llm, now)
+                let orchestrator = Orchestrator::new(&self.brain, llm, now)
                     .with_enabled_agents(self.enabled.clone());
                 orchestrator.run_batch_item(&self.plan, vars).await
             }

@@ -295,7 +295,7 @@ impl UserHome {
             }
         }
         if batches::is_batch_op(&call.op) {
-            let mut resp = self.batch_call(&app, &home, &call, now_ms());
+            let mut resp = self.batch_call(&app, &home, &call, now_ms()).await;
             resp.d1_calls = app.hops().d1_calls();
             return Response::from_json(&resp);
         }

@@ -2,7 +2,11 @@
 //!
 //! Jobs, in order, each bounded by [`HousekeepingPolicy::batch`] per run (so one run's work and
 //! CPU are bounded however much is due), each resumable:
-//! 1. expired WebSocket tickets (D1 `ws_tickets`);
+//! 1. expired WebSocket tickets (D1 `ws_tickets`), then expired one-time account tokens
+//!    (`account_tokens`: verification, reset and two-factor login tokens — an expired one is
+//!    refused anyway, used or not), then pending account deletions ([`Deletions`], bounded
+//!    by [`crate::accounts::deletion::CRON_DELETIONS`] and
+//!    [`crate::accounts::deletion::CRON_UNITS`]);
 //! 2. expired refresh tokens (an expired token is refused before any reuse check, so nothing
 //!    is lost by forgetting it);
 //! 3. dead refresh families — revoked, or left without tokens — older than
@@ -123,6 +127,9 @@ pub struct BlobPage {
 pub trait HousekeepingStore {
     /// Deletes up to `limit` tickets that expired before `before`; returns how many.
     async fn purge_tickets(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
+    /// Deletes up to `limit` one-time account tokens (verification, reset, two-factor login)
+    /// that expired before `before`; returns how many.
+    async fn purge_account_tokens(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
     /// Deletes up to `limit` refresh tokens that expired before `before`.
     async fn purge_refresh_tokens(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
     /// Deletes up to `limit` families revoked before `before`, or created before it and left
@@ -155,6 +162,16 @@ pub trait BlobSweep {
     async fn list(&self, cursor: Option<&str>, limit: u32) -> Result<BlobPage, StoreError>;
     /// Deletes `key` (a missing object is no error).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Pending account deletions ([`crate::accounts::deletion`]), finished a bounded amount per run.
+#[async_trait(?Send)]
+pub trait Deletions {
+    /// Works on the oldest pending deletions; returns how many finished.
+    ///
+    /// # Errors
+    /// They cannot be listed.
+    async fn finish_pending(&self, now: i64) -> Result<u32, AppError>;
 }
 
 /// The users' homes, for the service's own calls.
@@ -236,6 +253,10 @@ pub const HOMES_JOB: &str = "homes";
 pub struct HousekeepingReport {
     /// Tickets deleted.
     pub tickets: u32,
+    /// Expired account tokens deleted.
+    pub account_tokens: u32,
+    /// Account deletions finished.
+    pub deletions: u32,
     /// Refresh tokens deleted.
     pub refresh_tokens: u32,
     /// Families deleted.
@@ -264,6 +285,8 @@ pub struct Housekeeping<'a> {
     pub backups: &'a dyn BlobSweep,
     /// Plugin packages bucket.
     pub plugins: &'a dyn BlobSweep,
+    /// Pending account deletions.
+    pub deletions: &'a dyn Deletions,
     /// Ages and bounds.
     pub policy: HousekeepingPolicy,
 }
@@ -285,6 +308,15 @@ impl Housekeeping<'_> {
         match self.store.purge_tickets(now, p.batch).await {
             Ok(n) => report.tickets = n,
             Err(e) => fail(&mut report, "tickets", &e),
+        }
+        match self.store.purge_account_tokens(now, p.batch).await {
+            Ok(n) => report.account_tokens = n,
+            Err(e) => fail(&mut report, "account_tokens", &e),
+        }
+        // Before the walk over the homes, so a deleted account's home is not visited again.
+        match self.deletions.finish_pending(now).await {
+            Ok(n) => report.deletions = n,
+            Err(e) => fail(&mut report, "deletions", &e),
         }
         match self.store.purge_refresh_tokens(now, p.batch).await {
             Ok(n) => report.refresh_tokens = n,

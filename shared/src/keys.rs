@@ -20,6 +20,8 @@ pub enum KeyPurpose {
     PluginDownload,
     /// XChaCha20-Poly1305 sealing of TOTP secrets at rest.
     TotpSecret,
+    /// HMAC of account-export download links.
+    ExportDownload,
 }
 
 impl KeyPurpose {
@@ -28,6 +30,7 @@ impl KeyPurpose {
         match self {
             Self::PluginDownload => b"adiuva/plugin-download-token/v1",
             Self::TotpSecret => b"adiuva/totp-secret/v1",
+            Self::ExportDownload => b"adiuva/export-download-link/v1",
         }
     }
 }

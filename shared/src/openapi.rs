@@ -10,6 +10,13 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
+    AccountExport, ChangePasswordRequest, DeleteAccountRequest, DeletionAccepted, ExportBlob,
+    ExportEarnings, ExportInstall, ExportPlugin, ExportProfile, ExportPurchase, ExportRating,
+    ExportSubscription, ExportUpload, ExportVector, ForgotPasswordRequest, PasswordChanged,
+    ResetPasswordRequest, SecurityEventInfo, SecurityEvents, SessionInfo, SessionList,
+    VerifyEmailRequest,
+};
+use crate::api::{
     AdminPayout, AdminPayouts, AdminUser, AdminUsers, AuditEntry, AuditLog, CompInfo, CompRequest,
     PayoutMonth,
 };
@@ -30,10 +37,6 @@ use crate::api::{
     BatchSummary, BatchView,
 };
 use crate::api::{ByteUsage, RequestUsage, UsageReport};
-use crate::api::{
-    ChangePasswordRequest, ForgotPasswordRequest, PasswordChanged, ResetPasswordRequest,
-    SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, VerifyEmailRequest,
-};
 use crate::api::{
     ChatContext, ChatRequest, ChatResponse, ExecutionMode, ExecutionPlan, PlanAction,
     PlanActionType, PlanStep, PlaybookPlan, RunStepRequest, RunStepResponse,
@@ -197,7 +200,8 @@ impl Modify for FloatRange {
     paths(
         health, openapi_document, register, login, refresh, logout, logout_all, me, ws_ticket,
         verify_email, resend_verification, forgot_password, reset_password, change_password,
-        list_sessions, revoke_session, security_events, login_mfa, mfa_setup, mfa_enable,
+        list_sessions, revoke_session, security_events, delete_account, export_account, export_blob,
+        login_mfa, mfa_setup, mfa_enable,
         mfa_disable,
         tiers, checkout, stripe_webhook, get_subscription, cancel_subscription, billing_portal,
         create_record, list_records, get_record, update_record, delete_record,
@@ -235,7 +239,10 @@ impl Modify for FloatRange {
         AdminUser, AdminUsers, CompInfo, CompRequest, AuditEntry, AuditLog, AdminPayout,
         PayoutMonth, AdminPayouts,
         BatchRequest, BatchItem, BatchStarted, BatchState, BatchItemError, BatchResult,
-        BatchView, BatchSummary, BatchList, BatchItemFrame, BatchDoneFrame
+        BatchView, BatchSummary, BatchList, BatchItemFrame, BatchDoneFrame,
+        DeleteAccountRequest, DeletionAccepted, AccountExport, ExportProfile, ExportSubscription,
+        ExportBlob, ExportUpload, ExportVector, ExportPlugin, ExportInstall, ExportRating,
+        ExportPurchase, ExportEarnings
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -622,6 +629,52 @@ fn list_sessions() {}
         (status = 404, description = "`not_found` (also for another user's session).", body = ErrorBody)
     ))]
 fn revoke_session() {}
+
+/// Deletes the caller's account. With the password (and, when two-factor is on, a current
+/// code or an unused recovery code), the account stops working at once — login 401, every
+/// token 401, every socket closed (4001), the address free to register again — and its data is
+/// erased: the Stripe subscription cancelled, every R2 object, the home's state, the vectors
+/// and the D1 rows; purchases others' payouts depend on stay with a random id in place of the
+/// account. What is not erased before the answer (`completed: false`) the cron finishes.
+/// Wrong passwords: 5 per 15 minutes per account.
+#[utoipa::path(delete, path = "/api/v1/auth/account", tag = "auth", operation_id = "delete_account",
+    security(("bearer" = [])),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 202, description = "Deletion under way (or done).", body = DeletionAccepted),
+        (status = 401, description = "`unauthorized`: wrong password or code.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (a code is required when two-factor is on).", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn delete_account() {}
+
+/// Everything held about the caller: profile, sessions, security log, subscriptions, the
+/// metadata of records, backups, uploads and vectors (each record and backup with a signed
+/// `download_url`, valid 15 minutes, for this user only), plugins authored, installations,
+/// ratings, purchases and earnings. Records an `export` security event. 3 per hour per
+/// account (429 beyond).
+#[utoipa::path(get, path = "/api/v1/auth/export", tag = "auth", operation_id = "export_account",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The export.", body = AccountExport),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn export_account() {}
+
+/// One blob of an export, through its signed link (with the same user's bearer token).
+#[utoipa::path(get, path = "/api/v1/auth/export/blob", tag = "auth", operation_id = "export_blob",
+    security(("bearer" = [])),
+    params(("token" = String, Query, description = "The link's signed token.")),
+    responses(
+        (status = 200, description = "The encrypted bytes as stored.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a link that is not the caller's, altered or expired.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the blob is gone.", body = ErrorBody)
+    ))]
+fn export_blob() {}
 
 /// The newest 100 security events of the caller's account: kind, time, device name and the
 /// network (never a full address, a password, a code or a token).

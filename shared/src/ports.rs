@@ -775,6 +775,13 @@ pub trait Payments {
         subscription_id: &str,
         idempotency_key: &str,
     ) -> Result<(), UpstreamError>;
+    /// Cancels a subscription at once (`DELETE /v1/subscriptions/{id}`, for an account being
+    /// deleted); one already gone is no error.
+    async fn cancel_subscription_now(
+        &self,
+        subscription_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(), UpstreamError>;
     /// Pays out to a connected account; returns the transfer id.
     async fn create_transfer(&self, req: &TransferRequest) -> Result<String, UpstreamError>;
     /// Charges the customer's saved card now; returns the payment's id.

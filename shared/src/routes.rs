@@ -93,6 +93,12 @@ pub enum Operation {
     RevokeSession,
     /// `GET /auth/events`.
     SecurityEvents,
+    /// `DELETE /auth/account`.
+    DeleteAccount,
+    /// `GET /auth/export`.
+    ExportAccount,
+    /// `GET /auth/export/blob`.
+    ExportBlob,
     /// `POST /auth/login/mfa`.
     LoginMfa,
     /// `POST /auth/2fa/setup`.
@@ -494,6 +500,24 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/auth/sessions/{id}",
         Access::User,
         Operation::RevokeSession,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/auth/account",
+        Access::User,
+        Operation::DeleteAccount,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/auth/export",
+        Access::User,
+        Operation::ExportAccount,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/auth/export/blob",
+        Access::User,
+        Operation::ExportBlob,
     ),
     route(
         Method::Get,

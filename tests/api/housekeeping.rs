@@ -404,3 +404,55 @@ pub async fn the_cron_deletes_r2_leftovers_and_discarded_packages_but_nothing_re
     .await;
     assert_eq!(purged, 1, "only the superseded version is marked");
 }
+
+pub async fn the_cron_purges_expired_account_tokens_a_batch_at_a_time_and_keeps_live_ones(
+    _app: TestApp,
+) {
+    let app = stack(Some("2")).await;
+    let user = app.register("hk-account-tokens").await;
+    let u = user_id_of(&user);
+    // The registration's verification link stays live; three reset links are made expired.
+    for _ in 0..3 {
+        let r = app
+            .req(Method::POST, "/auth/password/forgot")
+            .header("CF-Connecting-IP", crate::harness::random_ip())
+            .json(&json!({"email": user.email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let all = format!("SELECT COUNT(*) AS n FROM account_tokens WHERE user_id = '{u}'");
+    let expired = format!("{all} AND expires_at < 1000");
+    let live_verify = format!("{all} AND purpose = 'verify_email' AND expires_at > 1000");
+    // The reset tokens are stored by one statement each; wait until all three are there.
+    for _ in 0..50 {
+        if count(&app, &all).await == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(&app, &all).await,
+        4,
+        "one verification and three reset tokens"
+    );
+    d1(
+        &app,
+        &format!("UPDATE account_tokens SET expires_at = 1 WHERE user_id = '{u}' AND purpose = 'reset_password'"),
+    )
+    .await;
+    assert_eq!(count(&app, &expired).await, 3);
+
+    cron(&app).await;
+    assert_eq!(count(&app, &expired).await, 1, "two per run (the batch)");
+    assert_eq!(count(&app, &live_verify).await, 1);
+    cron(&app).await;
+    assert_eq!(count(&app, &expired).await, 0);
+    assert_eq!(
+        count(&app, &live_verify).await,
+        1,
+        "a live token is never purged"
+    );
+    assert_eq!(count(&app, &all).await, 1);
+}

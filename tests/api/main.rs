@@ -16,6 +16,8 @@ mod chat;
 mod client_kit;
 mod console;
 mod contract;
+mod deletion;
+mod export;
 mod faults;
 mod harness;
 mod helpers;
@@ -114,6 +116,11 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         accounts::two_factor_login_needs_a_fresh_code_that_works_once_and_only_for_its_account,
         accounts::recovery_codes_work_once_and_wrong_codes_stop_at_five,
         accounts::disabling_two_factor_needs_the_password_and_a_code,
+        deletion::deleting_an_account_stops_it_at_once_and_leaves_nothing_of_it_at_rest,
+        deletion::a_deletion_interrupted_by_a_failing_stripe_is_finished_by_the_cron,
+        deletion::wrong_passwords_on_deletion_stop_at_five_and_another_users_token_deletes_nothing,
+        export::an_export_holds_everything_with_links_only_its_user_can_open,
+        export::exports_stop_at_three_an_hour_per_account,
         auth::the_full_register_login_me_refresh_reuse_logout_flow,
         auth::registration_normalises_the_email_and_refuses_duplicates,
         auth::registration_validates_email_and_password_naming_the_field,
@@ -148,6 +155,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         housekeeping::the_cron_forgets_expired_tickets_tokens_and_dead_sessions_but_never_a_live_one,
         housekeeping::the_cron_purges_old_tombstones_in_every_home_a_few_homes_per_run,
         housekeeping::the_cron_deletes_r2_leftovers_and_discarded_packages_but_nothing_referenced,
+        housekeeping::the_cron_purges_expired_account_tokens_a_batch_at_a_time_and_keeps_live_ones,
         chat::a_task_request_routes_to_the_task_agent_and_returns_a_create_record_action,
         chat::an_agent_hands_off_to_another_enabled_agent_which_answers_with_its_own_actions,
         chat::plan_mode_returns_template_ids_and_run_step_executes_one,

@@ -188,7 +188,7 @@ async fn subscriber(app: &TestApp, tag: &str, tier: &str) -> (TestUser, String) 
     (user, customer)
 }
 
-async fn power_user(app: &TestApp, tag: &str) -> (TestUser, String) {
+pub(crate) async fn power_user(app: &TestApp, tag: &str) -> (TestUser, String) {
     subscriber(app, tag, "power").await
 }
 
@@ -242,7 +242,7 @@ async fn install(app: &TestApp, user: &TestUser, id: &str) -> Response {
 }
 
 /// Installs; asserts the answer's shape and returns it.
-async fn installed(app: &TestApp, user: &TestUser, id: &str) -> Value {
+pub(crate) async fn installed(app: &TestApp, user: &TestUser, id: &str) -> Value {
     let before = now_ms();
     let body = ok_json(install(app, user, id).await, "install").await;
     assert_eq!(body["ok"], true, "{body}");
@@ -312,7 +312,7 @@ async fn rate(app: &TestApp, user: &TestUser, id: &str, rating: i64) -> Response
 }
 
 /// Rates; asserts the answer and returns it.
-async fn rated(app: &TestApp, user: &TestUser, id: &str, rating: i64) -> Value {
+pub(crate) async fn rated(app: &TestApp, user: &TestUser, id: &str, rating: i64) -> Value {
     let body = ok_json(rate(app, user, id, rating).await, "rating").await;
     assert_eq!(body["ok"], true, "{body}");
     assert_eq!(body["rating"], rating, "{body}");
@@ -395,7 +395,7 @@ fn assert_form(r: &wiremock::Request, expected: &[(&str, &str)]) {
 }
 
 /// Answers the payment-method list of `customer` with `cards`.
-async fn mount_cards(app: &TestApp, customer: &str, cards: &[&str]) {
+pub(crate) async fn mount_cards(app: &TestApp, customer: &str, cards: &[&str]) {
     let data: Vec<Value> = cards
         .iter()
         .map(|id| json!({"id": id, "object": "payment_method", "type": "card"}))
@@ -412,7 +412,7 @@ async fn mount_cards(app: &TestApp, customer: &str, cards: &[&str]) {
 }
 
 /// Answers payment intents of `customer` with `status` and `body`.
-async fn mount_intent(app: &TestApp, customer: &str, status: u16, body: Value) {
+pub(crate) async fn mount_intent(app: &TestApp, customer: &str, status: u16, body: Value) {
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
         .and(body_string_contains(format!("customer={customer}&")))

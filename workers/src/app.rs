@@ -9,6 +9,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use secrecy::ExposeSecret;
+use shared::accounts::deletion::{DeletionRequest, Eraser, PendingDeletion};
+use shared::accounts::export::Exporter;
 use shared::accounts::mfa::MfaService;
 use shared::accounts::{AccountService, AccountSettings};
 use shared::auth::tokens::AccessTokens;
@@ -34,9 +36,9 @@ use worker::Env;
 
 use crate::adapters::{
     CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1AdminStore, D1BillingStore,
-    D1HousekeepingStore, D1MfaStore, D1PluginAgents, D1PluginStore, D1RefreshTokenStore,
-    D1SecurityLog, D1TicketStore, D1UserStore, Db, DurableRateLimiter, FetchHttpClient, HomeClient,
-    HomeSeen, Hops, R2BlobStore, SystemClock, VectorizeIndex,
+    D1DeletionStore, D1ExportStore, D1HousekeepingStore, D1MfaStore, D1PluginAgents, D1PluginStore,
+    D1RefreshTokenStore, D1SecurityLog, D1TicketStore, D1UserStore, Db, DurableRateLimiter,
+    FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock, VectorizeIndex,
 };
 use crate::state::{self, Shared, BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, USER_HOME};
 
@@ -346,6 +348,59 @@ impl App {
         })
     }
 
+    /// The deletion request's adapters.
+    pub fn deletion(&self) -> Result<DeletionParts, AppError> {
+        Ok(DeletionParts {
+            mfa: self.mfa()?,
+            store: D1DeletionStore(self.db()?),
+        })
+    }
+
+    /// The export's adapters.
+    pub fn export(&self) -> Result<ExportParts, AppError> {
+        Ok(ExportParts {
+            store: D1ExportStore(self.db()?),
+            sessions: D1RefreshTokenStore(self.db()?),
+            events: self.security_log()?,
+            limiter: self.limiter()?,
+            link_key: self.export_link_key(),
+        })
+    }
+
+    /// The key of export download links.
+    pub fn export_link_key(&self) -> [u8; 32] {
+        keys::derive(
+            self.config().jwt_secret.expose_secret().as_bytes(),
+            KeyPurpose::ExportDownload,
+        )
+    }
+
+    /// The erasure's adapters.
+    pub fn eraser(&self) -> Result<EraserParts<'_>, AppError> {
+        Ok(EraserParts {
+            store: D1DeletionStore(self.db()?),
+            stripe: self.stripe(),
+            records: self.records()?,
+            backups: self.backups()?,
+            index: self.vector_index()?,
+            app: self,
+        })
+    }
+
+    /// Works on a pending deletion for at most `units` units; whether it finished. A failure
+    /// is logged: the cron resumes the deletion where it stopped.
+    pub async fn erase(&self, pending: PendingDeletion, units: u32) -> bool {
+        let now = i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX);
+        let outcome = async { self.eraser()?.service().run(pending, units, now).await }.await;
+        match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(user_id = %pending.user, error = ?e, "account deletion interrupted; the cron resumes it");
+                false
+            }
+        }
+    }
+
     fn stripe(&self) -> StripeClient<FetchHttpClient> {
         let stripe = &self.config().stripe;
         StripeClient::new(
@@ -362,6 +417,7 @@ impl App {
             records: self.records()?,
             backups: self.backups()?,
             plugins: self.plugins()?,
+            deletions: self.eraser()?,
             app: self,
         })
     }
@@ -530,7 +586,84 @@ pub struct HousekeepingParts<'a> {
     records: R2BlobStore,
     backups: R2BlobStore,
     plugins: R2BlobStore,
+    deletions: EraserParts<'a>,
     app: &'a App,
+}
+
+/// The deletion request's adapters.
+pub struct DeletionParts {
+    mfa: MfaParts,
+    store: D1DeletionStore,
+}
+
+impl DeletionParts {
+    /// The request service.
+    pub fn request(&self) -> DeletionRequest<'_> {
+        DeletionRequest {
+            mfa: self.mfa.service(),
+            store: &self.store,
+        }
+    }
+}
+
+/// The export's adapters.
+pub struct ExportParts {
+    store: D1ExportStore,
+    sessions: D1RefreshTokenStore,
+    events: D1SecurityLog,
+    limiter: DurableRateLimiter,
+    link_key: [u8; 32],
+}
+
+impl ExportParts {
+    /// The export over the caller's `home`, links pointing at `base_url`.
+    pub fn service<'a>(&'a self, home: &'a HomeClient, base_url: &'a str) -> Exporter<'a> {
+        Exporter {
+            store: &self.store,
+            sessions: &self.sessions,
+            events: &self.events,
+            limiter: &self.limiter,
+            home,
+            clock: &SystemClock,
+            link_key: &self.link_key,
+            base_url,
+        }
+    }
+}
+
+/// The erasure's adapters.
+pub struct EraserParts<'a> {
+    store: D1DeletionStore,
+    stripe: StripeClient<FetchHttpClient>,
+    records: R2BlobStore,
+    backups: R2BlobStore,
+    index: Option<VectorizeIndex>,
+    app: &'a App,
+}
+
+impl EraserParts<'_> {
+    /// The erasure.
+    pub fn service(&self) -> Eraser<'_> {
+        Eraser {
+            store: &self.store,
+            payments: &self.stripe,
+            records: &self.records,
+            backups: &self.backups,
+            uploads: &self.backups,
+            homes: self.app,
+            index: self
+                .index
+                .as_ref()
+                .map(|i| i as &dyn shared::ports::VectorIndex),
+        }
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl shared::housekeeping::Deletions for EraserParts<'_> {
+    async fn finish_pending(&self, now: i64) -> Result<u32, AppError> {
+        self.service().finish_pending(now).await
+    }
 }
 
 impl HousekeepingParts<'_> {
@@ -542,6 +675,7 @@ impl HousekeepingParts<'_> {
             records: &self.records,
             backups: &self.backups,
             plugins: &self.plugins,
+            deletions: &self.deletions,
             policy: self.app.config().housekeeping,
         }
     }

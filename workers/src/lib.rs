@@ -55,6 +55,8 @@ async fn housekeeping(env: &Env) {
     let r = parts.service().run(now).await;
     tracing::info!(
         tickets = r.tickets,
+        account_tokens = r.account_tokens,
+        deletions = r.deletions,
         refresh_tokens = r.refresh_tokens,
         families = r.families,
         packages = r.packages,

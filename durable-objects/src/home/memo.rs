@@ -51,6 +51,15 @@ pub struct Memo {
 }
 
 impl Memo {
+    /// Forgets every copy (the storage under them was wiped): the next call reads afresh.
+    pub fn forget(&self) {
+        *self.account.borrow_mut() = Known::Unread;
+        *self.revoked.borrow_mut() = None;
+        self.tats.borrow_mut().clear();
+        self.next_expiry.set(Known::Unread);
+        self.housekeeping_at.set(0);
+    }
+
     /// Notes a reservation expiring at `at`.
     pub(super) fn reserved_until(&self, at: i64) {
         if let Known::Read(next) = self.next_expiry.get() {

@@ -43,10 +43,11 @@ use shared::api::{ByteUsage, RequestUsage, UsageReport};
 use shared::domain::{Tier, UserId};
 use shared::home::ops::{
     Admit, AssembleUpload, BackupHistory, BeginUpload, CommitBackup, CommitPart, CommitRecord,
-    CommitUpload, DeleteBackup, DeleteRecord, DeleteVectors, Done, DropUpload, GetChatChoices,
-    GetProfile, GetRecord, GetUsage, LatestBackup, ListRecords, Release, ReserveBackup,
-    ReservePart, ReserveRecord, RevokeSessions, SearchVectors, SetAccount, SetEnabledAgents,
-    SetInstalledPlugins, UploadOpened, UpsertVectors,
+    CommitUpload, DeleteBackup, DeleteRecord, DeleteVectors, Done, DropUpload, ErasureInventory,
+    ErasureList, ExportInventory, GetChatChoices, GetProfile, GetRecord, GetUsage, HomeInventory,
+    InventoryBlob, LatestBackup, ListRecords, Release, ReserveBackup, ReservePart, ReserveRecord,
+    RevokeSessions, SearchVectors, SetAccount, SetEnabledAgents, SetInstalledPlugins, UploadOpened,
+    UpsertVectors,
 };
 use shared::home::{HomeOp, HomePrincipal, HomeRequest, HomeResponse, WireError};
 use shared::housekeeping::{Housekeep, Housekept, Referenced, ReferencedKeys};
@@ -282,6 +283,9 @@ impl<'a, S: Sql> Home<'a, S> {
                     Ok(Housekept { tombstones })
                 });
             }
+            ErasureInventory::NAME => {
+                return run(args, |_: ErasureInventory| self.erasure_inventory());
+            }
             Referenced::NAME => {
                 return run(args, |op: Referenced| {
                     Ok(ReferencedKeys {
@@ -339,6 +343,7 @@ impl<'a, S: Sql> Home<'a, S> {
             SearchVectors::NAME => run(args, |op: SearchVectors| self.search_vectors(c, &op)),
             DeleteVectors::NAME => run(args, |op: DeleteVectors| self.delete_vectors(c, &op)),
             GetChatChoices::NAME => run(args, |_: GetChatChoices| self.chat_choices()),
+            ExportInventory::NAME => run(args, |_: ExportInventory| self.export_inventory()),
             SetEnabledAgents::NAME => {
                 run(args, |op: SetEnabledAgents| self.set_enabled_agents(c, &op))
             }
@@ -497,6 +502,116 @@ impl<'a, S: Sql> Home<'a, S> {
             }
         }
         Ok(found)
+    }
+
+    /// What must go elsewhere when the account is deleted: open uploads and vector ids.
+    fn erasure_inventory(&self) -> Result<ErasureList, AppError> {
+        let uploads = self
+            .sql
+            .exec("SELECT r2_key, r2_upload_id FROM uploads", &[])
+            .map_err(store)?
+            .iter()
+            .map(|r| shared::home::ops::UploadRef {
+                key: r.text(0),
+                r2_upload_id: r.opt_text(1),
+            })
+            .collect();
+        let vector_ids = self
+            .sql
+            .exec("SELECT id FROM vectors", &[])
+            .map_err(store)?
+            .iter()
+            .map(|r| r.text(0))
+            .collect();
+        Ok(ErasureList {
+            uploads,
+            vector_ids,
+        })
+    }
+
+    /// Everything the home holds of its user, for the export.
+    fn export_inventory(&self) -> Result<HomeInventory, AppError> {
+        let records = self
+            .sql
+            .exec(
+                "SELECT id, tbl, version, checksum, size, created_at, updated_at, r2_key \
+                 FROM records WHERE deleted_at IS NULL ORDER BY updated_at, id",
+                &[],
+            )
+            .map_err(store)?
+            .iter()
+            .map(|r| InventoryBlob {
+                id: r.text(0),
+                table: Some(r.text(1)),
+                version: r.int(2),
+                timestamp: None,
+                checksum: r.text(3),
+                size_bytes: r.uint(4),
+                created_at: r.int(5),
+                updated_at: r.int(6),
+                key: r.text(7),
+            })
+            .collect();
+        let backups = self
+            .sql
+            .exec(
+                "SELECT id, version, timestamp, checksum, size, created_at, r2_key \
+                 FROM backups ORDER BY created_at, id",
+                &[],
+            )
+            .map_err(store)?
+            .iter()
+            .map(|r| InventoryBlob {
+                id: r.text(0),
+                table: None,
+                version: r.int(1),
+                timestamp: Some(r.int(2)),
+                checksum: r.text(3),
+                size_bytes: r.uint(4),
+                created_at: r.int(5),
+                updated_at: r.int(5),
+                key: r.text(6),
+            })
+            .collect();
+        let uploads = self
+            .sql
+            .exec(
+                "SELECT u.id, COUNT(p.number), COALESCE(SUM(p.size), 0), u.created_at, \
+                   u.expires_at FROM uploads u LEFT JOIN parts p ON p.upload_id = u.id \
+                 GROUP BY u.id ORDER BY u.created_at, u.id",
+                &[],
+            )
+            .map_err(store)?
+            .iter()
+            .map(|r| shared::api::ExportUpload {
+                id: r.text(0),
+                parts: u32::try_from(r.int(1)).unwrap_or(0),
+                size_bytes: r.uint(2),
+                created_at: r.int(3),
+                expires_at: r.int(4),
+            })
+            .collect();
+        let vectors = self
+            .sql
+            .exec(
+                "SELECT id, dims, size, checksum FROM vectors ORDER BY id",
+                &[],
+            )
+            .map_err(store)?
+            .iter()
+            .map(|r| shared::api::ExportVector {
+                id: r.text(0),
+                dims: u32::try_from(r.int(1)).unwrap_or(0),
+                size_bytes: r.uint(2),
+                checksum: r.text(3),
+            })
+            .collect();
+        Ok(HomeInventory {
+            records,
+            backups,
+            uploads,
+            vectors,
+        })
     }
 
     // ---- usage and quotas -------------------------------------------------------------------

@@ -121,6 +121,19 @@ impl MfaService<'_> {
         Ok(ok)
     }
 
+    /// Checks a second factor of an enabled account (throttled like every code; a TOTP step
+    /// or a recovery code is spent when right), for flows that confirm with one.
+    ///
+    /// # Errors
+    /// 429 beyond [`MFA_CODE_RULE`]; storage failures.
+    pub async fn verify_factor(
+        &self,
+        user: UserId,
+        factor: &SecondFactor,
+    ) -> Result<bool, AppError> {
+        self.check(user, factor).await
+    }
+
     /// `POST /auth/2fa/setup`: a new pending secret.
     ///
     /// # Errors

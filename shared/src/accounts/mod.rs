@@ -28,6 +28,8 @@
 //! ([`CHANGE_RULE`], 5 failures per 15 min per account, taken before the check and given back
 //! when it was right), then revokes every *other* session.
 
+pub mod deletion;
+pub mod export;
 pub mod mail;
 pub mod mfa;
 pub mod totp;

@@ -431,3 +431,59 @@ mod tests {
         );
     }
 }
+
+/// `DELETE /auth/account`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The account's password.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+    pub password: String,
+    /// A current TOTP code or an unused recovery code; required when two-factor is on.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub code: Option<String>,
+}
+
+impl std::fmt::Debug for DeleteAccountRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteAccountRequest")
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeleteAccountRequest {
+    /// Both fields checked for plausible lengths.
+    ///
+    /// # Errors
+    /// 422 naming `password` and/or `code`.
+    pub fn try_into_domain(self) -> Result<(String, Option<String>), AppError> {
+        let n = self.password.chars().count();
+        let p = if n == 0 || n > crate::domain::MAX_PASSWORD_CHARS {
+            Err(FieldError::new("password", "must be 1 to 256 characters"))
+        } else {
+            Ok(())
+        };
+        let c = self
+            .code
+            .as_deref()
+            .map_or(Ok(()), |c| code_field("code", c));
+        match (p, c) {
+            (Ok(()), Ok(())) => Ok((self.password, self.code)),
+            (p, c) => Err(AppError::Validation(
+                [p.err(), c.err()].into_iter().flatten().collect(),
+            )),
+        }
+    }
+}
+
+/// `DELETE /auth/account` → 202: the account stopped working; its data is being erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeletionAccepted {
+    /// Always true.
+    pub ok: bool,
+    /// Whether the erasure finished before the answer (else the cron finishes it).
+    pub completed: bool,
+}

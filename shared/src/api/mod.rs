@@ -7,6 +7,7 @@ mod auth;
 mod batches;
 mod billing;
 mod chat;
+mod export;
 mod plugins;
 mod providers;
 mod records;
@@ -15,10 +16,11 @@ mod usage;
 mod vectors;
 
 pub use accounts::{
-    ChangePasswordRequest, DisableMfaRequest, EnableMfaRequest, ForgotPasswordRequest,
-    MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery, PasswordChanged, RecoveryCodes,
-    ResetPasswordRequest, SecondFactor, SecurityEventInfo, SecurityEvents, SessionInfo,
-    SessionList, TotpSetup, VerifyEmailRequest, MAX_ACCOUNT_TOKEN_LEN,
+    ChangePasswordRequest, DeleteAccountRequest, DeletionAccepted, DisableMfaRequest,
+    EnableMfaRequest, ForgotPasswordRequest, MfaLoginRequest, MfaLoginWithCode,
+    MfaLoginWithRecovery, PasswordChanged, RecoveryCodes, ResetPasswordRequest, SecondFactor,
+    SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, TotpSetup, VerifyEmailRequest,
+    MAX_ACCOUNT_TOKEN_LEN,
 };
 pub use admin::{
     AdminPayout, AdminPayouts, AdminUser, AdminUsers, AuditEntry, AuditLog, CompInfo, CompRequest,
@@ -39,6 +41,10 @@ pub use chat::{
     ChatContext, ChatRequest, ChatResponse, ContextRecord, ExecutionMode, ExecutionPlan,
     PlanAction, PlanActionType, PlanStep, Playbook, PlaybookPlan, RunStepRequest, RunStepResponse,
     MAX_CONTEXT_ITEMS, MAX_HISTORY_TURNS, MAX_MESSAGE_CHARS,
+};
+pub use export::{
+    AccountExport, ExportBlob, ExportEarnings, ExportInstall, ExportPlugin, ExportProfile,
+    ExportPurchase, ExportRating, ExportSubscription, ExportUpload, ExportVector,
 };
 pub use plugins::{
     AgentDeclarationInfo, ChecklistResult, EarningsResponse, PayoutAccountRequest, PendingReview,

@@ -75,6 +75,9 @@ enum Call<'a> {
         form: &'a [(&'a str, String)],
         idempotency_key: &'a str,
     },
+    Delete {
+        idempotency_key: &'a str,
+    },
 }
 
 /// An identifier Stripe uses for error types and codes (`card_error`, `card_declined`), kept
@@ -143,6 +146,10 @@ impl<H: HttpClient> StripeClient<H> {
                     .finish()
                     .into_bytes();
                 ("POST", body)
+            }
+            Call::Delete { idempotency_key } => {
+                headers.push(("Idempotency-Key".to_owned(), idempotency_key.to_owned()));
+                ("DELETE", Vec::new())
             }
         };
         let req = HttpRequest {
@@ -280,6 +287,20 @@ impl<H: HttpClient> Payments for StripeClient<H> {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn cancel_subscription_now(
+        &self,
+        subscription_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(), UpstreamError> {
+        let path = format!("/v1/subscriptions/{}", segment(subscription_id));
+        let r = self.send(&path, Call::Delete { idempotency_key }).await?;
+        // Already gone (cancelled before, or never created in this Stripe account): done.
+        if r.status == 404 {
+            return Ok(());
+        }
+        Self::decode::<Created>(&path, &r).map(|_| ())
     }
 
     async fn create_transfer(&self, req: &TransferRequest) -> Result<String, UpstreamError> {

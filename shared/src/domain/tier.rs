@@ -65,6 +65,7 @@ pub fn tier_in_force(paid: Tier, paid_until: Option<i64>, comp: Option<Comp>, no
 
 /// An account's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// An ordinary user.

@@ -527,3 +527,72 @@ pub struct CancelBatch {
     pub id: String,
 }
 op!(CancelBatch, "cancel_batch", crate::api::BatchView);
+
+// ---- account deletion ----------------------------------------------------------------------
+
+/// What a home holds that lives outside it and must go with the account (a service op of the
+/// deletion): its open multipart uploads (to abort in R2) and its vector ids (to delete from
+/// Vectorize when that is the index).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ErasureInventory {}
+op!(ErasureInventory, "erasure_inventory", ErasureList);
+
+/// What [`ErasureInventory`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureList {
+    /// Open uploads.
+    pub uploads: Vec<UploadRef>,
+    /// Every vector id.
+    pub vector_ids: Vec<String>,
+}
+
+/// Wipes the home (a service op of the deletion): every socket is closed (an `unauthorized`
+/// frame, code 4001), its alarm is deleted and its whole SQLite storage is dropped. The next
+/// call finds an empty home that knows no account.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Wipe {}
+op!(Wipe, "wipe", Done);
+
+// ---- account export ------------------------------------------------------------------------
+
+/// Everything the home holds of the caller, for `GET /auth/export` (a user's op: admitted and
+/// authorised like any other).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ExportInventory {}
+op!(ExportInventory, "export_inventory", HomeInventory);
+
+/// What [`ExportInventory`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeInventory {
+    /// Live records with their R2 keys.
+    pub records: Vec<InventoryBlob>,
+    /// Backups with their R2 keys.
+    pub backups: Vec<InventoryBlob>,
+    /// Open uploads.
+    pub uploads: Vec<crate::api::ExportUpload>,
+    /// Vectors.
+    pub vectors: Vec<crate::api::ExportVector>,
+}
+
+/// One blob the home knows, and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryBlob {
+    /// Record or backup id.
+    pub id: String,
+    /// The record's table.
+    pub table: Option<String>,
+    /// Version (record) or format version (backup).
+    pub version: i64,
+    /// The backup's client time.
+    pub timestamp: Option<i64>,
+    /// SHA-256.
+    pub checksum: String,
+    /// Bytes.
+    pub size_bytes: u64,
+    /// Creation (epoch ms).
+    pub created_at: i64,
+    /// Last change (epoch ms).
+    pub updated_at: i64,
+    /// R2 key.
+    pub key: String,
+}

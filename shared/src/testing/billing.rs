@@ -54,6 +54,17 @@ impl Payments for FakePayments {
         self.cancelled.borrow_mut().push(subscription_id.to_owned());
         Ok(())
     }
+    async fn cancel_subscription_now(
+        &self,
+        subscription_id: &str,
+        _idempotency_key: &str,
+    ) -> Result<(), UpstreamError> {
+        if self.failing.get() {
+            return Err(UpstreamError::Unavailable("scripted outage".to_owned()));
+        }
+        self.cancelled.borrow_mut().push(subscription_id.to_owned());
+        Ok(())
+    }
     async fn create_transfer(&self, req: &TransferRequest) -> Result<String, UpstreamError> {
         if self.failing.get() {
             return Err(UpstreamError::Unavailable("scripted outage".to_owned()));

@@ -194,3 +194,22 @@ impl shared::housekeeping::BlobSweep for R2BlobStore {
         BlobStore::delete(self, key).await
     }
 }
+
+#[async_trait(?Send)]
+impl shared::accounts::deletion::PrefixedBlobs for R2BlobStore {
+    async fn keys_under(&self, prefix: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        let objects = self
+            .0
+            .list()
+            .prefix(prefix)
+            .limit(limit.clamp(1, 1000))
+            .execute()
+            .await
+            .map_err(|e| unavailable("listing blobs", &e))?;
+        Ok(objects.objects().into_iter().map(|o| o.key()).collect())
+    }
+
+    async fn delete_key(&self, key: &str) -> Result<(), StoreError> {
+        BlobStore::delete(self, key).await
+    }
+}

@@ -2,8 +2,8 @@
 //! the security log.
 
 use shared::api::{
-    ChangePasswordRequest, ForgotPasswordRequest, PasswordChanged, ResetPasswordRequest,
-    SecurityEvents, VerifyEmailRequest,
+    ChangePasswordRequest, DeleteAccountRequest, DeletionAccepted, ForgotPasswordRequest,
+    PasswordChanged, ResetPasswordRequest, SecurityEvents, VerifyEmailRequest,
 };
 use shared::AppResult;
 use worker::Response;
@@ -114,4 +114,74 @@ pub async fn events(ctx: Ctx) -> AppResult<Response> {
     let accounts = ctx.app.accounts(ctx.base_url()?)?;
     let events = accounts.service().security_events(user).await?;
     json(200, &SecurityEvents { events })
+}
+
+/// `DELETE /auth/account` → 202 `{ok, completed}`: the account stops working at once (its
+/// sessions end, its sockets close, its home forgets it); the erasure runs a bounded amount
+/// before the answer and the cron finishes what is left.
+pub async fn delete_account(mut ctx: Ctx) -> AppResult<Response> {
+    let user = ctx.caller()?.user_id;
+    let (password, code) = ctx
+        .json_body::<DeleteAccountRequest>()
+        .await?
+        .try_into_domain()?;
+    let meta = ctx.client_meta()?;
+    let deletion = ctx.app.deletion()?;
+    let (pending, revoked) = deletion
+        .request()
+        .request(user, &password, code.as_deref(), &meta)
+        .await?;
+    ctx.app.revoke_sessions(user, revoked).await?;
+    ctx.app.push_account(user).await;
+    let units = shared::accounts::deletion::REQUEST_UNITS;
+    let completed = ctx.app.erase(pending, units).await;
+    json(
+        202,
+        &DeletionAccepted {
+            ok: true,
+            completed,
+        },
+    )
+}
+
+/// `GET /auth/export` → `AccountExport` (throttled: 3 an hour).
+pub async fn export(ctx: Ctx) -> AppResult<Response> {
+    let caller = ctx.caller()?;
+    let meta = ctx.client_meta()?;
+    let base = ctx.base_url()?;
+    let home = ctx.home()?;
+    let parts = ctx.app.export()?;
+    let export = parts
+        .service(&home, &base)
+        .export(caller.user_id, caller.sid, &meta)
+        .await?;
+    json(200, &export)
+}
+
+/// `GET /auth/export/blob?token=` → the blob's bytes, streamed from R2 (403 for a link that is
+/// not the caller's, altered or expired).
+pub async fn export_blob(ctx: Ctx) -> AppResult<Response> {
+    use shared::accounts::export::{verify_link, BlobKind};
+    let user = ctx.caller()?.user_id;
+    let token = ctx
+        .query()?
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+        .ok_or(shared::AppError::Forbidden("invalid export link"))?;
+    let now = i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX);
+    let claims = verify_link(&ctx.app.export_link_key(), &token, user, now)?;
+    let bucket = match claims.kind {
+        BlobKind::Record => ctx.app.records()?,
+        BlobKind::Backup => ctx.app.backups()?,
+    };
+    let (body, size) = bucket
+        .stream(&claims.key)
+        .await?
+        .ok_or(shared::AppError::NotFound)?;
+    let mut resp = Response::from_body(body).map_err(shared::AppError::internal)?;
+    let h = resp.headers_mut();
+    let _ = h.set("Content-Type", "application/octet-stream");
+    let _ = h.set("Content-Length", &size.to_string());
+    Ok(resp)
 }

@@ -32,7 +32,7 @@ use futures_util::future::AbortHandle;
 use serde::{Deserialize, Serialize};
 use shared::backup::multipart::MultipartBlobs;
 use shared::domain::UserId;
-use shared::home::ops::{RevokeSessions, SetAccount, SetInstalledPlugins};
+use shared::home::ops::{ErasureInventory, RevokeSessions, SetAccount, SetInstalledPlugins, Wipe};
 use shared::home::{
     HomeOp, HomeRequest, HOME_CALL_PATH, HOME_CONNECT_PATH, HOME_SESSION_HEADER, HOME_USER_HEADER,
 };
@@ -276,12 +276,18 @@ impl UserHome {
         let Some(user) = self.user(Some(call.user)) else {
             return Response::error("no user", 400);
         };
+        if call.op == Wipe::NAME {
+            return self.wipe().await;
+        }
         let app = self.app()?;
         let home = self.home(&app, user)?;
         let now = now_ms();
         let service_op = matches!(
             call.op.as_str(),
-            SetAccount::NAME | RevokeSessions::NAME | SetInstalledPlugins::NAME
+            SetAccount::NAME
+                | RevokeSessions::NAME
+                | SetInstalledPlugins::NAME
+                | ErasureInventory::NAME
         );
         if !service_op {
             if let Err(e) = self.ensure_account(&app, &home, user, now).await {
@@ -306,6 +312,26 @@ impl UserHome {
             self.schedule_upload_expiry(&home).await;
         }
         Response::from_json(&resp)
+    }
+
+    /// [`Wipe`]: closes every socket, deletes the alarm and drops the whole storage; the
+    /// in-memory copies are forgotten and the schema is created afresh by the next call.
+    async fn wipe(&self) -> worker::Result<Response> {
+        for ws in self.state.get_websockets() {
+            send(&ws, &ServerFrame::error(&AppError::Unauthorized, None));
+            let _ = ws.close(Some(CLOSE_REVOKED), Some("account deleted"));
+            self.detach(&ws, true);
+        }
+        let storage = self.state.storage();
+        storage.delete_alarm().await?;
+        storage.delete_all().await?;
+        self.memo.forget();
+        self.opened.set(false);
+        tracing::info!("user home wiped");
+        Response::from_json(&shared::home::HomeResponse {
+            ok: Some(serde_json::json!({})),
+            ..Default::default()
+        })
     }
 
     async fn schedule_upload_expiry(&self, home: &Home<'_, DoSql>) {

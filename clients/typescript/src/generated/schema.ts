@@ -245,6 +245,31 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Deletes the caller's account. With the password (and, when two-factor is on, a current
+         *     code or an unused recovery code), the account stops working at once — login 401, every
+         *     token 401, every socket closed (4001), the address free to register again — and its data is
+         *     erased: the Stripe subscription cancelled, every R2 object, the home's state, the vectors
+         *     and the D1 rows; purchases others' payouts depend on stay with a random id in place of the
+         *     account. What is not erased before the answer (`completed: false`) the cron finishes.
+         *     Wrong passwords: 5 per 15 minutes per account.
+         */
+        delete: operations["delete_account"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/events": {
         parameters: {
             query?: never;
@@ -257,6 +282,46 @@ export type paths = {
          *     network (never a full address, a password, a code or a token).
          */
         get: operations["security_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything held about the caller: profile, sessions, security log, subscriptions, the
+         *     metadata of records, backups, uploads and vectors (each record and backup with a signed
+         *     `download_url`, valid 15 minutes, for this user only), plugins authored, installations,
+         *     ratings, purchases and earnings. Records an `export` security event. 3 per hour per
+         *     account (429 beyond).
+         */
+        get: operations["export_account"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/export/blob": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One blob of an export, through its signed link (with the same user's bearer token). */
+        get: operations["export_blob"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1375,6 +1440,48 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
+        /** @description The whole export. */
+        AccountExport: {
+            /** @description Backups (metadata, and a link to each encrypted backup). */
+            backups: components["schemas"]["ExportBlob"][];
+            /** @description The user's earnings as a developer, per month. */
+            earnings: components["schemas"]["ExportEarnings"][];
+            /**
+             * Format: int64
+             * @description When it was made (epoch ms).
+             */
+            exported_at: number;
+            /** @description Plugins the user installed. */
+            installs: components["schemas"]["ExportInstall"][];
+            /**
+             * Format: int64
+             * @description When the `download_url`s stop working (epoch ms).
+             */
+            links_expire_at: number;
+            /** @description Plugins the user submitted. */
+            plugins_authored: components["schemas"]["ExportPlugin"][];
+            /** @description The account. */
+            profile: components["schemas"]["ExportProfile"];
+            /** @description Plugins the user bought. */
+            purchases: components["schemas"]["ExportPurchase"][];
+            /** @description The user's ratings. */
+            ratings: components["schemas"]["ExportRating"][];
+            /** @description Live cloud records (metadata, and a link to each encrypted blob). */
+            records: components["schemas"]["ExportBlob"][];
+            /** @description The newest 100 security events. */
+            security_events: components["schemas"]["SecurityEventInfo"][];
+            /** @description Open sessions. */
+            sessions: components["schemas"]["SessionInfo"][];
+            /** @description Stripe subscriptions, newest first. */
+            subscriptions: components["schemas"]["ExportSubscription"][];
+            /** @description Multipart backup uploads in progress. */
+            uploads: components["schemas"]["ExportUpload"][];
+            /**
+             * @description Stored vectors (metadata; the values and payloads are the client's encrypted data and
+             *     are returned by search).
+             */
+            vectors: components["schemas"]["ExportVector"][];
+        };
         /** @description One developer's payout of one month. */
         AdminPayout: {
             /**
@@ -1892,6 +1999,20 @@ export type components = {
              */
             table: string;
         };
+        /** @description `DELETE /auth/account`. */
+        DeleteAccountRequest: {
+            /** @description A current TOTP code or an unused recovery code; required when two-factor is on. */
+            code?: string | null;
+            /** @description The account's password. */
+            password: string;
+        };
+        /** @description `DELETE /auth/account` → 202: the account stopped working; its data is being erased. */
+        DeletionAccepted: {
+            /** @description Whether the erasure finished before the answer (else the cron finishes it). */
+            completed: boolean;
+            /** @description Always true. */
+            ok: boolean;
+        };
         /** @description `POST /auth/2fa/disable`. */
         DisableMfaRequest: {
             /** @description A current TOTP code, or an unused recovery code. */
@@ -1953,6 +2074,210 @@ export type components = {
             id: string;
             /** @description The steps, in order. */
             steps: components["schemas"]["PlanStep"][];
+        };
+        /** @description A record or backup blob: metadata and a signed, short-lived link to its bytes. */
+        ExportBlob: {
+            /** @description SHA-256 of the bytes. */
+            checksum: string;
+            /**
+             * Format: int64
+             * @description Creation (epoch ms).
+             */
+            created_at: number;
+            /** @description `GET` it with the same bearer token until `links_expire_at`. */
+            download_url: string;
+            /** @description Record or backup id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Size in bytes.
+             */
+            size_bytes: number;
+            /** @description The record's table (records only). */
+            table?: string | null;
+            /**
+             * Format: int64
+             * @description The backup's client time (backups only).
+             */
+            timestamp?: number | null;
+            /**
+             * Format: int64
+             * @description Last change (epoch ms).
+             */
+            updated_at: number;
+            /**
+             * Format: int64
+             * @description The record's version, or the backup's format version.
+             */
+            version: number;
+        };
+        /** @description A month's earnings as a developer. */
+        ExportEarnings: {
+            /**
+             * Format: int64
+             * @description The developer's share (cents).
+             */
+            developer_share_cents: number;
+            /** @description Whether it was paid out. */
+            paid: boolean;
+            /** @description `YYYY-MM` (UTC). */
+            period: string;
+            /**
+             * Format: int32
+             * @description Sales.
+             */
+            sales: number;
+        };
+        /** @description An installation. */
+        ExportInstall: {
+            /**
+             * Format: int64
+             * @description When (epoch ms).
+             */
+            installed_at: number;
+            /** @description Plugin id. */
+            plugin_id: string;
+        };
+        /** @description A plugin the user submitted. */
+        ExportPlugin: {
+            /**
+             * Format: int64
+             * @description Submitted (epoch ms).
+             */
+            created_at: number;
+            /** @description Plugin id. */
+            id: string;
+            /** @description Its live name, once approved. */
+            name?: string | null;
+            /** @description `pending_review`, `approved` or `rejected`. */
+            status: string;
+        };
+        /** @description The account itself. */
+        ExportProfile: {
+            /**
+             * Format: int64
+             * @description Creation (epoch ms).
+             */
+            created_at: number;
+            /** @description Email address. */
+            email: string;
+            /** @description Whether the address was verified. */
+            email_verified: boolean;
+            /** @description User id. */
+            id: string;
+            /** @description The Stripe Connect account payouts go to, if set. */
+            payout_account?: string | null;
+            /** @description Role. */
+            role: components["schemas"]["Role"];
+            /** @description Paid tier as stored. */
+            tier: components["schemas"]["Tier"];
+            /**
+             * Format: int64
+             * @description When a past-due tier lapses, if it does.
+             */
+            tier_until?: number | null;
+            /** @description Whether two-factor authentication is on. */
+            two_factor_enabled: boolean;
+        };
+        /** @description A purchase. */
+        ExportPurchase: {
+            /**
+             * Format: int64
+             * @description Amount charged (cents).
+             */
+            amount_cents: number;
+            /**
+             * Format: int64
+             * @description When (epoch ms).
+             */
+            created_at: number;
+            /** @description Currency (ISO, lowercase). */
+            currency: string;
+            /** @description Plugin id. */
+            plugin_id: string;
+        };
+        /** @description A rating. */
+        ExportRating: {
+            /** @description Plugin id. */
+            plugin_id: string;
+            /**
+             * Format: int32
+             * @description 1–5.
+             */
+            rating: number;
+            /**
+             * Format: int64
+             * @description When (epoch ms).
+             */
+            updated_at: number;
+        };
+        /** @description One subscription. */
+        ExportSubscription: {
+            /** @description Whether it ends at the period's end. */
+            cancel_at_period_end: boolean;
+            /**
+             * Format: int64
+             * @description Creation (epoch ms).
+             */
+            created_at: number;
+            /**
+             * Format: int64
+             * @description End of the current period (epoch ms).
+             */
+            current_period_end?: number | null;
+            /**
+             * Format: int32
+             * @description Seats.
+             */
+            seats: number;
+            /** @description Stripe's status. */
+            status: string;
+            /** @description Stripe's id. */
+            stripe_subscription_id: string;
+            /** @description Tier. */
+            tier: components["schemas"]["Tier"];
+        };
+        /** @description A multipart upload in progress. */
+        ExportUpload: {
+            /**
+             * Format: int64
+             * @description Opened (epoch ms).
+             */
+            created_at: number;
+            /**
+             * Format: int64
+             * @description Abandoned after (epoch ms).
+             */
+            expires_at: number;
+            /** @description Upload id. */
+            id: string;
+            /**
+             * Format: int32
+             * @description Parts stored.
+             */
+            parts: number;
+            /**
+             * Format: int64
+             * @description Their bytes.
+             */
+            size_bytes: number;
+        };
+        /** @description A stored vector's metadata. */
+        ExportVector: {
+            /** @description SHA-256 of its payload. */
+            checksum: string;
+            /**
+             * Format: int32
+             * @description Dimensions.
+             */
+            dims: number;
+            /** @description Client id. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Bytes it takes.
+             */
+            size_bytes: number;
         };
         /** @description What one tier includes (`-1` = unlimited). */
         Features: {
@@ -2614,6 +2939,11 @@ export type components = {
             /** @description The reviewed version. */
             version: string;
         };
+        /**
+         * @description An account's role.
+         * @enum {string}
+         */
+        Role: "user" | "admin";
         /** @description `POST /plans/run-step`. */
         RunStepRequest: {
             /** @description The model, as in `ChatRequest.model`. */
@@ -3760,6 +4090,66 @@ export interface operations {
             };
         };
     };
+    delete_account: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description Deletion under way (or done). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionAccepted"];
+                };
+            };
+            /** @description `unauthorized`: wrong password or code. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed` (a code is required when two-factor is on). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     security_events: {
         parameters: {
             query?: never;
@@ -3789,6 +4179,112 @@ export interface operations {
             };
             /** @description `forbidden`: browser origin not allowed. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_account: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountExport"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_blob: {
+        parameters: {
+            query: {
+                /** @description The link's signed token. */
+                token: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The encrypted bytes as stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": number[];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: a link that is not the caller's, altered or expired. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: the blob is gone. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -814,7 +814,8 @@ struct AccountRow {
 }
 
 impl D1AccountLoader {
-    /// The account of `user` as D1 has it now; `None` when it no longer exists.
+    /// The account of `user` as D1 has it now; `None` when it no longer exists or its
+    /// deletion is pending.
     ///
     /// # Errors
     /// D1 failures.
@@ -832,7 +833,8 @@ impl D1AccountLoader {
                 subscriptions s WHERE s.user_id = u.id AND s.tier = 'team' \
                   AND s.status IN ('active', 'trialing', 'past_due') \
                 ORDER BY s.last_event_created DESC LIMIT 1), 1) AS seats \
-             FROM users u WHERE u.id = ?1",
+             FROM users u WHERE u.id = ?1 AND NOT EXISTS \
+               (SELECT 1 FROM account_deletions d WHERE d.user_id = u.id)",
             &[text(user.to_string())],
         )?
         .first::<AccountRow>(None)

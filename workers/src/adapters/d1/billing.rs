@@ -133,12 +133,17 @@ impl BillingStore for D1BillingStore {
         )?];
         if let Some(c) = change {
             let s = &c.subscription;
+            // An account deleted (or being deleted) gets no subscription row back from a late
+            // event (Stripe's `customer.subscription.deleted` after the cancellation): the event
+            // is recorded and answered 200, and nothing of the account is stored again.
             batch.push(stmt(
                 &self.0,
                 "INSERT INTO subscriptions (id, user_id, stripe_subscription_id, stripe_customer_id, \
                     tier, status, seats, current_period_end, cancel_at_period_end, \
                     last_event_created, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11 \
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2) \
+                   AND NOT EXISTS (SELECT 1 FROM account_deletions WHERE user_id = ?2) \
                  ON CONFLICT (stripe_subscription_id) DO UPDATE SET \
                     stripe_customer_id = excluded.stripe_customer_id, tier = excluded.tier, \
                     status = excluded.status, seats = excluded.seats, \

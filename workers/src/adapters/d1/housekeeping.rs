@@ -66,6 +66,20 @@ impl HousekeepingStore for D1HousekeepingStore {
         Ok(count(changes(&r)))
     }
 
+    async fn purge_account_tokens(&self, before: i64, limit: u32) -> Result<u32, StoreError> {
+        let r = stmt(
+            &self.0,
+            "DELETE FROM account_tokens WHERE token_hash IN \
+             (SELECT token_hash FROM account_tokens WHERE expires_at < ?1 \
+              ORDER BY expires_at LIMIT ?2)",
+            &[int(before), int(i64::from(limit))],
+        )?
+        .run()
+        .await
+        .map_err(|e| unavailable("purging account tokens", &e))?;
+        Ok(count(changes(&r)))
+    }
+
     async fn purge_refresh_tokens(&self, before: i64, limit: u32) -> Result<u32, StoreError> {
         let args = [int(before), int(i64::from(limit))];
         let unlink = stmt(

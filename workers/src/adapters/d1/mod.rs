@@ -8,6 +8,8 @@
 mod accounts;
 mod admin;
 mod billing;
+mod deletion;
+mod export;
 mod housekeeping;
 mod plugins;
 
@@ -19,6 +21,8 @@ pub use accounts::{
 };
 pub use admin::D1AdminStore;
 pub use billing::D1BillingStore;
+pub use deletion::D1DeletionStore;
+pub use export::D1ExportStore;
 pub use housekeeping::D1HousekeepingStore;
 pub use plugins::{D1PluginAgents, D1PluginStore};
 use shared::ports::StoreError;

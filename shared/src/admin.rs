@@ -95,7 +95,7 @@ fn view(row: AdminUserRow, now: i64) -> AdminUser {
         email: u.email.as_str().to_owned(),
         role: u.role.as_str().to_owned(),
         email_verified: u.email_verified_at.is_some(),
-        tier: tier_in_force(u.tier, u.tier_until, row.comp, now),
+        tier: tier_in_force(u.tier, u.tier_until, row.comp, row.team, now),
         paid_tier: u.tier,
         paid_tier_until: u.tier_until,
         comp: row.comp.map(|c| CompInfo {

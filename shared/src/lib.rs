@@ -33,6 +33,7 @@ pub mod rate_limit;
 pub mod redact;
 pub mod routes;
 pub mod storage;
+pub mod teams;
 pub mod tiers;
 pub mod vectorize;
 pub mod vectors;

@@ -10,11 +10,12 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    AccountExport, ChangePasswordRequest, DeleteAccountRequest, DeletionAccepted, ExportBlob,
-    ExportEarnings, ExportInstall, ExportPlugin, ExportProfile, ExportPurchase, ExportRating,
-    ExportSubscription, ExportUpload, ExportVector, ForgotPasswordRequest, PasswordChanged,
-    ResetPasswordRequest, SecurityEventInfo, SecurityEvents, SessionInfo, SessionList,
-    VerifyEmailRequest,
+    AcceptInviteRequest, AccountExport, ChangePasswordRequest, CreateInviteRequest,
+    DeleteAccountRequest, DeletionAccepted, ExportBlob, ExportEarnings, ExportInstall,
+    ExportPlugin, ExportProfile, ExportPurchase, ExportRating, ExportSubscription, ExportUpload,
+    ExportVector, ForgotPasswordRequest, InviteCreated, PasswordChanged, ResetPasswordRequest,
+    SeatsRequested, SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, SetRoleRequest,
+    SetSeatsRequest, TeamInviteInfo, TeamJoined, TeamMemberInfo, TeamView, VerifyEmailRequest,
 };
 use crate::api::{
     AdminPayout, AdminPayouts, AdminUser, AdminUsers, AuditEntry, AuditLog, CompInfo, CompRequest,
@@ -57,6 +58,7 @@ use crate::error::{ErrorBody, ErrorDetail, FieldError};
 use crate::marketplace::{AgentSubmission, ManifestSubmission, ToolSubmission};
 use crate::ports::SecurityEventKind;
 use crate::storage::RecordMeta;
+use crate::teams::TeamRole;
 use crate::tiers::Features;
 
 const DESCRIPTION: &str = "\
@@ -213,7 +215,9 @@ impl Modify for FloatRange {
         review_plugin, install_plugin, uninstall_plugin, download_plugin, rate_plugin,
         plugin_earnings, set_payout_account, list_providers, list_agents, set_enabled_agents,
         admin_users, admin_suspend, admin_unsuspend, admin_comp, admin_pending_plugins,
-        admin_payouts, admin_audit, start_batch, list_batches, get_batch, cancel_batch
+        admin_payouts, admin_audit, start_batch, list_batches, get_batch, cancel_batch,
+        current_team, create_team_invite, accept_team_invite, delete_team_invite,
+        remove_team_member, set_team_member_role, set_team_seats
     ),
     components(schemas(
         Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
@@ -238,11 +242,13 @@ impl Modify for FloatRange {
         DisableMfaRequest, MfaLoginRequest, MfaLoginWithCode, MfaLoginWithRecovery,
         AdminUser, AdminUsers, CompInfo, CompRequest, AuditEntry, AuditLog, AdminPayout,
         PayoutMonth, AdminPayouts,
-        BatchRequest, BatchItem, BatchStarted, BatchState, BatchItemError, BatchResult,
-        BatchView, BatchSummary, BatchList, BatchItemFrame, BatchDoneFrame,
-        DeleteAccountRequest, DeletionAccepted, AccountExport, ExportProfile, ExportSubscription,
-        ExportBlob, ExportUpload, ExportVector, ExportPlugin, ExportInstall, ExportRating,
-        ExportPurchase, ExportEarnings
+        BatchRequest, BatchItem, BatchStarted, BatchState, BatchItemError, BatchResult, BatchView,
+        BatchSummary, BatchList, BatchItemFrame, BatchDoneFrame, DeleteAccountRequest,
+        DeletionAccepted, AccountExport, ExportProfile, ExportSubscription, ExportBlob,
+        ExportUpload, ExportVector, ExportPlugin, ExportInstall, ExportRating, ExportPurchase,
+        ExportEarnings, TeamRole, TeamView, TeamMemberInfo, TeamInviteInfo, CreateInviteRequest,
+        InviteCreated, AcceptInviteRequest, TeamJoined, SetRoleRequest, SetSeatsRequest,
+        SeatsRequested
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -277,6 +283,11 @@ impl Modify for FloatRange {
             accounts whose role is `admin` (an `ADMIN_EMAILS` address, verified, still listed) \
             look up users, suspend and restore them, comp tiers, review plugins and see \
             payouts; every action is in the audit log. Anyone else gets 403 `forbidden`."),
+        (name = "teams", description = "Teams of the Team tier: the buyer owns the team and \
+            takes a seat; members join by a 7-day single-use invitation (emailed, or a link the \
+            owner shares) and have the Team tier in force (each their own 200 requests a \
+            minute) while the team's subscription grants it. Members plus open invitations \
+            never exceed the seats. Another team's id answers 404."),
         (name = "billing", description = "Stripe subscriptions. A paid subscription sets the \
             user's tier; `past_due` keeps it until the current period ends; cancellation and \
             deletion return the user to free.")
@@ -966,6 +977,129 @@ fn get_backup() {}
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody)
     ))]
 fn backup_history() {}
+
+/// The caller's team: seats, the tier it grants, members and (for the owner and admins) open
+/// invitations.
+#[utoipa::path(get, path = "/api/v1/teams/current", tag = "teams", operation_id = "current_team",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's team.", body = TeamView),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the caller is in no team.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn current_team() {}
+
+/// Invites an address (owner or admin; an emailed link valid 7 days, single use) or creates a
+/// shareable link invitation (`link: true`, the owner only; its URL is in the answer). An open
+/// invitation holds a seat.
+#[utoipa::path(post, path = "/api/v1/teams/{id}/invites", tag = "teams", operation_id = "create_team_invite",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Team id.")),
+    request_body = CreateInviteRequest,
+    responses(
+        (status = 201, description = "Invited.", body = InviteCreated),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a member, or an admin inviting an admin or making a link.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the caller's team.", body = ErrorBody),
+        (status = 409, description = "`conflict`: every seat taken, the address a member or invited already, or the subscription ended.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: email, link or role.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody),
+        (status = 503, description = "`email_not_configured` or `upstream_unavailable` (email).", body = ErrorBody)
+    ))]
+fn create_team_invite() {}
+
+/// Accepts an invitation: the caller's verified address must be the invited one (any verified
+/// address for a link). The caller joins with the invitation's role and has the Team tier at
+/// once.
+#[utoipa::path(post, path = "/api/v1/teams/invites/accept", tag = "teams", operation_id = "accept_team_invite",
+    security(("bearer" = [])),
+    request_body = AcceptInviteRequest,
+    responses(
+        (status = 200, description = "Joined.", body = TeamJoined),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: address unverified or not the invited one.", body = ErrorBody),
+        (status = 404, description = "`not_found`: unknown, spent, expired or deleted invitation.", body = ErrorBody),
+        (status = 409, description = "`conflict`: in a team already, or every seat taken.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: token.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn accept_team_invite() {}
+
+/// Deletes an open invitation (owner or admin); its seat is free again.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/invites/{invite_id}", tag = "teams", operation_id = "delete_team_invite",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Team id."), ("invite_id" = String, Path, description = "Invitation id.")),
+    responses(
+        (status = 200, description = "Deleted.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a member.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the caller's team, or no such open invitation.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn delete_team_invite() {}
+
+/// Removes a member (the owner: anyone but themself; an admin: members), or the caller leaves.
+/// The owner cannot be removed. The member returns to their own tier at once.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", operation_id = "remove_team_member",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Team id."), ("user_id" = String, Path, description = "The member's user id.")),
+    responses(
+        (status = 200, description = "Removed.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the owner, or beyond the caller's role.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the caller's team, or not a member.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn remove_team_member() {}
+
+/// Sets a member's role (the owner only; `admin` or `member`).
+#[utoipa::path(put, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", operation_id = "set_team_member_role",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Team id."), ("user_id" = String, Path, description = "The member's user id.")),
+    request_body = SetRoleRequest,
+    responses(
+        (status = 200, description = "The member now.", body = TeamMemberInfo),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the owner, or the owner's own role.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the caller's team, or not a member.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: role.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn set_team_member_role() {}
+
+/// Changes the seats (the owner only): one idempotent Stripe call sets the subscription item's
+/// quantity with proration; `seats` changes when Stripe's `customer.subscription.updated`
+/// confirms it.
+#[utoipa::path(put, path = "/api/v1/teams/{id}/seats", tag = "teams", operation_id = "set_team_seats",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Team id.")),
+    request_body = SetSeatsRequest,
+    responses(
+        (status = 202, description = "Asked of Stripe.", body = SeatsRequested),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the owner.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the caller's team.", body = ErrorBody),
+        (status = 409, description = "`conflict`: below the members and open invitations, or the subscription ended.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: seats.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: Stripe refused the request.", body = ErrorBody),
+        (status = 503, description = "`upstream_unavailable`: Stripe unreachable, or billing not configured.", body = ErrorBody)
+    ))]
+fn set_team_seats() {}
 
 /// Deletes one backup.
 #[utoipa::path(delete, path = "/api/v1/backup/{id}", tag = "backup", operation_id = "delete_backup",

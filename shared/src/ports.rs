@@ -789,6 +789,71 @@ pub trait Payments {
     async fn charge(&self, req: &ChargeRequest) -> Result<String, UpstreamError>;
     /// Opens a billing portal session for the customer; returns its (short-lived) URL.
     async fn create_portal_session(&self, req: &PortalRequest) -> Result<String, UpstreamError>;
+    /// Sets the quantity of a subscription's (single) item, with proration; the change takes
+    /// effect when Stripe's `customer.subscription.updated` arrives.
+    async fn update_seats(&self, req: &SeatChange) -> Result<(), UpstreamError>;
+}
+
+/// A team's seat change (`PUT /teams/{id}/seats`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatChange {
+    /// The subscription (`sub_…`).
+    pub subscription_id: String,
+    /// The new quantity.
+    pub seats: u32,
+    /// The same change always sends the same key (`team-seats:{sub}:{last event}:{seats}`).
+    pub idempotency_key: String,
+}
+
+/// Teams, members and invitations (D1 `teams`, `team_members`, `team_invites`; seats and
+/// status from `subscriptions`).
+#[async_trait(?Send)]
+pub trait TeamStore {
+    /// The team `user` belongs to, with their role.
+    async fn team_of(
+        &self,
+        user: UserId,
+    ) -> Result<Option<(crate::teams::TeamRow, crate::teams::TeamRole)>, StoreError>;
+    /// The team's members, oldest first.
+    async fn members(&self, team: uuid::Uuid) -> Result<Vec<crate::teams::MemberRow>, StoreError>;
+    /// The team's open invitations at `now`, oldest first.
+    async fn open_invites(
+        &self,
+        team: uuid::Uuid,
+        now: i64,
+    ) -> Result<Vec<crate::teams::InviteRow>, StoreError>;
+    /// Inserts an invitation if members + open invitations stay within the seats (one
+    /// conditional statement).
+    async fn insert_invite(
+        &self,
+        invite: &crate::teams::NewInvite,
+        now: i64,
+    ) -> Result<crate::teams::InviteInsert, StoreError>;
+    /// The invitation of a token hash, whatever its state.
+    async fn invite_by_token(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<crate::teams::InviteRow>, StoreError>;
+    /// Atomically spends the invitation and makes `user` a member, if it is open and a seat
+    /// is free.
+    async fn accept(
+        &self,
+        token_hash: &[u8; 32],
+        user: UserId,
+        now: i64,
+    ) -> Result<crate::teams::AcceptOutcome, StoreError>;
+    /// Deletes an open invitation of `team`; whether there was one.
+    async fn delete_invite(&self, team: uuid::Uuid, invite: uuid::Uuid)
+        -> Result<bool, StoreError>;
+    /// Removes a member who is not the owner; whether one was removed.
+    async fn remove_member(&self, team: uuid::Uuid, user: UserId) -> Result<bool, StoreError>;
+    /// Sets the role of a member who is not the owner; whether one changed.
+    async fn set_role(
+        &self,
+        team: uuid::Uuid,
+        user: UserId,
+        role: crate::teams::TeamRole,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait(?Send)]
@@ -966,6 +1031,8 @@ pub struct AdminUserRow {
     pub comp: Option<crate::domain::Comp>,
     /// Seats of the live team subscription (1 otherwise).
     pub seats: u32,
+    /// What the account's team grants it, if it is in a team.
+    pub team: Option<crate::domain::TeamGrant>,
     /// The last sign-in or refresh of any of its sessions.
     pub last_seen_at: Option<i64>,
     /// Its open sessions.

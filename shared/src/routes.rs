@@ -217,6 +217,20 @@ pub enum Operation {
     Usage,
     /// `GET /sync/stream` (WebSocket).
     SyncStream,
+    /// `GET /teams/current`.
+    CurrentTeam,
+    /// `POST /teams/{id}/invites`.
+    CreateTeamInvite,
+    /// `POST /teams/invites/accept`.
+    AcceptTeamInvite,
+    /// `DELETE /teams/{id}/invites/{invite_id}`.
+    DeleteTeamInvite,
+    /// `DELETE /teams/{id}/members/{user_id}`.
+    RemoveTeamMember,
+    /// `PUT /teams/{id}/members/{user_id}`.
+    SetTeamMemberRole,
+    /// `PUT /teams/{id}/seats`.
+    SetTeamSeats,
 }
 
 /// One route.
@@ -662,6 +676,48 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/billing/portal",
         Access::User,
         Operation::BillingPortal,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/teams/current",
+        Access::User,
+        Operation::CurrentTeam,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/teams/invites/accept",
+        Access::User,
+        Operation::AcceptTeamInvite,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/teams/{id}/invites",
+        Access::User,
+        Operation::CreateTeamInvite,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/teams/{id}/invites/{invite_id}",
+        Access::User,
+        Operation::DeleteTeamInvite,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/teams/{id}/members/{user_id}",
+        Access::User,
+        Operation::RemoveTeamMember,
+    ),
+    route(
+        Method::Put,
+        "/api/v1/teams/{id}/members/{user_id}",
+        Access::User,
+        Operation::SetTeamMemberRole,
+    ),
+    route(
+        Method::Put,
+        "/api/v1/teams/{id}/seats",
+        Access::User,
+        Operation::SetTeamSeats,
     ),
     route(
         Method::Get,

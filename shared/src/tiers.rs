@@ -152,13 +152,15 @@ pub fn check_feature(tier: Tier, feature: Feature) -> Result<(), AppError> {
     }
 }
 
-/// Requests per minute: free 20, pro 60, power 120, team 200 per seat.
-pub fn rate_limit(tier: Tier, seats: u32) -> u32 {
+/// Requests per minute per user: free 20, pro 60, power 120, team 200 — per member: every
+/// member of a team (the owner included) has their own 200, so a team of `n` seats has
+/// `200 × n` in all. `_seats` is kept for callers; it no longer multiplies one user's limit.
+pub fn rate_limit(tier: Tier, _seats: u32) -> u32 {
     match tier {
         Tier::Free => 20,
         Tier::Pro => 60,
         Tier::Power => 120,
-        Tier::Team => 200u32.saturating_mul(seats.max(1)),
+        Tier::Team => 200,
     }
 }
 
@@ -223,17 +225,12 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_follow_the_tier_and_team_seats() {
+    fn rate_limits_follow_the_tier_and_each_team_member_has_200() {
         assert_eq!(rate_limit(Tier::Free, 9), 20);
         assert_eq!(rate_limit(Tier::Pro, 9), 60);
         assert_eq!(rate_limit(Tier::Power, 1), 120);
         assert_eq!(rate_limit(Tier::Team, 1), 200);
-        assert_eq!(rate_limit(Tier::Team, 7), 1_400);
-        assert_eq!(
-            rate_limit(Tier::Team, 0),
-            200,
-            "a team has at least one seat"
-        );
-        assert_eq!(rate_limit(Tier::Team, u32::MAX), u32::MAX);
+        assert_eq!(rate_limit(Tier::Team, 7), 200, "per member, not per team");
+        assert_eq!(rate_limit(Tier::Team, u32::MAX), 200);
     }
 }

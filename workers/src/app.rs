@@ -37,8 +37,9 @@ use worker::Env;
 use crate::adapters::{
     CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1AdminStore, D1BillingStore,
     D1DeletionStore, D1ExportStore, D1HousekeepingStore, D1MfaStore, D1PluginAgents, D1PluginStore,
-    D1RefreshTokenStore, D1SecurityLog, D1TicketStore, D1UserStore, Db, DurableRateLimiter,
-    FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock, VectorizeIndex,
+    D1RefreshTokenStore, D1SecurityLog, D1TeamStore, D1TicketStore, D1UserStore, Db,
+    DurableRateLimiter, FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock,
+    VectorizeIndex,
 };
 use crate::state::{self, Shared, BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, USER_HOME};
 
@@ -265,6 +266,28 @@ impl App {
         }
     }
 
+    /// Pushes the account to the home of every member of the team `user` owns or belongs to
+    /// (`user` alone outside a team): after a billing change, each member's tier in force may
+    /// have changed. Failures are logged per home, as in [`Self::push_account`].
+    pub async fn push_team_accounts(&self, user: UserId) {
+        let homes = match self.db() {
+            Ok(db) => D1TeamStore(db)
+                .homes_of_team_of(user)
+                .await
+                .map_err(AppError::from),
+            Err(e) => Err(e),
+        };
+        match homes {
+            Ok(ids) => {
+                futures_util::future::join_all(ids.into_iter().map(|u| self.push_account(u))).await;
+            }
+            Err(e) => {
+                tracing::warn!(user_id = %user, error = ?e, "reading the team to push failed");
+                self.push_account(user).await;
+            }
+        }
+    }
+
     /// Ends sessions in the user's home: their tokens stop working and their sockets close.
     ///
     /// # Errors
@@ -446,6 +469,17 @@ impl App {
         Ok(AdminParts {
             store: D1AdminStore(self.db()?),
             admin_emails: &self.config().admin_emails,
+        })
+    }
+
+    /// The team service's adapters; invitation links point at `link_base`.
+    pub fn teams(&self, link_base: String) -> Result<TeamParts, AppError> {
+        Ok(TeamParts {
+            store: D1TeamStore(self.db()?),
+            users: D1UserStore(self.db()?),
+            mailer: self.mailer(),
+            stripe: self.stripe(),
+            link_base,
         })
     }
 
@@ -718,6 +752,30 @@ impl AdminParts<'_> {
             clock: &SystemClock,
             rng: &CryptoRandom,
             admin_emails: self.admin_emails,
+        }
+    }
+}
+
+/// The team service's adapters.
+pub struct TeamParts {
+    store: D1TeamStore,
+    users: D1UserStore,
+    mailer: ResendClient<FetchHttpClient>,
+    stripe: StripeClient<FetchHttpClient>,
+    link_base: String,
+}
+
+impl TeamParts {
+    /// The service.
+    pub fn service(&self) -> shared::teams::TeamService<'_> {
+        shared::teams::TeamService {
+            store: &self.store,
+            users: &self.users,
+            mailer: &self.mailer,
+            payments: &self.stripe,
+            clock: &SystemClock,
+            rng: &CryptoRandom,
+            link_base: self.link_base.clone(),
         }
     }
 }

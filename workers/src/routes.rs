@@ -110,6 +110,13 @@ fn handler(op: Operation) -> Handler {
         Operation::ListBatches => |ctx| Box::pin(handlers::batches::list(ctx)),
         Operation::GetBatch => |ctx| Box::pin(handlers::batches::get(ctx)),
         Operation::CancelBatch => |ctx| Box::pin(handlers::batches::cancel(ctx)),
+        Operation::CurrentTeam => |ctx| Box::pin(handlers::teams::current(ctx)),
+        Operation::CreateTeamInvite => |ctx| Box::pin(handlers::teams::invite(ctx)),
+        Operation::AcceptTeamInvite => |ctx| Box::pin(handlers::teams::accept(ctx)),
+        Operation::DeleteTeamInvite => |ctx| Box::pin(handlers::teams::delete_invite(ctx)),
+        Operation::RemoveTeamMember => |ctx| Box::pin(handlers::teams::remove_member(ctx)),
+        Operation::SetTeamMemberRole => |ctx| Box::pin(handlers::teams::set_role(ctx)),
+        Operation::SetTeamSeats => |ctx| Box::pin(handlers::teams::set_seats(ctx)),
     }
 }
 

@@ -7,7 +7,7 @@
 //! [`ACCOUNT_REFRESH_AHEAD_MS`] on, so an active user never waits for D1.
 
 use shared::api::UserProfile;
-use shared::domain::{Comp, Role, Tier};
+use shared::domain::{Comp, Role, TeamGrant, Tier};
 use shared::home::ops::{AccountState, Revoked};
 use shared::home::HomePrincipal;
 use shared::AppError;
@@ -62,6 +62,7 @@ impl<S: Sql> Home<'_, S> {
             email_verified: false,
             suspended: false,
             comp: None,
+            team: None,
         };
         let a = account.unwrap_or(&fallback);
         let was_suspended = self.stored()?.is_some_and(|c| c.account.suspended);
@@ -82,6 +83,15 @@ impl<S: Sql> Home<'_, S> {
             "INSERT INTO account_verified (id, verified) VALUES (1, ?) \
              ON CONFLICT (id) DO UPDATE SET verified = excluded.verified",
             &[i64::from(a.email_verified).into()],
+        )?;
+        let team = a.team;
+        self.sql.exec(
+            "INSERT INTO account_team (id, tier, until) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, until = excluded.until",
+            &[
+                team.map(|t| t.tier.as_str()).into(),
+                team.and_then(|t| t.until).into(),
+            ],
         )?;
         self.sql.exec(
             "INSERT INTO account (id, email, role, tier, tier_until, seats, gone, checked_at) \
@@ -117,7 +127,9 @@ impl<S: Sql> Home<'_, S> {
                COALESCE((SELECT verified FROM account_verified WHERE id = 1), 0), \
                COALESCE((SELECT suspended FROM account_admin WHERE id = 1), 0), \
                (SELECT comp_tier FROM account_admin WHERE id = 1), \
-               (SELECT comp_until FROM account_admin WHERE id = 1) \
+               (SELECT comp_until FROM account_admin WHERE id = 1), \
+               (SELECT tier FROM account_team WHERE id = 1), \
+               (SELECT until FROM account_team WHERE id = 1) \
              FROM account WHERE id = 1",
             &[],
         )?;
@@ -135,6 +147,13 @@ impl<S: Sql> Home<'_, S> {
                     .and_then(|t| Tier::parse(&t))
                     .zip(r.opt_int(10))
                     .map(|(tier, until)| Comp { tier, until }),
+                team: r
+                    .opt_text(11)
+                    .and_then(|t| Tier::parse(&t))
+                    .map(|tier| TeamGrant {
+                        tier,
+                        until: r.opt_int(12),
+                    }),
             },
             gone: r.int(5) != 0,
             checked_at: r.int(6),

@@ -76,6 +76,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS account_admin (\
        id INTEGER PRIMARY KEY CHECK (id = 1), suspended INTEGER NOT NULL, comp_tier TEXT, \
        comp_until INTEGER)",
+    // What the user's team grants (no row, or a NULL tier: no team); apart for the same reason.
+    "CREATE TABLE IF NOT EXISTS account_team (\
+       id INTEGER PRIMARY KEY CHECK (id = 1), tier TEXT, until INTEGER)",
     "CREATE TABLE IF NOT EXISTS limiter (bucket TEXT PRIMARY KEY, tat INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS usage (kind TEXT PRIMARY KEY, used INTEGER NOT NULL)",

@@ -1,6 +1,6 @@
 //! The home's rules over a real (in-memory) SQLite: the same statements the object runs.
 
-use shared::domain::{Comp, Role, Tier, UserId};
+use shared::domain::{Comp, Role, TeamGrant, Tier, UserId};
 use shared::home::ops::{
     AccountState, Admit, AssembleUpload, BackupFacts, BackupHistory, BeginUpload, CommitBackup,
     CommitPart, CommitRecord, CommitUpload, DeleteRecord, DeleteVectors, DropUpload, GetProfile,
@@ -78,6 +78,7 @@ impl World {
                     email_verified: true,
                     suspended: false,
                     comp: None,
+                    team: None,
                 }),
             },
         )
@@ -100,10 +101,35 @@ impl World {
                     email_verified: true,
                     suspended,
                     comp,
+                    team: None,
                 }),
             },
         )
         .1
+    }
+
+    /// Pushes a free account whose team grants `team` (`None`: in no team).
+    fn set_team(&self, now: i64, team: Option<TeamGrant>) {
+        self.raw(
+            now,
+            None,
+            false,
+            &SetAccount {
+                account: Some(AccountState {
+                    email: "ada@example.com".into(),
+                    role: Role::User,
+                    tier: Tier::Free,
+                    tier_until: None,
+                    seats: 1,
+                    email_verified: true,
+                    suspended: false,
+                    comp: None,
+                    team,
+                }),
+            },
+        )
+        .0
+        .unwrap();
     }
 
     fn raw<O: HomeOp>(
@@ -231,6 +257,45 @@ fn a_comp_is_the_tier_in_force_at_every_gate_until_it_ends() {
     assert_eq!(w.call(T0 + 999, &GetProfile {}).unwrap().tier, Tier::Pro);
     assert_eq!(w.call(T0 + 1_000, &GetProfile {}).unwrap().tier, Tier::Free);
     assert_eq!(code(w.create(T0 + 1_000, "tasks", 10)), "tier_required");
+}
+
+#[test]
+fn a_team_grant_is_the_tier_in_force_with_200_a_minute_until_it_is_withdrawn_or_lapses() {
+    let w = World::with(false);
+    w.set_team(
+        T0,
+        Some(TeamGrant {
+            tier: Tier::Team,
+            until: Some(T0 + 10_000),
+        }),
+    );
+    assert_eq!(w.call(T0, &GetProfile {}).unwrap().tier, Tier::Team);
+    assert!(w.create(T0, "tasks", 10).is_ok(), "the Team row's storage");
+    w.restart();
+    assert_eq!(
+        w.call(T0 + 1, &GetProfile {}).unwrap().tier,
+        Tier::Team,
+        "kept in SQLite"
+    );
+    let usage = w.call(T0 + 1, &GetUsage {}).unwrap();
+    assert_eq!(usage.requests.limit, 200, "per member, whatever the seats");
+    // A past-due team subscription lapses by itself at its period end.
+    assert_eq!(
+        w.call(T0 + 10_000, &GetProfile {}).unwrap().tier,
+        Tier::Free
+    );
+    // Removed from the team: the own tier at once.
+    w.set_team(
+        T0 + 2,
+        Some(TeamGrant {
+            tier: Tier::Team,
+            until: None,
+        }),
+    );
+    assert_eq!(w.call(T0 + 2, &GetProfile {}).unwrap().tier, Tier::Team);
+    w.set_team(T0 + 3, None);
+    assert_eq!(w.call(T0 + 3, &GetProfile {}).unwrap().tier, Tier::Free);
+    assert_eq!(code(w.create(T0 + 3, "tasks", 10)), "tier_required");
 }
 
 #[test]

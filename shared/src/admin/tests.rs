@@ -50,6 +50,7 @@ impl World {
                 user,
                 comp: None,
                 seats: 1,
+                team: None,
                 last_seen_at: Some(NOW - 5),
                 sessions: 2,
             },

@@ -11,6 +11,7 @@ mod export;
 mod plugins;
 mod providers;
 mod records;
+mod teams;
 mod tiers;
 mod usage;
 mod vectors;
@@ -54,6 +55,10 @@ pub use plugins::{
 };
 pub use providers::{ProviderInfo, ProvidersResponse};
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
+pub use teams::{
+    AcceptInviteRequest, CreateInviteRequest, InviteCreated, SeatsRequested, SetRoleRequest,
+    SetSeatsRequest, TeamInviteInfo, TeamJoined, TeamMemberInfo, TeamView,
+};
 pub use tiers::{TierOffer, TiersResponse};
 pub use usage::{ByteUsage, RequestUsage, UsageReport};
 pub use vectors::{

@@ -46,9 +46,14 @@ impl Subscription {
 
 /// What a subscription gives its user: the tier and when it lapses (`None`: it does not).
 pub fn entitlement(sub: &Subscription) -> (Tier, Option<i64>) {
-    match sub.status.as_str() {
-        "active" | "trialing" => (sub.tier, None),
-        "past_due" => (sub.tier, sub.current_period_end),
+    grant(sub.tier, &sub.status, sub.current_period_end)
+}
+
+/// What a subscription of `tier` in Stripe status `status` grants (the lifecycle rule above).
+pub fn grant(tier: Tier, status: &str, current_period_end: Option<i64>) -> (Tier, Option<i64>) {
+    match status {
+        "active" | "trialing" => (tier, None),
+        "past_due" => (tier, current_period_end),
         _ => (Tier::Free, None),
     }
 }

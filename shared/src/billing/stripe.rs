@@ -14,7 +14,7 @@ use url::form_urlencoded;
 
 use crate::ports::{
     ChargeRequest, CheckoutRequest, CheckoutSession, HttpClient, HttpError, HttpRequest,
-    HttpResponse, Payments, PortalRequest, TransferRequest, UpstreamError,
+    HttpResponse, Payments, PortalRequest, SeatChange, TransferRequest, UpstreamError,
 };
 
 /// Per-attempt timeout.
@@ -45,6 +45,12 @@ struct List {
 #[derive(Deserialize)]
 struct Listed {
     id: String,
+}
+
+/// A subscription's items (`GET /v1/subscriptions/{id}`); only the first item's id matters.
+#[derive(Deserialize)]
+struct SubscriptionItems {
+    items: List,
 }
 
 #[derive(Deserialize)]
@@ -326,6 +332,32 @@ impl<H: HttpClient> Payments for StripeClient<H> {
         created.url.ok_or_else(|| {
             UpstreamError::BadResponse("stripe billing portal session without a url".to_owned())
         })
+    }
+
+    /// Finds the subscription's item (`GET /v1/subscriptions/{id}`, a read), then sets its
+    /// quantity with proration in one idempotent `POST /v1/subscriptions/{id}`.
+    async fn update_seats(&self, req: &SeatChange) -> Result<(), UpstreamError> {
+        let path = format!("/v1/subscriptions/{}", segment(&req.subscription_id));
+        let r = self.send(&path, Call::Get).await?;
+        let sub: SubscriptionItems = Self::decode(&path, &r)?;
+        let item = sub
+            .items
+            .data
+            .into_iter()
+            .next()
+            .map(|i| i.id)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                UpstreamError::BadResponse("stripe subscription without an item".to_owned())
+            })?;
+        let form = [
+            ("items[0][id]", item),
+            ("items[0][quantity]", req.seats.to_string()),
+            ("proration_behavior", "create_prorations".to_owned()),
+        ];
+        self.post(&path, &form, &req.idempotency_key)
+            .await
+            .map(|_| ())
     }
 
     /// The customer's first saved card, then a confirmed off-session payment intent on it.

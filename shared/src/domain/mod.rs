@@ -13,5 +13,5 @@ pub use password::{Password, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 pub use provider::{
     check_model_name, check_provider_name, ProviderKind, MAX_MODEL_NAME_LEN, MAX_PROVIDER_NAME_LEN,
 };
-pub use tier::{tier_in_force, Comp, Role, Tier};
+pub use tier::{tier_in_force, Comp, Role, TeamGrant, Tier};
 pub use user::{RefreshTokenHash, User, UserId};

@@ -46,21 +46,42 @@ pub struct Comp {
     pub until: i64,
 }
 
-/// The tier in force at `now`: the one function every gate's tier comes from (the user's home
-/// calls it on its copy of the account; [`super::User::effective_tier`] for the paid part).
+/// The tier a team's subscription grants its members, and when it lapses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamGrant {
+    /// The tier the team's subscription grants now (`team`, or `free` once it ended).
+    pub tier: Tier,
+    /// When it lapses (a past-due subscription keeps it until its period ends), if it does.
+    pub until: Option<i64>,
+}
+
+/// **The tier in force** at `now`: the one function every gate's, quota's and limit's tier
+/// comes from (the user's home calls it on its copy of the account; [`super::User::effective_tier`]
+/// for the paid part).
 ///
-/// The paid tier lapses to free at `paid_until` (a past-due subscription keeps its tier until
-/// its period ends); a comp in force (`now < until`) raises it to the comped tier, never lowers
-/// it (a comp below what the account pays changes nothing).
-pub fn tier_in_force(paid: Tier, paid_until: Option<i64>, comp: Option<Comp>, now: i64) -> Tier {
-    let paid = match paid_until {
-        Some(until) if until <= now => Tier::Free,
-        _ => paid,
+/// The best of three sources, each lapsing on its own:
+/// - the paid tier, lapsing to free at `paid_until` (a past-due subscription keeps its tier
+///   until its period ends);
+/// - a comp in force (`now < until`), which raises it to the comped tier, never lowers it;
+/// - the user's team's grant (a member of a Team-tier team has `team`), lapsing at its `until`.
+pub fn tier_in_force(
+    paid: Tier,
+    paid_until: Option<i64>,
+    comp: Option<Comp>,
+    team: Option<TeamGrant>,
+    now: i64,
+) -> Tier {
+    let lapse = |tier: Tier, until: Option<i64>| match until {
+        Some(u) if u <= now => Tier::Free,
+        _ => tier,
     };
-    match comp {
-        Some(c) if now < c.until => paid.max(c.tier),
-        _ => paid,
-    }
+    let paid = lapse(paid, paid_until);
+    let comp = match comp {
+        Some(c) if now < c.until => c.tier,
+        _ => Tier::Free,
+    };
+    let team = team.map_or(Tier::Free, |t| lapse(t.tier, t.until));
+    paid.max(comp).max(team)
 }
 
 /// An account's role.
@@ -103,15 +124,68 @@ mod tests {
             tier: Tier::Power,
             until: 1_000,
         });
-        assert_eq!(tier_in_force(Tier::Free, None, comp, 999), Tier::Power);
-        assert_eq!(tier_in_force(Tier::Free, None, comp, 1_000), Tier::Free);
-        assert_eq!(tier_in_force(Tier::Pro, None, comp, 1_500), Tier::Pro);
+        assert_eq!(
+            tier_in_force(Tier::Free, None, comp, None, 999),
+            Tier::Power
+        );
+        assert_eq!(
+            tier_in_force(Tier::Free, None, comp, None, 1_000),
+            Tier::Free
+        );
+        assert_eq!(tier_in_force(Tier::Pro, None, comp, None, 1_500), Tier::Pro);
         // Never lower than what is paid.
-        assert_eq!(tier_in_force(Tier::Team, None, comp, 10), Tier::Team);
+        assert_eq!(tier_in_force(Tier::Team, None, comp, None, 10), Tier::Team);
         // A lapsed paid tier under a comp in force: the comp.
-        assert_eq!(tier_in_force(Tier::Team, Some(5), comp, 10), Tier::Power);
-        assert_eq!(tier_in_force(Tier::Team, Some(5), None, 10), Tier::Free);
-        assert_eq!(tier_in_force(Tier::Team, Some(50), None, 10), Tier::Team);
+        assert_eq!(
+            tier_in_force(Tier::Team, Some(5), comp, None, 10),
+            Tier::Power
+        );
+        assert_eq!(
+            tier_in_force(Tier::Team, Some(5), None, None, 10),
+            Tier::Free
+        );
+        assert_eq!(
+            tier_in_force(Tier::Team, Some(50), None, None, 10),
+            Tier::Team
+        );
+    }
+
+    #[test]
+    fn a_team_grant_raises_the_tier_until_it_lapses_and_never_lowers_it() {
+        let team = |until| {
+            Some(TeamGrant {
+                tier: Tier::Team,
+                until,
+            })
+        };
+        assert_eq!(
+            tier_in_force(Tier::Free, None, None, team(None), 10),
+            Tier::Team
+        );
+        assert_eq!(
+            tier_in_force(Tier::Pro, None, None, team(Some(11)), 10),
+            Tier::Team
+        );
+        assert_eq!(
+            tier_in_force(Tier::Pro, None, None, team(Some(10)), 10),
+            Tier::Pro
+        );
+        let ended = Some(TeamGrant {
+            tier: Tier::Free,
+            until: None,
+        });
+        assert_eq!(
+            tier_in_force(Tier::Power, None, None, ended, 10),
+            Tier::Power
+        );
+        let comp = Some(Comp {
+            tier: Tier::Power,
+            until: 100,
+        });
+        assert_eq!(
+            tier_in_force(Tier::Free, None, comp, ended, 10),
+            Tier::Power
+        );
     }
 
     #[test]

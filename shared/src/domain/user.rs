@@ -56,7 +56,7 @@ impl User {
     /// The *paid* tier in force at `now_ms` (billing decisions; gates read the home's tier in
     /// force, which also counts a comp — both through [`super::tier_in_force`]).
     pub fn effective_tier(&self, now_ms: i64) -> Tier {
-        super::tier_in_force(self.tier, self.tier_until, None, now_ms)
+        super::tier_in_force(self.tier, self.tier_until, None, None, now_ms)
     }
 }
 

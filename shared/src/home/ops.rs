@@ -10,6 +10,7 @@ use super::HomeOp;
 use crate::api::UserProfile;
 use crate::backup::multipart::{Part, PartStored, UploadStarted};
 use crate::backup::{BackupMetadata, BackupRow};
+pub use crate::domain::TeamGrant;
 use crate::domain::{tier_in_force, Comp, Role, Tier};
 use crate::ports::VectorMatch;
 use crate::storage::{Cursor, RecordMeta, RecordRow};
@@ -67,12 +68,15 @@ pub struct AccountState {
     /// A tier an administrator granted until a time, whatever the account pays.
     #[serde(default)]
     pub comp: Option<Comp>,
+    /// What the user's team grants (the team's subscription), if the user is in a team.
+    #[serde(default)]
+    pub team: Option<TeamGrant>,
 }
 
 impl AccountState {
-    /// The tier in force at `now` (see [`tier_in_force`]).
+    /// The tier in force at `now` (see [`tier_in_force`]: paid, comp and team in one place).
     pub fn tier_in_force(&self, now: i64) -> Tier {
-        tier_in_force(self.tier, self.tier_until, self.comp, now)
+        tier_in_force(self.tier, self.tier_until, self.comp, self.team, now)
     }
 }
 

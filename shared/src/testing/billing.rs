@@ -10,7 +10,7 @@ use crate::billing::{BillingChange, EventRecord, RecordOutcome, Subscription};
 use crate::domain::UserId;
 use crate::ports::{
     BillingStore, ChargeRequest, CheckoutRequest, CheckoutSession, Payments, PortalRequest,
-    StoreError, TransferRequest, UpstreamError,
+    SeatChange, StoreError, TransferRequest, UpstreamError,
 };
 
 /// Payments that record calls and answer with fixed sessions.
@@ -26,6 +26,8 @@ pub struct FakePayments {
     pub charges: RefCell<Vec<ChargeRequest>>,
     /// Billing portal sessions opened.
     pub portals: RefCell<Vec<PortalRequest>>,
+    /// Seat changes asked for.
+    pub seat_changes: RefCell<Vec<SeatChange>>,
     /// When set, every charge is declined and every transfer fails as unavailable.
     pub failing: Cell<bool>,
 }
@@ -88,6 +90,13 @@ impl Payments for FakePayments {
         let mut p = self.portals.borrow_mut();
         p.push(req.clone());
         Ok(format!("https://billing.invalid/p/session_{}", p.len()))
+    }
+    async fn update_seats(&self, req: &SeatChange) -> Result<(), UpstreamError> {
+        if self.failing.get() {
+            return Err(UpstreamError::Unavailable("scripted outage".to_owned()));
+        }
+        self.seat_changes.borrow_mut().push(req.clone());
+        Ok(())
     }
 }
 

@@ -41,7 +41,8 @@ pub async fn webhook(mut ctx: Ctx) -> AppResult<Response> {
         .webhook(&payload, signature.as_deref())
         .await?;
     if let Some(user) = done.changed {
-        ctx.app.push_account(user).await;
+        // The subscriber and, for a team, every member: their tier in force follows it.
+        ctx.app.push_team_accounts(user).await;
     }
     json(200, &OkBody::YES)
 }

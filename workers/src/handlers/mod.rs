@@ -14,4 +14,5 @@ pub mod health;
 pub mod mfa;
 pub mod plugins;
 pub mod records;
+pub mod teams;
 pub mod vectors;

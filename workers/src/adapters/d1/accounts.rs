@@ -811,6 +811,9 @@ struct AccountRow {
     suspended: f64,
     comp_tier: Option<String>,
     comp_until: Option<f64>,
+    team_tier: Option<String>,
+    team_status: Option<String>,
+    team_period_end: Option<f64>,
 }
 
 impl D1AccountLoader {
@@ -823,24 +826,30 @@ impl D1AccountLoader {
         &self,
         user: UserId,
     ) -> Result<Option<shared::home::ops::AccountState>, StoreError> {
-        // Seats come from the user's live team subscription, if any.
-        let row = stmt(
-            &self.0,
+        // Seats come from the user's live team subscription, if any; the team grant from the
+        // subscription of the team the user belongs to (one statement).
+        let sql = format!(
             "SELECT u.email, u.role, u.tier, u.tier_until, \
                 (u.email_verified_at IS NOT NULL) AS verified, \
                 (u.suspended_at IS NOT NULL) AS suspended, u.comp_tier, u.comp_until, \
                 COALESCE((SELECT s.seats FROM \
                 subscriptions s WHERE s.user_id = u.id AND s.tier = 'team' \
                   AND s.status IN ('active', 'trialing', 'past_due') \
-                ORDER BY s.last_event_created DESC LIMIT 1), 1) AS seats \
+                ORDER BY s.last_event_created DESC LIMIT 1), 1) AS seats, {} \
              FROM users u WHERE u.id = ?1 AND NOT EXISTS \
                (SELECT 1 FROM account_deletions d WHERE d.user_id = u.id)",
-            &[text(user.to_string())],
-        )?
-        .first::<AccountRow>(None)
-        .await
-        .map_err(|e| unavailable("reading account", &e))?;
+            super::teams::TEAM_GRANT_COLUMNS
+        );
+        let row = stmt(&self.0, &sql, &[text(user.to_string())])?
+            .first::<AccountRow>(None)
+            .await
+            .map_err(|e| unavailable("reading account", &e))?;
         let Some(r) = row else { return Ok(None) };
+        let team = super::teams::team_grant(
+            r.team_tier.as_deref(),
+            r.team_status.as_deref(),
+            r.team_period_end,
+        )?;
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Ok(Some(shared::home::ops::AccountState {
             email: r.email,
@@ -860,6 +869,7 @@ impl D1AccountLoader {
                 }),
                 _ => None,
             },
+            team,
         }))
     }
 }

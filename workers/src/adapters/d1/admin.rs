@@ -14,8 +14,9 @@ use super::{int, opt_text, stmt, text, Db};
 /// The admin port over D1.
 pub struct D1AdminStore(pub Db);
 
-/// One account with its admin view. The password hash is never read (`''`).
-const ADMIN_USER_SELECT: &str = "SELECT u.id, u.email, '' AS password_hash, u.tier, \
+/// One account with its admin view (`{TEAM_GRANT}`: the team grant's columns). The password
+/// hash is never read (`''`).
+const ADMIN_USER_SELECT: &str = "SELECT {TEAM_GRANT}, u.id, u.email, '' AS password_hash, u.tier, \
        u.tier_until, u.role, u.email_verified_at, u.created_at, u.updated_at, u.suspended_at, \
        u.comp_tier, u.comp_until, \
        COALESCE((SELECT s.seats FROM subscriptions s WHERE s.user_id = u.id AND s.tier = 'team' \
@@ -43,6 +44,9 @@ struct AdminRow {
     comp_tier: Option<String>,
     comp_until: Option<f64>,
     seats: f64,
+    team_tier: Option<String>,
+    team_status: Option<String>,
+    team_period_end: Option<f64>,
     last_seen_at: Option<f64>,
     sessions: f64,
 }
@@ -60,6 +64,11 @@ impl AdminRow {
             }
             _ => None,
         };
+        let team = super::teams::team_grant(
+            self.team_tier.as_deref(),
+            self.team_status.as_deref(),
+            self.team_period_end,
+        )?;
         let user = UserRow {
             id: self.id,
             email: self.email,
@@ -77,6 +86,7 @@ impl AdminRow {
             user,
             comp,
             seats: self.seats.clamp(1.0, f64::from(u32::MAX)) as u32,
+            team,
             last_seen_at: self.last_seen_at.map(|v| v as i64),
             sessions: self.sessions.clamp(0.0, f64::from(u32::MAX)) as u32,
         })
@@ -90,7 +100,8 @@ impl D1AdminStore {
         value: &str,
         now_ms: i64,
     ) -> Result<Option<AdminUserRow>, StoreError> {
-        let sql = format!("{ADMIN_USER_SELECT} WHERE u.{column} = ?1");
+        let select = ADMIN_USER_SELECT.replace("{TEAM_GRANT}", super::teams::TEAM_GRANT_COLUMNS);
+        let sql = format!("{select} WHERE u.{column} = ?1");
         stmt(&self.0, &sql, &[text(value), int(now_ms)])?
             .first::<AdminRow>(None)
             .await

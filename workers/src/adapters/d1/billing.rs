@@ -183,6 +183,44 @@ impl BillingStore for D1BillingStore {
                     int(s.last_event_created),
                 ],
             )?);
+            // A Team subscription in force makes its buyer the owner of a team (the one team
+            // of that owner moves to the newest such subscription), and the owner takes a seat.
+            if s.tier == Tier::Team && c.user_tier == Tier::Team {
+                let latest = "EXISTS (SELECT 1 FROM subscriptions \
+                    WHERE stripe_subscription_id = ?3 AND last_event_created = ?5)";
+                let args = [
+                    text(new_uuid(&CryptoRandom).to_string()),
+                    text(s.user_id.to_string()),
+                    text(&s.stripe_subscription_id),
+                    int(event.processed_at),
+                    int(s.last_event_created),
+                ];
+                batch.push(stmt(
+                    &self.0,
+                    &format!(
+                        "UPDATE teams SET stripe_subscription_id = ?3, updated_at = ?4 \
+                         WHERE owner_id = ?2 AND stripe_subscription_id != ?3 AND {latest} \
+                           AND ?1 IS NOT NULL"
+                    ),
+                    &args,
+                )?);
+                batch.push(stmt(
+                    &self.0,
+                    &format!(
+                        "INSERT INTO teams (id, owner_id, stripe_subscription_id, created_at, \
+                            updated_at) SELECT ?1, ?2, ?3, ?4, ?4 \
+                         WHERE {latest} AND NOT EXISTS (SELECT 1 FROM teams WHERE owner_id = ?2)"
+                    ),
+                    &args,
+                )?);
+                batch.push(stmt(
+                    &self.0,
+                    "INSERT INTO team_members (team_id, user_id, role, joined_at) \
+                     SELECT id, owner_id, 'owner', ?2 FROM teams WHERE owner_id = ?1 \
+                     ON CONFLICT DO NOTHING",
+                    &[text(s.user_id.to_string()), int(event.processed_at)],
+                )?);
+            }
         }
         match self.0.batch(batch).await {
             Ok(_) => Ok(RecordOutcome::Applied),

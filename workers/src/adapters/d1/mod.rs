@@ -1,5 +1,5 @@
 //! D1 adapters of what is global: accounts, sessions and tickets ([`accounts`]), billing
-//! ([`billing`]) and the marketplace ([`plugins`]). Per-user state lives in the user's home.
+//! ([`billing`]), teams ([`teams`]) and the marketplace ([`plugins`]). Per-user state lives in the user's home.
 //!
 //! Facts pinned under `wrangler dev`: NULL must be bound as `JsValue::NULL`; integers above
 //! i32 travel as f64 (exact to 2^53, enough for epoch ms); a unique violation is an
@@ -12,6 +12,7 @@ mod deletion;
 mod export;
 mod housekeeping;
 mod plugins;
+mod teams;
 
 use std::rc::Rc;
 
@@ -26,6 +27,7 @@ pub use export::D1ExportStore;
 pub use housekeeping::D1HousekeepingStore;
 pub use plugins::{D1PluginAgents, D1PluginStore};
 use shared::ports::StoreError;
+pub use teams::D1TeamStore;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 

@@ -103,13 +103,14 @@ pub async fn the_limit_follows_an_upgrade_at_once(app: TestApp) {
     assert_eq!(r.json::<Value>().await.unwrap()["tier"], "power");
 }
 
-pub async fn team_limits_scale_with_seats(app: TestApp) {
+pub async fn a_team_subscriber_has_200_a_minute_whatever_the_seats(app: TestApp) {
     let user = app.register("seats").await;
     subscribe(&app, &user, "team", 7).await;
     let r = app
         .get_auth("/billing/subscription", &user.access_token)
         .await;
-    assert_eq!(header(&r, "x-ratelimit-limit"), Some(1_400));
+    // Per member (each member of the team has their own 200), not 200 × seats.
+    assert_eq!(header(&r, "x-ratelimit-limit"), Some(200));
     assert_eq!(r.json::<Value>().await.unwrap()["seats"], 7);
 }
 

@@ -33,6 +33,7 @@ mod records;
 mod security;
 mod skeleton;
 mod stream;
+mod teams;
 mod vectors;
 
 use std::future::Future;
@@ -69,6 +70,18 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         batches::items_beyond_the_request_limit_fail_each_with_rate_limited_and_the_batch_goes_on,
         batches::a_batchs_inputs_and_results_never_reach_the_homes_storage,
         batches::a_batch_whose_results_the_home_lost_is_lost_and_an_unknown_id_is_still_404,
+        teams::a_team_checkout_makes_its_buyer_the_owner_who_takes_a_seat,
+        teams::an_emailed_invitation_is_accepted_once_and_only_by_the_verified_invited_address,
+        teams::members_and_open_invitations_never_exceed_the_seats,
+        teams::concurrent_invitations_for_the_last_seat_let_exactly_one_through,
+        teams::a_link_invitation_is_the_owners_and_one_of_two_racing_users_gets_it,
+        teams::an_expired_invitation_cannot_be_accepted_and_frees_its_seat,
+        teams::another_teams_id_and_a_members_role_answer_404_and_403,
+        teams::a_member_has_the_team_tier_in_every_gate_until_removed_then_their_own_at_once,
+        teams::a_member_may_leave_and_nobody_removes_the_owner,
+        teams::a_canceled_team_subscription_returns_every_member_to_their_own_tier,
+        teams::a_seat_change_is_one_idempotent_stripe_call_confirmed_by_the_webhook,
+        teams::seats_below_the_members_in_use_are_refused_before_any_stripe_call,
         admin::a_user_who_is_not_an_admin_is_forbidden_every_admin_endpoint,
         admin::an_admin_address_that_was_never_verified_is_not_an_admin,
         admin::a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is_audited,
@@ -176,7 +189,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         limits::tiers_lists_the_matrix_with_prices,
         limits::a_free_user_gets_exactly_20_of_25_concurrent_requests,
         limits::the_limit_follows_an_upgrade_at_once,
-        limits::team_limits_scale_with_seats,
+        limits::a_team_subscriber_has_200_a_minute_whatever_the_seats,
         limits::authenticated_errors_carry_the_rate_limit_headers_too,
         records::a_free_user_is_refused_cloud_storage_with_tier_required,
         records::records_round_trip_with_etags_and_conditional_requests,

@@ -775,7 +775,7 @@ pub async fn a_member_may_leave_and_nobody_removes_the_owner(app: TestApp) {
 }
 
 pub async fn a_canceled_team_subscription_returns_every_member_to_their_own_tier(app: TestApp) {
-    let t = team(&app, 3).await;
+    let t = team(&app, 4).await;
     let (pro, free) = (
         verified(&app, "own-pro").await,
         verified(&app, "own-free").await,
@@ -785,13 +785,15 @@ pub async fn a_canceled_team_subscription_returns_every_member_to_their_own_tier
     join(&app, &t, &free).await;
     assert_eq!(tier_and_limit(&app, &pro).await.0, "team");
     assert_eq!(tier_and_limit(&app, &free).await.0, "team");
+    let late = verified(&app, "late").await;
+    let late_token = invite_by_email(&app, &t.owner, &t.id, &late).await;
     stripe_event(
         &app,
         "customer.subscription.deleted",
         now_secs() + 5,
         json!({"object": "subscription", "id": t.sub, "customer": t.cus, "status": "canceled",
             "cancel_at_period_end": false,
-            "items": {"data": [{"quantity": 3, "current_period_end": now_secs(), "price": {"id": PRICE_TEAM}}]}}),
+            "items": {"data": [{"quantity": 4, "current_period_end": now_secs(), "price": {"id": PRICE_TEAM}}]}}),
     )
     .await;
     assert_eq!(tier_and_limit(&app, &pro).await, ("pro".to_owned(), 60));
@@ -805,6 +807,14 @@ pub async fn a_canceled_team_subscription_returns_every_member_to_their_own_tier
         view["tier"], "free",
         "the team remains, granting nothing: {view}"
     );
+    // An invitation sent before the cancellation no longer lets anyone join.
+    assert_error(accept(&app, &late, &late_token).await, 409, "conflict").await;
+    assert_error(
+        app.get_auth("/teams/current", &late.access_token).await,
+        404,
+        "not_found",
+    )
+    .await;
     let x = verified(&app, "after-cancel").await;
     assert_error(
         invite(&app, &t.owner, &t.id, json!({"email": x.email})).await,

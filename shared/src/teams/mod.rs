@@ -168,6 +168,8 @@ pub enum AcceptOutcome {
     NotOpen,
     /// The members fill the seats.
     NoSeat,
+    /// The team's subscription no longer grants the Team tier.
+    Ended,
     /// The account is in a team already.
     AlreadyInTeam,
 }

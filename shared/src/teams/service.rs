@@ -254,6 +254,7 @@ impl TeamService<'_> {
             }
             AcceptOutcome::NotOpen => Err(AppError::NotFound),
             AcceptOutcome::NoSeat => Err(AppError::Conflict("every seat is taken")),
+            AcceptOutcome::Ended => Err(AppError::Conflict("the team's subscription has ended")),
             AcceptOutcome::AlreadyInTeam => Err(AppError::Conflict("you are in a team already")),
         }
     }

@@ -169,6 +169,36 @@ impl D1TeamStore {
     }
 }
 
+impl D1TeamStore {
+    /// Whether team `team`'s subscription grants the Team tier at `now`.
+    #[allow(clippy::cast_possible_truncation)]
+    async fn is_live(&self, team: uuid::Uuid, now: i64) -> Result<bool, StoreError> {
+        #[derive(Deserialize)]
+        struct Sub {
+            tier: String,
+            status: String,
+            current_period_end: Option<f64>,
+        }
+        let sub = stmt(
+            &self.0,
+            "SELECT s.tier, s.status, s.current_period_end FROM teams t JOIN subscriptions s \
+               ON s.stripe_subscription_id = t.stripe_subscription_id WHERE t.id = ?1",
+            &[text(team.to_string())],
+        )?
+        .first::<Sub>(None)
+        .await
+        .map_err(|e| unavailable("reading the team's subscription", &e))?;
+        Ok(sub.is_some_and(|s| {
+            let (tier, until) = shared::billing::model::grant(
+                Tier::parse(&s.tier).unwrap_or(Tier::Free),
+                &s.status,
+                s.current_period_end.map(|v| v as i64),
+            );
+            tier == Tier::Team && until.is_none_or(|u| u > now)
+        }))
+    }
+}
+
 #[async_trait(?Send)]
 impl TeamStore for D1TeamStore {
     async fn team_of(&self, user: UserId) -> Result<Option<(TeamRow, TeamRole)>, StoreError> {
@@ -299,7 +329,12 @@ impl TeamStore for D1TeamStore {
                  WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2 \
                    AND (SELECT COUNT(*) FROM team_members m \
                           WHERE m.team_id = team_invites.team_id) \
-                     < (SELECT {SEATS_OF_T} FROM teams t WHERE t.id = team_invites.team_id)"
+                     < (SELECT {SEATS_OF_T} FROM teams t WHERE t.id = team_invites.team_id) \
+                   AND EXISTS (SELECT 1 FROM teams t JOIN subscriptions s \
+                          ON s.stripe_subscription_id = t.stripe_subscription_id \
+                        WHERE t.id = team_invites.team_id AND s.tier = 'team' \
+                          AND (s.status IN ('active', 'trialing') OR (s.status = 'past_due' \
+                            AND (s.current_period_end IS NULL OR s.current_period_end > ?2))))"
             ),
             &[hash.clone(), int(now), who.clone()],
         )?;
@@ -327,15 +362,18 @@ impl TeamStore for D1TeamStore {
                         .unwrap_or(TeamRole::Member);
                     return Ok(AcceptOutcome::Joined(role));
                 }
-                // Not spent: closed meanwhile, or no seat.
-                let open = self
+                // Not spent: closed meanwhile, the team's subscription ended, or no seat.
+                let Some(invite) = self
                     .invite_by_token(token_hash)
                     .await?
-                    .is_some_and(|i| i.used_at.is_none() && i.expires_at > now);
-                Ok(if open {
+                    .filter(|i| i.used_at.is_none() && i.expires_at > now)
+                else {
+                    return Ok(AcceptOutcome::NotOpen);
+                };
+                Ok(if self.is_live(invite.team_id, now).await? {
                     AcceptOutcome::NoSeat
                 } else {
-                    AcceptOutcome::NotOpen
+                    AcceptOutcome::Ended
                 })
             }
             Err(e) if is_unique_violation(&e) => Ok(AcceptOutcome::AlreadyInTeam),

@@ -26,6 +26,7 @@ pub mod housekeeping;
 pub mod input;
 pub mod keys;
 pub mod marketplace;
+pub mod oidc;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod ports;

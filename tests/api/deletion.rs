@@ -21,7 +21,7 @@ use crate::plugins::{
     installed, manifest, mount_cards, mount_intent, package, power_user, publish, rated,
 };
 
-async fn delete_account(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn delete_account(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
     app.req(Method::DELETE, "/auth/account")
         .bearer_auth(token)
         .header("CF-Connecting-IP", unique_ip())
@@ -56,7 +56,7 @@ async fn subscription_of(app: &TestApp, user: &str) -> String {
 }
 
 /// Stripe answers the immediate cancellation of `sub` (after `failures` answers of 500).
-async fn mount_cancel(app: &TestApp, sub: &str, failures: u64) {
+pub(crate) async fn mount_cancel(app: &TestApp, sub: &str, failures: u64) {
     if failures > 0 {
         Mock::given(method("DELETE"))
             .and(path(format!("/v1/subscriptions/{sub}")))

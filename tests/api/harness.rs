@@ -331,14 +331,17 @@ impl Stack {
         let root = repo_root();
         let run_dir = root.join("target/e2e");
         fs::create_dir_all(&run_dir)?;
-        let persist = run_dir.join(format!("state-{}-{}", std::process::id(), free_port()?));
+        // Unique per stack: a port just probed free may be probed again by the next stack, and
+        // two stacks sharing a directory wipe each other's state.
+        let stack_id = uuid::Uuid::new_v4().simple().to_string();
+        let persist = run_dir.join(format!("state-{}-{stack_id}", std::process::id()));
         if persist.exists() {
             fs::remove_dir_all(&persist)?;
         }
         let log_path = if extra_vars.is_empty() {
             run_dir.join("wrangler.log")
         } else {
-            run_dir.join(format!("wrangler-{}.log", free_port()?))
+            run_dir.join(format!("wrangler-{stack_id}.log"))
         };
 
         let openai = MockServer::start().await;

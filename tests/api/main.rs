@@ -82,6 +82,8 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         teams::a_canceled_team_subscription_returns_every_member_to_their_own_tier,
         teams::a_seat_change_is_one_idempotent_stripe_call_confirmed_by_the_webhook,
         teams::seats_below_the_members_in_use_are_refused_before_any_stripe_call,
+        teams::deleting_a_teams_owner_ends_the_team_and_returns_its_members_to_their_own_tier_at_once,
+        teams::deleting_a_member_frees_their_seat_and_the_team_goes_on,
         admin::a_user_who_is_not_an_admin_is_forbidden_every_admin_endpoint,
         admin::an_admin_address_that_was_never_verified_is_not_an_admin,
         admin::a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is_audited,

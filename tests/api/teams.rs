@@ -993,3 +993,128 @@ pub async fn seats_below_the_members_in_use_are_refused_before_any_stripe_call(a
     assert!(!body.contains("stripe-internal-secret-detail"), "{body}");
     assert_eq!(current(&app, &t.owner).await["seats"], 3);
 }
+
+// ---- 5. account deletion -------------------------------------------------------------------
+
+/// The team rows D1 holds for team `id` (the team itself, members, open or used invitations).
+async fn team_rows(app: &TestApp, id: &str) -> (usize, usize, usize) {
+    let count = |sql: String| async move {
+        let out = app.stack.d1_execute(&sql).await.expect("d1 query");
+        out[0]["results"].as_array().map_or(0, Vec::len)
+    };
+    (
+        count(format!("SELECT id FROM teams WHERE id = '{id}'")).await,
+        count(format!(
+            "SELECT user_id FROM team_members WHERE team_id = '{id}'"
+        ))
+        .await,
+        count(format!(
+            "SELECT id FROM team_invites WHERE team_id = '{id}'"
+        ))
+        .await,
+    )
+}
+
+pub async fn deleting_a_teams_owner_ends_the_team_and_returns_its_members_to_their_own_tier_at_once(
+    app: TestApp,
+) {
+    let t = team(&app, 4).await;
+    let (pro, free) = (
+        verified(&app, "owner-gone-pro").await,
+        verified(&app, "owner-gone-free").await,
+    );
+    crate::billing::subscribe(&app, &pro, "pro", 1).await;
+    join(&app, &t, &pro).await;
+    join(&app, &t, &free).await;
+    let open = verified(&app, "owner-gone-invited").await;
+    let open_token = invite_by_email(&app, &t.owner, &t.id, &open).await;
+    assert_eq!(tier_and_limit(&app, &free).await, ("team".to_owned(), 200));
+    crate::deletion::mount_cancel(&app, &t.sub, 0).await;
+
+    let r = crate::deletion::delete_account(
+        &app,
+        &t.owner.access_token,
+        &json!({"password": t.owner.password}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body, json!({"ok": true, "completed": true}));
+
+    // At once, without waiting for Stripe's webhook or the home's reload.
+    assert_eq!(tier_and_limit(&app, &pro).await, ("pro".to_owned(), 60));
+    assert_eq!(tier_and_limit(&app, &free).await, ("free".to_owned(), 20));
+    for member in [&pro, &free] {
+        assert_error(
+            app.get_auth("/teams/current", &member.access_token).await,
+            404,
+            "not_found",
+        )
+        .await;
+    }
+    assert_eq!(
+        team_rows(&app, &t.id).await,
+        (0, 0, 0),
+        "the team, its members and invitations are gone"
+    );
+    // The invitation the owner sent leads nowhere now.
+    let r = accept(&app, &open, &open_token).await;
+    assert!(
+        r.status().is_client_error(),
+        "an invitation into a deleted team: {}",
+        r.status()
+    );
+    assert_error(
+        app.get_auth("/teams/current", &open.access_token).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+pub async fn deleting_a_member_frees_their_seat_and_the_team_goes_on(app: TestApp) {
+    let t = team(&app, 2).await;
+    let member = verified(&app, "member-gone").await;
+    join(&app, &t, &member).await;
+    let next = verified(&app, "member-next").await;
+    assert_error(
+        invite(&app, &t.owner, &t.id, json!({"email": next.email})).await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    let r = crate::deletion::delete_account(
+        &app,
+        &member.access_token,
+        &json!({"password": member.password}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    let view = current(&app, &t.owner).await;
+    let members = view["members"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "only the owner is left: {view}");
+    assert_eq!(members[0]["user_id"], user_id_of(&t.owner));
+    assert_eq!(view["tier"], "team");
+    assert!(
+        cancellations_of(&app, &t.sub).await == 0,
+        "a member's deletion never touches the team's subscription"
+    );
+    // The freed seat takes the next member.
+    join(&app, &t, &next).await;
+    assert_eq!(tier_and_limit(&app, &next).await, ("team".to_owned(), 200));
+}
+
+async fn cancellations_of(app: &TestApp, sub: &str) -> usize {
+    app.stack
+        .stripe
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| {
+            r.method.as_str() == "DELETE" && r.url.path() == format!("/v1/subscriptions/{sub}")
+        })
+        .count()
+}

@@ -608,6 +608,13 @@ impl AuthParts {
     }
 }
 
+#[async_trait::async_trait(?Send)]
+impl shared::accounts::deletion::AccountRefresh for App {
+    async fn refresh(&self, user: UserId) {
+        self.push_account(user).await;
+    }
+}
+
 impl shared::housekeeping::Homes for App {
     fn home(&self, user: UserId) -> Result<Box<dyn shared::home::HomePort + '_>, AppError> {
         Ok(Box::new(self.home_for_service(user)?))
@@ -689,6 +696,7 @@ impl EraserParts<'_> {
                 .index
                 .as_ref()
                 .map(|i| i as &dyn shared::ports::VectorIndex),
+            accounts: self.app,
         }
     }
 }

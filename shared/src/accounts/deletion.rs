@@ -134,8 +134,23 @@ pub trait DeletionStore {
     /// the purchases, payouts and review decisions that others' payouts or audits depend on,
     /// moved to a placeholder account `anon` (no email, no password, no personal data); the
     /// account deleted (sessions, tokens, tickets, subscriptions, two-factor, security log
-    /// cascade with it) and the pending deletion with it.
-    async fn erase(&self, user: UserId, anon: uuid::Uuid, now: i64) -> Result<(), StoreError>;
+    /// cascade with it) and the pending deletion with it. A team the account owned goes with
+    /// it (members and invitations cascade); a team it belonged to loses the member. Returns
+    /// the other members of the team it owned, whose tier in force falls back to their own.
+    async fn erase(
+        &self,
+        user: UserId,
+        anon: uuid::Uuid,
+        now: i64,
+    ) -> Result<Vec<UserId>, StoreError>;
+}
+
+/// Tells a user's home that their account changed in D1 (it takes the new copy). A failure is
+/// the adapter's to log: the home re-reads D1 within a minute anyway.
+#[async_trait(?Send)]
+pub trait AccountRefresh {
+    /// Pushes `user`'s account as D1 has it now to their home.
+    async fn refresh(&self, user: UserId);
 }
 
 /// A bucket, as the deletion sees it: keys under a prefix.
@@ -247,6 +262,8 @@ pub struct Eraser<'a> {
     pub homes: &'a dyn Homes,
     /// The vector index when it is not the home (Vectorize).
     pub index: Option<&'a dyn VectorIndex>,
+    /// The homes of the members of a team the account owned.
+    pub accounts: &'a dyn AccountRefresh,
 }
 
 impl Eraser<'_> {
@@ -267,8 +284,11 @@ impl Eraser<'_> {
                 Step::Blobs => self.blobs(d.user).await?,
                 Step::Home => self.home(d.user).await?,
                 Step::D1 => {
-                    self.store.erase(d.user, d.anon, now).await?;
-                    tracing::info!(user_id = %d.user, "account deleted");
+                    let released = self.store.erase(d.user, d.anon, now).await?;
+                    tracing::info!(user_id = %d.user, team_members = released.len(), "account deleted");
+                    for member in released {
+                        self.accounts.refresh(member).await;
+                    }
                     return Ok(true);
                 }
             };

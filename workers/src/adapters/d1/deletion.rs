@@ -141,8 +141,17 @@ impl DeletionStore for D1DeletionStore {
         Ok(())
     }
 
-    async fn erase(&self, user: UserId, anon: uuid::Uuid, now: i64) -> Result<(), StoreError> {
+    async fn erase(
+        &self,
+        user: UserId,
+        anon: uuid::Uuid,
+        now: i64,
+    ) -> Result<Vec<UserId>, StoreError> {
         let u = text(user.to_string());
+        // The members of the team the account owns lose its grant when it cascades away: read
+        // before the transaction (a member joining in between is refreshed by the home's own
+        // one-minute reload).
+        let released = team_members_released(&self.0, user).await?;
         let a = text(anon.to_string());
         let t = int(now);
         let s = |sql: &str, args: &[wasm_bindgen::JsValue]| stmt(&self.0, sql, args);
@@ -217,6 +226,20 @@ impl DeletionStore for D1DeletionStore {
                 "UPDATE admin_audit SET admin_id = ?2 WHERE admin_id = ?1",
                 &[u.clone(), a.clone()],
             )?,
+            // The team it owns goes with it (said outright, not left to the cascades): its
+            // invitations and members, then the team; elsewhere, its membership and the
+            // invitations it created.
+            s(
+                "DELETE FROM team_invites WHERE created_by = ?1 \
+                   OR team_id IN (SELECT id FROM teams WHERE owner_id = ?1)",
+                std::slice::from_ref(&u),
+            )?,
+            s(
+                "DELETE FROM team_members WHERE user_id = ?1 \
+                   OR team_id IN (SELECT id FROM teams WHERE owner_id = ?1)",
+                std::slice::from_ref(&u),
+            )?,
+            s("DELETE FROM teams WHERE owner_id = ?1", std::slice::from_ref(&u))?,
             // The account; sessions, tokens, tickets, subscriptions, two-factor and the security
             // log cascade with it.
             s("DELETE FROM users WHERE id = ?1", std::slice::from_ref(&u))?,
@@ -234,6 +257,29 @@ impl DeletionStore for D1DeletionStore {
             .batch(statements)
             .await
             .map_err(|e| unavailable("erasing an account", &e))?;
-        Ok(())
+        Ok(released)
     }
+}
+
+/// The members other than `user` of the team `user` owns.
+async fn team_members_released(db: &Db, user: UserId) -> Result<Vec<UserId>, StoreError> {
+    #[derive(Deserialize)]
+    struct Member {
+        user_id: String,
+    }
+    let rows = stmt(
+        db,
+        "SELECT m.user_id FROM team_members m JOIN teams t ON t.id = m.team_id \
+         WHERE t.owner_id = ?1 AND m.user_id <> ?1",
+        &[text(user.to_string())],
+    )?
+    .all()
+    .await
+    .map_err(|e| unavailable("reading a deleted owner's team", &e))?
+    .results::<Member>()
+    .map_err(|e| unavailable("reading a deleted owner's team", &e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|m| UserId::parse(&m.user_id))
+        .collect())
 }

@@ -59,6 +59,14 @@ pub async fn an_export_holds_everything_with_links_only_its_user_can_open(app: T
         .unwrap();
     assert_eq!(r.status(), 200);
 
+    // A grant as the admin console makes it (stored on the account).
+    app.stack
+        .d1_execute(&format!(
+            "UPDATE users SET comp_tier = 'team', comp_until = 4102444800000 WHERE id = '{}'",
+            user_id_of(&user)
+        ))
+        .await
+        .expect("d1");
     let r = export(&app, &user).await;
     assert_eq!(r.status(), 200);
     let e: Value = r.json().await.unwrap();
@@ -66,6 +74,9 @@ pub async fn an_export_holds_everything_with_links_only_its_user_can_open(app: T
     assert_eq!(e["profile"]["email"], user.email.as_str());
     assert_eq!(e["profile"]["tier"], "power");
     assert_eq!(e["profile"]["two_factor_enabled"], false);
+    assert_eq!(e["profile"]["comp_tier"], "team", "an administrator's grant: {e}");
+    assert_eq!(e["profile"]["comp_until"], 4_102_444_800_000_i64);
+    assert!(e["profile"]["suspended_at"].is_null(), "{e}");
     assert_eq!(e["subscriptions"].as_array().unwrap().len(), 1, "{e}");
     assert_eq!(e["subscriptions"][0]["status"], "active");
     assert!(

@@ -62,6 +62,15 @@ pub struct ExportProfile {
     pub two_factor_enabled: bool,
     /// The Stripe Connect account payouts go to, if set.
     pub payout_account: Option<String>,
+    /// A tier an administrator granted, while it is in force or not (with `comp_until`).
+    #[serde(default)]
+    pub comp_tier: Option<Tier>,
+    /// When that grant ends (epoch ms, exclusive).
+    #[serde(default)]
+    pub comp_until: Option<i64>,
+    /// When an administrator suspended the account, if it is suspended.
+    #[serde(default)]
+    pub suspended_at: Option<i64>,
     /// Creation (epoch ms).
     pub created_at: i64,
 }

@@ -29,6 +29,9 @@ struct Profile {
     stripe_account_id: Option<String>,
     created_at: f64,
     mfa: f64,
+    comp_tier: Option<String>,
+    comp_until: Option<f64>,
+    suspended_at: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +113,12 @@ fn profile(user: UserId, p: Profile) -> Result<ExportProfile, StoreError> {
         two_factor_enabled: p.mfa != 0.0,
         payout_account: p.stripe_account_id,
         created_at: ms(p.created_at),
+        comp_tier: match p.comp_tier {
+            Some(t) => Some(Tier::parse(&t).ok_or_else(|| corrupt("users.comp_tier"))?),
+            None => None,
+        },
+        comp_until: p.comp_until.map(ms),
+        suspended_at: p.suspended_at.map(ms),
     })
 }
 
@@ -121,7 +130,8 @@ impl ExportStore for D1ExportStore {
         let reads = [
             "SELECT email, (email_verified_at IS NOT NULL) AS verified, role, tier, tier_until, \
                stripe_account_id, created_at, EXISTS (SELECT 1 FROM user_mfa m \
-                 WHERE m.user_id = users.id AND m.enabled_at IS NOT NULL) AS mfa \
+                 WHERE m.user_id = users.id AND m.enabled_at IS NOT NULL) AS mfa, \
+               comp_tier, comp_until, suspended_at \
              FROM users WHERE id = ?1",
             "SELECT stripe_subscription_id, tier, status, seats, current_period_end, \
                cancel_at_period_end, created_at FROM subscriptions WHERE user_id = ?1 \

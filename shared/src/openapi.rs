@@ -12,10 +12,11 @@ use utoipa::{Modify, OpenApi};
 use crate::api::{
     AcceptInviteRequest, AccountExport, ChangePasswordRequest, CreateInviteRequest,
     DeleteAccountRequest, DeletionAccepted, ExportBlob, ExportEarnings, ExportInstall,
-    ExportPlugin, ExportProfile, ExportPurchase, ExportRating, ExportSubscription, ExportUpload,
-    ExportVector, ForgotPasswordRequest, InviteCreated, PasswordChanged, ResetPasswordRequest,
-    SeatsRequested, SecurityEventInfo, SecurityEvents, SessionInfo, SessionList, SetRoleRequest,
-    SetSeatsRequest, TeamInviteInfo, TeamJoined, TeamMemberInfo, TeamView, VerifyEmailRequest,
+    ExportPlugin, ExportProfile, ExportPurchase, ExportRating, ExportSubscription, ExportTeam,
+    ExportUpload, ExportVector, ForgotPasswordRequest, InviteCreated, PasswordChanged,
+    ResetPasswordRequest, SeatsRequested, SecurityEventInfo, SecurityEvents, SessionInfo,
+    SessionList, SetRoleRequest, SetSeatsRequest, TeamInviteInfo, TeamJoined, TeamMemberInfo,
+    TeamView, VerifyEmailRequest,
 };
 use crate::api::{
     AdminPayout, AdminPayouts, AdminUser, AdminUsers, AuditEntry, AuditLog, CompInfo, CompRequest,
@@ -246,7 +247,7 @@ impl Modify for FloatRange {
         BatchSummary, BatchList, BatchItemFrame, BatchDoneFrame, DeleteAccountRequest,
         DeletionAccepted, AccountExport, ExportProfile, ExportSubscription, ExportBlob,
         ExportUpload, ExportVector, ExportPlugin, ExportInstall, ExportRating, ExportPurchase,
-        ExportEarnings, TeamRole, TeamView, TeamMemberInfo, TeamInviteInfo, CreateInviteRequest,
+        ExportEarnings, ExportTeam, TeamRole, TeamView, TeamMemberInfo, TeamInviteInfo, CreateInviteRequest,
         InviteCreated, AcceptInviteRequest, TeamJoined, SetRoleRequest, SetSeatsRequest,
         SeatsRequested
     )),

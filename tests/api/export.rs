@@ -74,9 +74,13 @@ pub async fn an_export_holds_everything_with_links_only_its_user_can_open(app: T
     assert_eq!(e["profile"]["email"], user.email.as_str());
     assert_eq!(e["profile"]["tier"], "power");
     assert_eq!(e["profile"]["two_factor_enabled"], false);
-    assert_eq!(e["profile"]["comp_tier"], "team", "an administrator's grant: {e}");
+    assert_eq!(
+        e["profile"]["comp_tier"], "team",
+        "an administrator's grant: {e}"
+    );
     assert_eq!(e["profile"]["comp_until"], 4_102_444_800_000_i64);
     assert!(e["profile"]["suspended_at"].is_null(), "{e}");
+    assert!(e["team"].is_null(), "outside a team: {e}");
     assert_eq!(e["subscriptions"].as_array().unwrap().len(), 1, "{e}");
     assert_eq!(e["subscriptions"][0]["status"], "active");
     assert!(

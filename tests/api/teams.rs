@@ -1076,6 +1076,13 @@ pub async fn deleting_a_member_frees_their_seat_and_the_team_goes_on(app: TestAp
     let t = team(&app, 2).await;
     let member = verified(&app, "member-gone").await;
     join(&app, &t, &member).await;
+    // The member's export names the team and the role.
+    let r = app.get_auth("/auth/export", &member.access_token).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let export: Value = r.json().await.expect("json");
+    assert_eq!(export["team"]["team_id"], t.id.as_str(), "{export}");
+    assert_eq!(export["team"]["role"], "member");
+    assert!(export["team"]["joined_at"].as_i64().is_some(), "{export}");
     let next = verified(&app, "member-next").await;
     assert_error(
         invite(&app, &t.owner, &t.id, json!({"email": next.email})).await,

@@ -184,6 +184,8 @@ pub struct AccountRows {
     pub purchases: Vec<ExportPurchase>,
     /// Earnings per month.
     pub earnings: Vec<ExportEarnings>,
+    /// Team membership.
+    pub team: Option<crate::api::ExportTeam>,
 }
 
 /// D1's side of the export.
@@ -299,6 +301,7 @@ impl Exporter<'_> {
             ratings: rows.ratings,
             purchases: rows.purchases,
             earnings: rows.earnings,
+            team: rows.team,
         })
     }
 }

@@ -40,6 +40,20 @@ pub struct AccountExport {
     pub purchases: Vec<ExportPurchase>,
     /// The user's earnings as a developer, per month.
     pub earnings: Vec<ExportEarnings>,
+    /// The team the user belongs to, if any.
+    pub team: Option<ExportTeam>,
+}
+
+/// The user's membership of a team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExportTeam {
+    /// Team id.
+    pub team_id: String,
+    /// The user's role in it.
+    pub role: crate::teams::TeamRole,
+    /// When the user joined (epoch ms).
+    pub joined_at: i64,
 }
 
 /// The account itself.

@@ -45,7 +45,7 @@ pub use chat::{
 };
 pub use export::{
     AccountExport, ExportBlob, ExportEarnings, ExportInstall, ExportPlugin, ExportProfile,
-    ExportPurchase, ExportRating, ExportSubscription, ExportUpload, ExportVector,
+    ExportPurchase, ExportRating, ExportSubscription, ExportTeam, ExportUpload, ExportVector,
 };
 pub use plugins::{
     AgentDeclarationInfo, ChecklistResult, EarningsResponse, PayoutAccountRequest, PendingReview,

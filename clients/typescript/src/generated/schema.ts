@@ -1600,6 +1600,7 @@ export type components = {
             sessions: components["schemas"]["SessionInfo"][];
             /** @description Stripe subscriptions, newest first. */
             subscriptions: components["schemas"]["ExportSubscription"][];
+            team?: components["schemas"]["ExportTeam"] | null;
             /** @description Multipart backup uploads in progress. */
             uploads: components["schemas"]["ExportUpload"][];
             /**
@@ -2296,6 +2297,12 @@ export type components = {
         };
         /** @description The account itself. */
         ExportProfile: {
+            comp_tier?: components["schemas"]["Tier"] | null;
+            /**
+             * Format: int64
+             * @description When that grant ends (epoch ms, exclusive).
+             */
+            comp_until?: number | null;
             /**
              * Format: int64
              * @description Creation (epoch ms).
@@ -2311,6 +2318,11 @@ export type components = {
             payout_account?: string | null;
             /** @description Role. */
             role: components["schemas"]["Role"];
+            /**
+             * Format: int64
+             * @description When an administrator suspended the account, if it is suspended.
+             */
+            suspended_at?: number | null;
             /** @description Paid tier as stored. */
             tier: components["schemas"]["Tier"];
             /**
@@ -2378,6 +2390,18 @@ export type components = {
             stripe_subscription_id: string;
             /** @description Tier. */
             tier: components["schemas"]["Tier"];
+        };
+        /** @description The user's membership of a team. */
+        ExportTeam: {
+            /**
+             * Format: int64
+             * @description When the user joined (epoch ms).
+             */
+            joined_at: number;
+            /** @description The user's role in it. */
+            role: components["schemas"]["TeamRole"];
+            /** @description Team id. */
+            team_id: string;
         };
         /** @description A multipart upload in progress. */
         ExportUpload: {

@@ -75,6 +75,13 @@ struct Purchase {
 }
 
 #[derive(Deserialize)]
+struct Membership {
+    team_id: String,
+    role: String,
+    joined_at: f64,
+}
+
+#[derive(Deserialize)]
 struct Earning {
     period: String,
     sales: f64,
@@ -122,9 +129,23 @@ fn profile(user: UserId, p: Profile) -> Result<ExportProfile, StoreError> {
     })
 }
 
+fn membership(m: Membership) -> Result<shared::api::ExportTeam, StoreError> {
+    Ok(shared::api::ExportTeam {
+        role: shared::teams::TeamRole::parse(&m.role)
+            .ok_or_else(|| StoreError::Unavailable("corrupt team_members.role".into()))?,
+        team_id: m.team_id,
+        joined_at: ms(m.joined_at),
+    })
+}
+
 #[async_trait(?Send)]
 impl ExportStore for D1ExportStore {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    // One batch of reads, each mapped to its section of the export.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::too_many_lines
+    )]
     async fn account_rows(&self, user: UserId) -> Result<Option<AccountRows>, StoreError> {
         let u = || [text(user.to_string())];
         let reads = [
@@ -149,6 +170,7 @@ impl ExportStore for D1ExportStore {
                  AND p.period = r.period AND p.status = 'paid') AS paid \
              FROM revenue_events r WHERE r.developer_id = ?1 GROUP BY r.period \
              ORDER BY r.period",
+            "SELECT team_id, role, joined_at FROM team_members WHERE user_id = ?1",
         ];
         let mut statements = Vec::with_capacity(reads.len());
         for sql in reads {
@@ -223,6 +245,11 @@ impl ExportStore for D1ExportStore {
                     paid: e.paid != 0.0,
                 })
                 .collect(),
+            team: rows::<Membership>(&results, 7)?
+                .into_iter()
+                .next()
+                .map(membership)
+                .transpose()?,
         }))
     }
 }

@@ -654,8 +654,11 @@ fn revoke_session() {}
     request_body = DeleteAccountRequest,
     responses(
         (status = 202, description = "Deletion under way (or done).", body = DeletionAccepted),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: wrong password or code.", body = ErrorBody),
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body must be JSON.", body = ErrorBody),
         (status = 422, description = "`validation_failed` (a code is required when two-factor is on).", body = ErrorBody),
         (status = 429, description = "`rate_limited`.", body = ErrorBody)
     ))]

@@ -4380,6 +4380,15 @@ export interface operations {
                     "application/json": components["schemas"]["DeletionAccepted"];
                 };
             };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `unauthorized`: wrong password or code. */
             401: {
                 headers: {
@@ -4391,6 +4400,24 @@ export interface operations {
             };
             /** @description `forbidden`: browser origin not allowed. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body must be JSON. */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

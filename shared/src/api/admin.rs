@@ -66,6 +66,7 @@ pub struct CompRequest {
     pub tier: String,
     /// When the comp ends (epoch ms): in the future, at most 366 days from now.
     #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+    #[serde(deserialize_with = "crate::input::integral_i64")]
     pub until: i64,
 }
 

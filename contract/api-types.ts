@@ -575,6 +575,69 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/sso/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The identity provider's redirect: exchanges the code, verifies the ID token, creates or
+         *     links the account by its verified address and joins the team (seat permitting). Always a
+         *     redirect to the app: `app://adiuva/sso?code=…` (60 s, single use, for
+         *     `POST /auth/sso/redeem`) or `app://adiuva/sso?error=<code>` with `invalid_request`,
+         *     `invalid_state`, `exchange_failed`, `invalid_id_token`, `email_not_verified`,
+         *     `domain_mismatch`, `other_team`, `no_seat`, `not_allowed` or `unavailable` (and nothing
+         *     created).
+         */
+        get: operations["sso_callback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sso/redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Redeems the callback's one-time code for a session. */
+        post: operations["sso_redeem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sso/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Starts a single sign-on: the team claiming the address's domain is found and its identity
+         *     provider's authorization URL returned (code flow, PKCE S256, `state` and `nonce`, 10
+         *     minutes to come back).
+         */
+        get: operations["sso_start"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/verify-email": {
         parameters: {
             query?: never;
@@ -1470,6 +1533,28 @@ export type paths = {
          *     confirms it.
          */
         put: operations["set_team_seats"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/{id}/sso": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Configures the team's single sign-on (the owner or an admin, while the team's subscription
+         *     grants the Team tier, whose matrix row has `sso`). The issuer's discovery document and key
+         *     set are fetched and checked first; the client secret is stored encrypted and never
+         *     returned. Saving again replaces the configuration and its domains.
+         */
+        put: operations["set_team_sso"];
         post?: never;
         delete?: never;
         options?: never;
@@ -3244,6 +3329,46 @@ export type components = {
              */
             seats: number;
         };
+        /** @description `PUT /teams/{id}/sso`: the team's OIDC identity provider. */
+        SetSsoRequest: {
+            /** @description Our client id at the identity provider (1–255 characters). */
+            client_id: string;
+            /** @description Its client secret (1–1024 characters; stored encrypted, never returned). */
+            client_secret: string;
+            /** @description The email domains whose users sign in through it (1–20, none claimed by another team). */
+            domains: string[];
+            /**
+             * @description The issuer (`https://`; `http://` only on a dev deployment), as its discovery document
+             *     names it.
+             * @example https://login.example.com
+             */
+            issuer: string;
+            /** @description Whether password login is refused for these domains (the owner excepted). Default false. */
+            required?: boolean;
+        };
+        /** @description `POST /auth/sso/redeem`. */
+        SsoRedeemRequest: {
+            /** @description The one-time code of the callback's redirect (60 s, single use). */
+            code: string;
+        };
+        /** @description `GET /auth/sso/start` → where the app sends the user. */
+        SsoStarted: {
+            /** @description The identity provider's authorization URL (code flow with PKCE S256, `state`, `nonce`). */
+            authorization_url: string;
+        };
+        /** @description The team's SSO configuration (never the client secret). */
+        SsoView: {
+            /** @description The client id. */
+            client_id: string;
+            /** @description The claimed domains (lower case). */
+            domains: string[];
+            /** @description The issuer. */
+            issuer: string;
+            /** @description Whether password login is refused for them. */
+            required: boolean;
+            /** @description The team. */
+            team_id: string;
+        };
         /** @description `GET /billing/subscription`. */
         SubscriptionInfo: {
             /** @description Whether it ends at the period end. */
@@ -4640,7 +4765,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `forbidden`: browser origin not allowed. */
+            /** @description `forbidden`: browser origin not allowed; `account_suspended`; or `sso_required`: the address's team requires single sign-on. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5474,6 +5599,162 @@ export interface operations {
                 };
             };
             /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sso_callback: {
+        parameters: {
+            query?: {
+                /** @description The authorization code. */
+                code?: string;
+                /** @description The identity provider's error, if it refused. */
+                error?: string;
+                /** @description The sign-in's state. */
+                state?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the app (`Location`), with `code` or `error`. */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    sso_redeem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The device's name for the session: at most 64 characters, no control characters. */
+                "X-Device-Name"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoRedeemRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in; a new session. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthTokens"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: unknown, used or expired code. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `account_suspended`; or `forbidden`: browser origin not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: `code`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sso_start: {
+        parameters: {
+            query: {
+                /** @description The address signing in. */
+                email: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Send the user there. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoStarted"];
+                };
+            };
+            /** @description `not_found`: no team claims the domain. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: `email`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9554,6 +9835,114 @@ export interface operations {
             };
             /** @description `upstream_unavailable`: Stripe unreachable, or billing not configured. */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_team_sso: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetSsoRequest"];
+            };
+        };
+        responses: {
+            /** @description Saved. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoView"];
+                };
+            };
+            /** @description `malformed_json`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: a member; or `tier_required`: the subscription no longer grants `sso`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: not the caller's team. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `conflict`: a domain is claimed by another team. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a field, or an issuer whose discovery document or key set cannot be read or does not fit. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

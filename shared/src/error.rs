@@ -75,6 +75,10 @@ pub enum AppError {
     /// refused until it is restored. 403.
     #[error("this account is suspended")]
     AccountSuspended,
+    /// The address's team requires single sign-on: password login is refused
+    /// (`GET /auth/sso/start`). 403.
+    #[error("this address signs in with its team's single sign-on")]
+    SsoRequired,
     /// A payment is needed and could not be taken (no saved card, a decline). 402. The detail
     /// (the processor's words) goes to the logs only.
     #[error("payment required: {0}")]
@@ -188,6 +192,7 @@ pub const CODES: &[&str] = &[
     "unauthorized",
     "forbidden",
     "account_suspended",
+    "sso_required",
     "payment_required",
     "not_found",
     "method_not_allowed",
@@ -259,6 +264,7 @@ impl AppError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::AccountSuspended => "account_suspended",
+            Self::SsoRequired => "sso_required",
             Self::PaymentRequired(_) => "payment_required",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -296,6 +302,7 @@ impl AppError {
             Self::PaymentRequired(_) => 402,
             Self::Forbidden(_)
             | Self::AccountSuspended
+            | Self::SsoRequired
             | Self::TierRequired { .. }
             | Self::QuotaExceeded { .. }
             | Self::LimitReached { .. } => 403,
@@ -429,6 +436,7 @@ mod tests {
             AppError::Unauthorized,
             AppError::Forbidden("origin not allowed"),
             AppError::AccountSuspended,
+            AppError::SsoRequired,
             AppError::NotFound,
             AppError::MethodNotAllowed {
                 allowed: vec!["GET"],
@@ -489,6 +497,7 @@ mod tests {
                 ("unauthorized", 401),
                 ("forbidden", 403),
                 ("account_suspended", 403),
+                ("sso_required", 403),
                 ("not_found", 404),
                 ("method_not_allowed", 405),
                 ("conflict", 409),

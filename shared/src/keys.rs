@@ -22,6 +22,8 @@ pub enum KeyPurpose {
     TotpSecret,
     /// HMAC of account-export download links.
     ExportDownload,
+    /// XChaCha20-Poly1305 sealing of teams' SSO client secrets at rest.
+    SsoClientSecret,
 }
 
 impl KeyPurpose {
@@ -31,6 +33,7 @@ impl KeyPurpose {
             Self::PluginDownload => b"adiuva/plugin-download-token/v1",
             Self::TotpSecret => b"adiuva/totp-secret/v1",
             Self::ExportDownload => b"adiuva/export-download-link/v1",
+            Self::SsoClientSecret => b"adiuva/sso-client-secret/v1",
         }
     }
 }

@@ -15,8 +15,8 @@ use crate::api::{
     ExportPlugin, ExportProfile, ExportPurchase, ExportRating, ExportSubscription, ExportTeam,
     ExportUpload, ExportVector, ForgotPasswordRequest, InviteCreated, PasswordChanged,
     ResetPasswordRequest, SeatsRequested, SecurityEventInfo, SecurityEvents, SessionInfo,
-    SessionList, SetRoleRequest, SetSeatsRequest, TeamInviteInfo, TeamJoined, TeamMemberInfo,
-    TeamView, VerifyEmailRequest,
+    SessionList, SetRoleRequest, SetSeatsRequest, SetSsoRequest, SsoRedeemRequest, SsoStarted,
+    SsoView, TeamInviteInfo, TeamJoined, TeamMemberInfo, TeamView, VerifyEmailRequest,
 };
 use crate::api::{
     AdminPayout, AdminPayouts, AdminUser, AdminUsers, AuditEntry, AuditLog, CompInfo, CompRequest,
@@ -72,7 +72,8 @@ are a stable contract: `validation_failed` 422 (details name each field), `malfo
 `unsupported_media_type` 415, `payload_too_large` 413 (JSON bodies: 1 MiB), `unauthorized` 401 \
 (with `WWW-Authenticate: Bearer`), `forbidden` 403 (also: a browser `Origin` that is not \
 allowed), `account_suspended` 403 (an administrator suspended the account: every request, \
-login and refresh is refused, and its sockets close with code 4003), `not_found` 404, `method_not_allowed` 405 (with `Allow`), `conflict` 409, \
+login and refresh is refused, and its sockets close with code 4003), `sso_required` 403 (the \
+address's team signs in through its identity provider: `GET /auth/sso/start`), `not_found` 404, `method_not_allowed` 405 (with `Allow`), `conflict` 409, \
 `precondition_failed` 412, `checksum_mismatch` 400, `tier_required` 403, `quota_exceeded` 403, \
 `payment_required` 402, `request_aborted` 400 (the request body broke off), \
 `rate_limited` 429 (with `Retry-After`), `llm_not_configured` 503, `email_not_configured` 503 \
@@ -218,7 +219,8 @@ impl Modify for FloatRange {
         admin_users, admin_suspend, admin_unsuspend, admin_comp, admin_pending_plugins,
         admin_payouts, admin_audit, start_batch, list_batches, get_batch, cancel_batch,
         current_team, create_team_invite, accept_team_invite, delete_team_invite,
-        remove_team_member, set_team_member_role, set_team_seats
+        remove_team_member, set_team_member_role, set_team_seats, set_team_sso, sso_start,
+        sso_callback, sso_redeem
     ),
     components(schemas(
         Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
@@ -249,7 +251,7 @@ impl Modify for FloatRange {
         ExportUpload, ExportVector, ExportPlugin, ExportInstall, ExportRating, ExportPurchase,
         ExportEarnings, ExportTeam, TeamRole, TeamView, TeamMemberInfo, TeamInviteInfo, CreateInviteRequest,
         InviteCreated, AcceptInviteRequest, TeamJoined, SetRoleRequest, SetSeatsRequest,
-        SeatsRequested
+        SeatsRequested, SetSsoRequest, SsoView, SsoStarted, SsoRedeemRequest
     )),
     modifiers(&BearerAuth, &ClosedVariants, &RateLimited, &FloatRange),
     tags(
@@ -469,7 +471,7 @@ fn register() {}
         (status = 200, description = "Signed in; a new session.", body = AuthTokens),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: wrong email or password; or `mfa_required` (the password was right, the account has two-factor): finish with `POST /auth/login/mfa` and `details.mfa_token` (single use, 5 minutes).", body = ErrorBody),
-        (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: browser origin not allowed; `account_suspended`; or `sso_required`: the address's team requires single sign-on.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
         (status = 422, description = "`validation_failed`.", body = ErrorBody),
@@ -1104,6 +1106,74 @@ fn set_team_member_role() {}
         (status = 503, description = "`upstream_unavailable`: Stripe unreachable, or billing not configured.", body = ErrorBody)
     ))]
 fn set_team_seats() {}
+
+/// Configures the team's single sign-on (the owner or an admin, while the team's subscription
+/// grants the Team tier, whose matrix row has `sso`). The issuer's discovery document and key
+/// set are fetched and checked first; the client secret is stored encrypted and never
+/// returned. Saving again replaces the configuration and its domains.
+#[utoipa::path(put, path = "/api/v1/teams/{id}/sso", tag = "teams", operation_id = "set_team_sso",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Team id.")),
+    request_body = SetSsoRequest,
+    responses(
+        (status = 200, description = "Saved.", body = SsoView),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a member; or `tier_required`: the subscription no longer grants `sso`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the caller's team.", body = ErrorBody),
+        (status = 409, description = "`conflict`: a domain is claimed by another team.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a field, or an issuer whose discovery document or key set cannot be read or does not fit.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn set_team_sso() {}
+
+/// Starts a single sign-on: the team claiming the address's domain is found and its identity
+/// provider's authorization URL returned (code flow, PKCE S256, `state` and `nonce`, 10
+/// minutes to come back).
+#[utoipa::path(get, path = "/api/v1/auth/sso/start", tag = "auth", operation_id = "sso_start",
+    params(("email" = String, Query, description = "The address signing in.")),
+    responses(
+        (status = 200, description = "Send the user there.", body = SsoStarted),
+        (status = 404, description = "`not_found`: no team claims the domain.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `email`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn sso_start() {}
+
+/// The identity provider's redirect: exchanges the code, verifies the ID token, creates or
+/// links the account by its verified address and joins the team (seat permitting). Always a
+/// redirect to the app: `app://adiuva/sso?code=…` (60 s, single use, for
+/// `POST /auth/sso/redeem`) or `app://adiuva/sso?error=<code>` with `invalid_request`,
+/// `invalid_state`, `exchange_failed`, `invalid_id_token`, `email_not_verified`,
+/// `domain_mismatch`, `other_team`, `no_seat`, `not_allowed` or `unavailable` (and nothing
+/// created).
+#[utoipa::path(get, path = "/api/v1/auth/sso/callback", tag = "auth", operation_id = "sso_callback",
+    params(
+        ("code" = Option<String>, Query, description = "The authorization code."),
+        ("state" = Option<String>, Query, description = "The sign-in's state."),
+        ("error" = Option<String>, Query, description = "The identity provider's error, if it refused.")
+    ),
+    responses(
+        (status = 302, description = "To the app (`Location`), with `code` or `error`.")
+    ))]
+fn sso_callback() {}
+
+/// Redeems the callback's one-time code for a session.
+#[utoipa::path(post, path = "/api/v1/auth/sso/redeem", tag = "auth", operation_id = "sso_redeem",
+    params(("X-Device-Name" = Option<String>, Header, nullable = false, pattern = "^[^\\u0000-\\u001f\\u007f\\u202a-\\u202e\\u2066-\\u2069]{0,64}$", description = "The device's name for the session: at most 64 characters, no control characters.")),
+    request_body = SsoRedeemRequest,
+    responses(
+        (status = 200, description = "Signed in; a new session.", body = AuthTokens),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: unknown, used or expired code.", body = ErrorBody),
+        (status = 403, description = "`account_suspended`; or `forbidden`: browser origin not allowed.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `code`.", body = ErrorBody)
+    ))]
+fn sso_redeem() {}
 
 /// Deletes one backup.
 #[utoipa::path(delete, path = "/api/v1/backup/{id}", tag = "backup", operation_id = "delete_backup",

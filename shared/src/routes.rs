@@ -231,6 +231,14 @@ pub enum Operation {
     SetTeamMemberRole,
     /// `PUT /teams/{id}/seats`.
     SetTeamSeats,
+    /// `PUT /teams/{id}/sso`.
+    SetTeamSso,
+    /// `GET /auth/sso/start`.
+    SsoStart,
+    /// `GET /auth/sso/callback`.
+    SsoCallback,
+    /// `POST /auth/sso/redeem`.
+    SsoRedeem,
 }
 
 /// One route.
@@ -718,6 +726,30 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/teams/{id}/seats",
         Access::User,
         Operation::SetTeamSeats,
+    ),
+    route(
+        Method::Put,
+        "/api/v1/teams/{id}/sso",
+        Access::User,
+        Operation::SetTeamSso,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/auth/sso/start",
+        Access::Public,
+        Operation::SsoStart,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/auth/sso/callback",
+        Access::Public,
+        Operation::SsoCallback,
+    ),
+    route(
+        Method::Post,
+        "/api/v1/auth/sso/redeem",
+        Access::Public,
+        Operation::SsoRedeem,
     ),
     route(
         Method::Get,

@@ -32,6 +32,7 @@ mod privacy;
 mod records;
 mod security;
 mod skeleton;
+mod sso;
 mod stream;
 mod teams;
 mod vectors;
@@ -84,6 +85,8 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         teams::seats_below_the_members_in_use_are_refused_before_any_stripe_call,
         teams::deleting_a_teams_owner_ends_the_team_and_returns_its_members_to_their_own_tier_at_once,
         teams::deleting_a_member_frees_their_seat_and_the_team_goes_on,
+        sso::a_team_member_signs_in_through_the_teams_identity_provider_and_every_attack_fails,
+        sso::a_team_that_requires_sso_refuses_password_login_at_its_domains,
         admin::a_user_who_is_not_an_admin_is_forbidden_every_admin_endpoint,
         admin::an_admin_address_that_was_never_verified_is_not_an_admin,
         admin::a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is_audited,

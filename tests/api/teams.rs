@@ -48,22 +48,22 @@ async fn stripe_event(app: &TestApp, kind: &str, created: i64, object: Value) {
 }
 
 /// A team's owner, as the tests drive it.
-struct Team {
-    owner: TestUser,
-    id: String,
+pub(crate) struct Team {
+    pub(crate) owner: TestUser,
+    pub(crate) id: String,
     sub: String,
     cus: String,
 }
 
 /// A fresh verified user.
-async fn verified(app: &TestApp, tag: &str) -> TestUser {
+pub(crate) async fn verified(app: &TestApp, tag: &str) -> TestUser {
     let u = app.register(tag).await;
     app.verify(&u.email, &u.access_token).await;
     u
 }
 
 /// A fresh user who buys the Team tier with `seats` (a signed `checkout.session.completed`).
-async fn team(app: &TestApp, seats: u32) -> Team {
+pub(crate) async fn team(app: &TestApp, seats: u32) -> Team {
     let owner = verified(app, "owner").await;
     let (sub, cus) = (unique("sub"), unique("cus"));
     let id = user_id_of(&owner);
@@ -86,7 +86,7 @@ async fn team(app: &TestApp, seats: u32) -> Team {
 }
 
 /// `GET /teams/current` as `user`, asserting 200.
-async fn current(app: &TestApp, user: &TestUser) -> Value {
+pub(crate) async fn current(app: &TestApp, user: &TestUser) -> Value {
     let r = app.get_auth("/teams/current", &user.access_token).await;
     assert_eq!(r.status(), StatusCode::OK, "GET /teams/current");
     r.json().await.expect("json")

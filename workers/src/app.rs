@@ -37,7 +37,7 @@ use worker::Env;
 use crate::adapters::{
     CryptoRandom, D1AccountLoader, D1AccountTokenStore, D1AdminStore, D1BillingStore,
     D1DeletionStore, D1ExportStore, D1HousekeepingStore, D1MfaStore, D1PluginAgents, D1PluginStore,
-    D1RefreshTokenStore, D1SecurityLog, D1TeamStore, D1TicketStore, D1UserStore, Db,
+    D1RefreshTokenStore, D1SecurityLog, D1SsoStore, D1TeamStore, D1TicketStore, D1UserStore, Db,
     DurableRateLimiter, FetchHttpClient, HomeClient, HomeSeen, Hops, R2BlobStore, SystemClock,
     VectorizeIndex,
 };
@@ -483,6 +483,33 @@ impl App {
         })
     }
 
+    /// Whether `email`'s team requires SSO, so password login is refused (see
+    /// [`D1SsoStore::password_login_refused`]).
+    ///
+    /// # Errors
+    /// 503 when D1 fails.
+    pub async fn password_login_refused(
+        &self,
+        email: &shared::domain::Email,
+    ) -> Result<bool, AppError> {
+        Ok(D1SsoStore(self.db()?).password_login_refused(email).await?)
+    }
+
+    /// Team SSO's adapters; the callback is under `public_base`.
+    pub fn sso(&self, public_base: String) -> Result<SsoParts, AppError> {
+        Ok(SsoParts {
+            store: D1SsoStore(self.db()?),
+            teams: D1TeamStore(self.db()?),
+            auth: self.auth()?,
+            seal_key: keys::derive(
+                self.config().jwt_secret.expose_secret().as_bytes(),
+                KeyPurpose::SsoClientSecret,
+            ),
+            allow_http: self.config().env == shared::config::Environment::Dev,
+            public_base,
+        })
+    }
+
     /// The marketplace's adapters; download links point at `base_url`.
     pub fn marketplace(&self, base_url: String) -> Result<MarketParts, AppError> {
         Ok(MarketParts {
@@ -760,6 +787,31 @@ impl AdminParts<'_> {
             clock: &SystemClock,
             rng: &CryptoRandom,
             admin_emails: self.admin_emails,
+        }
+    }
+}
+
+/// Team SSO's adapters.
+pub struct SsoParts {
+    store: D1SsoStore,
+    teams: D1TeamStore,
+    auth: AuthParts,
+    seal_key: [u8; 32],
+    allow_http: bool,
+    public_base: String,
+}
+
+impl SsoParts {
+    /// The service.
+    pub fn service(&self) -> shared::teams::sso::SsoService<'_> {
+        shared::teams::sso::SsoService {
+            store: &self.store,
+            teams: &self.teams,
+            auth: self.auth.service(),
+            http: &FetchHttpClient,
+            seal_key: &self.seal_key,
+            allow_http: self.allow_http,
+            public_base: self.public_base.clone(),
         }
     }
 }

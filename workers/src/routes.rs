@@ -117,6 +117,10 @@ fn handler(op: Operation) -> Handler {
         Operation::RemoveTeamMember => |ctx| Box::pin(handlers::teams::remove_member(ctx)),
         Operation::SetTeamMemberRole => |ctx| Box::pin(handlers::teams::set_role(ctx)),
         Operation::SetTeamSeats => |ctx| Box::pin(handlers::teams::set_seats(ctx)),
+        Operation::SetTeamSso => |ctx| Box::pin(handlers::sso::configure(ctx)),
+        Operation::SsoStart => |ctx| Box::pin(handlers::sso::start(ctx)),
+        Operation::SsoCallback => |ctx| Box::pin(handlers::sso::callback(ctx)),
+        Operation::SsoRedeem => |ctx| Box::pin(handlers::sso::redeem(ctx)),
     }
 }
 

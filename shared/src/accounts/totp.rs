@@ -80,43 +80,40 @@ pub fn otpauth_uri(secret: &[u8], account: &str) -> String {
 }
 
 /// Seals `secret` for `user` under `key`: `nonce (24 bytes) ‖ ciphertext ‖ tag`.
+pub fn seal(key: &[u8; 32], user: UserId, secret: &[u8], rng: &dyn Random) -> Vec<u8> {
+    seal_for(key, user.to_string().as_bytes(), secret, rng)
+}
+
+/// Opens what [`seal`] made for `user`; `None` when it was sealed for another user, under
+/// another key, or altered.
+pub fn open(key: &[u8; 32], user: UserId, sealed: &[u8]) -> Option<Vec<u8>> {
+    open_for(key, user.to_string().as_bytes(), sealed)
+}
+
+/// Seals `secret` under `key` bound to `aad` (whose row it belongs to): `nonce (24 bytes) ‖
+/// ciphertext ‖ tag`, XChaCha20-Poly1305 with a random nonce.
 ///
 /// # Panics
 /// Never: XChaCha20-Poly1305 seals any message below 256 GiB.
-pub fn seal(key: &[u8; 32], user: UserId, secret: &[u8], rng: &dyn Random) -> Vec<u8> {
+pub fn seal_for(key: &[u8; 32], aad: &[u8], secret: &[u8], rng: &dyn Random) -> Vec<u8> {
     let mut nonce = [0u8; 24];
     rng.fill(&mut nonce);
-    let aad = user.to_string();
     let sealed = XChaCha20Poly1305::new(key.into())
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: secret,
-                aad: aad.as_bytes(),
-            },
-        )
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad })
         .expect("sealing a short secret cannot fail");
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
     out
 }
 
-/// Opens what [`seal`] made for `user`; `None` when it was sealed for another user, under
-/// another key, or altered.
-pub fn open(key: &[u8; 32], user: UserId, sealed: &[u8]) -> Option<Vec<u8>> {
+/// Opens what [`seal_for`] made for `aad`; `None` under another key or `aad`, or altered.
+pub fn open_for(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     if sealed.len() < 24 {
         return None;
     }
     let (nonce, ct) = sealed.split_at(24);
-    let aad = user.to_string();
     XChaCha20Poly1305::new(key.into())
-        .decrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: ct,
-                aad: aad.as_bytes(),
-            },
-        )
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
         .ok()
 }
 

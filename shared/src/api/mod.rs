@@ -57,7 +57,8 @@ pub use providers::{ProviderInfo, ProvidersResponse};
 pub use records::{CreateRecord, RecordCreated, RecordUpdated, UpdateRecord};
 pub use teams::{
     AcceptInviteRequest, CreateInviteRequest, InviteCreated, SeatsRequested, SetRoleRequest,
-    SetSeatsRequest, TeamInviteInfo, TeamJoined, TeamMemberInfo, TeamView,
+    SetSeatsRequest, SetSsoRequest, SsoRedeemRequest, SsoStarted, SsoView, TeamInviteInfo,
+    TeamJoined, TeamMemberInfo, TeamView,
 };
 pub use tiers::{TierOffer, TiersResponse};
 pub use usage::{ByteUsage, RequestUsage, UsageReport};

@@ -212,3 +212,63 @@ pub struct SeatsRequested {
     /// Seats asked of Stripe.
     pub requested: u32,
 }
+
+/// `PUT /teams/{id}/sso`: the team's OIDC identity provider.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetSsoRequest {
+    /// The issuer (`https://`; `http://` only on a dev deployment), as its discovery document
+    /// names it.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "https://login.example.com", max_length = 512)
+    )]
+    pub issuer: String,
+    /// Our client id at the identity provider (1–255 characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    pub client_id: String,
+    /// Its client secret (1–1024 characters; stored encrypted, never returned).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
+    pub client_secret: String,
+    /// The email domains whose users sign in through it (1–20, none claimed by another team).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 20))]
+    pub domains: Vec<String>,
+    /// Whether password login is refused for these domains (the owner excepted). Default false.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// The team's SSO configuration (never the client secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SsoView {
+    /// The team.
+    pub team_id: String,
+    /// The issuer.
+    pub issuer: String,
+    /// The client id.
+    pub client_id: String,
+    /// The claimed domains (lower case).
+    pub domains: Vec<String>,
+    /// Whether password login is refused for them.
+    pub required: bool,
+}
+
+/// `GET /auth/sso/start` → where the app sends the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SsoStarted {
+    /// The identity provider's authorization URL (code flow with PKCE S256, `state`, `nonce`).
+    pub authorization_url: String,
+}
+
+/// `POST /auth/sso/redeem`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SsoRedeemRequest {
+    /// The one-time code of the callback's redirect (60 s, single use).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
+    pub code: String,
+}

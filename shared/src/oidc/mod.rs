@@ -1,5 +1,5 @@
-//! OIDC ID tokens (the building block of issue #21's team SSO; the endpoints are not built
-//! yet): verifies an identity provider's ID token against its JWKS.
+//! OIDC ID tokens (team SSO, [`crate::teams::sso`]): verifies an identity provider's ID token
+//! against its JWKS.
 //!
 //! ## Rules
 //! - Only `RS256` (RSA ≥ 2048 bits) and `ES256` (P-256) are accepted; `none`, HMAC and every

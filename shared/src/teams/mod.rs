@@ -16,6 +16,7 @@
 //!   except the owner. Another team's id answers 404 like a missing one.
 
 mod service;
+pub mod sso;
 
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,7 @@ pub use body::{request_json, response_bytes, response_json};
 pub use d1::{
     D1AccountLoader, D1AccountTokenStore, D1AdminStore, D1BillingStore, D1DeletionStore,
     D1ExportStore, D1HousekeepingStore, D1MfaStore, D1PluginAgents, D1PluginStore,
-    D1RefreshTokenStore, D1SecurityLog, D1TeamStore, D1TicketStore, D1UserStore, Db,
+    D1RefreshTokenStore, D1SecurityLog, D1SsoStore, D1TeamStore, D1TicketStore, D1UserStore, Db,
 };
 pub use durable::DurableRateLimiter;
 pub use fetch::FetchHttpClient;

@@ -32,6 +32,11 @@ pub async fn register(mut ctx: Ctx) -> AppResult<Response> {
 pub async fn login(mut ctx: Ctx) -> AppResult<Response> {
     let (email, password) = ctx.json_body::<LoginRequest>().await?.try_into_login()?;
     let (ip, device) = (ctx.client_ip(), ctx.device()?);
+    // A domain whose team requires SSO signs in there (decided by the domain, so it tells
+    // nothing about whether the account exists).
+    if ctx.app.password_login_refused(&email).await? {
+        return Err(shared::AppError::SsoRequired);
+    }
     let tokens = ctx
         .app
         .auth()?

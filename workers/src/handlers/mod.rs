@@ -14,5 +14,6 @@ pub mod health;
 pub mod mfa;
 pub mod plugins;
 pub mod records;
+pub mod sso;
 pub mod teams;
 pub mod vectors;

@@ -12,6 +12,7 @@ mod deletion;
 mod export;
 mod housekeeping;
 mod plugins;
+mod sso;
 mod teams;
 
 use std::rc::Rc;
@@ -27,6 +28,7 @@ pub use export::D1ExportStore;
 pub use housekeeping::D1HousekeepingStore;
 pub use plugins::{D1PluginAgents, D1PluginStore};
 use shared::ports::StoreError;
+pub use sso::D1SsoStore;
 pub use teams::D1TeamStore;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};

@@ -1,0 +1,467 @@
+//! Team single sign-on end to end, against a scripted OIDC provider on loopback (discovery,
+//! JWKS, token endpoint) that signs ID tokens with the test-only fixture keys of
+//! `shared/tests/fixtures/oidc`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{assert_error, TestApp};
+use crate::teams::{current, team, verified};
+
+const KEY_A: &str = include_str!("../../shared/tests/fixtures/oidc/rsa-a.pem");
+const KEY_B: &str = include_str!("../../shared/tests/fixtures/oidc/rsa-b.pem");
+const CLIENT_ID: &str = "adiuva-e2e";
+const CLIENT_SECRET: &str = "idp-client-secret-e2e";
+
+fn now_s() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+fn jwk(pem: &str, kid: &str) -> Value {
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("fixture key");
+    json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+        "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be())})
+}
+
+fn sign(pem: &str, kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    let der = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+        .expect("fixture key")
+        .to_pkcs1_der()
+        .expect("DER");
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der.as_bytes()))
+        .expect("signs")
+}
+
+/// Makes a forged or mismatched ID token for `(email, nonce)`.
+type Forge<'a> = Box<dyn Fn(&str, &str) -> String + Send + Sync + 'a>;
+
+/// A scripted identity provider.
+struct Idp {
+    server: MockServer,
+}
+
+impl Idp {
+    async fn start(keys: Vec<Value>) -> Self {
+        let server = MockServer::start().await;
+        let issuer = server.uri();
+        Mock::given(method("GET"))
+            .and(path("/.well-known/openid-configuration"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "response_types_supported": ["code"],
+                "code_challenge_methods_supported": ["S256"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            })))
+            .mount(&server)
+            .await;
+        let idp = Self { server };
+        idp.publish(keys, 5).await;
+        idp
+    }
+
+    fn issuer(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Serves `keys` as the JWKS (a lower `priority` number wins over earlier sets).
+    async fn publish(&self, keys: Vec<Value>, priority: u8) {
+        Mock::given(method("GET"))
+            .and(path("/jwks"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "keys": keys })))
+            .with_priority(priority)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// The token endpoint answers `code` with `id_token`.
+    async fn answer(&self, code: &str, id_token: &str) {
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains(format!("code={code}&")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": "idp-access", "token_type": "Bearer", "expires_in": 300,
+                "id_token": id_token})))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// The form bodies the token endpoint received for `code`.
+    async fn exchanges(&self, code: &str) -> Vec<Vec<(String, String)>> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path() == "/token")
+            .map(|r| {
+                url::form_urlencoded::parse(&r.body)
+                    .into_owned()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|form| form.iter().any(|(k, v)| k == "code" && v == code))
+            .collect()
+    }
+}
+
+/// A started sign-in: the authorization URL's parameters.
+struct Started {
+    state: String,
+    nonce: String,
+    challenge: String,
+}
+
+async fn start(app: &TestApp, email: &str) -> Started {
+    let r = app
+        .req(Method::GET, "/auth/sso/start")
+        .query(&[("email", email)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "start for {email}");
+    let body: Value = r.json().await.unwrap();
+    let url = url::Url::parse(body["authorization_url"].as_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(
+        q["redirect_uri"].ends_with("/api/v1/auth/sso/callback"),
+        "{q:?}"
+    );
+    Started {
+        state: q["state"].clone(),
+        nonce: q["nonce"].clone(),
+        challenge: q["code_challenge"].clone(),
+    }
+}
+
+/// The callback's redirect (`Location`) for `code` and `state`.
+async fn callback(app: &TestApp, code: &str, state: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .get(app.url("/auth/sso/callback"))
+        .query(&[("code", code), ("state", state)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn claims(issuer: &str, email: &str, nonce: &str) -> Value {
+    json!({"iss": issuer, "sub": format!("idp|{email}"), "aud": CLIENT_ID, "nonce": nonce,
+        "email": email, "email_verified": true, "iat": now_s(), "exp": now_s() + 300})
+}
+
+async fn users_with(app: &TestApp, email: &str) -> usize {
+    let out = app
+        .stack
+        .d1_execute(&format!("SELECT id FROM users WHERE email = '{email}'"))
+        .await
+        .expect("d1");
+    out[0]["results"].as_array().map_or(0, Vec::len)
+}
+
+#[allow(clippy::too_many_lines)] // one scenario, step by step
+pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_every_attack_fails(
+    app: TestApp,
+) {
+    let t = team(&app, 3).await;
+    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let domain = format!("sso-{}.example.com", uuid::Uuid::new_v4().simple());
+    let config = json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "domains": [domain.to_uppercase()]});
+
+    // Only the team's owner or an admin configures it; the secret never comes back.
+    let outsider = verified(&app, "sso-outsider").await;
+    assert_error(
+        app.req(Method::PUT, &format!("/teams/{}/sso", t.id))
+            .bearer_auth(&outsider.access_token)
+            .json(&config)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
+        .bearer_auth(&t.owner.access_token)
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let saved: Value = r.json().await.unwrap();
+    assert_eq!(saved["domains"], json!([domain]), "{saved}");
+    assert!(!saved.to_string().contains(CLIENT_SECRET), "{saved}");
+    // A discovery document that names another issuer is refused.
+    let mut wrong = config.clone();
+    wrong["issuer"] = json!(format!("{}/other", idp.issuer()));
+    assert_error(
+        app.req(Method::PUT, &format!("/teams/{}/sso", t.id))
+            .bearer_auth(&t.owner.access_token)
+            .json(&wrong)
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    // A domain no team claims.
+    assert_error(
+        app.req(Method::GET, "/auth/sso/start")
+            .query(&[("email", "ada@unclaimed.example.org")])
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+
+    // The happy path: start, the IdP's redirect, the one-time code, a session.
+    let alice = format!("alice@{domain}");
+    let s = start(&app, &alice).await;
+    idp.answer(
+        "code-alice",
+        &sign(KEY_A, "a", &claims(&idp.issuer(), &alice, &s.nonce)),
+    )
+    .await;
+    let location = callback(&app, "code-alice", &s.state).await;
+    let code = location
+        .strip_prefix("app://adiuva/sso?code=")
+        .unwrap_or_else(|| panic!("a code: {location}"))
+        .to_owned();
+    let exchange = &idp.exchanges("code-alice").await[0];
+    let field = |k: &str| {
+        exchange
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(field("client_secret"), CLIENT_SECRET);
+    assert_eq!(
+        URL_SAFE_NO_PAD.encode(Sha256::digest(field("code_verifier").as_bytes())),
+        s.challenge,
+        "PKCE S256"
+    );
+    let r = app
+        .post_json("/auth/sso/redeem", &json!({ "code": code }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens: Value = r.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let me: Value = app.get_auth("/auth/me", access).await.json().await.unwrap();
+    assert_eq!(me["email"], alice.as_str());
+    assert_eq!(me["tier"], "team", "{me}");
+    assert_eq!(me["email_verified"], true);
+    let view = current(&app, &t.owner).await;
+    assert!(
+        view["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == alice.as_str()),
+        "{view}"
+    );
+    // The code works once; the callback's state works once.
+    assert_error(
+        app.post_json("/auth/sso/redeem", &json!({ "code": code }))
+            .await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_eq!(
+        callback(&app, "code-alice", &s.state).await,
+        "app://adiuva/sso?error=invalid_state"
+    );
+    assert_eq!(
+        callback(&app, "code-alice", "not-a-state").await,
+        "app://adiuva/sso?error=invalid_state"
+    );
+
+    // Forged or mismatched ID tokens: each is refused and creates nothing.
+    let issuer = idp.issuer();
+    let cases: Vec<(&str, Forge<'_>, &str)> = vec![
+        (
+            "wrong-nonce",
+            Box::new(|email, _nonce| sign(KEY_A, "a", &claims(&issuer, email, "another-nonce"))),
+            "invalid_id_token",
+        ),
+        (
+            "wrong-aud",
+            Box::new(|email, nonce| {
+                let mut c = claims(&issuer, email, nonce);
+                c["aud"] = json!("someone-else");
+                sign(KEY_A, "a", &c)
+            }),
+            "invalid_id_token",
+        ),
+        (
+            "expired",
+            Box::new(|email, nonce| {
+                let mut c = claims(&issuer, email, nonce);
+                c["exp"] = json!(now_s() - 600);
+                sign(KEY_A, "a", &c)
+            }),
+            "invalid_id_token",
+        ),
+        (
+            "unsigned",
+            Box::new(|email, nonce| {
+                let body = URL_SAFE_NO_PAD.encode(claims(&issuer, email, nonce).to_string());
+                format!(
+                    "{}.{body}.",
+                    URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)
+                )
+            }),
+            "invalid_id_token",
+        ),
+        (
+            "unknown-key",
+            Box::new(|email, nonce| sign(KEY_B, "b", &claims(&issuer, email, nonce))),
+            "invalid_id_token",
+        ),
+        (
+            "unverified",
+            Box::new(|email, nonce| {
+                let mut c = claims(&issuer, email, nonce);
+                c["email_verified"] = json!(false);
+                sign(KEY_A, "a", &c)
+            }),
+            "email_not_verified",
+        ),
+    ];
+    for (name, token, error) in &cases {
+        let email = format!("{name}@{domain}");
+        let s = start(&app, &email).await;
+        let code = format!("code-{name}");
+        idp.answer(&code, &token(&email, &s.nonce)).await;
+        assert_eq!(
+            callback(&app, &code, &s.state).await,
+            format!("app://adiuva/sso?error={error}"),
+            "{name}"
+        );
+        assert_eq!(users_with(&app, &email).await, 0, "{name} created nothing");
+    }
+    // The IdP vouches for an address outside the team's domains.
+    let s = start(&app, &format!("mallory@{domain}")).await;
+    let foreign = "mallory@elsewhere.example.net";
+    idp.answer(
+        "code-foreign",
+        &sign(KEY_A, "a", &claims(&issuer, foreign, &s.nonce)),
+    )
+    .await;
+    assert_eq!(
+        callback(&app, "code-foreign", &s.state).await,
+        "app://adiuva/sso?error=domain_mismatch"
+    );
+    assert_eq!(users_with(&app, foreign).await, 0);
+
+    // The IdP rotates to key B: an unknown kid fetches the JWKS again once, and the dropped key
+    // A is no longer trusted.
+    idp.publish(vec![jwk(KEY_B, "b")], 1).await;
+    let erin = format!("erin@{domain}");
+    let s = start(&app, &erin).await;
+    idp.answer(
+        "code-erin",
+        &sign(KEY_B, "b", &claims(&issuer, &erin, &s.nonce)),
+    )
+    .await;
+    let location = callback(&app, "code-erin", &s.state).await;
+    assert!(location.starts_with("app://adiuva/sso?code="), "{location}");
+    let old = format!("old-key@{domain}");
+    let s = start(&app, &old).await;
+    idp.answer(
+        "code-old",
+        &sign(KEY_A, "a", &claims(&issuer, &old, &s.nonce)),
+    )
+    .await;
+    assert_eq!(
+        callback(&app, "code-old", &s.state).await,
+        "app://adiuva/sso?error=invalid_id_token"
+    );
+
+    // Three seats: the owner, alice and erin. A fourth is refused and created nothing.
+    let frank = format!("frank@{domain}");
+    let s = start(&app, &frank).await;
+    idp.answer(
+        "code-frank",
+        &sign(KEY_B, "b", &claims(&issuer, &frank, &s.nonce)),
+    )
+    .await;
+    assert_eq!(
+        callback(&app, "code-frank", &s.state).await,
+        "app://adiuva/sso?error=no_seat"
+    );
+    assert_eq!(users_with(&app, &frank).await, 0);
+}
+
+pub async fn a_team_that_requires_sso_refuses_password_login_at_its_domains(app: TestApp) {
+    let t = team(&app, 3).await;
+    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let domain = format!("required-{}.example.com", uuid::Uuid::new_v4().simple());
+    let email = format!("dave@{domain}");
+    let r = app
+        .post_json(
+            "/auth/register",
+            &json!({"email": email, "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let login = || async {
+        app.post_json(
+            "/auth/login",
+            &json!({"email": email, "password": "correct horse battery"}),
+        )
+        .await
+    };
+    assert_eq!(login().await.status(), StatusCode::OK, "before SSO");
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
+        .bearer_auth(&t.owner.access_token)
+        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "domains": [domain], "required": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_error(login().await, 403, "sso_required").await;
+    // Another domain is untouched (the owner's own address included).
+    let r = app
+        .post_json(
+            "/auth/login",
+            &json!({"email": t.owner.email, "password": t.owner.password}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -268,6 +268,10 @@ impl SsoStore for D1SsoStore {
             id: String,
             team_id: Option<String>,
         }
+        #[derive(Deserialize)]
+        struct Live {
+            live: f64,
+        }
         let t = text(team.to_string());
         let existing = stmt(
             &self.0,
@@ -337,10 +341,6 @@ impl SsoStore for D1SsoStore {
                 .and_then(|r| UserId::parse(&r.user_id))
                 .ok_or_else(|| corrupt("team_members.user_id"))?;
             return Ok(SsoJoin::Member(id));
-        }
-        #[derive(Deserialize)]
-        struct Live {
-            live: f64,
         }
         let live = stmt(
             &self.0,

@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 
+/// Operations turned off in tests/schemathesis.toml: they end the fuzzer's only session.
+const NOT_FUZZED: [&str; 2] = ["logout_all", "revoke_session"];
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
@@ -175,6 +178,9 @@ pub async fn schemathesis_finds_no_server_error_and_no_schema_violation(app: Tes
     .unwrap();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
+            if NOT_FUZZED.contains(&op["operationId"].as_str().unwrap_or_default()) {
+                continue;
+            }
             let label = format!("{} {path}", method.to_uppercase());
             let n = counts.get(&label).copied().unwrap_or(0);
             assert!(n > 0, "{label} was not fuzzed");

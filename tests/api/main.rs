@@ -87,6 +87,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         teams::deleting_a_member_frees_their_seat_and_the_team_goes_on,
         sso::a_team_member_signs_in_through_the_teams_identity_provider_and_every_attack_fails,
         sso::a_team_that_requires_sso_refuses_password_login_at_its_domains,
+        sso::only_the_owner_or_an_admin_of_a_live_team_configures_sso,
         admin::a_user_who_is_not_an_admin_is_forbidden_every_admin_endpoint,
         admin::an_admin_address_that_was_never_verified_is_not_an_admin,
         admin::a_lookup_shows_tier_seats_creation_last_sign_in_and_sessions_and_is_audited,

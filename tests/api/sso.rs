@@ -279,6 +279,13 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
     assert_eq!(r.status(), StatusCode::OK);
     let tokens: Value = r.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
+    let events: Value = app
+        .get_auth("/auth/events", access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["events"][0]["kind"], "login_succeeded", "{events}");
     let me: Value = app.get_auth("/auth/me", access).await.json().await.unwrap();
     assert_eq!(me["email"], alice.as_str());
     assert_eq!(me["tier"], "team", "{me}");
@@ -464,4 +471,38 @@ pub async fn a_team_that_requires_sso_refuses_password_login_at_its_domains(app:
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+pub async fn only_the_owner_or_an_admin_of_a_live_team_configures_sso(app: TestApp) {
+    let t = team(&app, 3).await;
+    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let domain = format!("gate-{}.example.com", uuid::Uuid::new_v4().simple());
+    let config = json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "domains": [domain]});
+    let put = |user: &crate::helpers::TestUser| {
+        app.req(Method::PUT, &format!("/teams/{}/sso", t.id))
+            .bearer_auth(user.access_token.clone())
+            .json(&config)
+            .send()
+    };
+    let member = verified(&app, "sso-member").await;
+    crate::teams::join(&app, &t, &member).await;
+    assert_error(put(&member).await.unwrap(), 403, "forbidden").await;
+    // Another team cannot claim a domain this one holds.
+    assert_eq!(put(&t.owner).await.unwrap().status(), StatusCode::OK);
+    let other = team(&app, 2).await;
+    assert_error(
+        app.req(Method::PUT, &format!("/teams/{}/sso", other.id))
+            .bearer_auth(&other.owner.access_token)
+            .json(&config)
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "conflict",
+    )
+    .await;
+    // Once the subscription no longer grants the Team tier (and with it `sso`): 403.
+    crate::teams::cancel(&app, &t).await;
+    assert_error(put(&t.owner).await.unwrap(), 403, "tier_required").await;
 }

@@ -142,8 +142,22 @@ async fn accept(app: &TestApp, who: &TestUser, token: &str) -> Response {
     .await
 }
 
+/// Stripe's `customer.subscription.deleted` for the team's subscription (signed).
+pub(crate) async fn cancel(app: &TestApp, t: &Team) {
+    stripe_event(
+        app,
+        "customer.subscription.deleted",
+        now_secs() + 5,
+        json!({"object": "subscription", "id": t.sub, "customer": t.cus, "status": "canceled",
+            "cancel_at_period_end": false,
+            "items": {"data": [{"quantity": 3, "current_period_end": now_secs(),
+                "price": {"id": PRICE_TEAM}}]}}),
+    )
+    .await;
+}
+
 /// Makes `who` a member of `team` (emailed invitation, accepted).
-async fn join(app: &TestApp, team: &Team, who: &TestUser) {
+pub(crate) async fn join(app: &TestApp, team: &Team, who: &TestUser) {
     let token = invite_by_email(app, &team.owner, &team.id, who).await;
     let r = accept(app, who, &token).await;
     assert_eq!(r.status(), StatusCode::OK, "accept");

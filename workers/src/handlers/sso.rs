@@ -89,8 +89,11 @@ pub async fn redeem(mut ctx: Ctx) -> AppResult<Response> {
             "must be 1 to 128 characters",
         )]));
     }
-    let device = ctx.device()?;
+    let meta = shared::accounts::ClientMeta {
+        ip: ctx.client_ip(),
+        device: ctx.device()?,
+    };
     let parts = ctx.app.sso(ctx.base_url()?)?;
-    let tokens = parts.service().redeem(&body.code, device).await?;
+    let tokens = parts.service().redeem(&body.code, meta).await?;
     json(200, &tokens)
 }

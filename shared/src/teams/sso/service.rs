@@ -9,7 +9,7 @@ use super::{
 };
 use crate::accounts::token_hash;
 use crate::auth::AuthService;
-use crate::domain::{DeviceName, Email, UserId};
+use crate::domain::{Email, UserId};
 use crate::error::{AppError, FieldError};
 use crate::oidc::{verify_id_token, Expected, IdTokenError, Jwks};
 use crate::ports::{HttpClient, HttpRequest, StoreError, TeamStore};
@@ -506,7 +506,7 @@ impl SsoService<'_> {
     pub async fn redeem(
         &self,
         code: &str,
-        device: Option<DeviceName>,
+        meta: crate::accounts::ClientMeta,
     ) -> Result<crate::api::AuthTokens, AppError> {
         let now = self.auth.clock.now_ms();
         let user = self
@@ -520,6 +520,16 @@ impl SsoService<'_> {
             .find_by_id(user)
             .await?
             .ok_or(AppError::Unauthorized)?;
-        self.auth.start_session(&account, now, device).await
+        if account.suspended_at.is_none() {
+            crate::accounts::record_event(
+                self.auth.events,
+                account.id,
+                crate::ports::SecurityEventKind::LoginSucceeded,
+                &meta,
+                now,
+            )
+            .await;
+        }
+        self.auth.start_session(&account, now, meta.device).await
     }
 }

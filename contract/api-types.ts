@@ -1547,7 +1547,11 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The team's single sign-on configuration (the owner or an admin; the client secret is never
+         *     returned).
+         */
+        get: operations["get_team_sso"];
         /**
          * Configures the team's single sign-on (the owner or an admin, while the team's subscription
          *     grants the Team tier, whose matrix row has `sso`). The issuer's discovery document and key
@@ -1556,7 +1560,12 @@ export type paths = {
          */
         put: operations["set_team_sso"];
         post?: never;
-        delete?: never;
+        /**
+         * Removes the team's single sign-on (the owner or an admin, whatever the subscription): its
+         *     domains are released, sign-ins in flight fail, password login is no longer refused.
+         *     Members stay members.
+         */
+        delete: operations["delete_team_sso"];
         options?: never;
         head?: never;
         patch?: never;
@@ -5754,7 +5763,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `rate_limited`. */
+            /** @description `rate_limited`: 120 starts per client address per 10 minutes. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9844,6 +9853,65 @@ export interface operations {
             };
         };
     };
+    get_team_sso: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The configuration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoView"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: a member. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: not the caller's team, or no SSO configured. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     set_team_sso: {
         parameters: {
             query?: never;
@@ -9934,6 +10002,65 @@ export interface operations {
             };
             /** @description `validation_failed`: a field, or an issuer whose discovery document or key set cannot be read or does not fit. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the caller's per-minute allowance is spent; see `Retry-After`. Every authenticated response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_team_sso: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ok"];
+                };
+            };
+            /** @description `unauthorized`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: a member. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: not the caller's team, or no SSO configured. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

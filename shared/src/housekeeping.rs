@@ -4,7 +4,9 @@
 //! CPU are bounded however much is due), each resumable:
 //! 1. expired WebSocket tickets (D1 `ws_tickets`), then expired one-time account tokens
 //!    (`account_tokens`: verification, reset and two-factor login tokens — an expired one is
-//!    refused anyway, used or not), then pending account deletions ([`Deletions`], bounded
+//!    refused anyway, used or not), then expired SSO sign-ins and one-time SSO codes
+//!    (`sso_logins`, `sso_codes`: refused once expired), then pending account deletions
+//!    ([`Deletions`], bounded
 //!    by [`crate::accounts::deletion::CRON_DELETIONS`] and
 //!    [`crate::accounts::deletion::CRON_UNITS`]);
 //! 2. expired refresh tokens (an expired token is refused before any reuse check, so nothing
@@ -130,6 +132,9 @@ pub trait HousekeepingStore {
     /// Deletes up to `limit` one-time account tokens (verification, reset, two-factor login)
     /// that expired before `before`; returns how many.
     async fn purge_account_tokens(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
+    /// Deletes up to `limit` SSO sign-ins and up to `limit` one-time SSO codes that expired
+    /// before `before`; returns how many in all.
+    async fn purge_sso(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
     /// Deletes up to `limit` refresh tokens that expired before `before`.
     async fn purge_refresh_tokens(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
     /// Deletes up to `limit` families revoked before `before`, or created before it and left
@@ -255,6 +260,8 @@ pub struct HousekeepingReport {
     pub tickets: u32,
     /// Expired account tokens deleted.
     pub account_tokens: u32,
+    /// Expired SSO sign-ins and codes deleted.
+    pub sso: u32,
     /// Account deletions finished.
     pub deletions: u32,
     /// Refresh tokens deleted.
@@ -312,6 +319,10 @@ impl Housekeeping<'_> {
         match self.store.purge_account_tokens(now, p.batch).await {
             Ok(n) => report.account_tokens = n,
             Err(e) => fail(&mut report, "account_tokens", &e),
+        }
+        match self.store.purge_sso(now, p.batch).await {
+            Ok(n) => report.sso = n,
+            Err(e) => fail(&mut report, "sso", &e),
         }
         // Before the walk over the homes, so a deleted account's home is not visited again.
         match self.deletions.finish_pending(now).await {

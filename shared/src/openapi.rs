@@ -219,8 +219,8 @@ impl Modify for FloatRange {
         admin_users, admin_suspend, admin_unsuspend, admin_comp, admin_pending_plugins,
         admin_payouts, admin_audit, start_batch, list_batches, get_batch, cancel_batch,
         current_team, create_team_invite, accept_team_invite, delete_team_invite,
-        remove_team_member, set_team_member_role, set_team_seats, set_team_sso, sso_start,
-        sso_callback, sso_redeem
+        remove_team_member, set_team_member_role, set_team_seats, set_team_sso, get_team_sso,
+        delete_team_sso, sso_start, sso_callback, sso_redeem
     ),
     components(schemas(
         Health, Ok, UsageReport, ByteUsage, RequestUsage, RegisterRequest, LoginRequest, RefreshRequest, AuthTokens, UserProfile,
@@ -1129,6 +1129,35 @@ fn set_team_seats() {}
     ))]
 fn set_team_sso() {}
 
+/// The team's single sign-on configuration (the owner or an admin; the client secret is never
+/// returned).
+#[utoipa::path(get, path = "/api/v1/teams/{id}/sso", tag = "teams", operation_id = "get_team_sso",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Team id.")),
+    responses(
+        (status = 200, description = "The configuration.", body = SsoView),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a member.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the caller's team, or no SSO configured.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn get_team_sso() {}
+
+/// Removes the team's single sign-on (the owner or an admin, whatever the subscription): its
+/// domains are released, sign-ins in flight fail, password login is no longer refused.
+/// Members stay members.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/sso", tag = "teams", operation_id = "delete_team_sso",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Team id.")),
+    responses(
+        (status = 200, description = "Removed.", body = Ok),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a member.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the caller's team, or no SSO configured.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+    ))]
+fn delete_team_sso() {}
+
 /// Starts a single sign-on: the team claiming the address's domain is found and its identity
 /// provider's authorization URL returned (code flow, PKCE S256, `state` and `nonce`, 10
 /// minutes to come back).
@@ -1138,7 +1167,7 @@ fn set_team_sso() {}
         (status = 200, description = "Send the user there.", body = SsoStarted),
         (status = 404, description = "`not_found`: no team claims the domain.", body = ErrorBody),
         (status = 422, description = "`validation_failed`: `email`.", body = ErrorBody),
-        (status = 429, description = "`rate_limited`.", body = ErrorBody)
+        (status = 429, description = "`rate_limited`: 120 starts per client address per 10 minutes.", body = ErrorBody)
     ))]
 fn sso_start() {}
 

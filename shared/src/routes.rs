@@ -233,6 +233,10 @@ pub enum Operation {
     SetTeamSeats,
     /// `PUT /teams/{id}/sso`.
     SetTeamSso,
+    /// `GET /teams/{id}/sso`.
+    GetTeamSso,
+    /// `DELETE /teams/{id}/sso`.
+    DeleteTeamSso,
     /// `GET /auth/sso/start`.
     SsoStart,
     /// `GET /auth/sso/callback`.
@@ -732,6 +736,18 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/teams/{id}/sso",
         Access::User,
         Operation::SetTeamSso,
+    ),
+    route(
+        Method::Get,
+        "/api/v1/teams/{id}/sso",
+        Access::User,
+        Operation::GetTeamSso,
+    ),
+    route(
+        Method::Delete,
+        "/api/v1/teams/{id}/sso",
+        Access::User,
+        Operation::DeleteTeamSso,
     ),
     route(
         Method::Get,

@@ -20,7 +20,7 @@ use crate::plugins::{approve, manifest, package, publish, submit_version};
 const AGE_MS: &str = "1500";
 const PAST_AGE: Duration = Duration::from_secs(2);
 
-async fn stack(batch: Option<&str>) -> TestApp {
+pub(crate) async fn stack(batch: Option<&str>) -> TestApp {
     let mut vars = vec![("DEV_HOUSEKEEPING_AGE_MS", AGE_MS)];
     if let Some(b) = batch {
         vars.push(("DEV_HOUSEKEEPING_BATCH", b));
@@ -32,18 +32,18 @@ async fn stack(batch: Option<&str>) -> TestApp {
 }
 
 /// The single number a `SELECT COUNT(*) AS n …` answers.
-async fn count(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     let out = app.stack.d1_execute(sql).await.expect("d1 query");
     out[0]["results"][0]["n"]
         .as_i64()
         .unwrap_or_else(|| panic!("a count from {sql}: {out}"))
 }
 
-async fn d1(app: &TestApp, sql: &str) {
+pub(crate) async fn d1(app: &TestApp, sql: &str) {
     app.stack.d1_execute(sql).await.expect("d1 statement");
 }
 
-async fn cron(app: &TestApp) {
+pub(crate) async fn cron(app: &TestApp) {
     app.stack.run_cron().await.expect("the cron runs");
 }
 

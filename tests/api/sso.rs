@@ -134,6 +134,7 @@ struct Started {
 async fn start(app: &TestApp, email: &str) -> Started {
     let r = app
         .req(Method::GET, "/auth/sso/start")
+        .header("CF-Connecting-IP", crate::harness::random_ip())
         .query(&[("email", email)])
         .send()
         .await
@@ -502,7 +503,244 @@ pub async fn only_the_owner_or_an_admin_of_a_live_team_configures_sso(app: TestA
         "conflict",
     )
     .await;
+    // The configuration reads back for the owner (never the secret), not for a member.
+    let sso = format!("/teams/{}/sso", t.id);
+    let r = app.get_auth(&sso, &t.owner.access_token).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let shown: Value = r.json().await.unwrap();
+    assert_eq!(shown["domains"], json!([domain]), "{shown}");
+    assert_eq!(shown["client_id"], CLIENT_ID);
+    assert!(!shown.to_string().contains(CLIENT_SECRET), "{shown}");
+    assert_error(
+        app.get_auth(&sso, &member.access_token).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let delete = |user: &crate::helpers::TestUser| {
+        app.req(Method::DELETE, &sso)
+            .bearer_auth(user.access_token.clone())
+            .send()
+    };
+    assert_error(delete(&member).await.unwrap(), 403, "forbidden").await;
     // Once the subscription no longer grants the Team tier (and with it `sso`): 403.
     crate::teams::cancel(&app, &t).await;
     assert_error(put(&t.owner).await.unwrap(), 403, "tier_required").await;
+    // An ended team can still let its domains go; then another team claims them.
+    let r = delete(&t.owner).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_error(
+        app.get_auth(&sso, &t.owner.access_token).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(delete(&t.owner).await.unwrap(), 404, "not_found").await;
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", other.id))
+        .bearer_auth(&other.owner.access_token)
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the released domain is free");
+    start(&app, &format!("bob@{domain}")).await;
+}
+
+/// SSO housekeeping: the cron forgets expired sign-ins and one-time codes, never live ones.
+pub async fn the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones(_app: TestApp) {
+    use crate::housekeeping::{count, cron, d1, stack};
+    let app = stack(None).await;
+    let t = team(&app, 3).await;
+    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let domain = format!("hk-{}.example.com", uuid::Uuid::new_v4().simple());
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
+        .bearer_auth(&t.owner.access_token)
+        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "domains": [domain]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let user = format!("carol@{domain}");
+    let (stale, live, done) = (
+        start(&app, &user).await,
+        start(&app, &user).await,
+        start(&app, &user).await,
+    );
+    idp.answer(
+        "code-done",
+        &sign(KEY_A, "a", &claims(&idp.issuer(), &user, &done.nonce)),
+    )
+    .await;
+    let location = callback(&app, "code-done", &done.state).await;
+    let code = location
+        .strip_prefix("app://adiuva/sso?code=")
+        .unwrap_or_else(|| panic!("a code: {location}"))
+        .to_owned();
+    let hash = |s: &str| hex::encode(Sha256::digest(s.as_bytes()));
+    let login = |s: &str| {
+        format!(
+            "SELECT COUNT(*) AS n FROM sso_logins WHERE state_hash = '{}'",
+            hash(s)
+        )
+    };
+    let code_row = format!(
+        "SELECT COUNT(*) AS n FROM sso_codes WHERE code_hash = '{}'",
+        hash(&code)
+    );
+    assert_eq!(count(&app, &login(&stale.state)).await, 1);
+    assert_eq!(count(&app, &code_row).await, 1);
+    d1(
+        &app,
+        &format!(
+            "UPDATE sso_logins SET expires_at = 1 WHERE state_hash = '{}'",
+            hash(&stale.state)
+        ),
+    )
+    .await;
+    d1(
+        &app,
+        &format!(
+            "UPDATE sso_codes SET expires_at = 1 WHERE code_hash = '{}'",
+            hash(&code)
+        ),
+    )
+    .await;
+
+    cron(&app).await;
+    assert_eq!(
+        count(&app, &login(&stale.state)).await,
+        0,
+        "expired: purged"
+    );
+    assert_eq!(count(&app, &code_row).await, 0, "expired code: purged");
+    assert_eq!(count(&app, &login(&live.state)).await, 1, "live: kept");
+    // The live sign-in still completes.
+    idp.answer(
+        "code-live",
+        &sign(KEY_A, "a", &claims(&idp.issuer(), &user, &live.nonce)),
+    )
+    .await;
+    let location = callback(&app, "code-live", &live.state).await;
+    assert!(location.starts_with("app://adiuva/sso?code="), "{location}");
+    let r = app
+        .req(Method::POST, "/auth/sso/redeem")
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the purged code");
+}
+
+/// Each start stores a pending sign-in, so starts are throttled per client address before
+/// anything is looked up or stored.
+pub async fn sign_in_starts_are_throttled_per_client_address_before_anything_is_stored(
+    app: TestApp,
+) {
+    let t = team(&app, 2).await;
+    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let domain = format!("throttle-{}.example.com", uuid::Uuid::new_v4().simple());
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
+        .bearer_auth(&t.owner.access_token)
+        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "domains": [domain]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ip = crate::harness::random_ip();
+    let email = format!("dave@{domain}");
+    let once = |ip: String| {
+        app.req(Method::GET, "/auth/sso/start")
+            .header("CF-Connecting-IP", ip)
+            .query(&[("email", email.as_str())])
+            .send()
+    };
+    // 120 starts per address; the rest race for nothing.
+    let answers = futures_util::future::join_all((0..130).map(|_| once(ip.clone()))).await;
+    let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    for r in &answers {
+        *by_status
+            .entry(r.as_ref().unwrap().status().as_u16())
+            .or_default() += 1;
+    }
+    assert_eq!(by_status.get(&200), Some(&120), "{by_status:?}");
+    assert_eq!(by_status.get(&429), Some(&10), "{by_status:?}");
+    let refused = answers
+        .into_iter()
+        .map(Result::unwrap)
+        .find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(refused, 429, "rate_limited").await;
+    let stored = app
+        .stack
+        .d1_execute(&format!(
+            "SELECT COUNT(*) AS n FROM sso_logins WHERE team_id = '{}'",
+            t.id
+        ))
+        .await
+        .expect("d1");
+    assert_eq!(
+        stored[0]["results"][0]["n"], 120,
+        "a refused start stores nothing"
+    );
+    // Another address is not affected.
+    assert_eq!(
+        once(crate::harness::random_ip()).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+/// Two sign-ins racing for the team's last seat: the seat check and the join are one D1
+/// transaction, so one joins and the other is refused with nothing created.
+pub async fn two_sign_ins_racing_for_the_last_seat_make_one_member(app: TestApp) {
+    let t = team(&app, 2).await; // the owner holds one seat
+    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let domain = format!("race-{}.example.com", uuid::Uuid::new_v4().simple());
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
+        .bearer_auth(&t.owner.access_token)
+        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "domains": [domain]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (erin, frank) = (format!("erin@{domain}"), format!("frank@{domain}"));
+    let (for_erin, for_frank) = (start(&app, &erin).await, start(&app, &frank).await);
+    idp.answer(
+        "code-erin",
+        &sign(KEY_A, "a", &claims(&idp.issuer(), &erin, &for_erin.nonce)),
+    )
+    .await;
+    idp.answer(
+        "code-frank",
+        &sign(KEY_A, "a", &claims(&idp.issuer(), &frank, &for_frank.nonce)),
+    )
+    .await;
+    let (one, other) = tokio::join!(
+        callback(&app, "code-erin", &for_erin.state),
+        callback(&app, "code-frank", &for_frank.state)
+    );
+    let mut outcomes = [one, other];
+    outcomes.sort();
+    assert!(
+        outcomes[0].starts_with("app://adiuva/sso?code="),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[1], "app://adiuva/sso?error=no_seat",
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        users_with(&app, &erin).await + users_with(&app, &frank).await,
+        1,
+        "the refused sign-in created no account"
+    );
+    let members: Value = current(&app, &t.owner).await;
+    assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
 }

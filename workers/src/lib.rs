@@ -56,6 +56,7 @@ async fn housekeeping(env: &Env) {
     tracing::info!(
         tickets = r.tickets,
         account_tokens = r.account_tokens,
+        sso = r.sso,
         deletions = r.deletions,
         refresh_tokens = r.refresh_tokens,
         families = r.families,

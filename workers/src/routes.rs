@@ -118,6 +118,8 @@ fn handler(op: Operation) -> Handler {
         Operation::SetTeamMemberRole => |ctx| Box::pin(handlers::teams::set_role(ctx)),
         Operation::SetTeamSeats => |ctx| Box::pin(handlers::teams::set_seats(ctx)),
         Operation::SetTeamSso => |ctx| Box::pin(handlers::sso::configure(ctx)),
+        Operation::GetTeamSso => |ctx| Box::pin(handlers::sso::show(ctx)),
+        Operation::DeleteTeamSso => |ctx| Box::pin(handlers::sso::remove(ctx)),
         Operation::SsoStart => |ctx| Box::pin(handlers::sso::start(ctx)),
         Operation::SsoCallback => |ctx| Box::pin(handlers::sso::callback(ctx)),
         Operation::SsoRedeem => |ctx| Box::pin(handlers::sso::redeem(ctx)),

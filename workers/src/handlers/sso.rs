@@ -1,4 +1,4 @@
-//! Team single sign-on: `PUT /teams/{id}/sso`, `GET /auth/sso/start`,
+//! Team single sign-on: `PUT`/`GET`/`DELETE /teams/{id}/sso`, `GET /auth/sso/start`,
 //! `GET /auth/sso/callback`, `POST /auth/sso/redeem` (see [`shared::teams::sso`]).
 
 use shared::api::{SetSsoRequest, SsoRedeemRequest, SsoStarted, SsoView};
@@ -27,16 +27,33 @@ pub async fn configure(mut ctx: Ctx) -> AppResult<Response> {
         .service()
         .configure(user, ctx.param("id"), settings)
         .await?;
-    json(
-        200,
-        &SsoView {
-            team_id: saved.team_id.to_string(),
-            issuer: saved.issuer,
-            client_id: saved.client_id,
-            domains: saved.domains,
-            required: saved.required,
-        },
-    )
+    json(200, &view_of(saved))
+}
+
+fn view_of(config: shared::teams::sso::SsoConfig) -> SsoView {
+    SsoView {
+        team_id: config.team_id.to_string(),
+        issuer: config.issuer,
+        client_id: config.client_id,
+        domains: config.domains,
+        required: config.required,
+    }
+}
+
+/// `GET /teams/{id}/sso` → the configuration (never the secret).
+pub async fn show(ctx: Ctx) -> AppResult<Response> {
+    let user = ctx.caller()?.user_id;
+    let parts = ctx.app.sso(ctx.base_url()?)?;
+    let config = parts.service().view(user, ctx.param("id")).await?;
+    json(200, &view_of(config))
+}
+
+/// `DELETE /teams/{id}/sso` → `{ok: true}`; the domains are released.
+pub async fn remove(ctx: Ctx) -> AppResult<Response> {
+    let user = ctx.caller()?.user_id;
+    let parts = ctx.app.sso(ctx.base_url()?)?;
+    parts.service().remove(user, ctx.param("id")).await?;
+    json(200, &shared::api::Ok::YES)
 }
 
 /// `GET /auth/sso/start?email=…` → `{authorization_url}`.
@@ -49,7 +66,8 @@ pub async fn start(ctx: Ctx) -> AppResult<Response> {
         .ok_or_else(|| AppError::Validation(vec![FieldError::new("email", "is required")]))?;
     let email = Email::parse(raw).map_err(|f| AppError::Validation(vec![f]))?;
     let parts = ctx.app.sso(ctx.base_url()?)?;
-    let authorization_url = parts.service().start(&email).await?;
+    let ip = ctx.client_ip();
+    let authorization_url = parts.service().start(&email, ip.as_deref()).await?;
     json(200, &SsoStarted { authorization_url })
 }
 

@@ -18,6 +18,14 @@ use crate::teams::TeamRole;
 /// Deadline of one call to the identity provider (ms).
 pub const IDP_TIMEOUT_MS: u64 = 5_000;
 
+/// Sign-in starts allowed per client address: 120 per 10 minutes (each stores a pending
+/// sign-in, kept 10 minutes, so one address holds at most about 120; a whole office behind
+/// one address still signs in at nine).
+pub const SSO_START_RULE: crate::rate_limit::RateRule = crate::rate_limit::RateRule {
+    limit: 120,
+    window_ms: 10 * 60_000,
+};
+
 /// A team's identity provider, as stored (the secret still sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SsoConfig {
@@ -85,6 +93,9 @@ pub trait SsoStore {
     async fn config_for_domain(&self, domain: &str) -> Result<Option<SsoConfig>, StoreError>;
     /// Saves `config` with its domains in one transaction, unless a domain is another team's.
     async fn save(&self, config: &SsoConfig, now: i64) -> Result<SaveOutcome, StoreError>;
+    /// Deletes the team's configuration, its domains and its sign-ins in flight in one
+    /// transaction; whether there was one.
+    async fn delete(&self, team: uuid::Uuid) -> Result<bool, StoreError>;
     /// Keeps the JWKS last fetched.
     async fn store_jwks(&self, team: uuid::Uuid, jwks: &str) -> Result<(), StoreError>;
     /// Records a started sign-in.
@@ -231,15 +242,7 @@ impl SsoService<'_> {
         team_id: &str,
         settings: SsoSettings,
     ) -> Result<SsoConfig, AppError> {
-        let (team, role) = self.teams.team_of(user).await?.ok_or(AppError::NotFound)?;
-        if team.id.to_string() != team_id {
-            return Err(AppError::NotFound);
-        }
-        if !matches!(role, TeamRole::Owner | TeamRole::Admin) {
-            return Err(AppError::Forbidden(
-                "only the owner and admins configure SSO",
-            ));
-        }
+        let team = self.managed_team(user, team_id).await?;
         let now = self.auth.clock.now_ms();
         if !team.is_live(now) {
             return Err(AppError::TierRequired {
@@ -288,12 +291,70 @@ impl SsoService<'_> {
         }
     }
 
+    /// The caller's team when it is `team_id` and the caller its owner or an admin.
+    ///
+    /// # Errors
+    /// 404 outside the team; 403 for a member.
+    async fn managed_team(
+        &self,
+        user: UserId,
+        team_id: &str,
+    ) -> Result<crate::teams::TeamRow, AppError> {
+        let (team, role) = self.teams.team_of(user).await?.ok_or(AppError::NotFound)?;
+        if team.id.to_string() != team_id {
+            return Err(AppError::NotFound);
+        }
+        if !matches!(role, TeamRole::Owner | TeamRole::Admin) {
+            return Err(AppError::Forbidden("only the owner and admins manage SSO"));
+        }
+        Ok(team)
+    }
+
+    /// `GET /teams/{id}/sso`: the configuration (owner or admin; the secret is never shown).
+    ///
+    /// # Errors
+    /// 404 outside the team or when none is configured; 403 for a member.
+    pub async fn view(&self, user: UserId, team_id: &str) -> Result<SsoConfig, AppError> {
+        let team = self.managed_team(user, team_id).await?;
+        self.store.config(team.id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// `DELETE /teams/{id}/sso`: removes the configuration, releasing its domains (owner or
+    /// admin; allowed whatever the subscription, so an ended team can still let go of them).
+    /// Sign-ins in flight fail; members keep their accounts and seats, and sign in with a
+    /// password (after a reset, for accounts created through SSO).
+    ///
+    /// # Errors
+    /// 404 outside the team or when none is configured; 403 for a member.
+    pub async fn remove(&self, user: UserId, team_id: &str) -> Result<(), AppError> {
+        let team = self.managed_team(user, team_id).await?;
+        if !self.store.delete(team.id).await? {
+            return Err(AppError::NotFound);
+        }
+        tracing::info!(user_id = %user, team_id = %team.id, "team SSO removed");
+        Ok(())
+    }
+
     /// `GET /auth/sso/start?email=…`: the authorization URL of the team claiming the address's
     /// domain.
     ///
     /// # Errors
-    /// 422 for a bad address; 404 when no team claims its domain.
-    pub async fn start(&self, email: &Email) -> Result<String, AppError> {
+    /// 429 past [`SSO_START_RULE`] for the client address; 404 when no team claims the
+    /// address's domain.
+    pub async fn start(&self, email: &Email, client_ip: Option<&str>) -> Result<String, AppError> {
+        // Each start stores a sign-in, so the unit is taken before anything is read or written.
+        let key = format!("sso:ip:{}", client_ip.unwrap_or("unknown"));
+        let d = self
+            .auth
+            .limiter
+            .check(&key, SSO_START_RULE, crate::rate_limit::RateOp::Acquire)
+            .await?;
+        if !d.allowed {
+            tracing::warn!("SSO sign-in starts throttled");
+            return Err(AppError::RateLimited {
+                retry_after_secs: d.retry_after_secs(),
+            });
+        }
         let domain = email_domain(email.as_str()).ok_or(AppError::NotFound)?;
         let config = self
             .store

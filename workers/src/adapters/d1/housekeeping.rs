@@ -80,6 +80,28 @@ impl HousekeepingStore for D1HousekeepingStore {
         Ok(count(changes(&r)))
     }
 
+    async fn purge_sso(&self, before: i64, limit: u32) -> Result<u32, StoreError> {
+        let args = [int(before), int(i64::from(limit))];
+        let logins = stmt(
+            &self.0,
+            "DELETE FROM sso_logins WHERE state_hash IN \
+             (SELECT state_hash FROM sso_logins WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)",
+            &args,
+        )?;
+        let codes = stmt(
+            &self.0,
+            "DELETE FROM sso_codes WHERE code_hash IN \
+             (SELECT code_hash FROM sso_codes WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)",
+            &args,
+        )?;
+        let results = self
+            .0
+            .batch(vec![logins, codes])
+            .await
+            .map_err(|e| unavailable("purging SSO sign-ins and codes", &e))?;
+        Ok(count(results.iter().map(changes).sum()))
+    }
+
     async fn purge_refresh_tokens(&self, before: i64, limit: u32) -> Result<u32, StoreError> {
         let args = [int(before), int(i64::from(limit))];
         let unlink = stmt(

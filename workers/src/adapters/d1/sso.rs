@@ -181,6 +181,25 @@ impl SsoStore for D1SsoStore {
         }
     }
 
+    async fn delete(&self, team: uuid::Uuid) -> Result<bool, StoreError> {
+        let team = [text(team.to_string())];
+        let statements = vec![
+            stmt(
+                &self.0,
+                "DELETE FROM team_sso_domains WHERE team_id = ?1",
+                &team,
+            )?,
+            stmt(&self.0, "DELETE FROM sso_logins WHERE team_id = ?1", &team)?,
+            stmt(&self.0, "DELETE FROM team_sso WHERE team_id = ?1", &team)?,
+        ];
+        let results = self
+            .0
+            .batch(statements)
+            .await
+            .map_err(|e| unavailable("removing team SSO", &e))?;
+        Ok(results.get(2).map_or(0, changes) == 1)
+    }
+
     async fn store_jwks(&self, team: uuid::Uuid, jwks: &str) -> Result<(), StoreError> {
         stmt(
             &self.0,

@@ -1,13 +1,12 @@
 //! Team single sign-on end to end, against a scripted OIDC provider on loopback (discovery,
-//! JWKS, token endpoint) that signs ID tokens with the test-only fixture keys of
-//! `shared/tests/fixtures/oidc`.
+//! JWKS, token endpoint) that signs ID tokens with RSA keys the test generates (once per run).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rsa::traits::PublicKeyParts;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -17,8 +16,30 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::helpers::{assert_error, TestApp};
 use crate::teams::{current, team, verified};
 
-const KEY_A: &str = include_str!("../../shared/tests/fixtures/oidc/rsa-a.pem");
-const KEY_B: &str = include_str!("../../shared/tests/fixtures/oidc/rsa-b.pem");
+/// The identity provider's two signing keys (PKCS#8 PEM): 2048-bit RSA, generated once per
+/// test run.
+fn keys() -> &'static [String; 2] {
+    static KEYS: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut rng = rand_core::OsRng;
+        let mut new = || {
+            rsa::RsaPrivateKey::new(&mut rng, 2048)
+                .expect("an RSA key")
+                .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+                .expect("PEM")
+                .to_string()
+        };
+        [new(), new()]
+    })
+}
+
+fn key_a() -> &'static str {
+    &keys()[0]
+}
+
+fn key_b() -> &'static str {
+    &keys()[1]
+}
 const CLIENT_ID: &str = "adiuva-e2e";
 const CLIENT_SECRET: &str = "idp-client-secret-e2e";
 
@@ -192,7 +213,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
     app: TestApp,
 ) {
     let t = team(&app, 3).await;
-    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
     let domain = format!("sso-{}.example.com", uuid::Uuid::new_v4().simple());
     let config = json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET, "domains": [domain.to_uppercase()]});
@@ -252,7 +273,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
     let s = start(&app, &alice).await;
     idp.answer(
         "code-alice",
-        &sign(KEY_A, "a", &claims(&idp.issuer(), &alice, &s.nonce)),
+        &sign(key_a(), "a", &claims(&idp.issuer(), &alice, &s.nonce)),
     )
     .await;
     let location = callback(&app, "code-alice", &s.state).await;
@@ -322,7 +343,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
     let cases: Vec<(&str, Forge<'_>, &str)> = vec![
         (
             "wrong-nonce",
-            Box::new(|email, _nonce| sign(KEY_A, "a", &claims(&issuer, email, "another-nonce"))),
+            Box::new(|email, _nonce| sign(key_a(), "a", &claims(&issuer, email, "another-nonce"))),
             "invalid_id_token",
         ),
         (
@@ -330,7 +351,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
             Box::new(|email, nonce| {
                 let mut c = claims(&issuer, email, nonce);
                 c["aud"] = json!("someone-else");
-                sign(KEY_A, "a", &c)
+                sign(key_a(), "a", &c)
             }),
             "invalid_id_token",
         ),
@@ -339,7 +360,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
             Box::new(|email, nonce| {
                 let mut c = claims(&issuer, email, nonce);
                 c["exp"] = json!(now_s() - 600);
-                sign(KEY_A, "a", &c)
+                sign(key_a(), "a", &c)
             }),
             "invalid_id_token",
         ),
@@ -356,7 +377,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
         ),
         (
             "unknown-key",
-            Box::new(|email, nonce| sign(KEY_B, "b", &claims(&issuer, email, nonce))),
+            Box::new(|email, nonce| sign(key_b(), "b", &claims(&issuer, email, nonce))),
             "invalid_id_token",
         ),
         (
@@ -364,7 +385,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
             Box::new(|email, nonce| {
                 let mut c = claims(&issuer, email, nonce);
                 c["email_verified"] = json!(false);
-                sign(KEY_A, "a", &c)
+                sign(key_a(), "a", &c)
             }),
             "email_not_verified",
         ),
@@ -386,7 +407,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
     let foreign = "mallory@elsewhere.example.net";
     idp.answer(
         "code-foreign",
-        &sign(KEY_A, "a", &claims(&issuer, foreign, &s.nonce)),
+        &sign(key_a(), "a", &claims(&issuer, foreign, &s.nonce)),
     )
     .await;
     assert_eq!(
@@ -397,12 +418,12 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
 
     // The IdP rotates to key B: an unknown kid fetches the JWKS again once, and the dropped key
     // A is no longer trusted.
-    idp.publish(vec![jwk(KEY_B, "b")], 1).await;
+    idp.publish(vec![jwk(key_b(), "b")], 1).await;
     let erin = format!("erin@{domain}");
     let s = start(&app, &erin).await;
     idp.answer(
         "code-erin",
-        &sign(KEY_B, "b", &claims(&issuer, &erin, &s.nonce)),
+        &sign(key_b(), "b", &claims(&issuer, &erin, &s.nonce)),
     )
     .await;
     let location = callback(&app, "code-erin", &s.state).await;
@@ -411,7 +432,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
     let s = start(&app, &old).await;
     idp.answer(
         "code-old",
-        &sign(KEY_A, "a", &claims(&issuer, &old, &s.nonce)),
+        &sign(key_a(), "a", &claims(&issuer, &old, &s.nonce)),
     )
     .await;
     assert_eq!(
@@ -424,7 +445,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
     let s = start(&app, &frank).await;
     idp.answer(
         "code-frank",
-        &sign(KEY_B, "b", &claims(&issuer, &frank, &s.nonce)),
+        &sign(key_b(), "b", &claims(&issuer, &frank, &s.nonce)),
     )
     .await;
     assert_eq!(
@@ -436,7 +457,7 @@ pub async fn a_team_member_signs_in_through_the_teams_identity_provider_and_ever
 
 pub async fn a_team_that_requires_sso_refuses_password_login_at_its_domains(app: TestApp) {
     let t = team(&app, 3).await;
-    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
     let domain = format!("required-{}.example.com", uuid::Uuid::new_v4().simple());
     let email = format!("dave@{domain}");
     let r = app
@@ -476,7 +497,7 @@ pub async fn a_team_that_requires_sso_refuses_password_login_at_its_domains(app:
 
 pub async fn only_the_owner_or_an_admin_of_a_live_team_configures_sso(app: TestApp) {
     let t = team(&app, 3).await;
-    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
     let domain = format!("gate-{}.example.com", uuid::Uuid::new_v4().simple());
     let config = json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET, "domains": [domain]});
@@ -552,7 +573,7 @@ pub async fn the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones(_
     use crate::housekeeping::{count, cron, d1, stack};
     let app = stack(None).await;
     let t = team(&app, 3).await;
-    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
     let domain = format!("hk-{}.example.com", uuid::Uuid::new_v4().simple());
     let r = app
         .req(Method::PUT, &format!("/teams/{}/sso", t.id))
@@ -571,7 +592,7 @@ pub async fn the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones(_
     );
     idp.answer(
         "code-done",
-        &sign(KEY_A, "a", &claims(&idp.issuer(), &user, &done.nonce)),
+        &sign(key_a(), "a", &claims(&idp.issuer(), &user, &done.nonce)),
     )
     .await;
     let location = callback(&app, "code-done", &done.state).await;
@@ -620,7 +641,7 @@ pub async fn the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones(_
     // The live sign-in still completes.
     idp.answer(
         "code-live",
-        &sign(KEY_A, "a", &claims(&idp.issuer(), &user, &live.nonce)),
+        &sign(key_a(), "a", &claims(&idp.issuer(), &user, &live.nonce)),
     )
     .await;
     let location = callback(&app, "code-live", &live.state).await;
@@ -640,7 +661,7 @@ pub async fn sign_in_starts_are_throttled_per_client_address_before_anything_is_
     app: TestApp,
 ) {
     let t = team(&app, 2).await;
-    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
     let domain = format!("throttle-{}.example.com", uuid::Uuid::new_v4().simple());
     let r = app
         .req(Method::PUT, &format!("/teams/{}/sso", t.id))
@@ -699,7 +720,7 @@ pub async fn sign_in_starts_are_throttled_per_client_address_before_anything_is_
 /// transaction, so one joins and the other is refused with nothing created.
 pub async fn two_sign_ins_racing_for_the_last_seat_make_one_member(app: TestApp) {
     let t = team(&app, 2).await; // the owner holds one seat
-    let idp = Idp::start(vec![jwk(KEY_A, "a")]).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
     let domain = format!("race-{}.example.com", uuid::Uuid::new_v4().simple());
     let r = app
         .req(Method::PUT, &format!("/teams/{}/sso", t.id))
@@ -714,12 +735,16 @@ pub async fn two_sign_ins_racing_for_the_last_seat_make_one_member(app: TestApp)
     let (for_erin, for_frank) = (start(&app, &erin).await, start(&app, &frank).await);
     idp.answer(
         "code-erin",
-        &sign(KEY_A, "a", &claims(&idp.issuer(), &erin, &for_erin.nonce)),
+        &sign(key_a(), "a", &claims(&idp.issuer(), &erin, &for_erin.nonce)),
     )
     .await;
     idp.answer(
         "code-frank",
-        &sign(KEY_A, "a", &claims(&idp.issuer(), &frank, &for_frank.nonce)),
+        &sign(
+            key_a(),
+            "a",
+            &claims(&idp.issuer(), &frank, &for_frank.nonce),
+        ),
     )
     .await;
     let (one, other) = tokio::join!(
@@ -743,4 +768,46 @@ pub async fn two_sign_ins_racing_for_the_last_seat_make_one_member(app: TestApp)
     );
     let members: Value = current(&app, &t.owner).await;
     assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+}
+
+/// A suspended account gets no session through SSO either: the callback refuses it before
+/// any join (`not_allowed`), so SSO is no way around a suspension.
+pub async fn a_suspended_account_cannot_sign_in_through_sso(app: TestApp) {
+    let t = team(&app, 3).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
+    let domain = format!("susp-{}.example.com", uuid::Uuid::new_v4().simple());
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
+        .bearer_auth(&t.owner.access_token)
+        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "domains": [domain]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let grace = format!("grace@{domain}");
+    let first = start(&app, &grace).await;
+    idp.answer(
+        "code-grace-1",
+        &sign(key_a(), "a", &claims(&idp.issuer(), &grace, &first.nonce)),
+    )
+    .await;
+    let location = callback(&app, "code-grace-1", &first.state).await;
+    assert!(location.starts_with("app://adiuva/sso?code="), "{location}");
+    app.stack
+        .d1_execute(&format!(
+            "UPDATE users SET suspended_at = 1 WHERE email = '{grace}'"
+        ))
+        .await
+        .expect("d1");
+    let again = start(&app, &grace).await;
+    idp.answer(
+        "code-grace-2",
+        &sign(key_a(), "a", &claims(&idp.issuer(), &grace, &again.nonce)),
+    )
+    .await;
+    assert_eq!(
+        callback(&app, "code-grace-2", &again.state).await,
+        "app://adiuva/sso?error=not_allowed"
+    );
 }

@@ -1,7 +1,6 @@
 use jwt_compact::alg::{Hs256, Hs256Key, Rsa, RsaPrivateKey, RsaPublicKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{AlgorithmExt, Claims, Header};
-use rsa::pkcs8::DecodePrivateKey;
 use serde_json::{json, Value};
 
 use super::*;
@@ -12,16 +11,22 @@ const ISSUER: &str = "http://127.0.0.1:9999/idp";
 const CLIENT: &str = "adiuva-client";
 const NONCE: &str = "n-0S6_WzA2Mj";
 
-fn rsa_key(pem: &str) -> RsaPrivateKey {
-    RsaPrivateKey::from_pkcs8_pem(pem).expect("fixture RSA key")
+/// Two 2048-bit RSA keys, generated once per test run (no private key is committed).
+fn rsa_keys() -> &'static [RsaPrivateKey; 2] {
+    static KEYS: std::sync::OnceLock<[RsaPrivateKey; 2]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut rng = rand_core::OsRng;
+        let mut new = || RsaPrivateKey::new(&mut rng, 2048).expect("an RSA key");
+        [new(), new()]
+    })
 }
 
 fn key_a() -> RsaPrivateKey {
-    rsa_key(include_str!("../../tests/fixtures/oidc/rsa-a.pem"))
+    rsa_keys()[0].clone()
 }
 
 fn key_b() -> RsaPrivateKey {
-    rsa_key(include_str!("../../tests/fixtures/oidc/rsa-b.pem"))
+    rsa_keys()[1].clone()
 }
 
 fn ec_key() -> p256::ecdsa::SigningKey {

@@ -82,6 +82,8 @@ pub enum SsoJoin {
     OtherTeam,
     /// The team's subscription no longer grants the Team tier.
     Ended,
+    /// The account is suspended; nothing changed.
+    Suspended,
 }
 
 /// D1's side of SSO (`team_sso`, `team_sso_domains`, `sso_logins`, `sso_codes`).
@@ -467,7 +469,7 @@ impl SsoService<'_> {
             SsoJoin::Member(user) => user,
             SsoJoin::NoSeat => return Err(SsoFailure::NoSeat),
             SsoJoin::OtherTeam => return Err(SsoFailure::OtherTeam),
-            SsoJoin::Ended => return Err(SsoFailure::NotAllowed),
+            SsoJoin::Ended | SsoJoin::Suspended => return Err(SsoFailure::NotAllowed),
         };
         let mut raw = [0u8; 32];
         self.auth.rng.fill(&mut raw);

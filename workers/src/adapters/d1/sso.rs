@@ -286,6 +286,7 @@ impl SsoStore for D1SsoStore {
         struct Existing {
             id: String,
             team_id: Option<String>,
+            suspended_at: Option<f64>,
         }
         #[derive(Deserialize)]
         struct Live {
@@ -294,8 +295,8 @@ impl SsoStore for D1SsoStore {
         let t = text(team.to_string());
         let existing = stmt(
             &self.0,
-            "SELECT u.id, m.team_id FROM users u LEFT JOIN team_members m ON m.user_id = u.id \
-             WHERE u.email = ?1",
+            "SELECT u.id, m.team_id, u.suspended_at FROM users u \
+             LEFT JOIN team_members m ON m.user_id = u.id WHERE u.email = ?1",
             &[text(email.as_str())],
         )?
         .first::<Existing>(None)
@@ -303,6 +304,10 @@ impl SsoStore for D1SsoStore {
         .map_err(|e| unavailable("reading an SSO account", &e))?;
         if let Some(e) = &existing {
             let id = UserId::parse(&e.id).ok_or_else(|| corrupt("users.id"))?;
+            // A suspended account neither signs in nor joins.
+            if e.suspended_at.is_some() {
+                return Ok(SsoJoin::Suspended);
+            }
             match e.team_id.as_deref() {
                 Some(other) if other == team.to_string() => return Ok(SsoJoin::Member(id)),
                 Some(_) => return Ok(SsoJoin::OtherTeam),

@@ -954,12 +954,22 @@ pub enum HttpError {
     /// The connection failed.
     #[error("network error: {0}")]
     Network(String),
+    /// The answer's body is longer than [`MAX_RESPONSE_BYTES`] (the request was aborted).
+    #[error("response body too large")]
+    TooLarge,
 }
+
+/// The largest whole body [`HttpClient::send`] reads (16 MiB): a longer answer is refused
+/// (and its request aborted) before it is buffered, so an upstream that lies about its size
+/// or never stops cannot exhaust the isolate's memory. Callers bound their own answers more
+/// tightly after this (the identity provider's to 256 KiB, for instance).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Outbound HTTP (`fetch` in the worker).
 #[async_trait(?Send)]
 pub trait HttpClient {
-    /// Sends a request, aborting it at its deadline.
+    /// Sends a request, aborting it at its deadline; a body over [`MAX_RESPONSE_BYTES`] is
+    /// [`HttpError::TooLarge`].
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError>;
     /// Sends a request and answers as soon as the headers arrive; the body streams. The
     /// deadline (`timeout_ms`) covers the wait for the headers; the caller bounds the gaps

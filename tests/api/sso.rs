@@ -811,3 +811,41 @@ pub async fn a_suspended_account_cannot_sign_in_through_sso(app: TestApp) {
         "app://adiuva/sso?error=not_allowed"
     );
 }
+
+/// An identity provider that answers the code exchange with more than any worker should hold
+/// (17 MiB): the body is refused before it is read, the sign-in fails as `exchange_failed`,
+/// and the worker goes on serving.
+pub async fn an_identity_provider_answering_with_an_oversized_body_fails_the_sign_in_only(
+    app: TestApp,
+) {
+    let t = team(&app, 3).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
+    let domain = format!("huge-{}.example.com", uuid::Uuid::new_v4().simple());
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
+        .bearer_auth(&t.owner.access_token)
+        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "domains": [domain]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let heidi = format!("heidi@{domain}");
+    let s = start(&app, &heidi).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Type", "application/json")
+                .set_body_bytes(vec![b' '; 17 * 1024 * 1024]),
+        )
+        .mount(&idp.server)
+        .await;
+    assert_eq!(
+        callback(&app, "code-heidi", &s.state).await,
+        "app://adiuva/sso?error=exchange_failed"
+    );
+    assert_eq!(users_with(&app, &heidi).await, 0, "nothing created");
+    let health = app.req(Method::GET, "/health").send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}

@@ -170,6 +170,8 @@ impl<H: HttpClient> StripeClient<H> {
             let outcome = self.http.send(req.clone()).await;
             let retryable = match &outcome {
                 Err(HttpError::Timeout | HttpError::Network(_)) => true,
+                // The same answer again would be as long.
+                Err(HttpError::TooLarge) => false,
                 Ok(r) => r.status == 429 || r.status >= 500,
             };
             if retryable && attempt < RETRIES {

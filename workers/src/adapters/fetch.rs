@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::{select, Either};
 use futures_util::{pin_mut, stream, StreamExt};
-use shared::ports::{HttpClient, HttpError, HttpRequest, HttpResponse, HttpStreamResponse};
+use shared::ports::{
+    HttpClient, HttpError, HttpRequest, HttpResponse, HttpStreamResponse, MAX_RESPONSE_BYTES,
+};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 /// `fetch`.
@@ -54,6 +56,38 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The whole body, at most [`MAX_RESPONSE_BYTES`]. A declared length is checked before
+/// anything is read (then the body comes in one piece); without one, the stream is counted
+/// chunk by chunk and given up past the bound.
+async fn bounded_body(mut resp: worker::Response) -> Result<Vec<u8>, HttpError> {
+    let declared = resp
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = declared {
+        if length > MAX_RESPONSE_BYTES as u64 {
+            return Err(HttpError::TooLarge);
+        }
+        return super::response_bytes(resp)
+            .await
+            .map_err(|e| network("body", &e));
+    }
+    let Ok(mut chunks) = resp.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| network("body", &e))?;
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(HttpError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[async_trait(?Send)]
 impl HttpClient for FetchHttpClient {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
@@ -69,9 +103,7 @@ impl HttpClient for FetchHttpClient {
                 .await
                 .map_err(|e| network("fetch", &e))?;
             let status = resp.status_code();
-            let body = super::response_bytes(resp)
-                .await
-                .map_err(|e| network("body", &e))?;
+            let body = bounded_body(resp).await?;
             Ok(HttpResponse { status, body })
         };
         let deadline = Delay::from(Duration::from_millis(req.timeout_ms));

@@ -199,6 +199,24 @@ fn claims(issuer: &str, email: &str, nonce: &str) -> Value {
         "email": email, "email_verified": true, "iat": now_s(), "exp": now_s() + 300})
 }
 
+/// A team of `seats` whose SSO (a fresh scripted IdP signing with key `a`) claims one new
+/// domain starting with `prefix`.
+async fn configured(app: &TestApp, seats: u32, prefix: &str) -> (crate::teams::Team, Idp, String) {
+    let t = team(app, seats).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
+    let domain = format!("{prefix}-{}.example.com", uuid::Uuid::new_v4().simple());
+    let r = app
+        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
+        .bearer_auth(&t.owner.access_token)
+        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "domains": [domain]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "SSO configured");
+    (t, idp, domain)
+}
+
 async fn users_with(app: &TestApp, email: &str) -> usize {
     let out = app
         .stack
@@ -572,18 +590,7 @@ pub async fn only_the_owner_or_an_admin_of_a_live_team_configures_sso(app: TestA
 pub async fn the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones(_app: TestApp) {
     use crate::housekeeping::{count, cron, d1, stack};
     let app = stack(None).await;
-    let t = team(&app, 3).await;
-    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
-    let domain = format!("hk-{}.example.com", uuid::Uuid::new_v4().simple());
-    let r = app
-        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
-        .bearer_auth(&t.owner.access_token)
-        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET, "domains": [domain]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let (_team, idp, domain) = configured(&app, 3, "hk").await;
     let user = format!("carol@{domain}");
     let (stale, live, done) = (
         start(&app, &user).await,
@@ -660,18 +667,7 @@ pub async fn the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones(_
 pub async fn sign_in_starts_are_throttled_per_client_address_before_anything_is_stored(
     app: TestApp,
 ) {
-    let t = team(&app, 2).await;
-    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
-    let domain = format!("throttle-{}.example.com", uuid::Uuid::new_v4().simple());
-    let r = app
-        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
-        .bearer_auth(&t.owner.access_token)
-        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET, "domains": [domain]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let (t, _idp, domain) = configured(&app, 2, "throttle").await;
     let ip = crate::harness::random_ip();
     let email = format!("dave@{domain}");
     let once = |ip: String| {
@@ -719,18 +715,7 @@ pub async fn sign_in_starts_are_throttled_per_client_address_before_anything_is_
 /// Two sign-ins racing for the team's last seat: the seat check and the join are one D1
 /// transaction, so one joins and the other is refused with nothing created.
 pub async fn two_sign_ins_racing_for_the_last_seat_make_one_member(app: TestApp) {
-    let t = team(&app, 2).await; // the owner holds one seat
-    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
-    let domain = format!("race-{}.example.com", uuid::Uuid::new_v4().simple());
-    let r = app
-        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
-        .bearer_auth(&t.owner.access_token)
-        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET, "domains": [domain]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let (t, idp, domain) = configured(&app, 2, "race").await; // the owner holds one seat
     let (erin, frank) = (format!("erin@{domain}"), format!("frank@{domain}"));
     let (for_erin, for_frank) = (start(&app, &erin).await, start(&app, &frank).await);
     idp.answer(
@@ -773,18 +758,7 @@ pub async fn two_sign_ins_racing_for_the_last_seat_make_one_member(app: TestApp)
 /// A suspended account gets no session through SSO either: the callback refuses it before
 /// any join (`not_allowed`), so SSO is no way around a suspension.
 pub async fn a_suspended_account_cannot_sign_in_through_sso(app: TestApp) {
-    let t = team(&app, 3).await;
-    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
-    let domain = format!("susp-{}.example.com", uuid::Uuid::new_v4().simple());
-    let r = app
-        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
-        .bearer_auth(&t.owner.access_token)
-        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET, "domains": [domain]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let (_team, idp, domain) = configured(&app, 3, "susp").await;
     let grace = format!("grace@{domain}");
     let first = start(&app, &grace).await;
     idp.answer(
@@ -818,18 +792,7 @@ pub async fn a_suspended_account_cannot_sign_in_through_sso(app: TestApp) {
 pub async fn an_identity_provider_answering_with_an_oversized_body_fails_the_sign_in_only(
     app: TestApp,
 ) {
-    let t = team(&app, 3).await;
-    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
-    let domain = format!("huge-{}.example.com", uuid::Uuid::new_v4().simple());
-    let r = app
-        .req(Method::PUT, &format!("/teams/{}/sso", t.id))
-        .bearer_auth(&t.owner.access_token)
-        .json(&json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET, "domains": [domain]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let (_team, idp, domain) = configured(&app, 3, "huge").await;
     let heidi = format!("heidi@{domain}");
     let s = start(&app, &heidi).await;
     Mock::given(method("POST"))

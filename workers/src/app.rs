@@ -43,6 +43,11 @@ use crate::adapters::{
 };
 use crate::state::{self, Shared, BACKUPS, DB, PLUGINS, RATE_LIMITER, RECORDS, USER_HOME};
 
+/// Homes one billing change pushes to at once (see [`App::push_team_accounts`]).
+pub const TEAM_PUSH_LIMIT: usize = 100;
+/// Pushes in flight at a time.
+pub const TEAM_PUSH_CONCURRENCY: usize = 8;
+
 /// One event's wiring.
 pub struct App {
     env: Env,
@@ -269,6 +274,11 @@ impl App {
     /// Pushes the account to the home of every member of the team `user` owns or belongs to
     /// (`user` alone outside a team): after a billing change, each member's tier in force may
     /// have changed. Failures are logged per home, as in [`Self::push_account`].
+    ///
+    /// Each push costs two subrequests (a D1 read, a home call) and a Worker's request has
+    /// 1,000, so one webhook pushes to at most [`TEAM_PUSH_LIMIT`] homes, `user`'s first,
+    /// [`TEAM_PUSH_CONCURRENCY`] at a time; the homes of a larger team's other members
+    /// re-read D1 themselves within a minute.
     pub async fn push_team_accounts(&self, user: UserId) {
         let homes = match self.db() {
             Ok(db) => D1TeamStore(db)
@@ -278,8 +288,25 @@ impl App {
             Err(e) => Err(e),
         };
         match homes {
-            Ok(ids) => {
-                futures_util::future::join_all(ids.into_iter().map(|u| self.push_account(u))).await;
+            Ok(mut ids) => {
+                ids.retain(|u| *u != user);
+                let members = ids.len() + 1;
+                ids.insert(0, user);
+                ids.truncate(TEAM_PUSH_LIMIT);
+                if members > TEAM_PUSH_LIMIT {
+                    tracing::info!(
+                        user_id = %user,
+                        members,
+                        pushed = TEAM_PUSH_LIMIT,
+                        "team push capped; the other homes re-read D1 within a minute"
+                    );
+                }
+                futures_util::StreamExt::for_each_concurrent(
+                    futures_util::stream::iter(ids),
+                    TEAM_PUSH_CONCURRENCY,
+                    |u| self.push_account(u),
+                )
+                .await;
             }
             Err(e) => {
                 tracing::warn!(user_id = %user, error = ?e, "reading the team to push failed");

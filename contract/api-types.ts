@@ -588,8 +588,8 @@ export type paths = {
          *     redirect to the app: `app://adiuva/sso?code=…` (60 s, single use, for
          *     `POST /auth/sso/redeem`) or `app://adiuva/sso?error=<code>` with `invalid_request`,
          *     `invalid_state`, `exchange_failed`, `invalid_id_token`, `email_not_verified`,
-         *     `domain_mismatch`, `other_team`, `no_seat`, `not_allowed` or `unavailable` (and nothing
-         *     created).
+         *     `domain_mismatch`, `other_team`, `no_seat`, `not_allowed`, `account_unverified` or
+         *     `unavailable` (and nothing created).
          */
         get: operations["sso_callback"];
         put?: never;

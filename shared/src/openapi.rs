@@ -1176,8 +1176,8 @@ fn sso_start() {}
 /// redirect to the app: `app://adiuva/sso?code=…` (60 s, single use, for
 /// `POST /auth/sso/redeem`) or `app://adiuva/sso?error=<code>` with `invalid_request`,
 /// `invalid_state`, `exchange_failed`, `invalid_id_token`, `email_not_verified`,
-/// `domain_mismatch`, `other_team`, `no_seat`, `not_allowed` or `unavailable` (and nothing
-/// created).
+/// `domain_mismatch`, `other_team`, `no_seat`, `not_allowed`, `account_unverified` or
+/// `unavailable` (and nothing created).
 #[utoipa::path(get, path = "/api/v1/auth/sso/callback", tag = "auth", operation_id = "sso_callback",
     params(
         ("code" = Option<String>, Query, description = "The authorization code."),

@@ -92,6 +92,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         sso::the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones,
         sso::two_sign_ins_racing_for_the_last_seat_make_one_member,
         sso::a_suspended_account_cannot_sign_in_through_sso,
+        sso::sso_never_signs_in_to_an_unverified_account_someone_else_may_have_registered,
         sso::an_identity_provider_answering_with_an_oversized_body_fails_the_sign_in_only,
         admin::a_user_who_is_not_an_admin_is_forbidden_every_admin_endpoint,
         admin::an_admin_address_that_was_never_verified_is_not_an_admin,

@@ -511,6 +511,41 @@ pub async fn a_team_that_requires_sso_refuses_password_login_at_its_domains(app:
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    // Once the team's subscription ends, SSO is refused, so password login works again.
+    crate::teams::cancel(&app, &t).await;
+    assert_eq!(
+        login().await.status(),
+        StatusCode::OK,
+        "after the team ended"
+    );
+}
+
+/// Someone registers an address of the team's domain before its owner ever signs in (the
+/// account stays unverified): SSO neither signs in to that account nor takes it into the team.
+pub async fn sso_never_signs_in_to_an_unverified_account_someone_else_may_have_registered(
+    app: TestApp,
+) {
+    let (t, idp, domain) = configured(&app, 3, "prereg").await;
+    let ivan = format!("ivan@{domain}");
+    let r = app
+        .post_json(
+            "/auth/register",
+            &json!({"email": ivan, "password": "the squatter's password"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let s = start(&app, &ivan).await;
+    idp.answer(
+        "code-ivan",
+        &sign(key_a(), "a", &claims(&idp.issuer(), &ivan, &s.nonce)),
+    )
+    .await;
+    assert_eq!(
+        callback(&app, "code-ivan", &s.state).await,
+        "app://adiuva/sso?error=account_unverified"
+    );
+    let members: Value = current(&app, &t.owner).await;
+    assert_eq!(members["members"].as_array().unwrap().len(), 1, "{members}");
 }
 
 pub async fn only_the_owner_or_an_admin_of_a_live_team_configures_sso(app: TestApp) {

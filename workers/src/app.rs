@@ -519,7 +519,10 @@ impl App {
         &self,
         email: &shared::domain::Email,
     ) -> Result<bool, AppError> {
-        Ok(D1SsoStore(self.db()?).password_login_refused(email).await?)
+        let now = i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX);
+        Ok(D1SsoStore(self.db()?)
+            .password_login_refused(email, now)
+            .await?)
     }
 
     /// Team SSO's adapters; the callback is under `public_base`.

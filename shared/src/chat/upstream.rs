@@ -69,6 +69,13 @@ where
         let outcome = send().await;
         match outcome {
             Ok(r) if !is_retryable(status(&r)) => return Ok((r, attempts)),
+            // The same answer again would be as long.
+            Err(HttpError::TooLarge) => {
+                return Err(UpstreamError::Unavailable(format!(
+                    "{service}: {}",
+                    HttpError::TooLarge
+                )))
+            }
             _ if attempts <= RETRIES => {
                 http.sleep(BACKOFF_MS * u64::from(attempts)).await;
             }

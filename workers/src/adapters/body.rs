@@ -2,11 +2,10 @@
 //!
 //! `worker::Response::{text, json, bytes}` read a streamed body chunk by chunk through a
 //! `ReadableStream` reader (several JS↔wasm crossings per chunk), and `Request::json` decodes
-//! through `serde_wasm_bindgen` (one crossing per field). A home's answer, a limiter's decision
-//! or an LLM's JSON are small and wanted whole: `text()` / `arrayBuffer()` hand them over in
+//! through `serde_wasm_bindgen` (one crossing per field). A home's answer or a limiter's decision
+//! are small and wanted whole: `text()` hands them over in
 //! one piece, and `serde_json` decodes them in wasm.
 
-use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Error, Request, Response};
 
@@ -23,19 +22,6 @@ async fn response_text(resp: Response) -> Result<String, Error> {
         .map_err(|e| js("reading a body", &e))?
         .as_string()
         .ok_or_else(|| Error::RustError("a body that is not text".into()))
-}
-
-/// The whole body of `resp` as bytes.
-pub async fn response_bytes(resp: Response) -> Result<Vec<u8>, Error> {
-    let web: web_sys::Response = resp.into();
-    let promise = web.array_buffer().map_err(|e| js("reading a body", &e))?;
-    let buffer = JsFuture::from(promise)
-        .await
-        .map_err(|e| js("reading a body", &e))?;
-    let buffer: js_sys::ArrayBuffer = buffer
-        .dyn_into()
-        .map_err(|_| Error::RustError("a body that is not bytes".into()))?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// `resp`'s JSON body, decoded in wasm.

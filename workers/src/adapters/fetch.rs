@@ -56,9 +56,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The whole body, at most [`MAX_RESPONSE_BYTES`]. A declared length is checked before
-/// anything is read (then the body comes in one piece); without one, the stream is counted
-/// chunk by chunk and given up past the bound.
+/// The whole body, at most [`MAX_RESPONSE_BYTES`]. A declared length over the bound is
+/// refused before anything is read; the stream is counted chunk by chunk all the same, since
+/// `fetch` decompresses a gzip or brotli body whose `Content-Length` is its compressed size.
 async fn bounded_body(mut resp: worker::Response) -> Result<Vec<u8>, HttpError> {
     let declared = resp
         .headers()
@@ -70,9 +70,6 @@ async fn bounded_body(mut resp: worker::Response) -> Result<Vec<u8>, HttpError> 
         if length > MAX_RESPONSE_BYTES as u64 {
             return Err(HttpError::TooLarge);
         }
-        return super::response_bytes(resp)
-            .await
-            .map_err(|e| network("body", &e));
     }
     let Ok(mut chunks) = resp.stream() else {
         return Ok(Vec::new());

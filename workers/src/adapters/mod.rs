@@ -11,7 +11,7 @@ mod home;
 mod r2;
 mod vectorize;
 
-pub use body::{request_json, response_bytes, response_json};
+pub use body::{request_json, response_json};
 pub use d1::{
     D1AccountLoader, D1AccountTokenStore, D1AdminStore, D1BillingStore, D1DeletionStore,
     D1ExportStore, D1HousekeepingStore, D1MfaStore, D1PluginAgents, D1PluginStore,

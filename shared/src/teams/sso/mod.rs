@@ -70,6 +70,9 @@ pub enum SsoFailure {
     NoSeat,
     /// The team's subscription no longer grants `sso`, or the account is suspended.
     NotAllowed,
+    /// An account with this address exists but was never verified (it may have been
+    /// registered by someone else); verify the address and reset the password first.
+    AccountUnverified,
     /// Our side failed (D1, configuration); nothing was created.
     Unavailable,
 }
@@ -87,6 +90,7 @@ impl SsoFailure {
             Self::OtherTeam => "other_team",
             Self::NoSeat => "no_seat",
             Self::NotAllowed => "not_allowed",
+            Self::AccountUnverified => "account_unverified",
             Self::Unavailable => "unavailable",
         }
     }

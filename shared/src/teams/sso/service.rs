@@ -18,6 +18,18 @@ use crate::teams::TeamRole;
 /// Deadline of one call to the identity provider (ms).
 pub const IDP_TIMEOUT_MS: u64 = 5_000;
 
+/// The throttle's key for a client address: an IPv4 address as it is, an IPv6 address by its
+/// /64 (one subscriber's usual allocation, so rotating within it gains nothing).
+fn throttle_address(ip: &str) -> String {
+    match ip.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => ip.to_owned(),
+    }
+}
+
 /// Sign-in starts allowed per client address: 120 per 10 minutes (each stores a pending
 /// sign-in, kept 10 minutes, so one address holds at most about 120; a whole office behind
 /// one address still signs in at nine).
@@ -84,6 +96,8 @@ pub enum SsoJoin {
     Ended,
     /// The account is suspended; nothing changed.
     Suspended,
+    /// The account exists but its address was never verified; nothing changed.
+    Unverified,
 }
 
 /// D1's side of SSO (`team_sso`, `team_sso_domains`, `sso_logins`, `sso_codes`).
@@ -345,7 +359,10 @@ impl SsoService<'_> {
     /// address's domain.
     pub async fn start(&self, email: &Email, client_ip: Option<&str>) -> Result<String, AppError> {
         // Each start stores a sign-in, so the unit is taken before anything is read or written.
-        let key = format!("sso:ip:{}", client_ip.unwrap_or("unknown"));
+        let key = format!(
+            "sso:ip:{}",
+            throttle_address(client_ip.unwrap_or("unknown"))
+        );
         let d = self
             .auth
             .limiter
@@ -470,6 +487,7 @@ impl SsoService<'_> {
             SsoJoin::NoSeat => return Err(SsoFailure::NoSeat),
             SsoJoin::OtherTeam => return Err(SsoFailure::OtherTeam),
             SsoJoin::Ended | SsoJoin::Suspended => return Err(SsoFailure::NotAllowed),
+            SsoJoin::Unverified => return Err(SsoFailure::AccountUnverified),
         };
         let mut raw = [0u8; 32];
         self.auth.rng.fill(&mut raw);

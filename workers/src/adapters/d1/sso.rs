@@ -92,7 +92,11 @@ impl D1SsoStore {
     /// Whether password login is refused for `email`: its domain's team requires SSO and it
     /// is not the team owner's address (the owner keeps password login, so a broken identity
     /// provider never locks the team out of its billing).
-    pub async fn password_login_refused(&self, email: &Email) -> Result<bool, StoreError> {
+    pub async fn password_login_refused(
+        &self,
+        email: &Email,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             owner_email: Option<String>,
@@ -105,8 +109,13 @@ impl D1SsoStore {
             "SELECT (SELECT u.email FROM teams t JOIN users u ON u.id = t.owner_id \
                  WHERE t.id = d.team_id) AS owner_email \
              FROM team_sso_domains d JOIN team_sso c ON c.team_id = d.team_id \
-             WHERE d.domain = ?1 AND c.required = 1",
-            &[text(domain)],
+             WHERE d.domain = ?1 AND c.required = 1 \
+               AND EXISTS (SELECT 1 FROM teams t JOIN subscriptions s \
+                 ON s.stripe_subscription_id = t.stripe_subscription_id \
+                 WHERE t.id = d.team_id AND s.tier = 'team' \
+                   AND (s.status IN ('active', 'trialing') OR (s.status = 'past_due' \
+                     AND (s.current_period_end IS NULL OR s.current_period_end > ?2))))",
+            &[text(domain), int(now)],
         )?
         .first::<Row>(None)
         .await
@@ -190,6 +199,13 @@ impl SsoStore for D1SsoStore {
                 &team,
             )?,
             stmt(&self.0, "DELETE FROM sso_logins WHERE team_id = ?1", &team)?,
+            // Codes handed out but not yet redeemed: members are the only ones SSO issues to.
+            stmt(
+                &self.0,
+                "DELETE FROM sso_codes WHERE used_at IS NULL AND user_id IN \
+                 (SELECT user_id FROM team_members WHERE team_id = ?1)",
+                &team,
+            )?,
             stmt(&self.0, "DELETE FROM team_sso WHERE team_id = ?1", &team)?,
         ];
         let results = self
@@ -197,7 +213,7 @@ impl SsoStore for D1SsoStore {
             .batch(statements)
             .await
             .map_err(|e| unavailable("removing team SSO", &e))?;
-        Ok(results.get(2).map_or(0, changes) == 1)
+        Ok(results.get(3).map_or(0, changes) == 1)
     }
 
     async fn store_jwks(&self, team: uuid::Uuid, jwks: &str) -> Result<(), StoreError> {
@@ -287,6 +303,7 @@ impl SsoStore for D1SsoStore {
             id: String,
             team_id: Option<String>,
             suspended_at: Option<f64>,
+            email_verified_at: Option<f64>,
         }
         #[derive(Deserialize)]
         struct Live {
@@ -295,7 +312,7 @@ impl SsoStore for D1SsoStore {
         let t = text(team.to_string());
         let existing = stmt(
             &self.0,
-            "SELECT u.id, m.team_id, u.suspended_at FROM users u \
+            "SELECT u.id, m.team_id, u.suspended_at, u.email_verified_at FROM users u \
              LEFT JOIN team_members m ON m.user_id = u.id WHERE u.email = ?1",
             &[text(email.as_str())],
         )?
@@ -308,6 +325,12 @@ impl SsoStore for D1SsoStore {
             if e.suspended_at.is_some() {
                 return Ok(SsoJoin::Suspended);
             }
+            // Anyone can register an address they do not own (it stays unverified): such an
+            // account may hold someone else's password and sessions, so SSO never signs in to
+            // it or takes it into the team.
+            if e.email_verified_at.is_none() {
+                return Ok(SsoJoin::Unverified);
+            }
             match e.team_id.as_deref() {
                 Some(other) if other == team.to_string() => return Ok(SsoJoin::Member(id)),
                 Some(_) => return Ok(SsoJoin::OtherTeam),
@@ -317,7 +340,11 @@ impl SsoStore for D1SsoStore {
         // One transaction: the account (created only when there is none: verified, with a
         // password hash that verifies nothing) and its membership, both under the same seat
         // and subscription condition, so either both happen or neither.
-        let cond = format!("{TEAM_LIVE} AND {SEAT_FREE}");
+        // The domain must still be the team's (a DELETE or PUT may have raced this sign-in).
+        let cond = format!(
+            "{TEAM_LIVE} AND {SEAT_FREE} AND EXISTS (SELECT 1 FROM team_sso_domains sd \
+               WHERE sd.team_id = ?1 AND sd.domain = substr(?4, instr(?4, '@') + 1))"
+        );
         let create = stmt(
             &self.0,
             &format!(

@@ -11,6 +11,28 @@ use serde::{Deserialize, Serialize};
 
 const NS_PER_MS: i64 = 1_000_000;
 
+/// The counter key of a client address, for the per-address throttles (login, registration,
+/// password reset, SSO starts): an IPv4 address as it is, an IPv6 address by its /64 (one
+/// subscriber's usual allocation, so rotating addresses within it gains nothing); no address
+/// at all counts as `unknown`. Anything that is not an address (a proxy's garbage) is kept
+/// as sent, at most 64 bytes of it.
+pub fn address_key(ip: Option<&str>) -> String {
+    let Some(ip) = ip.map(str::trim).filter(|ip| !ip.is_empty()) else {
+        return "unknown".to_owned();
+    };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.chars().take(64).collect(),
+    }
+}
+
 /// A limit: `limit` requests per `window_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateRule {
@@ -120,6 +142,19 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn an_ipv6_address_counts_by_its_slash_64_and_an_ipv4_address_as_it_is() {
+        let a = address_key(Some("2001:db8:1:2:aaaa::1"));
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(address_key(Some("2001:0db8:0001:0002:ffff:1:2:3")), a);
+        assert_ne!(address_key(Some("2001:db8:1:3::1")), a);
+        assert_eq!(address_key(Some("203.0.113.7")), "203.0.113.7");
+        assert_eq!(address_key(Some("::ffff:203.0.113.7")), "203.0.113.7");
+        assert_eq!(address_key(None), "unknown");
+        assert_eq!(address_key(Some("  ")), "unknown");
+        assert_eq!(address_key(Some(&"x".repeat(500))).len(), 64);
+    }
 
     fn run(rule: RateRule, ops: &[(i64, RateOp)]) -> Vec<RateDecision> {
         let mut state = None;

@@ -76,7 +76,6 @@ pub const CHANGE_RULE: RateRule = RateRule {
 pub const EVENTS_SHOWN: u32 = 100;
 
 const ACCOUNT_BUCKET: &str = "account_flows";
-const UNKNOWN_ADDRESS: &str = "unknown";
 
 /// What a request says about its client, for the security log.
 #[derive(Debug, Clone, Default)]
@@ -314,7 +313,7 @@ impl AccountService<'_> {
         client_ip: Option<&str>,
     ) -> Result<Option<OutgoingEmail>, AppError> {
         self.require_mail()?;
-        let ip = client_ip.unwrap_or(UNKNOWN_ADDRESS);
+        let ip = crate::rate_limit::address_key(client_ip);
         self.take(&format!("forgot:ip:{ip}"), FORGOT_ADDRESS_RULE)
             .await?;
         self.take(

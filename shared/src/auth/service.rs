@@ -60,10 +60,6 @@ pub const LOGIN_ACCOUNT_RULE: RateRule = RateRule {
     limit: 100,
     window_ms: 60 * 60_000,
 };
-/// The key of requests that carry no client address (never in production, where Cloudflare
-/// always sets one).
-const UNKNOWN_ADDRESS: &str = "unknown";
-
 /// Registrations allowed per client address: `per_hour` an hour.
 pub fn register_rule(per_hour: u32) -> RateRule {
     RateRule {
@@ -145,7 +141,7 @@ impl AuthService<'_> {
     ) -> Result<(User, AuthTokens), AppError> {
         let key = format!(
             "register:ip:{}#{REGISTER_BUCKET}",
-            client_ip.unwrap_or(UNKNOWN_ADDRESS)
+            crate::rate_limit::address_key(client_ip)
         );
         let rule = register_rule(self.settings.register_per_hour);
         let d = self.limiter.check(&key, rule, RateOp::Acquire).await?;
@@ -260,7 +256,7 @@ impl AuthService<'_> {
         client_ip: Option<&str>,
     ) -> Result<Vec<(String, RateRule)>, AppError> {
         let account = account_key(email);
-        let ip = client_ip.unwrap_or(UNKNOWN_ADDRESS);
+        let ip = crate::rate_limit::address_key(client_ip);
         let counters = [
             (format!("{account}:ip:{ip}"), LOGIN_PAIR_RULE),
             (format!("login:ip:{ip}"), LOGIN_IP_RULE),

@@ -18,21 +18,10 @@ use crate::teams::TeamRole;
 /// Deadline of one call to the identity provider (ms).
 pub const IDP_TIMEOUT_MS: u64 = 5_000;
 
-/// The throttle's key for a client address: an IPv4 address as it is, an IPv6 address by its
-/// /64 (one subscriber's usual allocation, so rotating within it gains nothing).
-fn throttle_address(ip: &str) -> String {
-    match ip.parse::<std::net::Ipv6Addr>() {
-        Ok(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Err(_) => ip.to_owned(),
-    }
-}
-
-/// Sign-in starts allowed per client address: 120 per 10 minutes (each stores a pending
-/// sign-in, kept 10 minutes, so one address holds at most about 120; a whole office behind
-/// one address still signs in at nine).
+/// Sign-in starts allowed per client address ([`crate::rate_limit::address_key`]): a burst
+/// of 120, then one every 5 s (GCRA). Each stores a pending sign-in kept 10 minutes, so one
+/// address holds at most about 240; a whole office behind one address still signs in at
+/// once.
 pub const SSO_START_RULE: crate::rate_limit::RateRule = crate::rate_limit::RateRule {
     limit: 120,
     window_ms: 10 * 60_000,
@@ -109,8 +98,8 @@ pub trait SsoStore {
     async fn config_for_domain(&self, domain: &str) -> Result<Option<SsoConfig>, StoreError>;
     /// Saves `config` with its domains in one transaction, unless a domain is another team's.
     async fn save(&self, config: &SsoConfig, now: i64) -> Result<SaveOutcome, StoreError>;
-    /// Deletes the team's configuration, its domains and its sign-ins in flight in one
-    /// transaction; whether there was one.
+    /// Deletes the team's configuration, its domains, its sign-ins in flight and its members'
+    /// unredeemed one-time codes in one transaction; whether there was one.
     async fn delete(&self, team: uuid::Uuid) -> Result<bool, StoreError>;
     /// Keeps the JWKS last fetched.
     async fn store_jwks(&self, team: uuid::Uuid, jwks: &str) -> Result<(), StoreError>;
@@ -359,10 +348,7 @@ impl SsoService<'_> {
     /// address's domain.
     pub async fn start(&self, email: &Email, client_ip: Option<&str>) -> Result<String, AppError> {
         // Each start stores a sign-in, so the unit is taken before anything is read or written.
-        let key = format!(
-            "sso:ip:{}",
-            throttle_address(client_ip.unwrap_or("unknown"))
-        );
+        let key = format!("sso:ip:{}", crate::rate_limit::address_key(client_ip));
         let d = self
             .auth
             .limiter

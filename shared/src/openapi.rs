@@ -865,7 +865,10 @@ fn create_record() {}
 
 /// Metadata of the caller's records (never blobs), ordered by `(updated_at, id)`, tombstones
 /// of deletions from the last 30 days included. Page with `cursor` (from `X-Next-Cursor`) or
-/// `page`.
+/// `page`. `X-Sync-Reset: true` when a deletion after the position asked for (`updated_since`
+/// or the cursor's `updated_at`) is no longer listed (its tombstone is older than 30 days or
+/// purged): a device synced up to that position must reconcile with a full listing, keeping
+/// only the records it lists.
 #[utoipa::path(get, path = "/api/v1/storage/records", tag = "storage", operation_id = "list_records",
     security(("bearer" = [])),
     params(
@@ -876,7 +879,7 @@ fn create_record() {}
         ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,15}\\.[0-9a-f-]{1,64}$", description = "Continue after the previous page (`X-Next-Cursor`: `<updated_at>.<id>`).")
     ),
     responses(
-        (status = 200, description = "A page; `X-Next-Cursor` when there is more.", body = Vec<RecordMeta>),
+        (status = 200, description = "A page; `X-Next-Cursor` when there is more; `X-Sync-Reset: true` when deletions after the position are no longer listed.", body = Vec<RecordMeta>),
         (status = 401, description = "`unauthorized`.", body = ErrorBody),
         (status = 403, description = "`forbidden`: browser origin not allowed.", body = ErrorBody),
         (status = 422, description = "`validation_failed`: a query parameter.", body = ErrorBody)

@@ -21,13 +21,13 @@ pub fn address_key(ip: Option<&str>) -> String {
         return "unknown".to_owned();
     };
     match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        Ok(std::net::IpAddr::V6(v6)) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.to_string();
             }
-        },
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
         Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
         Err(_) => ip.chars().take(64).collect(),
     }

@@ -28,8 +28,8 @@ use subtle::ConstantTimeEq;
 use crate::domain::UserId;
 use crate::error::{AppError, FieldError};
 use crate::home::ops::{
-    CommitRecord, DeleteRecord, GetRecord, ListRecords, RecordTarget, Release, Reservation,
-    ReserveRecord,
+    CommitRecord, DeleteRecord, GetRecord, ListRecords, RecordPage, RecordTarget, Release,
+    Reservation, ReserveRecord,
 };
 use crate::home::{self, HomePort};
 use crate::ports::StoreError;
@@ -465,15 +465,13 @@ where
         Ok(())
     }
 
-    /// One page of metadata and the cursor of the next, if there is one.
+    /// One page of metadata, the cursor of the next if there is one, and whether the query's
+    /// position is older than a deletion no longer listed (see [`RecordPage::reset`]).
     ///
     /// # Errors
     /// Storage failures only.
-    pub async fn list(
-        &self,
-        query: &ListQuery,
-    ) -> Result<(Vec<RecordMeta>, Option<String>), AppError> {
-        let page = home::call(
+    pub async fn list(&self, query: &ListQuery) -> Result<RecordPage, AppError> {
+        home::call(
             self.home,
             &ListRecords {
                 table: query.table.as_ref().map(|t| t.as_str().to_owned()),
@@ -483,8 +481,7 @@ where
                 limit: query.limit,
             },
         )
-        .await?;
-        Ok((page.items, page.next))
+        .await
     }
 }
 

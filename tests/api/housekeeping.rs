@@ -184,6 +184,19 @@ async fn create_record(app: &TestApp, user: &TestUser, bytes: &[u8]) -> String {
     b["id"].as_str().unwrap().to_owned()
 }
 
+/// The user's listing with `query` appended, and whether it carried `X-Sync-Reset: true`.
+async fn listing(app: &TestApp, user: &TestUser, query: &str) -> (Vec<Value>, bool) {
+    let r = app
+        .get_auth(
+            &format!("/storage/records?limit=500{query}"),
+            &user.access_token,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let reset = r.headers().get("X-Sync-Reset").is_some_and(|v| v == "true");
+    (r.json().await.unwrap(), reset)
+}
+
 /// The ids the user's listing shows as tombstones.
 async fn tombstones(app: &TestApp, user: &TestUser) -> Vec<String> {
     let r = app
@@ -202,9 +215,18 @@ pub async fn the_cron_purges_old_tombstones_in_every_home_a_few_homes_per_run(_a
     // Two homes per run: five users take three runs, each home visited once.
     let app = stack(Some("2")).await;
     let mut users = Vec::new();
+    // The first user's other device synced up to `position`, before the deletion.
+    let mut position = 0;
     for i in 0..5 {
         let user = app.register(&format!("hk-tomb-{i}")).await;
         app.subscribe_as_customer(&user, "pro", None).await;
+        if i == 0 {
+            create_record(&app, &user, b"synced").await;
+            position = listing(&app, &user, "").await.0[0]["updated_at"]
+                .as_i64()
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let gone = create_record(&app, &user, format!("gone-{i}").as_bytes()).await;
         let r = app
             .req(Method::DELETE, &format!("/storage/records/{gone}"))
@@ -220,6 +242,13 @@ pub async fn the_cron_purges_old_tombstones_in_every_home_a_few_homes_per_run(_a
     for (user, gone) in &users {
         assert_eq!(tombstones(&app, user).await, vec![gone.clone()]);
     }
+    let since = format!("&updated_since={position}");
+    let (items, reset) = listing(&app, keeper, &since).await;
+    assert!(
+        items.iter().any(|m| m["deleted"] == true),
+        "the listing tells"
+    );
+    assert!(!reset, "no reset while the tombstone is listed");
     tokio::time::sleep(PAST_AGE).await;
 
     let purged = |app: &TestApp, users: &[(TestUser, String)]| {
@@ -252,6 +281,21 @@ pub async fn the_cron_purges_old_tombstones_in_every_home_a_few_homes_per_run(_a
             "the old tombstone is purged"
         );
     }
+    // The other device cannot learn of the purged deletion from the listing: told to reset,
+    // by `updated_since` or by a cursor; a listing from the start or from after it is not.
+    let (items, reset) = listing(&app, keeper, &since).await;
+    assert!(items.iter().all(|m| m["deleted"] != true));
+    assert!(reset, "X-Sync-Reset after the purge");
+    let (_, reset) = listing(&app, keeper, &format!("&cursor={position}.0")).await;
+    assert!(reset, "a cursor as old resets too");
+    let (_, reset) = listing(&app, keeper, "").await;
+    assert!(!reset, "a listing from the start has nothing to miss");
+    // Another user's home knows nothing of it.
+    let other = app.register("hk-tomb-other").await;
+    app.subscribe_as_customer(&other, "pro", None).await;
+    create_record(&app, &other, b"other").await;
+    let (_, reset) = listing(&app, &other, &since).await;
+    assert!(!reset, "another user's listing is not reset");
     let r = app
         .get_auth(&format!("/storage/records/{kept}"), &keeper.access_token)
         .await;

@@ -6,6 +6,10 @@
  * - **Pull** pages through the listing by `cursor` (first run: everything, or `updated_since`),
  *   fetches and decrypts what changed, and reports tombstones of deleted records. The cursor
  *   persists in a {@link SyncStateStore} with the ETag of every record this device knows.
+ *   Tombstones are listed for 30 days; when the server answers `X-Sync-Reset: true` (a
+ *   deletion after this device's cursor is no longer listed), the pull starts over from the
+ *   beginning and reports every record this device knows that the full listing lacks as
+ *   deleted (`reset: true` in the result).
  * - **Push** (`put`, `remove`) sends `If-Match` with the ETag last seen. A `412` means another
  *   device changed the record meanwhile: the current version is fetched and handed to the
  *   caller's `merge`, whose result is written with the new ETag (repeated if the race goes on).
@@ -66,6 +70,8 @@ export interface PullResult {
   /** Listing pages read. */
   pages: number;
   cursor: string | undefined;
+  /** The server said deletions since this device's position are no longer listed: this pull reconciled with a full listing. */
+  reset: boolean;
 }
 
 /** This device's sync state. */
@@ -193,19 +199,30 @@ export class Sync {
   }
 
   private async doPull(options: { updatedSince?: number }): Promise<PullResult> {
-    const result: PullResult = { changed: [], deleted: [], pages: 0, cursor: this.state.cursor };
+    const result: PullResult = { changed: [], deleted: [], pages: 0, cursor: this.state.cursor, reset: false };
     let cursor = this.state.cursor;
+    let updatedSince = options.updatedSince;
+    // Live ids of a full listing, when reconciling after `X-Sync-Reset`.
+    const listed = new Set<string>();
     for (;;) {
       const query = {
         limit: this.options.pageSize ?? 100,
-        ...(cursor ? { cursor } : options.updatedSince !== undefined ? { updated_since: options.updatedSince } : {}),
+        ...(cursor ? { cursor } : updatedSince !== undefined ? { updated_since: updatedSince } : {}),
       };
       const { data, response } = await call(
         this.options.session.api.GET("/api/v1/storage/records", { params: { query } }),
       );
       result.pages++;
+      if (!result.reset && response.headers.get("x-sync-reset") === "true") {
+        // Deletions after our position are gone from the listing: start over from the start.
+        result.reset = true;
+        cursor = undefined;
+        updatedSince = undefined;
+        continue;
+      }
       for (const meta of data) {
         const known = this.state.records[meta.id];
+        if (result.reset && !meta.deleted) listed.add(meta.id);
         if (meta.deleted) {
           if (known || !this.state.cursor) result.deleted.push({ id: meta.id, table: meta.table, key: known?.key });
           delete this.state.records[meta.id];
@@ -225,6 +242,13 @@ export class Sync {
       cursor = next ?? (last ? `${last.updated_at}.${last.id}` : cursor);
       this.state.cursor = cursor;
       if (!next) break;
+    }
+    if (result.reset) {
+      for (const [id, known] of Object.entries(this.state.records)) {
+        if (listed.has(id)) continue;
+        result.deleted.push({ id, table: known.table, key: known.key });
+        delete this.state.records[id];
+      }
     }
     result.cursor = cursor;
     await this.save();

@@ -21,7 +21,7 @@ async function twoDevices(tag: string) {
   await phone.login(email, PASSWORD);
   // The user's record key, shared between their devices, never with the server.
   const raw = BlobCipher.generateKey();
-  return { laptop, phone, transport, cipherA: await BlobCipher.fromKey(raw), cipherB: await BlobCipher.fromKey(raw) };
+  return { laptop, phone, email, transport, cipherA: await BlobCipher.fromKey(raw), cipherB: await BlobCipher.fromKey(raw) };
 }
 
 test("two devices sync a record, merge a conflict through If-Match, and see its tombstone", e2e, async () => {
@@ -89,6 +89,44 @@ test("a first pull pages through the listing by cursor and a new device starts f
   const resumed = await Sync.open({ session: phone, cipher: cipherB, merge: () => null, store, pageSize: 2 });
   const second = await resumed.pull();
   assert.deepEqual(second.changed.map((r) => r.key), ["tasks:5"], "only what changed since the saved cursor");
+});
+
+test("X-Sync-Reset makes a pull start over and report what the full listing lacks as deleted", e2e, async () => {
+  const { laptop, phone, email, cipherA, cipherB } = await twoDevices("sync-reset");
+  const a = await Sync.open({ session: laptop, cipher: cipherA, merge: () => null });
+  for (let i = 0; i < 3; i++) await a.put("tasks", `tasks:${i}`, text(`task ${i}`));
+  const store = new MemorySyncStateStore();
+  const b = await Sync.open({ session: phone, cipher: cipherB, merge: () => null, store, pageSize: 2 });
+  assert.equal((await b.pull()).reset, false);
+  // A record this device knew was deleted and its tombstone purged (past 30 days): the
+  // listing no longer shows it, and the server says so on a listing from the old cursor.
+  const state = (await store.load())!;
+  const ghost = "00000000-0000-4000-8000-000000000000";
+  state.records[ghost] = { table: "tasks", key: "tasks:ghost", etag: '"1.abc"' };
+  await store.save(state);
+  const cursors: (string | null)[] = [];
+  const resetting = async (request: Request): Promise<Response> => {
+    const response = await fetch(request);
+    const url = new URL(request.url);
+    if (request.method !== "GET" || !url.pathname.endsWith("/storage/records")) return response;
+    cursors.push(url.searchParams.get("cursor"));
+    if (!url.searchParams.has("cursor")) return response;
+    const headers = new Headers(response.headers);
+    headers.set("X-Sync-Reset", "true");
+    return new Response(response.body, { status: response.status, headers });
+  };
+  const phone2 = await open({ transport: resetting });
+  await phone2.login(email, PASSWORD);
+  await a.put("tasks", "tasks:3", text("task 3"));
+  const back = await Sync.open({ session: phone2, cipher: cipherB, merge: () => null, store, pageSize: 2 });
+  const pulled = await back.pull();
+  assert.equal(pulled.reset, true);
+  assert.equal(cursors[0] !== null, true, "the pull began from the saved cursor");
+  assert.equal(cursors[1], null, "then started over from the start");
+  assert.deepEqual(pulled.deleted, [{ id: ghost, table: "tasks", key: "tasks:ghost" }]);
+  assert.deepEqual(pulled.changed.map((r) => r.key), ["tasks:3"], "known records are not fetched again");
+  assert.equal(back.known("tasks", "tasks:ghost"), undefined);
+  assert.notEqual(back.known("tasks", "tasks:0"), undefined);
 });
 
 test("a record moved between keys by the server is refused", e2e, async () => {

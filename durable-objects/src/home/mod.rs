@@ -94,6 +94,10 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS records_by_table ON records (tbl, updated_at, id)",
     // The leftover sweep asks which keys a row references.
     "CREATE INDEX IF NOT EXISTS records_by_key ON records (r2_key)",
+    // The latest `updated_at` of a record tombstone purged: a device whose sync position is
+    // older may have missed that deletion (see `list_records`).
+    "CREATE TABLE IF NOT EXISTS sync_horizon (\
+       id INTEGER PRIMARY KEY CHECK (id = 1), forgotten INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS backups (\
        id TEXT PRIMARY KEY, r2_key TEXT NOT NULL, version INTEGER NOT NULL, \
        timestamp INTEGER NOT NULL, checksum TEXT NOT NULL, chunk_count INTEGER NOT NULL, \
@@ -477,9 +481,16 @@ impl<'a, S: Sql> Home<'a, S> {
     fn purge_tombstones(&self, before: i64, limit: u32) -> Result<u32, SqlError> {
         let gone = self.sql.exec(
             "DELETE FROM records WHERE id IN (SELECT id FROM records \
-             WHERE deleted_at IS NOT NULL AND deleted_at < ? LIMIT ?) RETURNING id",
+             WHERE deleted_at IS NOT NULL AND deleted_at < ? LIMIT ?) RETURNING updated_at",
             &[before.into(), int(limit)],
         )?;
+        if let Some(latest) = gone.iter().map(|r| r.int(0)).max() {
+            self.sql.exec(
+                "INSERT INTO sync_horizon (id, forgotten) VALUES (1, ?) \
+                 ON CONFLICT (id) DO UPDATE SET forgotten = max(forgotten, excluded.forgotten)",
+                &[latest.into()],
+            )?;
+        }
         Ok(u32::try_from(gone.len()).unwrap_or(u32::MAX))
     }
 

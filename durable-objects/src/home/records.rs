@@ -345,9 +345,55 @@ impl<S: Sql> Home<'_, S> {
         Ok(RecordPage {
             items: rows.iter().map(RecordMeta::from).collect(),
             next,
+            reset: self.deletions_forgotten_after(c.now, q)?,
         })
     }
+
+    /// Whether a deletion the listing no longer shows (a tombstone purged, or older than the
+    /// 30 days listed) happened after the query's position (`updated_since` or the cursor's
+    /// `updated_at`): then a device synced up to that position cannot learn of it from the
+    /// listing and must reconcile with a full one (`X-Sync-Reset`). A listing from the start
+    /// (no position, or `updated_since=0`) has nothing to miss. Every table counts (a spurious
+    /// reset costs a full listing; a missed one would keep a deleted record on a device).
+    fn deletions_forgotten_after(&self, now: i64, q: &ListRecords) -> Result<bool, AppError> {
+        let position = q
+            .updated_since
+            .into_iter()
+            .chain(q.after.as_ref().map(|c| c.u))
+            .max()
+            .filter(|p| *p > 0);
+        let Some(position) = position else {
+            return Ok(false);
+        };
+        let purged = self
+            .sql
+            .one("SELECT forgotten FROM sync_horizon WHERE id = 1", &[])
+            .map_err(store)?
+            .map_or(0, |r| r.int(0));
+        if position < purged {
+            return Ok(true);
+        }
+        // Tombstones past the listing's 30 days but not purged yet: their `updated_at` is
+        // their deletion time (or a few ms after), so only an old position can precede one.
+        let unlisted_before = now - TOMBSTONE_TTL_MS;
+        if position >= unlisted_before + FORGOTTEN_SLACK_MS {
+            return Ok(false);
+        }
+        let hidden = self
+            .sql
+            .one(
+                "SELECT 1 FROM records WHERE deleted_at IS NOT NULL AND deleted_at < ? \
+                 AND updated_at > ? LIMIT 1",
+                &[unlisted_before.into(), position.into()],
+            )
+            .map_err(store)?;
+        Ok(hidden.is_some())
+    }
 }
+
+/// How far a tombstone's `updated_at` may trail past its `deleted_at` (ms): both are the
+/// deletion's time, `updated_at` bumped past the previous write's at most.
+const FORGOTTEN_SLACK_MS: i64 = 24 * 3_600_000;
 
 /// The listing position of `row`.
 fn cursor_of(row: &RecordRow) -> String {

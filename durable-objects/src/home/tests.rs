@@ -1062,6 +1062,87 @@ fn a_home_purges_its_month_old_tombstones_by_itself_when_used() {
     assert_eq!(left, vec![keep]);
 }
 
+#[test]
+fn a_sync_position_older_than_a_deletion_no_longer_listed_is_told_to_reset() {
+    use shared::housekeeping::Housekeep;
+    // A device synced up to `position`; then a record was deleted.
+    let world = |sweep_age: i64| {
+        let mut w = World::on(Tier::Pro);
+        w.cfg.tombstone_age_ms = sweep_age;
+        let synced = w.create(T0, "tasks", 1).unwrap();
+        let position = w
+            .call(T0 + 1, &GetRecord { id: synced })
+            .unwrap()
+            .updated_at;
+        let gone = w.create(T0 + 10, "tasks", 1).unwrap();
+        w.call(
+            T0 + 20,
+            &DeleteRecord {
+                id: gone,
+                if_match: None,
+            },
+        )
+        .unwrap();
+        (w, position)
+    };
+    let since = |p: Option<i64>| ListRecords {
+        table: None,
+        updated_since: p,
+        after: None,
+        offset: 0,
+        limit: 100,
+    };
+    let cursor = |u: i64| ListRecords {
+        after: Some(shared::storage::Cursor { u, i: "0".into() }),
+        ..since(None)
+    };
+
+    // The home's own sweep off: the tombstone stays in SQLite past the listing's 30 days.
+    let (w, position) = world(i64::MAX / 4);
+    let page = w.call(T0 + 30, &since(Some(position))).unwrap();
+    assert!(
+        page.items.iter().any(|m| m.deleted),
+        "listed: nothing to reset"
+    );
+    assert!(!page.reset);
+    let month = T0 + 31 * 86_400_000;
+    let page = w.call(month, &since(Some(position))).unwrap();
+    assert!(page.items.iter().all(|m| !m.deleted), "no longer listed");
+    assert!(page.reset, "updated_since before the unlisted deletion");
+    assert!(
+        w.call(month, &cursor(position)).unwrap().reset,
+        "a cursor too"
+    );
+    assert!(
+        !w.call(month, &since(Some(T0 + 40))).unwrap().reset,
+        "after it"
+    );
+    assert!(
+        !w.call(month, &since(None)).unwrap().reset,
+        "from the start"
+    );
+    assert!(!w.call(month, &since(Some(0))).unwrap().reset, "from zero");
+
+    // Purged early (as the cron does with a shorter age): remembered after the row is gone,
+    // across a new life of the object.
+    let (w, position) = world(shared::storage::TOMBSTONE_TTL_MS);
+    let purged = w
+        .call(
+            T0 + 40,
+            &Housekeep {
+                tombstones_before: T0 + 30,
+                limit: 10,
+            },
+        )
+        .unwrap();
+    assert_eq!(purged.tombstones, 1);
+    w.restart();
+    assert!(w.call(T0 + 50, &since(Some(position))).unwrap().reset);
+    assert!(w.call(T0 + 50, &cursor(position)).unwrap().reset);
+    assert!(!w.call(T0 + 50, &since(Some(T0 + 40))).unwrap().reset);
+    assert!(!w.call(T0 + 50, &since(None)).unwrap().reset);
+}
+
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }

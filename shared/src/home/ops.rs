@@ -221,6 +221,9 @@ pub struct RecordPage {
     pub items: Vec<RecordMeta>,
     /// `X-Next-Cursor`.
     pub next: Option<String>,
+    /// `X-Sync-Reset`: a deletion after the query's position is no longer listed.
+    #[serde(default)]
+    pub reset: bool,
 }
 
 // ---- backups -------------------------------------------------------------------------------

@@ -140,10 +140,13 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response> {
 pub async fn list(ctx: Ctx) -> AppResult<Response> {
     let query = list_query(&ctx)?;
     let storage = ctx.storage(ctx.app.records())?;
-    let (page, next) = storage.records().list(&query).await?;
-    let mut resp = json(200, &page)?;
-    if let Some(c) = next {
+    let page = storage.records().list(&query).await?;
+    let mut resp = json(200, &page.items)?;
+    if let Some(c) = page.next {
         let _ = resp.headers_mut().set("X-Next-Cursor", &c);
+    }
+    if page.reset {
+        let _ = resp.headers_mut().set("X-Sync-Reset", "true");
     }
     Ok(resp)
 }

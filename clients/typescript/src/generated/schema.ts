@@ -1336,7 +1336,10 @@ export type paths = {
         /**
          * Metadata of the caller's records (never blobs), ordered by `(updated_at, id)`, tombstones
          *     of deletions from the last 30 days included. Page with `cursor` (from `X-Next-Cursor`) or
-         *     `page`.
+         *     `page`. `X-Sync-Reset: true` when a deletion after the position asked for (`updated_since`
+         *     or the cursor's `updated_at`) is no longer listed (its tombstone is older than 30 days or
+         *     purged): a device synced up to that position must reconcile with a full listing, keeping
+         *     only the records it lists.
          */
         get: operations["list_records"];
         put?: never;
@@ -8676,7 +8679,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page; `X-Next-Cursor` when there is more. */
+            /** @description A page; `X-Next-Cursor` when there is more; `X-Sync-Reset: true` when deletions after the position are no longer listed. */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -202,6 +202,8 @@ export class Sync {
     const result: PullResult = { changed: [], deleted: [], pages: 0, cursor: this.state.cursor, reset: false };
     let cursor = this.state.cursor;
     let updatedSince = options.updatedSince;
+    // Only a pull from a saved position can have missed deletions (a first pull lists all).
+    const fromPosition = cursor !== undefined || (updatedSince ?? 0) > 0;
     // Live ids of a full listing, when reconciling after `X-Sync-Reset`.
     const listed = new Set<string>();
     for (;;) {
@@ -213,7 +215,7 @@ export class Sync {
         this.options.session.api.GET("/api/v1/storage/records", { params: { query } }),
       );
       result.pages++;
-      if (!result.reset && response.headers.get("x-sync-reset") === "true") {
+      if (fromPosition && !result.reset && response.headers.get("x-sync-reset") === "true") {
         // Deletions after our position are gone from the listing: start over from the start.
         result.reset = true;
         cursor = undefined;

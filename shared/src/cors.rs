@@ -15,8 +15,8 @@ If-Modified-Since, Idempotency-Key, X-Request-Id, X-Checksum, X-Table, X-Backup-
 X-Backup-Timestamp, X-Backup-Checksum, X-Backup-Prune, X-Part-Checksum, X-Device-Name";
 /// Response headers browsers may read.
 pub const EXPOSE_HEADERS: &str = "X-Request-Id, ETag, Last-Modified, X-Checksum, X-Next-Cursor, \
-X-RateLimit-Limit, X-RateLimit-Remaining, Retry-After, Location, Content-Disposition, X-Backup-Id, \
-X-Backup-Version, X-Backup-Timestamp, X-Backup-Checksum";
+X-Sync-Reset, X-RateLimit-Limit, X-RateLimit-Remaining, Retry-After, Location, Content-Disposition, \
+X-Backup-Id, X-Backup-Version, X-Backup-Timestamp, X-Backup-Checksum";
 /// How long (seconds) a browser may cache a preflight answer.
 pub const MAX_AGE_SECS: u32 = 600;
 

@@ -6,7 +6,9 @@
 //! sessions and the limiter's counters are read from SQLite once per life, and the sweep of
 //! expired reservations runs only when one can have expired. Every write still goes to
 //! storage first (the copy is updated after it succeeded), so a new life of the object (after
-//! eviction, a restart or a deploy) answers exactly as the old one would have.
+//! eviction, a restart or a deploy) answers exactly as the old one would have — with one bounded
+//! exception: the request limiter's counter is written only once it has run
+//! [`LIMITER_LAG_MS`] ahead of the stored one (see [`Tat`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -16,6 +18,23 @@ use shared::home::ops::AccountState;
 /// Housekeeping of rows that are harmless when kept (drained limiter counters, revocations
 /// older than any token) runs at most this often (ms).
 pub const HOUSEKEEPING_EVERY_MS: i64 = 60_000;
+
+/// How far (ms of allowance) a limiter counter may run ahead of its stored value before it is
+/// written. A new life of the object can therefore grant at most one second's worth of a user's
+/// allowance again (under limit / 60 units: fewer than 4 of a team member's 200 a minute, whose
+/// counter is written on every fourth request); for allowances of 60 a minute or less each unit
+/// is one second or more, so every unit taken is written and a new life grants nothing again.
+/// A write holds the object's answer until storage confirms it, so a high-rate caller no longer
+/// pays that on every request.
+pub const LIMITER_LAG_MS: i64 = 1_000;
+
+/// A limiter counter's theoretical arrival time (ns): as this life knows it and as storage
+/// holds it (`None`: no row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tat {
+    pub current: Option<i64>,
+    pub stored: Option<i64>,
+}
 
 /// The account as stored in the home, with when it was last checked against D1.
 #[derive(Debug, Clone)]
@@ -42,8 +61,8 @@ pub struct Memo {
     pub(super) account: RefCell<Known<Option<AccountCopy>>>,
     /// Revoked session ids (`None`: not read yet).
     pub(super) revoked: RefCell<Option<HashSet<uuid::Uuid>>>,
-    /// Limiter counters read or written in this life: bucket → TAT (ns), `None` for no row.
-    pub(super) tats: RefCell<HashMap<String, Option<i64>>>,
+    /// Limiter counters read or written in this life: bucket → its TATs.
+    pub(super) tats: RefCell<HashMap<String, Tat>>,
     /// The earliest expiry of a reservation (`None`: there is none).
     pub(super) next_expiry: Cell<Known<Option<i64>>>,
     /// When housekeeping is next due (0: at the first call).

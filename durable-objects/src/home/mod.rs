@@ -94,6 +94,10 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS records_by_table ON records (tbl, updated_at, id)",
     // The leftover sweep asks which keys a row references.
     "CREATE INDEX IF NOT EXISTS records_by_key ON records (r2_key)",
+    // Tombstones only: the minute's purge and the sync-reset check read them without a scan
+    // of the live records.
+    "CREATE INDEX IF NOT EXISTS records_tombstones ON records (deleted_at) \
+       WHERE deleted_at IS NOT NULL",
     // The latest `updated_at` of a record tombstone purged: a device whose sync position is
     // older may have missed that deletion (see `list_records`).
     "CREATE TABLE IF NOT EXISTS sync_horizon (\
@@ -134,6 +138,10 @@ pub struct HomeConfig {
     /// Tombstones older than this are purged by the home's own housekeeping (ms; 30 days).
     pub tombstone_age_ms: i64,
 }
+
+/// Deletes up to `?2` tombstones of records deleted before `?1`, answering their `updated_at`.
+const PURGE_TOMBSTONES_SQL: &str = "DELETE FROM records WHERE id IN (SELECT id FROM records \
+     WHERE deleted_at IS NOT NULL AND deleted_at < ? LIMIT ?) RETURNING updated_at";
 
 /// Tombstones the home purges by itself per housekeeping pass (the cron's visits purge more).
 pub const TOMBSTONES_PER_SWEEP: u32 = 100;
@@ -398,6 +406,8 @@ impl<'a, S: Sql> Home<'a, S> {
     }
 
     /// Applies `op` to the counter `bucket` (nanosecond TATs travel as text: beyond 2^53).
+    /// The counter is written once it runs [`memo::LIMITER_LAG_MS`] ahead of what storage holds
+    /// (a stored TAT in the past counts as now): a new life can grant less than that again.
     fn limit(
         &self,
         bucket: &str,
@@ -405,29 +415,42 @@ impl<'a, S: Sql> Home<'a, S> {
         op: RateOp,
         now: i64,
     ) -> Result<RateDecision, SqlError> {
-        let known = self.memo.tats.borrow().get(bucket).copied();
-        let tat = match known {
-            Some(tat) => tat,
-            None => self
+        let cached = self.memo.tats.borrow().get(bucket).copied();
+        let known = if let Some(tat) = cached {
+            tat
+        } else {
+            let stored = self
                 .sql
                 .one(
                     "SELECT CAST(tat AS TEXT) FROM limiter WHERE bucket = ?",
                     &[bucket.into()],
                 )?
-                .and_then(|r| r.text(0).parse::<i64>().ok()),
+                .and_then(|r| r.text(0).parse::<i64>().ok());
+            memo::Tat {
+                current: stored,
+                stored,
+            }
         };
-        let (decision, new_tat) = gcra(tat, now, rule, op);
-        if tat != Some(new_tat) {
+        let (decision, new_tat) = gcra(known.current, now, rule, op);
+        let now_ns = now.saturating_mul(1_000_000);
+        let floor = known.stored.unwrap_or(now_ns).max(now_ns);
+        let stored = if new_tat.saturating_sub(floor) >= memo::LIMITER_LAG_MS * 1_000_000 {
             self.sql.exec(
                 "INSERT INTO limiter (bucket, tat) VALUES (?, CAST(? AS INTEGER)) \
                  ON CONFLICT (bucket) DO UPDATE SET tat = excluded.tat",
                 &[bucket.into(), new_tat.to_string().into()],
             )?;
-        }
-        self.memo
-            .tats
-            .borrow_mut()
-            .insert(bucket.to_owned(), Some(new_tat));
+            Some(new_tat)
+        } else {
+            known.stored
+        };
+        self.memo.tats.borrow_mut().insert(
+            bucket.to_owned(),
+            memo::Tat {
+                current: Some(new_tat),
+                stored,
+            },
+        );
         Ok(decision)
     }
 
@@ -464,10 +487,14 @@ impl<'a, S: Sql> Home<'a, S> {
                 "DELETE FROM limiter WHERE tat <= CAST(? AS INTEGER)",
                 &[now_ns.to_string().into()],
             )?;
-            self.memo
-                .tats
-                .borrow_mut()
-                .retain(|_, tat| tat.is_some_and(|t| t > now_ns));
+            let mut tats = self.memo.tats.borrow_mut();
+            tats.retain(|_, tat| tat.current.is_some_and(|t| t > now_ns));
+            for tat in tats.values_mut() {
+                if tat.stored.is_some_and(|t| t <= now_ns) {
+                    tat.stored = None;
+                }
+            }
+            drop(tats);
             // Tombstones past their listing (the cron's visits reach the homes nobody uses).
             self.purge_tombstones(now - self.cfg.tombstone_age_ms, TOMBSTONES_PER_SWEEP)?;
             // Revocations are re-read when next needed.
@@ -477,13 +504,12 @@ impl<'a, S: Sql> Home<'a, S> {
         Ok(())
     }
 
-    /// Deletes up to `limit` tombstones of records deleted before `before`; returns how many.
+    /// Deletes up to `limit` tombstones of records deleted before `before`; returns how many
+    /// (the newest purged `updated_at` becomes the sync horizon).
     fn purge_tombstones(&self, before: i64, limit: u32) -> Result<u32, SqlError> {
-        let gone = self.sql.exec(
-            "DELETE FROM records WHERE id IN (SELECT id FROM records \
-             WHERE deleted_at IS NOT NULL AND deleted_at < ? LIMIT ?) RETURNING updated_at",
-            &[before.into(), int(limit)],
-        )?;
+        let gone = self
+            .sql
+            .exec(PURGE_TOMBSTONES_SQL, &[before.into(), int(limit)])?;
         if let Some(latest) = gone.iter().map(|r| r.int(0)).max() {
             self.sql.exec(
                 "INSERT INTO sync_horizon (id, forgotten) VALUES (1, ?) \

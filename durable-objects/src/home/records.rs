@@ -382,14 +382,17 @@ impl<S: Sql> Home<'_, S> {
         let hidden = self
             .sql
             .one(
-                "SELECT 1 FROM records WHERE deleted_at IS NOT NULL AND deleted_at < ? \
-                 AND updated_at > ? LIMIT 1",
+                HIDDEN_TOMBSTONE_SQL,
                 &[unlisted_before.into(), position.into()],
             )
             .map_err(store)?;
         Ok(hidden.is_some())
     }
 }
+
+/// Whether a tombstone deleted before `?1` (no longer listed) was written after position `?2`.
+pub(super) const HIDDEN_TOMBSTONE_SQL: &str = "SELECT 1 FROM records \
+     WHERE deleted_at IS NOT NULL AND deleted_at < ? AND updated_at > ? LIMIT 1";
 
 /// How far a tombstone's `updated_at` may trail past its `deleted_at` (ms): both are the
 /// deletion's time, `updated_at` bumped past the previous write's at most.

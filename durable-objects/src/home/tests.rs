@@ -14,7 +14,7 @@ use shared::ports::VectorEntry;
 use shared::testing::SeqRandom;
 
 use super::sql::{NativeSqlite, Sql};
-use super::{Effects, Home, HomeConfig, Memo, RESERVATION_TTL_MS};
+use super::{Effects, Home, HomeConfig, Memo, PURGE_TOMBSTONES_SQL, RESERVATION_TTL_MS};
 
 const T0: i64 = 1_800_000_000_000;
 /// Tests count quotas in kilobytes: pro has 5 000 bytes of each.
@@ -382,6 +382,41 @@ fn a_new_life_of_the_object_answers_exactly_as_the_old_one_from_storage() {
     // A push after the restart is seen by the same life at once.
     w.set_tier(Tier::Pro, None);
     assert_eq!(w.call(T0, &GetProfile {}).unwrap().tier, Tier::Pro);
+}
+
+/// The stored limiter counter (ns), as the next life of the object will read it.
+fn stored_tat(w: &World) -> Option<i64> {
+    w.sql
+        .one("SELECT CAST(tat AS TEXT) FROM limiter", &[])
+        .unwrap()
+        .map(|r| r.text(0).parse().unwrap())
+}
+
+#[test]
+fn a_large_allowance_is_written_once_per_second_of_it_and_a_new_life_grants_less_than_that_again() {
+    let w = World::new();
+    // A team member: 200 a minute, one unit every 300 ms.
+    w.set_tier(Tier::Team, None);
+    let ms = 1_000_000;
+    for _ in 0..3 {
+        assert!(w.raw(T0, None, true, &Admit {}).0.is_ok());
+    }
+    // Three units are 0.9 s of the allowance: nothing written yet.
+    assert_eq!(stored_tat(&w), None);
+    assert!(w.raw(T0, None, true, &Admit {}).0.is_ok());
+    assert_eq!(stored_tat(&w), Some((T0 + 1_200) * ms));
+    for _ in 0..21 {
+        assert!(w.raw(T0, None, true, &Admit {}).0.is_ok());
+    }
+    // 25 units taken, 24 of them written.
+    assert_eq!(stored_tat(&w), Some((T0 + 7_200) * ms));
+    w.restart();
+    let mut allowed = 0;
+    while w.raw(T0, None, true, &Admit {}).0.is_ok() {
+        allowed += 1;
+    }
+    // Exactly: 175 left. The new life grants one again: under one second's worth (3.3).
+    assert_eq!(allowed, 176);
 }
 
 #[test]
@@ -1282,4 +1317,28 @@ fn a_batch_id_outlives_the_objects_memory_for_a_day_and_holds_nothing_else() {
         home.known_batches(T0 + 5 + BATCH_ID_TTL_MS).unwrap(),
         vec![]
     );
+}
+
+#[test]
+fn tombstone_queries_read_the_tombstone_index_not_the_live_records() {
+    let w = World::on(Tier::Pro);
+    // The schema exists once the object has opened.
+    w.create(T0, "t", 10).unwrap();
+    for sql in [PURGE_TOMBSTONES_SQL, super::records::HIDDEN_TOMBSTONE_SQL] {
+        let plan: Vec<String> = w
+            .sql
+            .exec(
+                &format!("EXPLAIN QUERY PLAN {sql}"),
+                &[0_i64.into(), 1_i64.into()],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.text(3).clone())
+            .collect();
+        assert!(
+            plan.iter().any(|d| d.contains("records_tombstones")),
+            "{sql}: {plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d == "SCAN records"), "{sql}: {plan:?}");
+    }
 }

@@ -83,19 +83,6 @@ pub(crate) async fn mount_cancel(app: &TestApp, sub: &str, failures: u64) {
         .await;
 }
 
-async fn cancellations(app: &TestApp, sub: &str) -> Vec<wiremock::Request> {
-    app.stack
-        .stripe
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| {
-            r.method.as_str() == "DELETE" && r.url.path() == format!("/v1/subscriptions/{sub}")
-        })
-        .collect()
-}
-
 async fn create_record(app: &TestApp, user: &TestUser, bytes: &[u8]) {
     let r = app
         .req(Method::POST, "/storage/records")
@@ -472,7 +459,7 @@ pub async fn deleting_an_account_stops_it_at_once_and_leaves_nothing_of_it_at_re
         401
     );
     // Stripe: one immediate cancellation with its idempotency key.
-    let sent = cancellations(&app, &sub).await;
+    let sent = app.stripe_cancellations(&sub).await;
     assert_eq!(sent.len(), 1, "one cancellation");
     assert_eq!(
         sent[0].headers["idempotency-key"],
@@ -655,7 +642,7 @@ pub async fn a_deletion_interrupted_by_a_failing_stripe_is_finished_by_the_cron(
         state_contains(&app, record.as_bytes()),
         "nothing erased yet"
     );
-    assert_eq!(cancellations(&app, &sub).await.len(), 3);
+    assert_eq!(app.stripe_cancellations(&sub).await.len(), 3);
 
     app.stack.run_cron().await.expect("the cron runs");
     assert!(rows(
@@ -675,7 +662,7 @@ pub async fn a_deletion_interrupted_by_a_failing_stripe_is_finished_by_the_cron(
     )
     .await
     .is_empty());
-    let sent = cancellations(&app, &sub).await;
+    let sent = app.stripe_cancellations(&sub).await;
     assert_eq!(sent.len(), 4, "one more call, which succeeded");
     assert!(sent
         .iter()
@@ -686,7 +673,7 @@ pub async fn a_deletion_interrupted_by_a_failing_stripe_is_finished_by_the_cron(
     );
     // A second run finds nothing to do.
     app.stack.run_cron().await.expect("the cron runs again");
-    assert_eq!(cancellations(&app, &sub).await.len(), 4);
+    assert_eq!(app.stripe_cancellations(&sub).await.len(), 4);
 }
 
 pub async fn wrong_passwords_on_deletion_stop_at_five_and_another_users_token_deletes_nothing(

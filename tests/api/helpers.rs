@@ -170,6 +170,19 @@ pub fn link_token(app: &TestApp, message: &Value, path: &str) -> String {
 }
 
 impl TestApp {
+    /// The cancellations (`DELETE /v1/subscriptions/{sub}`) the scripted Stripe received.
+    pub async fn stripe_cancellations(&self, sub: &str) -> Vec<wiremock::Request> {
+        let path = format!("/v1/subscriptions/{sub}");
+        self.stack
+            .stripe
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.method.as_str() == "DELETE" && r.url.path() == path)
+            .collect()
+    }
+
     /// Verifies `email` with the link of the last verification message sent to it, asking for
     /// another when there is none or it was spent (another test may have raced for it).
     pub async fn verify(&self, email: &str, access_token: &str) {

@@ -80,18 +80,21 @@ pub struct Stack {
     wrangler: Child,
 }
 
-fn repo_root() -> PathBuf {
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ sits in the repo")
         .to_path_buf()
 }
 
-fn free_port() -> Result<u16> {
+/// A loopback port free at the time of asking.
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wrangler_cmd(root: &Path) -> Command {
+/// The repository's own wrangler, run from `root` without metrics or prompts.
+pub fn wrangler_cmd(root: &Path) -> Command {
     let bin = root.join("node_modules/.bin");
     let mut cmd = Command::new(bin.join("wrangler"));
     let path = format!(

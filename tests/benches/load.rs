@@ -5,11 +5,11 @@
 //! times between the other phases, so drift over the run shows.
 //!
 //! One worker, with the limiter **on** (as in production): every request of an authenticated
-//! route takes its unit from the user's home. Each of the [`CONCURRENCY`] clients has its own
-//! team account (1,000 seats: 200,000 requests a minute, so the limiter is paid for but never
-//! refuses). Two phases then spread the same clients over [`MANY_USERS`] distinct users, each
-//! client cycling through its share, to show that throughput does not depend on how many homes
-//! there are. Last, fresh free users each fire 40 requests at once, and exactly 20 must pass and
+//! route takes its unit from the user's home. Each of the [`CONCURRENCY`] clients cycles through
+//! [`USERS_PER_CLIENT`] team accounts of its own, so no user reaches the team's 200 requests a
+//! minute (the limiter is paid for on every request but never refuses). Two phases then spread
+//! the same clients over [`MANY_USERS`] distinct users, each client cycling through its share,
+//! to show that throughput does not depend on how many homes there are. Last, fresh free users each fire 40 requests at once, and exactly 20 must pass and
 //! 20 be refused with 429. Any other non-2xx answer, and any transport error, is an error; the
 //! bench exits non-zero if there is one. Only 127.0.0.1 is contacted; every phase is bounded in
 //! time (about three minutes, plus the worker's start and the users' registration). A phase's
@@ -20,6 +20,14 @@
 //! divided by its requests: what the worker, its Durable Objects and the runtime spent per
 //! request, without the load generator and wrangler's proxy (10 ms clock ticks, so a phase's
 //! total is exact to ±10 ms).
+//!
+//! Then the same kind of clients drive the **floor** (`bench-worker/floor/`): a plain JavaScript
+//! worker with DESIGN.md's hop budget and nothing else — an HS256 check in the worker, one home
+//! Durable Object call per request (admit + reserve, then commit, for a write) with the home's
+//! limiter (200 a minute, written as the home writes it), R2 for the bytes — under its own
+//! `wrangler dev`, against its own `GET /health`: what that hop budget costs on this machine
+//! with no code of ours in the way.
+//! `LOAD_FLOOR=only` runs the floor alone, `LOAD_FLOOR=off` the API alone.
 //!
 //! Run: `scripts/bench.sh` (or `cargo bench -p tests --bench load` with the toolchain set up
 //! and the worker built by `scripts/build-worker.sh`).
@@ -42,9 +50,14 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use harness::{make_team, percentile_ms, Stack};
+use shared::auth::tokens::AccessTokens;
+use shared::domain::{Tier, UserId};
 
 /// Concurrent clients in every throughput phase.
 const CONCURRENCY: usize = 16;
+/// Team accounts each client cycles through: at ~20 requests a second per client, four keep
+/// every user under 200 a minute over the whole run.
+const USERS_PER_CLIENT: usize = 4;
 /// Measured time of a throughput phase.
 const PHASE: Duration = Duration::from_secs(8);
 /// Unmeasured time before it (its errors still count).
@@ -625,8 +638,11 @@ fn shared(base: &str, group: u32) -> Shared {
 async fn throughput_phases(stack: &Stack) -> Vec<Row> {
     script_openai(stack).await;
     let s = Arc::new(shared(&stack.base_url, stack.process_group()));
-    let clients: Vec<Client> =
-        join_all((0..CONCURRENCY).map(|_| team_client(&s.client, &s.base))).await;
+    let clients: Vec<Client> = stream::iter(0..CONCURRENCY * USERS_PER_CLIENT)
+        .map(|_| team_client(&s.client, &s.base))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
     let plan = [
         Op::Health,
         Op::Refresh,
@@ -641,7 +657,10 @@ async fn throughput_phases(stack: &Stack) -> Vec<Row> {
         Op::Chat,
         Op::Health,
     ];
-    let mut groups: Vec<Vec<Client>> = clients.into_iter().map(|c| vec![c]).collect();
+    let mut groups: Vec<Vec<Client>> = (0..CONCURRENCY).map(|_| Vec::new()).collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        groups[i % CONCURRENCY].push(c);
+    }
     let mut rows = Vec::new();
     for op in plan {
         let (name, times) = match op {
@@ -720,7 +739,7 @@ fn print_table(rows: &[Row]) {
     let baseline = health.iter().sum::<f64>() / health.len() as f64;
     println!(
         "load benchmark: {CONCURRENCY} concurrent clients per phase, {}s measured after {}s warm-up \
-         (login {}s after {}s); one worker with the limiter on; each client its own team account, \
+         (login {}s after {}s); one worker with the limiter on; each client {USERS_PER_CLIENT} team accounts of its own, \
          then {MANY_USERS} users spread over the clients; burst: free users ({FREE_LIMIT}/min)",
         PHASE.as_secs(),
         WARMUP.as_secs(),
@@ -843,19 +862,171 @@ fn report_errors(rows: &[Row], log_paths: &[&std::path::Path]) -> usize {
     total
 }
 
+/// The floor worker's `JWT_SECRET` (`bench-worker/floor/wrangler.toml`).
+const FLOOR_SECRET: &[u8] = b"load-floor-secret-load-floor-secret-000";
+
+/// The floor worker under its own `wrangler dev`; its process group is killed when dropped.
+struct Floor {
+    base: String,
+    log_path: std::path::PathBuf,
+    state: std::path::PathBuf,
+    wrangler: std::process::Child,
+}
+
+impl Floor {
+    async fn start() -> anyhow::Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let root = harness::repo_root();
+        let run_dir = root.join("target/e2e");
+        std::fs::create_dir_all(&run_dir)?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let state = run_dir.join(format!("floor-state-{id}"));
+        let log_path = run_dir.join(format!("floor-{id}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let port = harness::free_port()?;
+        let wrangler = harness::wrangler_cmd(&root)
+            .args([
+                "dev",
+                "-c",
+                "bench-worker/floor/wrangler.toml",
+                "--ip",
+                "127.0.0.1",
+            ])
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--inspector-port")
+            .arg(harness::free_port()?.to_string())
+            .arg("--persist-to")
+            .arg(&state)
+            .arg("--show-interactive-dev-session=false")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()?;
+        let floor = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            log_path,
+            state,
+            wrangler,
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let up = client
+                .get(format!("{}/api/v1/health", floor.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                return Ok(floor);
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "the floor worker did not start: see {}",
+                floor.log_path.display()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn process_group(&self) -> u32 {
+        self.wrangler.id()
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.process_group())])
+            .status();
+        let _ = self.wrangler.wait();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// A floor client: a fresh user id and an access token the floor worker accepts.
+fn floor_client(tokens: &AccessTokens) -> Client {
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let user = UserId(uuid::Uuid::new_v4());
+    let access = tokens
+        .issue(user, Tier::Team, uuid::Uuid::nil(), uuid::Uuid::nil(), now)
+        .expect("a floor token")
+        .token;
+    Client {
+        email: String::new(),
+        access,
+        refresh: String::new(),
+        records: Vec::new(),
+        cursor: 0,
+        seq: 0,
+    }
+}
+
+/// The floor's phases: the routes with a target, `/health` between them.
+async fn floor_phases(floor: &Floor) -> Vec<Row> {
+    let s = Arc::new(shared(&floor.base, floor.process_group()));
+    let tokens = AccessTokens::new(FLOOR_SECRET, 3600);
+    let mut groups: Vec<Vec<Client>> = (0..CONCURRENCY)
+        .map(|_| {
+            (0..USERS_PER_CLIENT)
+                .map(|_| floor_client(&tokens))
+                .collect()
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for op in [
+        Op::Health,
+        Op::Me,
+        Op::Health,
+        Op::Create,
+        Op::Get,
+        Op::Update,
+        Op::Health,
+    ] {
+        let name = format!("floor: {}", op.label());
+        let (back, row) = phase(&s, groups, op, name, (PHASE, WARMUP)).await;
+        groups = back;
+        rows.push(row);
+    }
+    rows
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let mode = std::env::var("LOAD_FLOOR").unwrap_or_default();
     let errors = rt.block_on(async {
-        let stack = Stack::start().await.expect("the worker starts");
-        let mut rows = throughput_phases(&stack).await;
-        rows.push(burst_phase(&stack).await);
-        print_table(&rows);
-        print_machine();
-        report_errors(&rows, &[&stack.log_path])
+        let mut errors = 0;
+        if mode != "only" {
+            let stack = Stack::start().await.expect("the worker starts");
+            let mut rows = throughput_phases(&stack).await;
+            rows.push(burst_phase(&stack).await);
+            print_table(&rows);
+            print_machine();
+            errors += report_errors(&rows, &[&stack.log_path]);
+        }
+        if mode != "off" {
+            let floor = Floor::start().await.expect("the floor worker starts");
+            let rows = floor_phases(&floor).await;
+            println!();
+            println!(
+                "floor: bench-worker/floor (JavaScript, the same hop budget), ratios to its own \
+                 GET /health"
+            );
+            print_table(&rows);
+            errors += report_errors(&rows, &[&floor.log_path]);
+        }
+        errors
     });
     drop(rt);
     if errors > 0 {

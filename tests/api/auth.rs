@@ -458,6 +458,65 @@ pub async fn repeated_failures_throttle_the_client_ip(app: TestApp) {
     );
 }
 
+/// An address in a fresh documentation /64 (RFC 3849), and a function of the interface id
+/// giving every address of that /64.
+fn ipv6_network() -> impl Fn(u16) -> String {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    let prefix = format!(
+        "2001:db8:{:x}:{:x}",
+        u16::from_be_bytes([b[0], b[1]]),
+        u16::from_be_bytes([b[2], b[3]])
+    );
+    move |host| format!("{prefix}:{host:x}:0:0:1")
+}
+
+pub async fn failures_from_one_ipv6_64_share_one_client_throttle(app: TestApp) {
+    // An IPv6 client holds a whole /64: each failure from another address in it still counts
+    // against the same 50 per 15 minutes.
+    let addr = ipv6_network();
+    let started = Instant::now();
+    let mut failures = 0u16;
+    let refused = loop {
+        let r = login(
+            &app,
+            &unique_email("spray6"),
+            "wrong password",
+            &addr(failures),
+        )
+        .await;
+        if r.status() == 429 {
+            break r;
+        }
+        assert_eq!(r.status(), 401);
+        failures += 1;
+        assert!(failures <= 80, "never throttled");
+    };
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_error(refused, 429, "rate_limited").await;
+    let regained = u16::try_from(started.elapsed().as_secs() / 18 + 1).unwrap();
+    assert!(
+        (50..=50 + regained).contains(&failures),
+        "{failures} failures before the first 429 ({regained} units regained)"
+    );
+    // The right password from yet another address of that /64 is refused; another /64 is fine.
+    let user = app.register("ipv6-victim").await;
+    if retry >= 3 {
+        let r = login(&app, &user.email, &user.password, &addr(999)).await;
+        assert_error(r, 429, "rate_limited").await;
+    }
+    let elsewhere = ipv6_network();
+    assert_eq!(
+        login(&app, &user.email, &user.password, &elsewhere(1))
+            .await
+            .status(),
+        200
+    );
+}
+
 pub async fn ws_tickets_are_issued_for_thirty_seconds(app: TestApp) {
     let user = app.register("ticket").await;
     let before = i64::try_from(now_secs() * 1000).unwrap();

@@ -158,6 +158,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         auth::logout_revokes_one_session_and_logout_all_every_session,
         auth::repeated_failures_throttle_the_account_from_that_address,
         auth::repeated_failures_throttle_the_client_ip,
+        auth::failures_from_one_ipv6_64_share_one_client_throttle,
         auth::ws_tickets_are_issued_for_thirty_seconds,
         auth::passwords_and_tokens_never_reach_the_logs,
         billing::checkout_creates_the_right_stripe_session,

@@ -19,6 +19,10 @@ echo "==> cargo clippy (native)" >&2
 cargo clippy --workspace --exclude workers --exclude bench-worker --all-targets --features tests/e2e -q -- -D warnings
 echo "==> cargo clippy (wasm32)" >&2
 cargo clippy -p workers -p durable-objects -p bench-worker -p dcpe-wasm --target wasm32-unknown-unknown -q -- -D warnings
+echo "==> cargo doc: no broken or private links (the workers cdylib documents its private items)" >&2
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p shared -p durable-objects
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p workers --document-private-items \
+    --target wasm32-unknown-unknown
 echo "==> shared/ stays platform-free" >&2
 if cargo tree -p shared -e normal --prefix none | grep -Eq '^(worker|wasm-bindgen|js-sys) '; then
     echo "shared depends on a platform crate:" >&2

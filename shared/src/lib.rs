@@ -3,7 +3,8 @@
 //! Everything that can be decided without a platform lives here and is tested natively: the
 //! wire types ([`api`]), domain values ([`domain`]), the one error enum ([`error`]), typed
 //! configuration ([`config`]), CORS and body-parsing rules, rate-limit arithmetic, the ports the
-//! platform must provide ([`ports`]) and the services built on them ([`services`]). This crate
+//! platform must provide ([`ports`]) and the services built on them (one module per feature:
+//! [`auth`], [`accounts`], [`backup`], [`storage`], [`chat`], [`marketplace`], …). This crate
 //! never depends on `worker` or `wasm-bindgen`; the `workers` crate adapts it to Cloudflare.
 #![deny(missing_docs)]
 

@@ -1,8 +1,8 @@
 //! Ports: the capabilities the core needs from the platform, one trait each.
 //!
 //! Adapters live in `workers/src/adapters` (D1, R2, Durable Objects, fetch); in-memory fakes live
-//! in [`crate::testing`]. Futures are `?Send` because the platform's futures hold JS values and
-//! Workers run on one thread. Port errors speak domain words ([`StoreError`],
+//! in `crate::testing` (tests and feature `test-utils`). Futures are `?Send` because the platform's
+//! futures hold JS values and Workers run on one thread. Port errors speak domain words ([`StoreError`],
 //! [`UpstreamError`]), never platform types.
 
 use std::pin::Pin;

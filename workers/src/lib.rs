@@ -7,6 +7,10 @@
 //! fetch). The `UserHome` Durable Object class ([`home`]) needs the worker's adapters and lives
 //! here over the natively tested logic of the `durable-objects` crate, whose `RateLimiter`
 //! class is re-exported so the runtime finds it.
+//!
+//! A cdylib has no public Rust API: its documentation is the private items'
+//! (`cargo doc -p workers --document-private-items`), which the links above point at.
+#![allow(rustdoc::private_intra_doc_links)]
 
 mod adapters;
 mod app;

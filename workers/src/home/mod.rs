@@ -3,7 +3,7 @@
 //! the object's SQLite storage. This class moves messages between the worker, the logic and
 //! the user's WebSockets:
 //!
-//! - `POST /call`: one [`HomeRequest`] → [`HomeResponse`]. Before a user's call, the copy of
+//! - `POST /call`: one [`HomeRequest`] → [`HomeResponse`](shared::home::HomeResponse). Before a user's call, the copy of
 //!   the account is loaded from D1 when missing or older than a minute (the only D1 statement a
 //!   home ever runs on a request's path, and rare: an active user's copy is refreshed by the
 //!   alarm before it gets old).

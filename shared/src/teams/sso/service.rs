@@ -344,7 +344,7 @@ impl SsoService<'_> {
     /// domain.
     ///
     /// # Errors
-    /// 429 past [`SSO_START_RULE`] for the client address; 404 when no team claims the
+    /// 429 past `SSO_START_RULE` for the client address; 404 when no team claims the
     /// address's domain.
     pub async fn start(&self, email: &Email, client_ip: Option<&str>) -> Result<String, AppError> {
         // Each start stores a sign-in, so the unit is taken before anything is read or written.

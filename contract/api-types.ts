@@ -3295,7 +3295,7 @@ export type components = {
          * @description A kind of security event.
          * @enum {string}
          */
-        SecurityEventKind: "login_succeeded" | "login_failed" | "password_changed" | "password_reset" | "mfa_enabled" | "mfa_disabled" | "recovery_code_used" | "session_revoked" | "email_verified" | "export" | "deletion_requested";
+        SecurityEventKind: "login_succeeded" | "login_failed" | "password_changed" | "password_reset" | "mfa_enabled" | "mfa_disabled" | "recovery_code_used" | "session_revoked" | "email_verified" | "export" | "deletion_requested" | "sso_configured" | "sso_removed";
         /** @description `GET /auth/events`. */
         SecurityEvents: {
             /** @description The newest 100 events, newest first. */

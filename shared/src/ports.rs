@@ -335,6 +335,11 @@ pub enum SecurityEventKind {
     Export,
     /// The account's deletion was requested.
     DeletionRequested,
+    /// Single sign-on of the account's team was set or changed (by this account, or by an
+    /// admin of the team this account owns).
+    SsoConfigured,
+    /// Single sign-on of the account's team was removed (likewise).
+    SsoRemoved,
 }
 
 impl SecurityEventKind {
@@ -352,6 +357,8 @@ impl SecurityEventKind {
             Self::EmailVerified => "email_verified",
             Self::Export => "export",
             Self::DeletionRequested => "deletion_requested",
+            Self::SsoConfigured => "sso_configured",
+            Self::SsoRemoved => "sso_removed",
         }
     }
 
@@ -369,6 +376,8 @@ impl SecurityEventKind {
             Self::EmailVerified,
             Self::Export,
             Self::DeletionRequested,
+            Self::SsoConfigured,
+            Self::SsoRemoved,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -88,6 +88,7 @@ fn all_tests() -> Vec<(&'static str, TestFn)> {
         sso::a_team_member_signs_in_through_the_teams_identity_provider_and_every_attack_fails,
         sso::a_team_that_requires_sso_refuses_password_login_at_its_domains,
         sso::only_the_owner_or_an_admin_of_a_live_team_configures_sso,
+        sso::an_sso_change_by_an_admin_is_in_the_security_log_of_the_admin_and_the_owner,
         sso::sign_in_starts_are_throttled_per_client_address_before_anything_is_stored,
         sso::the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones,
         sso::two_sign_ins_racing_for_the_last_seat_make_one_member,

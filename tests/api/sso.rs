@@ -621,6 +621,103 @@ pub async fn only_the_owner_or_an_admin_of_a_live_team_configures_sso(app: TestA
     start(&app, &format!("bob@{domain}")).await;
 }
 
+/// The kinds (and device names) of `user`'s security log, newest first.
+async fn security_log(app: &TestApp, user: &crate::helpers::TestUser) -> Vec<(String, Value)> {
+    let r = app.get_auth("/auth/events", &user.access_token).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let log: Value = r.json().await.unwrap();
+    log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["device_name"].clone(),
+            )
+        })
+        .filter(|(k, _)| k.starts_with("sso_"))
+        .collect()
+}
+
+pub async fn an_sso_change_by_an_admin_is_in_the_security_log_of_the_admin_and_the_owner(
+    app: TestApp,
+) {
+    let t = team(&app, 3).await;
+    let admin = verified(&app, "sso-log-admin").await;
+    crate::teams::join(&app, &t, &admin).await;
+    let r = app
+        .req(
+            Method::PUT,
+            &format!(
+                "/teams/{}/members/{}",
+                t.id,
+                crate::helpers::user_id_of(&admin)
+            ),
+        )
+        .bearer_auth(&t.owner.access_token)
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let member = verified(&app, "sso-log-member").await;
+    crate::teams::join(&app, &t, &member).await;
+    let idp = Idp::start(vec![jwk(key_a(), "a")]).await;
+    let domain = format!("log-{}.example.com", uuid::Uuid::new_v4().simple());
+    let sso = format!("/teams/{}/sso", t.id);
+    let config = json!({"issuer": idp.issuer(), "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "domains": [domain]});
+
+    // A member's refused attempt leaves nothing anywhere.
+    let r = app
+        .req(Method::PUT, &sso)
+        .bearer_auth(&member.access_token)
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, "forbidden").await;
+    assert!(security_log(&app, &t.owner).await.is_empty());
+    assert!(security_log(&app, &member).await.is_empty());
+
+    let r = app
+        .req(Method::PUT, &sso)
+        .bearer_auth(&admin.access_token)
+        .header("X-Device-Name", "Admin laptop")
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .req(Method::DELETE, &sso)
+        .bearer_auth(&admin.access_token)
+        .header("X-Device-Name", "Admin laptop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let laptop = json!("Admin laptop");
+    assert_eq!(
+        security_log(&app, &admin).await,
+        vec![
+            ("sso_removed".to_owned(), laptop.clone()),
+            ("sso_configured".to_owned(), laptop)
+        ]
+    );
+    // The owner learns of both, without the admin's device.
+    assert_eq!(
+        security_log(&app, &t.owner).await,
+        vec![
+            ("sso_removed".to_owned(), Value::Null),
+            ("sso_configured".to_owned(), Value::Null)
+        ]
+    );
+    assert!(security_log(&app, &member).await.is_empty());
+}
+
 /// SSO housekeeping: the cron forgets expired sign-ins and one-time codes, never live ones.
 pub async fn the_cron_forgets_expired_sso_sign_ins_and_codes_but_not_live_ones(_app: TestApp) {
     use crate::housekeeping::{count, cron, d1, stack};

@@ -22,10 +22,11 @@ pub async fn configure(mut ctx: Ctx) -> AppResult<Response> {
         body.required,
         ctx.app.config().env == shared::config::Environment::Dev,
     )?;
+    let meta = ctx.client_meta()?;
     let parts = ctx.app.sso(ctx.base_url()?)?;
     let saved = parts
         .service()
-        .configure(user, ctx.param("id"), settings)
+        .configure(user, ctx.param("id"), settings, &meta)
         .await?;
     json(200, &view_of(saved))
 }
@@ -51,8 +52,9 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
 /// `DELETE /teams/{id}/sso` → `{ok: true}`; the domains are released.
 pub async fn remove(ctx: Ctx) -> AppResult<Response> {
     let user = ctx.caller()?.user_id;
+    let meta = ctx.client_meta()?;
     let parts = ctx.app.sso(ctx.base_url()?)?;
-    parts.service().remove(user, ctx.param("id")).await?;
+    parts.service().remove(user, ctx.param("id"), &meta).await?;
     json(200, &shared::api::Ok::YES)
 }
 
@@ -107,10 +109,7 @@ pub async fn redeem(mut ctx: Ctx) -> AppResult<Response> {
             "must be 1 to 128 characters",
         )]));
     }
-    let meta = shared::accounts::ClientMeta {
-        ip: ctx.client_ip(),
-        device: ctx.device()?,
-    };
+    let meta = ctx.client_meta()?;
     let parts = ctx.app.sso(ctx.base_url()?)?;
     let tokens = parts.service().redeem(&body.code, meta).await?;
     json(200, &tokens)

@@ -12,7 +12,7 @@ use crate::auth::AuthService;
 use crate::domain::{Email, UserId};
 use crate::error::{AppError, FieldError};
 use crate::oidc::{verify_id_token, Expected, IdTokenError, Jwks};
-use crate::ports::{HttpClient, HttpRequest, StoreError, TeamStore};
+use crate::ports::{HttpClient, HttpRequest, SecurityEventKind, StoreError, TeamStore};
 use crate::teams::TeamRole;
 
 /// Deadline of one call to the identity provider (ms).
@@ -246,6 +246,7 @@ impl SsoService<'_> {
         user: UserId,
         team_id: &str,
         settings: SsoSettings,
+        meta: &crate::accounts::ClientMeta,
     ) -> Result<SsoConfig, AppError> {
         let team = self.managed_team(user, team_id).await?;
         let now = self.auth.clock.now_ms();
@@ -288,6 +289,8 @@ impl SsoService<'_> {
         match self.store.save(&config, now).await? {
             SaveOutcome::Saved => {
                 tracing::info!(user_id = %user, team_id = %team.id, domains = config.domains.len(), "team SSO configured");
+                self.record(user, &team, SecurityEventKind::SsoConfigured, meta, now)
+                    .await;
                 Ok(config)
             }
             SaveOutcome::DomainTaken(_) => {
@@ -331,13 +334,39 @@ impl SsoService<'_> {
     ///
     /// # Errors
     /// 404 outside the team or when none is configured; 403 for a member.
-    pub async fn remove(&self, user: UserId, team_id: &str) -> Result<(), AppError> {
+    pub async fn remove(
+        &self,
+        user: UserId,
+        team_id: &str,
+        meta: &crate::accounts::ClientMeta,
+    ) -> Result<(), AppError> {
         let team = self.managed_team(user, team_id).await?;
         if !self.store.delete(team.id).await? {
             return Err(AppError::NotFound);
         }
         tracing::info!(user_id = %user, team_id = %team.id, "team SSO removed");
+        let now = self.auth.clock.now_ms();
+        self.record(user, &team, SecurityEventKind::SsoRemoved, meta, now)
+            .await;
         Ok(())
+    }
+
+    /// Notes an SSO change in the security log of whoever made it and of the team's owner
+    /// (who decides who signs in for every member): the owner's entry carries no device or
+    /// network of an admin's.
+    async fn record(
+        &self,
+        actor: UserId,
+        team: &crate::teams::TeamRow,
+        kind: SecurityEventKind,
+        meta: &crate::accounts::ClientMeta,
+        now: i64,
+    ) {
+        crate::accounts::record_event(self.auth.events, actor, kind, meta, now).await;
+        if team.owner != actor {
+            let none = crate::accounts::ClientMeta::default();
+            crate::accounts::record_event(self.auth.events, team.owner, kind, &none, now).await;
+        }
     }
 
     /// `GET /auth/sso/start?email=…`: the authorization URL of the team claiming the address's
@@ -591,7 +620,7 @@ impl SsoService<'_> {
             crate::accounts::record_event(
                 self.auth.events,
                 account.id,
-                crate::ports::SecurityEventKind::LoginSucceeded,
+                SecurityEventKind::LoginSucceeded,
                 &meta,
                 now,
             )

@@ -619,6 +619,18 @@ pub async fn only_the_owner_or_an_admin_of_a_live_team_configures_sso(app: TestA
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "the released domain is free");
     start(&app, &format!("bob@{domain}")).await;
+    // Only the changes made are logged, once each for an owner who made them; the refused
+    // attempts (403, 409) left nothing.
+    let kinds = |log: Vec<(String, Value)>| log.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(
+        kinds(security_log(&app, &t.owner).await),
+        ["sso_removed", "sso_configured"]
+    );
+    assert_eq!(
+        kinds(security_log(&app, &other.owner).await),
+        ["sso_configured"]
+    );
+    assert!(security_log(&app, &member).await.is_empty());
 }
 
 /// The kinds (and device names) of `user`'s security log, newest first.

@@ -4,17 +4,18 @@
 //! since the local proxy and this machine dominate absolute numbers. `/health` runs several
 //! times between the other phases, so drift over the run shows.
 //!
-//! One worker, with the limiter **on** (as in production): every request of an authenticated
-//! route takes its unit from the user's home. Each of the [`CONCURRENCY`] clients cycles through
+//! One worker, with the limiter **on** (as in production): every request of an authenticated route
+//! takes its unit from the user's home. Each of the [`CONCURRENCY`] clients cycles through
 //! [`USERS_PER_CLIENT`] team accounts of its own, so no user reaches the team's 200 requests a
-//! minute (the limiter is paid for on every request but never refuses). Two phases then spread
-//! the same clients over [`MANY_USERS`] distinct users, each client cycling through its share,
-//! to show that throughput does not depend on how many homes there are. Last, fresh free users each fire 40 requests at once, and exactly 20 must pass and
-//! 20 be refused with 429. Any other non-2xx answer, and any transport error, is an error; the
-//! bench exits non-zero if there is one. Only 127.0.0.1 is contacted; every phase is bounded in
-//! time (about three minutes, plus the worker's start and the users' registration). A phase's
-//! req/s is the requests its clients started before its deadline over the time until the last of
-//! them finished; its p50/p99 are over those requests.
+//! minute (the limiter is paid for on every request but never refuses). Two phases then spread the
+//! same clients over [`MANY_USERS`] distinct users, each client cycling through its share, to show
+//! that throughput does not depend on how many homes there are. Last, fresh free users each fire
+//! 40 requests at once, and exactly 20 must pass and 20 be refused with 429. Any other non-2xx
+//! answer, and any transport error, is an error; the bench exits non-zero if there is one. Only
+//! 127.0.0.1 is contacted; every phase is bounded in time (about three minutes, plus the worker's
+//! start and the users' registration). A phase's req/s is the requests its clients started before
+//! its deadline over the time until the last of them finished; its p50/p99 are over those
+//! requests.
 //!
 //! The CPU column is workerd's own CPU time (user + system, from `/proc`) over the measured phase
 //! divided by its requests: what the worker, its Durable Objects and the runtime spent per
